@@ -1,0 +1,116 @@
+"""Configuration of the post-processor, the journal, the publisher and the metrics endpoint."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AlarmThresholds(StrictModel):
+    """Hysteresis and duration rules that turn per-sample probability into alarm events."""
+
+    tau_on: float = Field(0.8, gt=0, lt=1, description="Probability above which an event may start.")
+    tau_off: float = Field(0.5, gt=0, lt=1, description="Probability below which an event may end; <= tau_on.")
+    min_duration_s: float = Field(
+        10.0, ge=0, description="Time above tau_on before an onset is raised (10 s: the usual shortest "
+        "electrographic seizure)."
+    )
+    merge_gap_s: float = Field(
+        30.0, ge=0, description="A dip below tau_off shorter than this does not end the event."
+    )
+    max_duration_s: float = Field(
+        600.0, gt=0, description="An event longer than this is closed and a new one may start (status "
+        "epilepticus is re-announced rather than silent)."
+    )
+    refractory_s: float = Field(
+        60.0, ge=0, description="After an offset no new onset is raised for this long (limits alarm storms)."
+    )
+
+    @model_validator(mode="after")
+    def _check_order(self) -> AlarmThresholds:
+        if self.tau_off > self.tau_on:
+            raise ValueError(f"tau_off must be <= tau_on (found tau_off={self.tau_off}, tau_on={self.tau_on})")
+        return self
+
+
+class JournalConfig(StrictModel):
+    """Durable local store of every event, written before publication."""
+
+    path: Path = Field(Path("ictal-journal.sqlite3"), description="SQLite file (WAL, synchronous=FULL).")
+    retention_days: float = Field(
+        30.0, gt=0, description="Events older than this are pruned; 30 days covers a long ICU stay."
+    )
+
+
+class CurveConfig(StrictModel):
+    """ZeroMQ CURVE keys (files written by zmq.auth.create_certificates)."""
+
+    server_secret_file: Path = Field(description="Server secret certificate file.")
+    authorized_clients_dir: Path | None = Field(
+        None, description="Directory of client public certificates allowed to connect; None allows any "
+        "client that knows the server key."
+    )
+
+
+def _is_loopback(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PublisherConfig(StrictModel):
+    """ZeroMQ endpoints: live PUB stream and journal catch-up REQ/REP."""
+
+    pub_endpoint: str = Field("tcp://127.0.0.1:5556", description="PUB socket; loopback by default.")
+    catchup_endpoint: str = Field("tcp://127.0.0.1:5557", description="REP socket serving the journal.")
+    heartbeat_s: float = Field(
+        5.0, gt=0, description="Heartbeat period: a subscriber that hears nothing for 3 periods knows "
+        "the daemon is gone."
+    )
+    curve: CurveConfig | None = Field(None, description="CURVE authentication; required off loopback.")
+
+    @model_validator(mode="after")
+    def _refuse_open_bind(self) -> PublisherConfig:
+        for name in ("pub_endpoint", "catchup_endpoint"):
+            endpoint = getattr(self, name)
+            if not _is_loopback(endpoint) and self.curve is None:
+                raise ValueError(
+                    f"{name} {endpoint!r} is not a loopback address and no curve keys are configured; "
+                    "alarm sockets off loopback require CURVE authentication"
+                )
+        return self
+
+
+class MetricsConfig(StrictModel):
+    """Prometheus metrics endpoint (read-only HTTP)."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(9108, ge=0, le=65535, description="HTTP port for /metrics.")
+    alarm_rate_window_h: float = Field(24.0, gt=0, description="Rolling window of the alarm-rate gauge.")
+
+
+class AlarmsConfig(StrictModel):
+    """Everything the alarms package needs in the daemon."""
+
+    thresholds: AlarmThresholds = Field(default_factory=AlarmThresholds)
+    thresholds_file: Path | None = Field(
+        None, description="Thresholds written by `ictal tune`; when set it overrides `thresholds`."
+    )
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    publisher: PublisherConfig = Field(default_factory=PublisherConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)

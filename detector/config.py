@@ -1,0 +1,101 @@
+"""Configuration of the signal front-end and of the model (pydantic models, validated from YAML)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, fields are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FrontendConfig(StrictModel):
+    """The signal front-end shared by the daemon and training.
+
+    A checkpoint records the front-end config it was trained with; the daemon refuses to run a
+    checkpoint through a different one.
+    """
+
+    fs_hz: Literal[256] = Field(256, description="Detector sampling rate; the model is built for 256 Hz.")
+    bandpass_hz: tuple[float, float] = Field(
+        (0.5, 120.0),
+        description="Butterworth band-pass edges in Hz: 0.5 Hz removes electrode drift, 120 Hz keeps "
+        "fast ictal activity below the 128 Hz Nyquist limit.",
+    )
+    bandpass_order: int = Field(4, ge=1, le=8, description="Butterworth order (per edge), as SOS sections.")
+    notch_hz: float | None = Field(
+        60.0,
+        description="Mains notch frequency: 60 Hz in the Americas, 50 Hz in Europe/Asia; null disables "
+        "it (only where the amplifier already removes mains).",
+    )
+    notch_q: float = Field(30.0, gt=0, description="Quality factor of the notch (bandwidth = f0 / Q).")
+    normalisation: Literal["window_robust", "running"] = Field(
+        "window_robust",
+        description="window_robust: per-channel median/IQR over the scored 60 s window (identical in "
+        "streaming and training by construction); running: exponentially-weighted running statistics.",
+    )
+    clip_sigma: float = Field(20.0, gt=0, description="Normalised samples are clipped to +/- this value.")
+    repair_missing: list[Literal["Fz", "Cz", "Pz"]] = Field(
+        default_factory=list,
+        description="Midline channels that may be interpolated from their neighbours when missing. "
+        "Empty by default: a missing channel is an error unless the site allows a repair.",
+    )
+
+    @model_validator(mode="after")
+    def _check_band(self) -> FrontendConfig:
+        low, high = self.bandpass_hz
+        if not 0 < low < high < self.fs_hz / 2:
+            raise ValueError(
+                f"bandpass_hz must satisfy 0 < low < high < {self.fs_hz / 2} Hz (found {low}, {high})"
+            )
+        if self.notch_hz is not None and not 0 < self.notch_hz < self.fs_hz / 2:
+            raise ValueError(f"notch_hz must lie in (0, {self.fs_hz / 2}) Hz (found {self.notch_hz})")
+        return self
+
+
+Stack = Literal["bimamba2", "gated_deltanet"]
+Backend = Literal["auto", "fused", "reference"]
+
+
+class StackConfig(StrictModel):
+    """One bidirectional sequence-model stack (node or edge stream)."""
+
+    n_layers: int = Field(2, ge=1, description="Number of bidirectional blocks.")
+    d_model: int = Field(32, ge=4, description="Width of the stream.")
+    d_state: int = Field(16, ge=1, description="SSM state size (Mamba2) / key dim per head (DeltaNet).")
+    n_heads: int = Field(2, ge=1, description="Heads of the sequence mixer.")
+    expand: int = Field(2, ge=1, description="Inner expansion factor of each block.")
+    chunk_size: int = Field(64, ge=8, description="Chunk length of the chunked scans (samples at /16 rate).")
+
+
+class ModelConfig(StrictModel):
+    """Time-then-graph detector: TCN encoder, node and edge streams, dynamic graph, decoder."""
+
+    kind: Literal["model"] = "model"
+    name: str = Field("tiny", description="Preset name recorded in checkpoints.")
+    stack: Stack = Field("bimamba2", description="Sequence model of both streams.")
+    backend: Backend = Field(
+        "auto", description="auto: fused kernels on CUDA when installed, else the reference PyTorch code."
+    )
+    n_chans: int = Field(19, description="Input channels (canonical montage).")
+    n_times: int = Field(15360, description="Samples per window (60 s at 256 Hz).")
+    sfreq: float = Field(256.0, description="Sampling rate in Hz.")
+    tcn_widths: list[int] = Field(default_factory=lambda: [32, 48, 64, 64], description="TCN stage widths.")
+    tcn_kernel: int = Field(7, ge=3, description="TCN kernel size (odd).")
+    tcn_dilations: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128],
+        description="Dilations of the residual blocks (samples at the stage's rate).",
+    )
+    downsample: Literal[16] = Field(16, description="Total temporal downsampling of the encoder.")
+    d_electrode: int = Field(16, ge=4, description="Per-electrode feature width after projection.")
+    node_stack: StackConfig = Field(default_factory=StackConfig)
+    edge_stack: StackConfig = Field(default_factory=lambda: StackConfig(n_layers=1, d_model=8))
+    top_k: int = Field(3, ge=1, le=18, description="Strongest edges kept per node in the dynamic adjacency.")
+    lpe_k: int = Field(8, ge=1, le=18, description="Laplacian eigenvectors of the positional encoding.")
+    gnn_alpha: float = Field(0.05, ge=0, le=1, description="SSGConv teleport probability.")
+    gnn_k: int = Field(2, ge=1, description="SSGConv propagation steps.")
+    dropout: float = Field(0.1, ge=0, lt=1)

@@ -1,0 +1,7 @@
+"""`python -m ictal` (also what `torchrun -m ictal train ...` runs)."""
+
+import sys
+
+from ictal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""Subcommands of `ictal`. Each module has ``register(subparsers)`` that sets ``func`` on its parser."""
+
+from ictal.commands import (
+    alarms,
+    bench,
+    config,
+    demo,
+    doctor,
+    evaluate,
+    replay,
+    score,
+    serve,
+    train,
+    tune,
+)
+
+COMMAND_MODULES = (serve, replay, demo, alarms, train, evaluate, score, tune, bench, doctor, config)

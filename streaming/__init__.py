@@ -1,0 +1,1 @@
+"""Time: sources (LSL inlet, EDF replay), the ring buffer, the window scheduler and the daemon loop."""

@@ -1,0 +1,94 @@
+"""Configuration of sources, beds, the window scheduler and the daemon (the `kind: daemon` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from alarms.config import AlarmsConfig
+from detector.config import FrontendConfig
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LslSourceConfig(StrictModel):
+    """An LSL inlet resolved by name, type and/or source id."""
+
+    type: Literal["lsl"] = "lsl"
+    name: str | None = Field(None, description="LSL stream name to resolve (e.g. the amplifier's).")
+    stream_type: str = Field("EEG", description="LSL stream type to resolve.")
+    source_id: str | None = Field(None, description="LSL source_id; the most specific way to pick a device.")
+    resolve_timeout_s: float = Field(5.0, gt=0, description="How long one resolve attempt waits.")
+    reconnect_s: float = Field(2.0, gt=0, description="Pause between reconnect attempts after a loss.")
+
+    @model_validator(mode="after")
+    def _needs_selector(self) -> LslSourceConfig:
+        if self.name is None and self.source_id is None:
+            raise ValueError("an lsl source needs `name` or `source_id` (a bare type could pick another bed)")
+        return self
+
+
+class EdfSourceConfig(StrictModel):
+    """Replay of an EDF/EDF+ file, paced in real time or faster."""
+
+    type: Literal["edf"] = "edf"
+    path: Path = Field(description="EDF or EDF+ file.")
+    speed: float = Field(1.0, ge=0, description="Pacing factor: 1 = real time, 0 = as fast as possible.")
+    loop: bool = Field(False, description="Start again at the end of the file.")
+    chunk_s: float = Field(0.25, gt=0, description="Seconds of signal per emitted chunk.")
+
+
+SourceConfig = Annotated[LslSourceConfig | EdfSourceConfig, Field(discriminator="type")]
+
+
+class BedConfig(StrictModel):
+    """One bed: an id and the source of its EEG."""
+
+    bed_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Used in topics, metrics and events.")
+    source: SourceConfig
+
+
+class SchedulerConfig(StrictModel):
+    """When windows are scored."""
+
+    hop_s: float = Field(
+        4.0, gt=0, le=60,
+        description="Seconds between scored windows. 4 s keeps onset latency well under the 10 s "
+        "minimum event duration while letting one CPU serve 32 beds with the tiny preset.",
+    )
+    ring_s: float = Field(120.0, ge=60, description="Seconds of signal kept per bed (>= one window).")
+
+
+class DetectorRuntimeConfig(StrictModel):
+    """Which checkpoint runs, where."""
+
+    checkpoint: Path = Field(Path("checkpoints/demo"), description="Checkpoint directory (safetensors + JSON).")
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device string.")
+    backend: Literal["auto", "fused", "reference"] = Field("auto", description="Stack backend override.")
+    max_batch: int = Field(32, ge=1, description="Most windows scored in one forward pass.")
+
+
+class DaemonConfig(StrictModel):
+    """The daemon's file (`configs/daemon.yaml`)."""
+
+    kind: Literal["daemon"] = "daemon"
+    beds: list[BedConfig] = Field(default_factory=list, description="Beds served by this process.")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    frontend: FrontendConfig = Field(default_factory=FrontendConfig)
+    detector: DetectorRuntimeConfig = Field(default_factory=DetectorRuntimeConfig)
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _unique_beds(self) -> DaemonConfig:
+        ids = [bed.bed_id for bed in self.beds]
+        duplicates = sorted({b for b in ids if ids.count(b) > 1})
+        if duplicates:
+            raise ValueError(f"bed_id must be unique (repeated: {', '.join(duplicates)})")
+        return self

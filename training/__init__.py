@@ -1,0 +1,1 @@
+"""Offline work: datasets, preprocessing cache, training, scoring, evaluation and threshold tuning."""
