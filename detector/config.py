@@ -62,14 +62,34 @@ Backend = Literal["auto", "fused", "reference"]
 
 
 class StackConfig(StrictModel):
-    """One bidirectional sequence-model stack (node or edge stream)."""
+    """One bidirectional sequence-model stack (node or edge stream).
+
+    Mamba2 mixers get ``mamba_ssm.Mamba2(d_model, d_state, d_conv, expand, headdim=expand * d_model //
+    n_heads, ngroups=1, chunk_size)``; Gated DeltaNet mixers get ``fla.layers.GatedDeltaNet(hidden_size=
+    d_model, num_heads=n_heads, head_dim=d_state, expand_v=expand, conv_size=d_conv)``.
+    """
 
     n_layers: int = Field(2, ge=1, description="Number of bidirectional blocks.")
     d_model: int = Field(32, ge=4, description="Width of the stream.")
     d_state: int = Field(16, ge=1, description="SSM state size (Mamba2) / key dim per head (DeltaNet).")
     n_heads: int = Field(2, ge=1, description="Heads of the sequence mixer.")
-    expand: int = Field(2, ge=1, description="Inner expansion factor of each block.")
+    expand: int = Field(
+        2, ge=1, description="Inner expansion factor: Mamba2 inner width / d_model; DeltaNet value / key head dim."
+    )
     chunk_size: int = Field(64, ge=8, description="Chunk length of the chunked scans (samples at /16 rate).")
+    d_conv: int = Field(
+        4, ge=2, le=4, description="Kernel of the short causal convolutions (4, as upstream; the fused "
+        "causal-conv1d kernels support 2 to 4)."
+    )
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> StackConfig:
+        if (self.expand * self.d_model) % self.n_heads:
+            raise ValueError(
+                f"expand * d_model = {self.expand * self.d_model} must be divisible by n_heads "
+                f"(found n_heads={self.n_heads})"
+            )
+        return self
 
 
 class ModelConfig(StrictModel):

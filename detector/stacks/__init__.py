@@ -1,0 +1,15 @@
+"""Bidirectional sequence-model stacks (Mamba2, Gated DeltaNet) with fused and reference backends."""
+
+from detector.stacks.bidirectional import BidirectionalBlock, BidirectionalStack
+from detector.stacks.build import build_stack, resolve_backend
+from detector.stacks.fused import GATED_DELTANET_PARAMETERS, MAMBA2_PARAMETERS, missing_fused_requirements
+
+__all__ = [
+    "GATED_DELTANET_PARAMETERS",
+    "MAMBA2_PARAMETERS",
+    "BidirectionalBlock",
+    "BidirectionalStack",
+    "build_stack",
+    "missing_fused_requirements",
+    "resolve_backend",
+]
