@@ -1,13 +1,46 @@
-"""`ictal score`: Score hypothesis annotations against reference annotations (NEDC, SzCORE)."""
+"""`ictal score`: score hypothesis annotations against reference annotations (NEDC, SzCORE).
+
+``ictal score --ref REF.list --hyp HYP.list [--json]`` reads two list files of ``csv_bi`` (or
+``tse``/``tse_bi``) annotations, paired in order, and prints per scorer (NEDC DP alignment, EPOCH,
+OVERLAP and TAES, compatible with NEDC EEG Eval v6.0.0, and SzCORE) a table, or with ``--json`` the
+JSON documented in `training.scoring.report`. Exit status 0 on success, 2 when the input is invalid
+(the message names the file and line).
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from ictal.commands._common import not_built
+import json
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `score` subcommand."""
-    parser = subparsers.add_parser("score", help="Score hypothesis annotations against reference annotations (NEDC, SzCORE).", description="Score hypothesis annotations against reference annotations (NEDC, SzCORE).")
-    parser.set_defaults(func=not_built("score", 5))
+    parser = subparsers.add_parser(
+        "score",
+        help="Score hypothesis annotations against reference annotations (NEDC, SzCORE).",
+        description="Score hypothesis csv_bi/tse annotations against reference annotations with the "
+        "NEDC EEG Eval v6.0.0-compatible scorers (DP alignment, EPOCH, OVERLAP, TAES) and SzCORE. "
+        "JSON keys are documented in training/scoring/report.py.",
+    )
+    parser.add_argument("--ref", required=True, help="list file of reference annotations, one path a line")
+    parser.add_argument("--hyp", required=True, help="list file of hypothesis annotations, same order")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score and print; returns the exit status."""
+    from training.scoring.annotations import AnnotationError
+    from training.scoring.report import format_text, score_lists
+
+    try:
+        report = score_lists(args.ref, args.hyp)
+    except (AnnotationError, ValueError, OSError) as exc:
+        print(f"ictal score: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_text(report))
+    return 0
