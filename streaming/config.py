@@ -26,6 +26,11 @@ class LslSourceConfig(StrictModel):
     source_id: str | None = Field(None, description="LSL source_id; the most specific way to pick a device.")
     resolve_timeout_s: float = Field(5.0, gt=0, description="How long one resolve attempt waits.")
     reconnect_s: float = Field(2.0, gt=0, description="Pause between reconnect attempts after a loss.")
+    gap_tolerance_s: float = Field(
+        0.1, gt=0,
+        description="Timestamp jump (beyond one sample period) above which samples are declared lost: "
+        "0.1 s is above the chunk timestamp jitter of USB/Wi-Fi amplifiers, below any gap that matters.",
+    )
 
     @model_validator(mode="after")
     def _needs_selector(self) -> LslSourceConfig:

@@ -1,0 +1,260 @@
+"""`BedPipeline`: one bed's path from source chunks to scored-window inputs and stitched output.
+
+The daemon and ``ictal evaluate`` both run recordings through this class, so evaluation scores
+exactly what the daemon would have scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from detector.config import FrontendConfig
+from detector.frontend import Frontend
+from detector.quality import QualityReport, assess_window
+from streaming.chunk import Chunk
+from streaming.ringbuffer import RingBuffer
+from streaming.scheduler import WindowScheduler
+
+
+@dataclass(frozen=True)
+class Window:
+    """One 60 s window ready for the model.
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (19, 15360)
+        Normalised model input (``Frontend.prepare_window`` of the filtered uV window).
+    end_index : int
+        Absolute index at 256 Hz one past the window's last sample.
+    quality : QualityReport
+        ``detector.quality.assess_window`` of the filtered uV window (before normalisation).
+    valid : ndarray of bool, shape (15360,)
+        False where the sample is gap filler (see ``streaming.ringbuffer``).
+    stitch_from : int
+        First absolute index (256 Hz) whose probability this window contributes to the per-sample
+        output: the window start for the first window of the stream, ``end_index - hop`` after.
+    end_clock_s : float
+        Source clock time of the window's last sample in seconds (for latency).
+    nonfinite_replaced : ndarray of int64, shape (19,)
+        Non-finite input samples (NaN/Inf) per channel that the front-end replaced in the chunks
+        overlapping this window (the filtered window itself is always finite, so
+        ``quality.n_nonfinite`` cannot see them).
+    """
+
+    data: np.ndarray = field(repr=False)
+    end_index: int
+    quality: QualityReport = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+    stitch_from: int
+    end_clock_s: float
+    nonfinite_replaced: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(19, dtype=np.int64))
+
+    @property
+    def start_index(self) -> int:
+        """Absolute index (256 Hz) of the window's first sample."""
+        return self.end_index - self.data.shape[1]
+
+    @property
+    def gap_samples(self) -> int:
+        """Number of gap-filler samples in the window (0 for a window of contiguous signal)."""
+        return int(self.valid.size - np.count_nonzero(self.valid))
+
+    @property
+    def has_gap(self) -> bool:
+        """True when the window overlaps a recorded gap."""
+        return self.gap_samples > 0
+
+
+class BedPipeline:
+    """Front-end, ring buffer and window scheduler of one bed.
+
+    ``push`` takes source chunks (canonical 19 channels, uV, ``fs_in`` Hz) in order, runs the
+    stateful front-end (``detector.frontend.Frontend.process``: resampling to 256 Hz, causal
+    band-pass and notch) on each, appends the result to the ring buffer and returns every window
+    that became due (``WindowScheduler``: warm-up until the first full 60 s, then one per hop),
+    normalised by ``Frontend.prepare_window``. Chunked input gives the same windows as the whole
+    recording processed at once, whatever the chunk sizes.
+
+    Gaps: a chunk whose ``first_index`` lies beyond the end of the previous one starts a new
+    segment. The front-end state is reset (carrying filter and resampler state across missing
+    samples would glue the two sides together), the new segment is placed at its true time
+    (``ceil(first_index * 256 / fs_in)`` at 256 Hz) and the ring buffer records the gap (zeros, mask
+    False). A window is emitted when its newest hop holds at least one real sample; windows whose
+    newest hop lies entirely in a gap are skipped (they would score only filler), so the stitched
+    output has no probabilities for the gap. Emitted windows that overlap a gap say so
+    (``Window.valid``, ``Window.has_gap``); the daemon decides what to do with them.
+
+    Parameters
+    ----------
+    frontend_config : FrontendConfig
+        The front-end (the checkpoint's).
+    fs_in : float
+        Rate of the incoming chunks in Hz.
+    hop_s : float
+        Seconds between windows; ``hop_s * 256`` must be a whole number of samples in (0, 15360].
+    ring_s : float
+        Seconds kept in the ring buffer (>= 60).
+
+    Raises
+    ------
+    ValueError
+        If ``hop_s`` is not a whole number of samples at 256 Hz or out of range, or ``ring_s`` < 60.
+    """
+
+    def __init__(self, frontend_config: FrontendConfig, fs_in: float, hop_s: float, ring_s: float = 120.0) -> None:
+        hop_samples = round(hop_s * FS_HZ)
+        if abs(hop_samples - hop_s * FS_HZ) > 1e-6 or not 1 <= hop_samples <= WINDOW_SAMPLES:
+            raise ValueError(
+                f"hop_s must be a whole number of samples at {FS_HZ} Hz within (0, 60] s (found {hop_s})"
+            )
+        if ring_s * FS_HZ < WINDOW_SAMPLES:
+            raise ValueError(f"ring_s must hold one window (>= 60 s) (found {ring_s})")
+        if not fs_in > 0:
+            raise ValueError(f"fs_in must be > 0 Hz (found {fs_in})")
+        self.frontend_config = frontend_config
+        self.fs_in = float(fs_in)
+        self.hop_s = float(hop_s)
+        self.hop_samples = hop_samples
+        self.frontend = Frontend(frontend_config, self.fs_in)
+        self.ring = RingBuffer(len(CANONICAL_CHANNELS), int(round(ring_s * FS_HZ)))
+        self.scheduler = WindowScheduler(hop_samples, WINDOW_SAMPLES)
+        self.n_resets = 0
+        self._next_in: int | None = None  # expected first_index of the next chunk (at fs_in)
+        self._out_end: int | None = None  # one past the newest front-end output (at 256 Hz)
+        self._emitted_any = False
+        self._clock_anchor = (0, 0.0)  # (first_index at fs_in, clock_s) of the newest chunk
+        self._nonfinite: deque[tuple[int, int, np.ndarray]] = deque()  # (out_start, out_end, counts)
+
+    def _out_index(self, in_index: int) -> int:
+        """Index at 256 Hz of the first output sample of a segment starting at ``in_index``."""
+        return math.ceil(in_index * FS_HZ / self.fs_in - 1e-9)
+
+    def clock_at(self, index: int) -> float:
+        """Source clock time in seconds of the sample at absolute index ``index`` (256 Hz)."""
+        first_in, clock_s = self._clock_anchor
+        return clock_s + index / FS_HZ - first_in / self.fs_in
+
+    def push(self, chunk: Chunk) -> list[Window]:
+        """Process the next chunk and return the windows it completed.
+
+        Parameters
+        ----------
+        chunk : Chunk
+            Next samples of the bed, ``data`` of shape (19, n) in uV at ``fs_in``; ``n`` may be 0.
+
+        Returns
+        -------
+        windows : list of Window
+            Windows that became due, oldest first (usually 0 or 1).
+
+        Raises
+        ------
+        ValueError
+            If the chunk's rate differs from ``fs_in`` or its ``first_index`` lies before the end of
+            the previous chunk (overlap or out-of-order delivery).
+        """
+        if abs(chunk.fs - self.fs_in) > 1e-9 * self.fs_in:
+            raise ValueError(f"chunk rate {chunk.fs} Hz differs from the pipeline's fs_in {self.fs_in} Hz")
+        if self._next_in is None:
+            self._next_in = chunk.first_index
+            self._out_end = self._out_index(chunk.first_index)
+            self.scheduler.start(self._out_end)
+        elif chunk.first_index < self._next_in:
+            raise ValueError(
+                f"chunk starts at sample {chunk.first_index}, before the end of the previous chunk "
+                f"({self._next_in}): overlapping or out-of-order samples"
+            )
+        elif chunk.first_index > self._next_in:
+            self.frontend.reset()
+            self.n_resets += 1
+            self._out_end = max(self._out_end, self._out_index(chunk.first_index))
+        self._next_in = chunk.end_index
+        self._clock_anchor = (chunk.first_index, chunk.clock_s)
+        filtered = self.frontend.process(chunk.data)
+        if self.frontend.n_nonfinite_last.any():
+            self._nonfinite.append(
+                (self._out_end, self._out_end + filtered.shape[1], self.frontend.n_nonfinite_last.copy())
+            )
+        while self._nonfinite and self._nonfinite[0][1] <= self._out_end - self.ring.capacity:
+            self._nonfinite.popleft()
+        self.ring.append(filtered, self._out_end)
+        self._out_end += filtered.shape[1]
+        windows = []
+        for end in self.scheduler.due(self._out_end):
+            window = self._make_window(end)
+            if window is not None:
+                windows.append(window)
+        return windows
+
+    def _make_window(self, end: int) -> Window | None:
+        start = end - WINDOW_SAMPLES
+        filtered, valid = self.ring.read(start, end)
+        if not valid[-self.hop_samples :].any():
+            return None
+        # The front-end counts its output from its last reset; running normalisation needs the
+        # window's end in that count. A window ending before the newest segment's first running
+        # statistics (possible only right after a gap) cannot be normalised that way and is skipped.
+        end_in_frontend = self.frontend.n_out - (self._out_end - end)
+        if self.frontend.running is not None and end_in_frontend < 1:
+            return None
+        stitch_from = end - self.hop_samples if self._emitted_any else start
+        self._emitted_any = True
+        return Window(
+            data=self.frontend.prepare_window(filtered, end_index=end_in_frontend),
+            end_index=end,
+            quality=assess_window(filtered, FS_HZ),
+            valid=valid,
+            stitch_from=stitch_from,
+            end_clock_s=self.clock_at(end - 1),
+            nonfinite_replaced=self._nonfinite_between(start, end),
+        )
+
+    def _nonfinite_between(self, start: int, end: int) -> np.ndarray:
+        counts = np.zeros(len(CANONICAL_CHANNELS), dtype=np.int64)
+        for lo, hi, n in self._nonfinite:
+            if lo < end and hi > start:
+                counts += n
+        return counts
+
+    def stitch(self, window: Window, probs: np.ndarray) -> tuple[int, np.ndarray]:
+        """The part of a window's probabilities that becomes the per-sample output.
+
+        Parameters
+        ----------
+        window : Window
+            A window returned by ``push``.
+        probs : ndarray, shape (15360,)
+            The model's per-sample probabilities for ``window``.
+
+        Returns
+        -------
+        first_index : int
+            Absolute index (256 Hz) of the first returned probability (``window.stitch_from``).
+        probs_new : ndarray of float32, shape (window.end_index - first_index,)
+            The newest hop's probabilities (``hop_s * 256`` samples), or the whole window's 15360 for
+            the first window of the stream.
+
+        Raises
+        ------
+        ValueError
+            If ``probs`` does not have shape (15360,).
+
+        Notes
+        -----
+        Causal output: every probability is emitted once, when the window ending at its hop is
+        scored, and never revised. The first window emits its whole 60 s rather than only its last
+        hop: its earlier samples will never be the newest hop of any window, so emitting only the
+        hop would leave the first 56 s of every recording (and every daemon start) without output,
+        unscored by ``ictal evaluate`` and unwatched at the bedside; they are emitted at the same
+        time as the hop, so no output waits for future samples beyond its own window.
+        """
+        probs = np.asarray(probs)
+        if probs.shape != (WINDOW_SAMPLES,):
+            raise ValueError(f"stitch expects probabilities of shape ({WINDOW_SAMPLES},) (found {probs.shape})")
+        offset = window.stitch_from - window.start_index
+        return window.stitch_from, probs[offset:].astype(np.float32, copy=True)

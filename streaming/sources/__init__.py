@@ -1,0 +1,1 @@
+"""Sources of one bed's EEG behind one interface: EDF replay and LSL inlet (see ``base.Source``)."""

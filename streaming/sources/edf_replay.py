@@ -1,0 +1,144 @@
+"""`EdfReplaySource`: an EDF/EDF+ file replayed as a bed's stream, paced in real time or faster."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from detector.config import FrontendConfig
+from streaming.chunk import Chunk
+from streaming.config import EdfSourceConfig
+from streaming.edf import CanonicalRecording, load_canonical
+from streaming.sources.base import Source
+
+
+class EdfReplaySource(Source):
+    """Replay of an EDF or EDF+ file (read by ``streaming.edf``) as consecutive chunks.
+
+    Pacing follows an absolute schedule against the monotonic clock: the chunk that ends at sample
+    ``i`` (exclusive) is released at ``t0 + i / (fs * speed)``, where ``t0`` is the monotonic time of
+    the first ``read``. Each release time is computed from ``t0``, never from the previous release,
+    so sleep overshoots do not accumulate: the replay never drifts. ``speed = 0`` releases chunks as
+    fast as they are read.
+
+    ``clock_s`` of a chunk is the scheduled monotonic time (``time.monotonic``, the clock of
+    ``pylsl.local_clock`` on Linux) at which its first sample is acquired at ``speed > 0``:
+    ``t0 + first_index / (fs * speed)``; at ``speed = 0`` it is the file time ``first_index / fs``.
+
+    With ``loop``, the file starts again after its last sample; the sample index keeps increasing
+    (no gap: the loop joint is a discontinuity of the signal, not of time).
+
+    Parameters
+    ----------
+    config : EdfSourceConfig
+        File, speed, loop and chunk length.
+    frontend_config : FrontendConfig, optional
+        Supplies ``repair_missing`` for the montage (default: no repair).
+
+    Attributes
+    ----------
+    recording : CanonicalRecording
+        The loaded file (after ``open()``).
+    n_loops : int
+        Times the file was restarted.
+    """
+
+    def __init__(self, config: EdfSourceConfig, frontend_config: FrontendConfig | None = None) -> None:
+        self.config = config
+        self.frontend_config = frontend_config
+        self.recording: CanonicalRecording | None = None
+        self.n_loops = 0
+        self._chunk_samples = 0
+        self._next_index = 0
+        self._t0: float | None = None
+        self._exhausted = False
+
+    @property
+    def fs(self) -> float:
+        """Native sampling rate of the file in Hz."""
+        if self.recording is None:
+            raise RuntimeError("EdfReplaySource.fs is known only after open()")
+        return self.recording.fs
+
+    @property
+    def exhausted(self) -> bool:
+        """True after the last chunk of a non-looping replay."""
+        return self._exhausted
+
+    def open(self) -> None:
+        """Load the file and map it to the canonical montage.
+
+        Raises
+        ------
+        detector.montage.MontageError, ValueError, FileNotFoundError
+            As ``streaming.edf.load_canonical``; ValueError also for a file with no samples.
+        """
+        self.recording = load_canonical(self.config.path, self.frontend_config)
+        if self.recording.data.shape[1] == 0:
+            raise ValueError(f"{self.config.path} holds no samples")
+        self._chunk_samples = max(1, round(self.config.chunk_s * self.recording.fs))
+        self._next_index = 0
+        self._t0 = None
+        self._exhausted = False
+
+    def close(self) -> None:
+        """Forget the loaded file."""
+        self.recording = None
+
+    def release_time(self, end_index: int) -> float:
+        """Monotonic time in seconds at which the samples before ``end_index`` are acquired."""
+        if self._t0 is None:
+            raise RuntimeError("the replay schedule starts at the first read()")
+        return self._t0 + end_index / (self.recording.fs * self.config.speed)
+
+    def read(self, timeout_s: float) -> Chunk | None:
+        """The next chunk once its last sample is due (see class Notes); None on timeout or at the end.
+
+        Parameters
+        ----------
+        timeout_s : float
+            Longest wait in seconds.
+
+        Returns
+        -------
+        chunk : Chunk or None
+            ``config.chunk_s`` seconds of signal (shorter at the end of the file), (19, n) float32 uV.
+
+        Raises
+        ------
+        RuntimeError
+            If the source is not open.
+        """
+        if self.recording is None:
+            raise RuntimeError("EdfReplaySource.read called before open()")
+        if self._exhausted:
+            return None
+        n_file = self.recording.data.shape[1]
+        position = self._next_index % n_file if self.config.loop else self._next_index
+        if position >= n_file:
+            self._exhausted = True
+            return None
+        n = min(self._chunk_samples, n_file - position)
+        speed = self.config.speed
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        if speed > 0:
+            wait = self.release_time(self._next_index + n) - now
+            if wait > timeout_s:
+                time.sleep(max(timeout_s, 0.0))
+                return None
+            if wait > 0:
+                time.sleep(wait)
+            clock_s = self.release_time(self._next_index)
+        else:
+            clock_s = self._next_index / self.recording.fs
+        data = np.ascontiguousarray(self.recording.data[:, position : position + n])
+        chunk = Chunk(data=data, first_index=self._next_index, clock_s=clock_s, fs=self.recording.fs)
+        self._next_index += n
+        if self.config.loop and position + n == n_file:
+            self.n_loops += 1
+        elif not self.config.loop and position + n == n_file:
+            self._exhausted = True
+        return chunk
