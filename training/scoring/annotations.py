@@ -26,6 +26,7 @@ duration is the stop time of its last event (which is how TUSZ v1 files cover th
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,7 +311,7 @@ def read_list(path: str | Path) -> list[Path]:
     ----------
     path : str or Path
         The ``.list`` file. Blank lines and lines starting with ``#`` are skipped; relative paths are
-        resolved against the folder of the list file.
+        resolved against the folder of the list file (and normalised: ``..`` removed).
 
     Returns
     -------
@@ -332,7 +333,7 @@ def read_list(path: str | Path) -> list[Path]:
         if not text or text.startswith("#"):
             continue
         entry = Path(text).expanduser()
-        out.append(entry if entry.is_absolute() else base / entry)
+        out.append(entry if entry.is_absolute() else Path(os.path.normpath(base / entry)))
     if not out:
         raise AnnotationError(f"{path}: the list names no file, expected one annotation path per line")
     return out
