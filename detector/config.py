@@ -39,6 +39,13 @@ class FrontendConfig(StrictModel):
         "streaming and training by construction); running: exponentially-weighted running statistics.",
     )
     clip_sigma: float = Field(20.0, gt=0, description="Normalised samples are clipped to +/- this value.")
+    running_tau_s: float = Field(
+        300.0,
+        gt=0,
+        description="Time constant in seconds of the running (exponentially-weighted) mean and variance "
+        "of normalisation='running': 5 minutes follows slow changes of state and montage impedance "
+        "without adapting away a seizure (tens of seconds to minutes).",
+    )
     repair_missing: list[Literal["Fz", "Cz", "Pz"]] = Field(
         default_factory=list,
         description="Midline channels that may be interpolated from their neighbours when missing. "

@@ -1,0 +1,195 @@
+"""Causal amplitude normalisation of filtered EEG, identical in streaming and training.
+
+Two methods, chosen by ``FrontendConfig.normalisation``:
+
+``window_robust`` (default)
+    Each channel of a scored 60 s window is centred on its median and divided by its inter-quartile
+    range scaled to a standard deviation (IQR / 1.349, the IQR of a normal distribution being 1.349
+    sigma). It is a pure function of the window, so streaming and training give bit-identical model
+    inputs by construction, whatever the chunking, the history or where the recording started. It is
+    causal: a window ending at sample ``t`` uses no sample after ``t``. The median and IQR have a
+    25 % breakdown point, so a few seconds of electrode pops, chewing or a high-amplitude seizure
+    segment do not set the scale of the whole window the way a mean/std would; per-channel scaling
+    removes the between-patient and between-amplifier gain differences of ICU EEG. What it gives up:
+    the absolute amplitude of the window (a suppressed background looks like a normal one); the
+    model sees relative morphology, and the signal-quality checks report flat channels separately.
+
+``running``
+    Exponentially-weighted running mean and variance per channel with time constant
+    ``FrontendConfig.running_tau_s``, bias-corrected for the start of the stream (the estimate after
+    ``t`` samples is the weighted average of exactly those ``t`` samples, as in Adam's moment
+    estimates, Kingma & Ba 2015). The statistics are updated sample by sample over the filtered
+    stream and snapshotted at every whole second of the stream (absolute sample index a multiple of
+    256); a window ending at index ``end`` (exclusive) is normalised with the snapshot at
+    ``floor(end / 256) * 256``, so it uses only samples before its end. Streaming and training agree
+    as long as both feed the recording from its first sample (training runs the same object on the
+    whole recording), but a window depends on the history before it.
+
+Both clip the normalised samples to ``+/- FrontendConfig.clip_sigma``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+from scipy.signal import lfilter
+
+IQR_TO_SIGMA: float = 1.349
+"""IQR of a standard normal distribution (2 * 0.6745): IQR / 1.349 estimates the standard deviation."""
+
+MIN_SCALE_UV: float = 0.1
+"""Smallest scale (uV) a channel is divided by: a flat channel (std below ~0.1 uV, quantisation
+level of EEG amplifiers) is centred but not blown up; the quality checks report it as flat."""
+
+SNAPSHOT_SAMPLES: int = 256
+"""Running statistics are snapshotted every 256 samples (1 s at the detector rate)."""
+
+
+def normalise_window_robust(window: np.ndarray, clip_sigma: float) -> np.ndarray:
+    """Per-channel median / IQR scaling of one window.
+
+    Parameters
+    ----------
+    window : ndarray, shape (n_channels, n_samples)
+        Filtered samples in uV (a 60 s window is (19, 15360)). Must be finite.
+    clip_sigma : float
+        Normalised samples are clipped to ``+/- clip_sigma``.
+
+    Returns
+    -------
+    z : ndarray of float32, shape (n_channels, n_samples)
+        ``(x - median) / max(IQR / 1.349, MIN_SCALE_UV)`` per channel, clipped; dimensionless.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` is not 2-D with at least one sample.
+
+    References
+    ----------
+    Huber P. J., Robust Statistics, Wiley 1981 (median and IQR as robust location and scale).
+    """
+    x = np.asarray(window, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"window must have shape (n_channels, n_samples > 0), found {x.shape}")
+    q25, median, q75 = np.percentile(x, [25.0, 50.0, 75.0], axis=1, keepdims=True)
+    scale = np.maximum((q75 - q25) / IQR_TO_SIGMA, MIN_SCALE_UV)
+    z = (x - median) / scale
+    return np.clip(z, -clip_sigma, clip_sigma).astype(np.float32)
+
+
+class RunningNormaliser:
+    """Exponentially-weighted running mean and variance per channel, snapshotted every second.
+
+    Parameters
+    ----------
+    tau_s : float
+        Time constant in seconds (> 0).
+    fs : float
+        Sampling rate of the filtered stream in Hz (256).
+    n_channels : int
+        Number of channels.
+    clip_sigma : float
+        Normalised samples are clipped to ``+/- clip_sigma``.
+    keep_s : float or None
+        Seconds of snapshots kept (oldest dropped); None keeps all (offline use over a recording).
+
+    Notes
+    -----
+    ``m_t = b * m_{t-1} + (1 - b) * x_t`` with ``b = exp(-1 / (tau_s * fs))`` and ``m_0 = 0``, for
+    ``x`` and ``x**2``, computed with ``scipy.signal.lfilter`` and carried state; the bias-corrected
+    mean is ``m_t / (1 - b**t)``, variance ``E[x^2] - E[x]^2`` (float64).
+    """
+
+    def __init__(
+        self, tau_s: float, fs: float = 256.0, n_channels: int = 19, clip_sigma: float = 20.0,
+        keep_s: float | None = 600.0,
+    ):
+        if not tau_s > 0:
+            raise ValueError(f"tau_s must be positive (found {tau_s})")
+        self.beta = float(np.exp(-1.0 / (tau_s * fs)))
+        self.n_channels = int(n_channels)
+        self.clip_sigma = float(clip_sigma)
+        self.keep_snapshots = None if keep_s is None else max(1, int(np.ceil(keep_s * fs / SNAPSHOT_SAMPLES)))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream."""
+        self._zi = np.zeros((2 * self.n_channels, 1))
+        self._n_seen = 0
+        self._snapshots: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    @property
+    def n_seen(self) -> int:
+        """Samples seen since the last reset."""
+        return self._n_seen
+
+    def update(self, x: np.ndarray) -> None:
+        """Feed the next filtered samples.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_channels, n_samples)
+            Filtered samples in uV, any length including 0.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not 2-D with ``n_channels`` rows.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != self.n_channels:
+            raise ValueError(f"running normaliser expects shape ({self.n_channels}, n_samples), found {x.shape}")
+        n = x.shape[1]
+        if n == 0:
+            return
+        moments, self._zi = lfilter([1.0 - self.beta], [1.0, -self.beta], np.concatenate([x, x * x]),
+                                    axis=-1, zi=self._zi)
+        # Snapshot after every sample whose absolute count is a multiple of SNAPSHOT_SAMPLES.
+        first = -(-(self._n_seen + 1) // SNAPSHOT_SAMPLES) * SNAPSHOT_SAMPLES  # first boundary > n_seen
+        for boundary in range(first, self._n_seen + n + 1, SNAPSHOT_SAMPLES):
+            col = moments[:, boundary - self._n_seen - 1]
+            correction = 1.0 - self.beta**boundary
+            mean = col[: self.n_channels] / correction
+            var = np.maximum(col[self.n_channels :] / correction - mean**2, 0.0)
+            self._snapshots[boundary] = (mean, np.sqrt(var))
+        if self.keep_snapshots is not None:
+            while len(self._snapshots) > self.keep_snapshots:
+                self._snapshots.popitem(last=False)
+        self._n_seen += n
+
+    def normalise(self, window: np.ndarray, end_index: int) -> np.ndarray:
+        """Normalise a window with the running statistics at its end.
+
+        Parameters
+        ----------
+        window : ndarray, shape (n_channels, n_samples)
+            Filtered samples in uV.
+        end_index : int
+            Absolute index (at the filtered rate, counted from the stream's first sample) one past the
+            window's last sample.
+
+        Returns
+        -------
+        z : ndarray of float32, shape (n_channels, n_samples)
+            ``(x - mean) / max(std, MIN_SCALE_UV)``, clipped to ``+/- clip_sigma``.
+
+        Raises
+        ------
+        ValueError
+            If the snapshot at ``floor(end_index / 256) * 256`` is not held (before the first second,
+            after the newest sample fed, or older than ``keep_s``).
+        """
+        boundary = (int(end_index) // SNAPSHOT_SAMPLES) * SNAPSHOT_SAMPLES
+        if boundary not in self._snapshots:
+            held = list(self._snapshots)
+            span = f"{held[0]}..{held[-1]}" if held else "none"
+            raise ValueError(
+                f"no running statistics at sample {boundary} (window end_index {end_index}); "
+                f"snapshots held: {span} (every {SNAPSHOT_SAMPLES} samples)"
+            )
+        mean, std = self._snapshots[boundary]
+        x = np.asarray(window, dtype=np.float64)
+        z = (x - mean[:, None]) / np.maximum(std, MIN_SCALE_UV)[:, None]
+        return np.clip(z, -self.clip_sigma, self.clip_sigma).astype(np.float32)

@@ -1,0 +1,149 @@
+"""Stateful streaming polyphase resampler: any input rate to the detector rate."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import firwin, upfirdn
+
+KAISER_BETA: float = 5.0
+"""Kaiser window shape of the anti-aliasing filter (the value scipy.signal.resample_poly uses)."""
+
+HALF_LENGTH_FACTOR: int = 10
+"""Half length of the anti-aliasing filter in samples at the upsampled rate, per unit of
+``max(up, down)`` (as in scipy.signal.resample_poly): 10 zero crossings of the sinc each side."""
+
+
+class StreamingResampler:
+    """Rational polyphase resampler whose chunked output equals its one-call output.
+
+    Parameters
+    ----------
+    fs_in : float
+        Input sampling rate in Hz (> 0). Must be a rational multiple of ``fs_out`` with numerator and
+        denominator at most ``max_factor`` (200, 250, 256, 400, 500, 512, 1000 Hz and most others).
+    fs_out : float
+        Output sampling rate in Hz (the detector's 256 Hz by default).
+    n_channels : int
+        Number of channels (rows) of every chunk.
+    max_factor : int
+        Largest up/down factor accepted.
+
+    Raises
+    ------
+    ValueError
+        If a rate is not positive or the ratio needs factors above ``max_factor``.
+
+    Notes
+    -----
+    The signal is upsampled by ``up``, low-pass filtered by a Kaiser-windowed sinc FIR (cut-off at the
+    lower of the two Nyquist frequencies, ``2 * HALF_LENGTH_FACTOR * max(up, down) + 1`` taps, the
+    design of ``scipy.signal.resample_poly``) and downsampled by ``down``; only the non-zero products
+    are computed (``scipy.signal.upfirdn``, polyphase). Unlike ``resample_poly`` the filter is applied
+    causally: output sample ``k`` depends on input samples ``0 .. floor(k * down / up)`` only, so it is
+    emitted as soon as that input has arrived, and the output lags the input by the filter's group
+    delay :attr:`group_delay_s` (20 ms for 500 -> 256 Hz, 50 ms for 200 -> 256 Hz).
+
+    Initial state: the input before the first sample is taken equal to the first sample (edge hold),
+    so a DC offset causes no start-up transient. The state between calls is the tail of the input
+    (the last ``ceil(n_taps / up)`` samples and at most ``down - 1`` more, to keep phase alignment).
+    All arithmetic is float64; outputs are float64.
+    """
+
+    def __init__(self, fs_in: float, fs_out: float = 256.0, n_channels: int = 19, max_factor: int = 1000):
+        if not (fs_in > 0 and fs_out > 0 and np.isfinite(fs_in) and np.isfinite(fs_out)):
+            raise ValueError(f"sampling rates must be positive and finite (found fs_in={fs_in}, fs_out={fs_out})")
+        ratio = Fraction(fs_out).limit_denominator(max_factor * 1000) / Fraction(fs_in).limit_denominator(
+            max_factor * 1000
+        )
+        if ratio.numerator > max_factor or ratio.denominator > max_factor:
+            raise ValueError(
+                f"resampling {fs_in} Hz to {fs_out} Hz needs up/down factors {ratio.numerator}/"
+                f"{ratio.denominator}; expected factors <= {max_factor}"
+            )
+        self.fs_in = float(fs_in)
+        self.fs_out = float(fs_out)
+        self.n_channels = int(n_channels)
+        self.up = ratio.numerator
+        self.down = ratio.denominator
+        if self.up == self.down == 1:
+            self.taps = np.ones(1)
+        else:
+            n_taps = 2 * HALF_LENGTH_FACTOR * max(self.up, self.down) + 1
+            self.taps = firwin(n_taps, 1.0 / max(self.up, self.down), window=("kaiser", KAISER_BETA)) * self.up
+        # Taps per polyphase branch: output k uses inputs floor(k*down/up) - (n_branch - 1) .. floor(k*down/up).
+        self._n_branch = -(-len(self.taps) // self.up)
+        self.reset()
+
+    @property
+    def group_delay_s(self) -> float:
+        """Delay of the (linear-phase, causal) anti-aliasing filter in seconds."""
+        return (len(self.taps) - 1) / 2 / (self.up * self.fs_in)
+
+    def reset(self) -> None:
+        """Forget the stream: the next chunk starts a new one (output index 0)."""
+        self._buffer: np.ndarray | None = None  # input samples from absolute index self._start on
+        self._start = 0  # absolute input index of self._buffer[:, 0]; always a multiple of self.down
+        self._n_in = 0  # input samples received
+        self._n_out = 0  # output samples emitted
+
+    @property
+    def n_out(self) -> int:
+        """Output samples emitted since the last reset."""
+        return self._n_out
+
+    def n_out_for(self, n_in: int) -> int:
+        """Output samples that ``n_in`` input samples give in total (chunking does not change it)."""
+        return 0 if n_in <= 0 else ((n_in - 1) * self.up) // self.down + 1
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Resample the next chunk of a stream.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_channels, n_samples_in)
+            The next input samples at ``fs_in`` Hz (any length, including 0). Must be finite.
+
+        Returns
+        -------
+        y : ndarray of float64, shape (n_channels, n_samples_out)
+            The output samples at ``fs_out`` Hz that this chunk completes. Concatenating the outputs of
+            successive calls equals the output of one call on the concatenated input.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not 2-D with ``n_channels`` rows.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != self.n_channels:
+            raise ValueError(
+                f"resampler expects chunks of shape ({self.n_channels}, n_samples), found {x.shape}"
+            )
+        n = x.shape[1]
+        if n == 0:
+            return np.empty((self.n_channels, 0))
+        if self.up == self.down == 1:
+            self._n_in += n
+            self._n_out += n
+            return x.copy()
+        if self._buffer is None:
+            # Edge hold: the input before sample 0 equals sample 0. Start at a multiple of `down`.
+            history = -(-(self._n_branch - 1) // self.down) * self.down
+            self._start = -history
+            self._buffer = np.repeat(x[:, :1], history, axis=1)
+        buffer = np.concatenate([self._buffer, x], axis=1)
+        self._n_in += n
+        n_out_total = self.n_out_for(self._n_in)
+        # upfirdn output j of the buffer is absolute output k = j + start * up / down.
+        offset = self._start * self.up // self.down
+        full = upfirdn(self.taps, buffer, self.up, self.down, axis=1)
+        y = full[:, self._n_out - offset : n_out_total - offset]
+        self._n_out = n_out_total
+        # Keep the input the next output needs, from a multiple of `down` on.
+        first_needed = (self._n_out * self.down) // self.up - (self._n_branch - 1)
+        new_start = (first_needed // self.down) * self.down
+        self._buffer = buffer[:, new_start - self._start :]
+        self._start = new_start
+        return y
