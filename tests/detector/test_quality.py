@@ -1,0 +1,112 @@
+"""Per-channel signal quality: flat, saturated, non-finite, line noise; clean real EEG passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import edfio
+import numpy as np
+import pytest
+
+from detector import CANONICAL_CHANNELS
+from detector.config import FrontendConfig
+from detector.frontend import process_recording
+from detector.montage import map_montage
+from detector.quality import QualityThresholds, assess_window
+
+FS = 256.0
+T5 = CANONICAL_CHANNELS.index("T5")
+
+
+@pytest.fixture(scope="module")
+def clean_window(shared_data: Path) -> np.ndarray:
+    """30 s of clean real ICU EEG (IIIC iiic_01, 200 Hz) through the front-end: (19, 7680) uV at 256 Hz."""
+    edf = edfio.read_edf(shared_data / "labelled/iiic_01.edf")
+    x = map_montage([s.label for s in edf.signals]).apply(np.stack([s.data for s in edf.signals]))
+    return process_recording(x, 200.0, FrontendConfig())[:, 10 * 256 : 40 * 256].astype(np.float64)
+
+
+def test_clean_real_eeg_has_no_problems(clean_window: np.ndarray) -> None:
+    report = assess_window(clean_window, FS)
+    assert report.usable and report.problems == [] and report.bad_channels == ()
+    assert np.all(report.std_uv > 1.0)
+
+
+def test_flat_channel_is_flagged_with_its_std(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[T5] = 12.0 + np.random.default_rng(0).normal(0.0, 0.02, window.shape[1])
+    report = assess_window(window, FS)
+    assert report.problems == ["T5: flat (std 0.02 uV)"]
+    assert report.bad_channels == ("T5",) and report.usable
+
+
+def test_saturated_channel_at_3000_uv_is_flagged(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[T5] = np.clip(window[T5] * 100.0, -3000.0, 3000.0)
+    report = assess_window(window, FS)
+    assert report.bad_channels == ("T5",)
+    assert report.problems[0].startswith("T5: saturated")
+    assert report.saturated_fraction[T5] > 0.1
+
+
+def test_real_high_voltage_seizure_is_not_taken_for_saturation(shared_data: Path) -> None:
+    edf = edfio.read_edf(shared_data / "labelled/iiic_02.edf")  # seizure plurality, ~1.8 mV peaks
+    x = map_montage([s.label for s in edf.signals]).apply(np.stack([s.data for s in edf.signals]))
+    report = assess_window(process_recording(x, 200.0, FrontendConfig())[:, : 30 * 256], FS)
+    assert not any("saturated" in p for p in report.problems)
+
+
+def test_nan_and_inf_samples_are_counted_per_channel(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[T5, 100:130] = np.nan
+    window[0, 5] = np.inf
+    report = assess_window(window, FS)
+    assert report.n_nonfinite[T5] == 30 and report.n_nonfinite[0] == 1
+    assert f"T5: non-finite (30 NaN/Inf samples of {window.shape[1]})" in report.problems
+    assert set(report.bad_channels) == {"Fp1", "T5"}
+    assert np.isfinite(report.std_uv).all()
+
+
+def test_all_nan_channel_is_non_finite_not_flat(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[T5] = np.nan
+    report = assess_window(window, FS)
+    assert [p for p in report.problems if p.startswith("T5")] == [
+        f"T5: non-finite ({window.shape[1]} NaN/Inf samples of {window.shape[1]})"
+    ]
+
+
+@pytest.mark.parametrize("mains_hz", [50.0, 60.0])
+def test_strong_line_noise_is_flagged(clean_window: np.ndarray, mains_hz: float) -> None:
+    window = clean_window.copy()
+    t = np.arange(window.shape[1]) / FS
+    window[T5] += 200.0 * np.sin(2 * np.pi * mains_hz * t)
+    report = assess_window(window, FS)
+    assert report.bad_channels == ("T5",)
+    assert report.problems[0].startswith("T5: line noise")
+    assert report.line_noise_ratio[T5] > 0.5 > report.line_noise_ratio[0]
+
+
+def test_window_with_too_many_bad_channels_is_unusable(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[:4] = 0.0
+    report = assess_window(window, FS)
+    assert not report.usable and len(report.bad_channels) == 4
+    assert assess_window(window, FS, thresholds=QualityThresholds(max_bad_channels=4)).usable
+
+
+def test_real_reference_channel_of_the_neonatal_file_is_flat(shared_data: Path) -> None:
+    edf = edfio.read_edf(shared_data / "quirks/neonatal_burst_malformed_header.edf")
+    x = map_montage([s.label for s in edf.signals]).apply(np.stack([s.data[: 30 * 256] for s in edf.signals]))
+    report = assess_window(x, FS)
+    assert report.bad_channels == ("Cz",)
+    assert report.problems[0].startswith("Cz: flat (std 0.2")
+
+
+def test_bad_window_shapes_and_rates_are_errors() -> None:
+    with pytest.raises(ValueError, match=r"\(19, n_samples\)"):
+        assess_window(np.zeros((18, 512)), FS)
+    with pytest.raises(ValueError, match="at least 1 s"):
+        assess_window(np.zeros((19, 100)), FS)
+    with pytest.raises(ValueError, match="120 Hz"):
+        assess_window(np.zeros((19, 1000)), 100.0)
