@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alarms.config import AlarmThresholds
 from detector.config import FrontendConfig, ModelConfig
@@ -18,28 +18,102 @@ class StrictModel(BaseModel):
 
 
 class DataConfig(StrictModel):
-    """Where recordings come from and how they are split."""
+    """Where recordings come from, how they are split and how the preprocessing cache is built."""
 
-    format: Literal["tusz", "edf_folder", "rated_windows"] = Field(description="Dataset layout.")
+    format: Literal["tusz", "edf_folder", "rated_windows"] = Field(
+        description="Dataset layout: tusz = TUH Seizure Corpus v2 tree (edf/{train,dev,eval}/...); "
+        "edf_folder = any folder of EDF+ files with seizure annotations or BIDS *_events.tsv; "
+        "rated_windows = the expert-rated collections of ../shared/data (labelled/manifest.csv)."
+    )
     root: Path = Field(description="Dataset root directory.")
     cache_dir: Path = Field(Path("cache"), description="Preprocessing cache (memory-mapped arrays).")
     split_seed: int = Field(0, description="Seed of the patient-level split when the layout has none.")
-    dev_fraction: float = Field(0.2, ge=0, lt=1, description="Patients held out for dev when not given.")
+    dev_fraction: float = Field(
+        0.2, ge=0, lt=1, description="Share of patients held out for dev when the layout gives no split "
+        "(drawn separately among patients with and without seizures, so dev sees both)."
+    )
+    cache_workers: int = Field(
+        1, ge=1, description="Processes that build the cache in parallel (1 = in this process)."
+    )
+    cache_chunk_s: float = Field(
+        600.0, gt=0, description="Seconds of EEG handed to Frontend.process per call while caching; the "
+        "front-end is stateful, so chunking changes memory use, not the result."
+    )
+    unannotated: Literal["background", "unknown"] = Field(
+        "background", description="edf_folder only: label of time no annotation covers. SzCORE/BIDS "
+        "events files list seizures only, so the rest is background; choose unknown for partly "
+        "reviewed files."
+    )
+    patient_pattern: str = Field(
+        r"^(?:sub-)?([^_]+)", description="edf_folder only: regular expression whose first group, applied "
+        "to the file name stem, is the patient id (default: BIDS sub-<label> or the text before the "
+        "first underscore, e.g. Subject00_1 -> Subject00)."
+    )
+
+
+class AugmentConfig(StrictModel):
+    """Augmentations of training windows (never of dev windows)."""
+
+    amplitude_scale: tuple[float, float] = Field(
+        (0.8, 1.25), description="Range of a random per-window gain (log-uniform); (1, 1) disables it. "
+        "Amplifier gains and electrode impedances vary by about this much between sites."
+    )
+    channel_dropout_p: float = Field(
+        0.05, ge=0, lt=1, description="Probability that each channel is zeroed after normalisation "
+        "(a lead off); the model must not rely on one electrode."
+    )
+    noise_std_uv: float = Field(
+        1.0, ge=0, description="Standard deviation in uV of white Gaussian noise added before "
+        "normalisation (about the amplifier noise floor); 0 disables it."
+    )
+    time_shift_s: float = Field(
+        5.0, ge=0, description="Maximum shift in seconds of the window start around its sampled "
+        "position, so events do not sit at the same place in the window; 0 disables it."
+    )
 
 
 class OptimConfig(StrictModel):
-    """Optimiser and schedule."""
+    """Optimiser, schedule, loss and sampling."""
 
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-2, ge=0)
-    warmup_steps: int = Field(100, ge=0)
-    epochs: int = Field(10, ge=1)
-    steps_per_epoch: int = Field(500, ge=1)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    grad_clip: float = Field(1.0, gt=0)
-    loss: Literal["focal", "bce"] = "focal"
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate of AdamW (after warm-up).")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW decoupled weight decay of matrices and kernels.")
+    warmup_steps: int = Field(100, ge=0, description="Optimizer steps of linear warm-up from 0 to lr.")
+    min_lr_ratio: float = Field(
+        0.01, ge=0, le=1, description="Learning rate at the end of the cosine decay, as a share of lr."
+    )
+    epochs: int = Field(10, ge=1, description="Epochs; a checkpoint is written after each.")
+    steps_per_epoch: int = Field(500, ge=1, description="Optimizer steps per epoch (windows are sampled).")
+    batch_size: int = Field(8, ge=1, description="Windows per micro-batch per process.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    grad_clip: float = Field(1.0, gt=0, description="Maximum global L2 norm of the gradient.")
+    loss: Literal["focal", "bce"] = Field(
+        "focal", description="focal (Lin et al. 2017) or weighted binary cross-entropy on per-sample labels."
+    )
+    focal_alpha: float = Field(0.25, gt=0, lt=1, description="Focal loss weight of the seizure class.")
+    focal_gamma: float = Field(2.0, ge=0, description="Focal loss focusing exponent (0 = weighted BCE).")
+    pos_weight: float = Field(1.0, gt=0, description="Weighted BCE: weight of seizure samples.")
     seizure_fraction: float = Field(0.5, ge=0, le=1, description="Share of sampled windows with seizure.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per training process.")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU, which trains in float32).")
+
+
+class EvalConfig(StrictModel):
+    """Dev evaluation after each epoch, which picks the best checkpoint."""
+
+    enabled: bool = Field(True, description="Evaluate on the dev split after each epoch.")
+    max_dev_hours: float | None = Field(
+        None, gt=0, description="Evaluate on at most this many hours of dev EEG (first recordings in "
+        "manifest order); None = all of it."
+    )
+    batch_size: int = Field(8, ge=1, description="Windows per forward pass during dev evaluation.")
+
+
+class LogConfig(StrictModel):
+    """Where and how often metrics are written."""
+
+    every_steps: int = Field(10, ge=1, description="Write a training metrics row every this many steps.")
+    tensorboard: bool = Field(True, description="Also write TensorBoard events when tensorboard is installed.")
+    progress_bar: bool = Field(True, description="tqdm progress bar with loss and throughput (rank 0).")
 
 
 class TrainConfig(StrictModel):
@@ -50,8 +124,23 @@ class TrainConfig(StrictModel):
     frontend: FrontendConfig = Field(default_factory=FrontendConfig)
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     thresholds: AlarmThresholds = Field(default_factory=AlarmThresholds)
     target_fa_per_24h: float = Field(1.0, gt=0, description="FA/24h at which dev sensitivity picks the best.")
     out_dir: Path = Field(Path("runs/train"), description="Checkpoints and logs.")
-    seed: int = 0
-    device: str = "auto"
+    seed: int = Field(0, description="Seed of weights, sampling, augmentation and dropout (deterministic runs).")
+    device: str = Field("auto", description="auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda.")
+
+    @model_validator(mode="after")
+    def _check_window(self) -> TrainConfig:
+        if self.model.n_times % self.model.downsample != 0:
+            raise ValueError(
+                f"model.n_times must be divisible by {self.model.downsample} (found {self.model.n_times})"
+            )
+        if self.model.sfreq != self.frontend.fs_hz:
+            raise ValueError(
+                f"model.sfreq must equal frontend.fs_hz (found {self.model.sfreq} and {self.frontend.fs_hz})"
+            )
+        return self

@@ -1,0 +1,100 @@
+"""Per-sample losses with unknown labels masked out: focal loss and weighted binary cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _masked_mean(per_sample: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    count = known.sum()
+    if count == 0:
+        # No labelled sample in the batch: a zero that keeps the graph (every rank still calls backward).
+        return per_sample.sum() * 0.0
+    return (per_sample * known).sum() / count
+
+
+def focal_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Binary focal loss over labelled samples.
+
+    Parameters
+    ----------
+    logits : Tensor of float, shape (B, T)
+        Per-sample seizure logits.
+    labels : Tensor of int, shape (B, T)
+        1 seizure, 0 background, -1 unknown (masked: contributes nothing, not even to the mean).
+    alpha : float
+        Weight of the seizure class (background gets ``1 - alpha``).
+    gamma : float
+        Focusing exponent; 0 gives alpha-weighted cross-entropy.
+
+    Returns
+    -------
+    loss : Tensor, shape ()
+        Mean over labelled samples (0 when there is none).
+
+    Raises
+    ------
+    ValueError
+        If shapes differ.
+
+    Notes
+    -----
+    ``FL(p_t) = -alpha_t (1 - p_t)^gamma log(p_t)`` with ``p_t`` the probability of the true class,
+    computed from logits in float32 for stability.
+
+    References
+    ----------
+    Lin T.-Y., Goyal P., Girshick R., He K., Dollar P., "Focal Loss for Dense Object Detection",
+    ICCV 2017.
+    """
+    if logits.shape != labels.shape:
+        raise ValueError(f"logits and labels must have one shape (found {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)})")
+    logits = logits.float()
+    known = (labels >= 0).to(logits.dtype)
+    target = labels.clamp(min=0).to(logits.dtype)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p = torch.sigmoid(logits)
+    p_t = p * target + (1 - p) * (1 - target)
+    alpha_t = alpha * target + (1 - alpha) * (1 - target)
+    return _masked_mean(alpha_t * (1 - p_t).pow(gamma) * ce, known)
+
+
+def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
+    """Binary cross-entropy over labelled samples, seizure samples weighted by ``pos_weight``.
+
+    Parameters
+    ----------
+    logits : Tensor of float, shape (B, T)
+    labels : Tensor of int, shape (B, T)
+        1 seizure, 0 background, -1 unknown (masked).
+    pos_weight : float
+        Weight of seizure samples relative to background ones.
+
+    Returns
+    -------
+    loss : Tensor, shape ()
+        Mean over labelled samples (0 when there is none).
+
+    Raises
+    ------
+    ValueError
+        If shapes differ.
+    """
+    if logits.shape != labels.shape:
+        raise ValueError(f"logits and labels must have one shape (found {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)})")
+    logits = logits.float()
+    known = (labels >= 0).to(logits.dtype)
+    target = labels.clamp(min=0).to(logits.dtype)
+    weight = 1 + (pos_weight - 1) * target
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return _masked_mean(weight * ce, known)
+
+
+def loss_from_config(optim) -> callable:
+    """The loss function an ``OptimConfig`` names, as ``loss(logits, labels) -> scalar``."""
+    if optim.loss == "focal":
+        return lambda logits, labels: focal_loss(logits, labels, optim.focal_alpha, optim.focal_gamma)
+    return lambda logits, labels: weighted_bce(logits, labels, optim.pos_weight)
