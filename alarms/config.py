@@ -39,6 +39,11 @@ class AlarmThresholds(StrictModel):
     def _check_order(self) -> AlarmThresholds:
         if self.tau_off > self.tau_on:
             raise ValueError(f"tau_off must be <= tau_on (found tau_off={self.tau_off}, tau_on={self.tau_on})")
+        if self.max_duration_s <= self.min_duration_s:
+            raise ValueError(
+                f"max_duration_s must be > min_duration_s (found max_duration_s={self.max_duration_s}, "
+                f"min_duration_s={self.min_duration_s})"
+            )
         return self
 
 

@@ -1,0 +1,321 @@
+"""The ZeroMQ alarm publisher: journal first, then PUB; heartbeats; catch-up REQ/REP.
+
+Wire format
+-----------
+PUB socket (default ``tcp://127.0.0.1:5556``): two-frame messages ``[topic, json]``, both UTF-8.
+Topics: ``alarm.<bed>`` (onset, offset), ``quality.<bed>`` (signal_quality), ``heartbeat`` and
+``daemon``. The JSON is an :class:`alarms.schema.AlarmEvent` (JSON Schema in
+``alarms/alarm_event.schema.json``). ZeroMQ subscriptions match topic *prefixes*: subscribing to
+``alarm.bed1`` also receives ``alarm.bed10``; compare the topic exactly when that matters.
+
+Catch-up REP socket (default ``tcp://127.0.0.1:5557``): one-frame JSON request
+``{"since": <journal_seq>, "limit": <n, optional>}`` (``since`` >= 0; ``limit`` from 1 to
+``max_batch``, default ``max_batch``); reply ``{"ok": true, "journal_head": <newest journal_seq>,
+"first_seq": <oldest retained journal_seq or null>, "more": <bool>, "events": [<event>, ...]}`` with
+the events of ``journal_seq > since`` in order (at most ``limit``; ``more`` says there are others: ask
+again from the last one). A malformed request gets ``{"ok": false, "error": "<what was wrong>"}``;
+the thread never dies on a bad request.
+
+Heartbeats (topic ``heartbeat``, every ``heartbeat_s``) carry ``journal_head``: a subscriber whose
+last ``journal_seq`` is lower lost messages and catches up.
+
+Failure of the journal
+----------------------
+If the journal append fails (disk full, read-only file), the event is still published live (with
+``journal_seq`` None), then a ``daemon`` event says so, ``ictal_journal_errors_total`` is
+incremented, and the error is logged. An alarm is never held back because the disk is full.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from alarms.config import CurveConfig, PublisherConfig
+from alarms.journal import Journal, JournalError
+from alarms.metrics import IctalMetrics
+from alarms.schema import AlarmEvent
+
+log = logging.getLogger("ictal.alarms")
+
+PRUNE_INTERVAL_S = 3600.0
+
+
+class PublisherError(OSError):
+    """A socket could not be set up (endpoint in use, bad CURVE key file)."""
+
+
+def load_server_keys(curve: CurveConfig) -> tuple[bytes, bytes]:
+    """Public and secret key of the server from ``curve.server_secret_file``.
+
+    Raises
+    ------
+    PublisherError
+        If the file cannot be read or holds no secret key.
+    """
+    path = Path(curve.server_secret_file)
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise PublisherError(f"cannot read CURVE server certificate {path}: {exc}") from exc
+    if not secret:
+        raise PublisherError(f"CURVE server certificate {path} holds no secret key (a .key_secret file is "
+                             "expected, as written by zmq.auth.create_certificates)")
+    return public, secret
+
+
+class AlarmPublisher:
+    """Publishes alarm events: journal (fsync) first, then the PUB socket.
+
+    Construction binds both sockets and starts the heartbeat and catch-up threads; :meth:`close`
+    stops them. Safe to call :meth:`publish` from several threads.
+
+    Parameters
+    ----------
+    config : PublisherConfig
+        Endpoints (``tcp://host:*`` binds any free port; see :attr:`pub_endpoint`), heartbeat period,
+        optional CURVE keys.
+    journal : Journal
+        Where every event is appended before it is sent.
+    metrics : IctalMetrics, optional
+        Events published, journal errors and size, catch-up requests, alarm latency and rate.
+    context : zmq.Context, optional
+        Default a private context, terminated by :meth:`close`.
+    max_batch : int, default 10000
+        Most events in one catch-up reply.
+
+    Raises
+    ------
+    PublisherError
+        If an endpoint cannot be bound or the CURVE keys cannot be loaded.
+    """
+
+    def __init__(self, config: PublisherConfig, journal: Journal, metrics: IctalMetrics | None = None,
+                 context: zmq.Context | None = None, max_batch: int = 10000) -> None:
+        self.config = config
+        self.journal = journal
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self._own_context = context is None
+        self._context = context if context is not None else zmq.Context()
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._auth: ThreadAuthenticator | None = None
+        self._closed = False
+        try:
+            self._pub = self._bind(zmq.PUB, config.pub_endpoint)
+            self._rep = self._bind(zmq.REP, config.catchup_endpoint)
+        except BaseException:
+            self._teardown_sockets()
+            raise
+        self.pub_endpoint = self._pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.catchup_endpoint = self._rep.getsockopt_string(zmq.LAST_ENDPOINT)
+        if metrics is not None:
+            metrics.bind_journal_size(journal.size_bytes)
+        self._rep_thread = threading.Thread(target=self._serve_catchup, name="ictal-alarms-catchup", daemon=True)
+        self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="ictal-alarms-heartbeat", daemon=True)
+        self._rep_thread.start()
+        self._hb_thread.start()
+
+    def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
+        sock = self._context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.config.curve is not None:
+            if self._auth is None and self.config.curve.authorized_clients_dir is not None:
+                clients = Path(self.config.curve.authorized_clients_dir)
+                if not clients.is_dir():
+                    sock.close()
+                    raise PublisherError(f"CURVE authorized_clients_dir {clients} is not a directory")
+                self._auth = ThreadAuthenticator(self._context)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(clients))
+            public, secret = load_server_keys(self.config.curve)
+            sock.curve_publickey = public
+            sock.curve_secretkey = secret
+            sock.curve_server = True
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise PublisherError(f"cannot bind {endpoint}: {exc}") from exc
+        return sock
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def publish(self, event: AlarmEvent, *, window_end_wall_s: float | None = None) -> AlarmEvent:
+        """Journal ``event`` (fsync), then send it as ``[topic, json]``.
+
+        Parameters
+        ----------
+        event : AlarmEvent
+            Any kind but ``heartbeat`` (heartbeats are the publisher's own).
+        window_end_wall_s : float, optional
+            Unix time (s) at which the last sample of the window that produced this event was
+            received; when given, ``ictal_alarm_latency_seconds`` observes the time to the send.
+
+        Returns
+        -------
+        event : AlarmEvent
+            As sent: with ``journal_seq``/``bed_seq`` set, or None when the journal failed.
+
+        Raises
+        ------
+        ValueError
+            If ``event`` is a heartbeat, or :class:`alarms.journal.DuplicateEventError` if it was
+            already journaled (then nothing is sent).
+        RuntimeError
+            If the publisher is closed.
+        """
+        if event.kind == "heartbeat":
+            raise ValueError("heartbeats are sent by the publisher's own thread; publish() takes other kinds")
+        failure: JournalError | None = None
+        with self._send_lock:
+            if self._closed:
+                raise RuntimeError("AlarmPublisher is closed; cannot publish")
+            try:
+                sent = self.journal.append(event)
+            except JournalError as exc:
+                failure, sent = exc, event
+            self._send(sent)
+            if failure is not None:
+                self._send(AlarmEvent(
+                    kind="daemon", bed_id=event.bed_id, reason="journal_error",
+                    detail=f"journal append failed: {failure}; event {event.event_id} ({event.kind}) was "
+                    "published live only and cannot be caught up",
+                ))
+        if failure is not None:
+            log.error("alarm journal append failed, event %s published live only: %s", event.event_id, failure)
+        if self.metrics is not None:
+            if failure is not None:
+                self.metrics.journal_errors.inc()
+            if event.kind == "onset" and event.bed_id is not None:
+                self.metrics.record_alarm(event.bed_id)
+            if window_end_wall_s is not None and event.bed_id is not None:
+                self.metrics.alarm_latency.labels(bed=event.bed_id).observe(time.time() - window_end_wall_s)
+        return sent
+
+    def _send(self, event: AlarmEvent) -> None:
+        self._pub.send_multipart([event.topic.encode(), event.model_dump_json().encode()])
+        if self.metrics is not None:
+            self.metrics.events_published.labels(kind=event.kind).inc()
+
+    def heartbeat(self) -> AlarmEvent:
+        """Send a heartbeat now (the heartbeat thread calls this every ``heartbeat_s``)."""
+        with self._send_lock:
+            if self._closed:
+                raise RuntimeError("AlarmPublisher is closed; cannot send a heartbeat")
+            event = AlarmEvent(kind="heartbeat", journal_head=self.journal.last_seq)
+            self._send(event)
+        return event
+
+    def _heartbeat_loop(self) -> None:
+        last_prune = time.monotonic()
+        while True:
+            try:
+                self.heartbeat()
+            except RuntimeError:
+                return  # closed
+            if self._stop.wait(self.config.heartbeat_s):
+                return
+            if time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
+                last_prune = time.monotonic()
+                try:
+                    self.journal.prune()
+                except JournalError as exc:
+                    log.error("alarm journal pruning failed: %s", exc)
+
+    # -- catch-up -----------------------------------------------------------------------------------
+
+    def handle_request(self, payload: bytes) -> bytes:
+        """Answer one catch-up request (see the module docstring for the format); never raises."""
+        try:
+            request = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return self._error(f"request is not JSON: {exc}")
+        if not isinstance(request, dict):
+            return self._error(f"request must be a JSON object (found {type(request).__name__})")
+        unknown = sorted(set(request) - {"since", "limit"})
+        if unknown:
+            return self._error(f"unknown request keys {unknown} (expected 'since' and optional 'limit')")
+        since = request.get("since")
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            return self._error(f"'since' must be an integer >= 0 (found {since!r})")
+        limit = request.get("limit", self.max_batch)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_batch:
+            return self._error(f"'limit' must be an integer from 1 to {self.max_batch} (found {limit!r})")
+        try:
+            head = self.journal.last_seq
+            rows = self.journal.since_json(since, limit + 1)
+            first = self.journal.first_seq()
+        except JournalError as exc:
+            log.error("catch-up request failed: %s", exc)
+            return self._error(str(exc))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if self.metrics is not None:
+            self.metrics.catchup_requests.labels(result="ok").inc()
+        header = json.dumps({"ok": True, "journal_head": head, "first_seq": first, "more": more})
+        return (header[:-1] + ', "events": [' + ",".join(rows) + "]}").encode()
+
+    def _error(self, message: str) -> bytes:
+        if self.metrics is not None:
+            self.metrics.catchup_requests.labels(result="error").inc()
+        return json.dumps({"ok": False, "error": message}).encode()
+
+    def _serve_catchup(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._rep, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if not poller.poll(100):
+                    continue
+                frames = self._rep.recv_multipart()
+                if len(frames) != 1:
+                    reply = self._error(f"request must be one frame (found {len(frames)})")
+                else:
+                    reply = self.handle_request(frames[0])
+                self._rep.send(reply)
+        except zmq.ContextTerminated:
+            return
+        finally:
+            self._rep.close(linger=0)
+
+    # -- lifetime -----------------------------------------------------------------------------------
+
+    def _teardown_sockets(self) -> None:
+        for name in ("_pub", "_rep"):
+            sock = getattr(self, name, None)
+            if sock is not None and not sock.closed:
+                sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        if self._own_context:
+            self._context.term()
+
+    def close(self) -> None:
+        """Stop the threads, close the sockets (and the private context); the journal stays open."""
+        with self._send_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        self._hb_thread.join(timeout=5.0)
+        self._rep_thread.join(timeout=5.0)
+        self._pub.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        if self._own_context:
+            self._context.term()
+
+    def __enter__(self) -> AlarmPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,272 @@
+"""A subscriber that misses nothing: SUB first, catch up from the journal, then follow live.
+
+Order of operations (the classic "late joiner" fix): connect the SUB socket first so that live events
+queue while catching up, ask the catch-up endpoint for every event after ``since`` (paging until
+``more`` is false), then read the live stream. Live events are de-duplicated by ``journal_seq``; a
+hole in ``journal_seq`` (or a heartbeat whose ``journal_head`` is ahead) triggers a catch-up that fills
+it. Silence longer than ``heartbeat_timeout_s`` is reported as a lost heartbeat.
+
+Gap detection uses the global ``journal_seq``, so the subscriber listens to every topic.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from pydantic import ValidationError
+
+from alarms.schema import AlarmEvent
+
+
+class CatchupError(RuntimeError):
+    """The catch-up endpoint did not answer in time or answered with an error."""
+
+
+@dataclass(frozen=True)
+class ClientCurve:
+    """CURVE keys of a subscriber.
+
+    Attributes
+    ----------
+    server_public_file : Path
+        The server's public certificate (``server.key``).
+    client_secret_file : Path
+        The client's secret certificate (``client.key_secret``), written by
+        ``zmq.auth.create_certificates``; its public half must be in the server's authorized directory
+        when the server restricts clients.
+    """
+
+    server_public_file: Path
+    client_secret_file: Path
+
+    def apply(self, sock: zmq.Socket) -> None:
+        """Set the CURVE client options on ``sock`` (before connecting).
+
+        Raises
+        ------
+        ValueError
+            If a certificate file cannot be read or the client file has no secret key.
+        """
+        try:
+            server_public, _ = zmq.auth.load_certificate(self.server_public_file)
+            public, secret = zmq.auth.load_certificate(self.client_secret_file)
+        except OSError as exc:
+            raise ValueError(f"cannot read CURVE certificate: {exc}") from exc
+        if not secret:
+            raise ValueError(f"CURVE client certificate {self.client_secret_file} holds no secret key "
+                             "(expected a .key_secret file)")
+        sock.curve_serverkey = server_public
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+
+
+def catchup_endpoint_for(pub_endpoint: str) -> str:
+    """Default catch-up endpoint for a PUB endpoint: same host, port + 1 (5556 -> 5557).
+
+    Raises
+    ------
+    ValueError
+        If ``pub_endpoint`` is not ``tcp://host:port``.
+    """
+    head, sep, port = pub_endpoint.rpartition(":")
+    if not pub_endpoint.startswith("tcp://") or not sep or not port.isdigit():
+        raise ValueError(f"cannot derive a catch-up endpoint from {pub_endpoint!r} (expected tcp://host:port); "
+                         "give it explicitly")
+    return f"{head}:{int(port) + 1}"
+
+
+class AlarmSubscriber:
+    """Catch-up + live follower of an :class:`alarms.publisher.AlarmPublisher`.
+
+    Parameters
+    ----------
+    pub_endpoint, catchup_endpoint : str
+        The publisher's PUB and catch-up REP endpoints.
+    since : int, default 0
+        Deliver events with ``journal_seq > since`` (0: everything the journal retains).
+    curve : ClientCurve, optional
+        CURVE keys when the publisher requires them.
+    heartbeat_timeout_s : float, default 15.0
+        Silence after which the heartbeat is reported lost (3 default heartbeat periods).
+    request_timeout_s : float, default 5.0
+        Time to wait for a catch-up reply before giving up on that attempt.
+    on_notice : callable, optional
+        Receives one human-readable line per notable condition (heartbeat lost/back, gap filled,
+        events pruned, catch-up failed, malformed message). Default: collected in ``notices``.
+    context : zmq.Context, optional
+
+    Attributes
+    ----------
+    last_seq : int
+        Newest ``journal_seq`` delivered.
+    duplicates : int
+        Live events dropped because already delivered.
+    """
+
+    def __init__(self, pub_endpoint: str, catchup_endpoint: str, *, since: int = 0,
+                 curve: ClientCurve | None = None, heartbeat_timeout_s: float = 15.0,
+                 request_timeout_s: float = 5.0, on_notice: Callable[[str], None] | None = None,
+                 context: zmq.Context | None = None) -> None:
+        if since < 0:
+            raise ValueError(f"since must be >= 0 (found {since})")
+        self.pub_endpoint = pub_endpoint
+        self.catchup_endpoint = catchup_endpoint
+        self.last_seq = since
+        self.curve = curve
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.notices: list[str] = []
+        self._on_notice = on_notice if on_notice is not None else self.notices.append
+        self.duplicates = 0
+        self._own_context = context is None
+        self._context = context if context is not None else zmq.Context()
+        self._sub = self._context.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self._sub)
+        self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub.connect(pub_endpoint)
+        self._req: zmq.Socket | None = None
+
+    def _notice(self, text: str) -> None:
+        self._on_notice(text)
+
+    # -- catch-up ----------------------------------------------------------------------------------
+
+    def _request(self, request: dict) -> dict:
+        if self._req is None:
+            self._req = self._context.socket(zmq.REQ)
+            self._req.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.apply(self._req)
+            self._req.connect(self.catchup_endpoint)
+        self._req.send(json.dumps(request).encode())
+        if not self._req.poll(int(self.request_timeout_s * 1000)):
+            # lazy pirate: a REQ socket without a reply is stuck; drop it and start afresh next time
+            self._req.close(linger=0)
+            self._req = None
+            raise CatchupError(f"no catch-up reply from {self.catchup_endpoint} in {self.request_timeout_s} s")
+        reply = json.loads(self._req.recv())
+        if not reply.get("ok"):
+            raise CatchupError(f"catch-up endpoint {self.catchup_endpoint} answered: {reply.get('error')}")
+        return reply
+
+    def catch_up(self) -> list[AlarmEvent]:
+        """Fetch every journaled event after :attr:`last_seq` (paging) and advance :attr:`last_seq`.
+
+        Returns
+        -------
+        events : list of AlarmEvent
+            In ``journal_seq`` order, none already delivered.
+
+        Raises
+        ------
+        CatchupError
+            If the endpoint does not answer in ``request_timeout_s`` or answers with an error.
+        """
+        out: list[AlarmEvent] = []
+        while True:
+            reply = self._request({"since": self.last_seq})
+            first = reply.get("first_seq")
+            if first is not None and first > self.last_seq + 1 and reply["events"]:
+                self._notice(f"events {self.last_seq + 1}..{first - 1} were pruned from the journal "
+                             "(older than its retention); they cannot be caught up")
+            for raw in reply["events"]:
+                event = AlarmEvent.model_validate(raw)
+                if event.journal_seq is not None and event.journal_seq > self.last_seq:
+                    self.last_seq = event.journal_seq
+                    out.append(event)
+            if not reply["more"]:
+                return out
+
+    # -- live ---------------------------------------------------------------------------------------
+
+    def iter_events(self, stop: threading.Event | None = None,
+                    include_heartbeats: bool = False) -> Iterator[AlarmEvent]:
+        """Yield events: first the catch-up, then live ones, without duplicates or gaps.
+
+        Parameters
+        ----------
+        stop : threading.Event, optional
+            Set it to end the iteration (checked every 0.2 s).
+        include_heartbeats : bool, default False
+            Also yield heartbeat events.
+
+        Yields
+        ------
+        event : AlarmEvent
+            Journaled events in ``journal_seq`` order; events that could not be journaled
+            (``journal_seq`` None, e.g. the daemon's journal-failure notice) as they arrive.
+        """
+        stop = stop if stop is not None else threading.Event()
+        yield from self._safe_catch_up("initial catch-up")
+        last_message = time.monotonic()
+        silent = False
+        while not stop.is_set():
+            if not self._sub.poll(200):
+                quiet = time.monotonic() - last_message
+                if not silent and quiet > self.heartbeat_timeout_s:
+                    silent = True
+                    self._notice(f"heartbeat lost: nothing from {self.pub_endpoint} for {quiet:.1f} s "
+                                 "(daemon stopped, hung or unreachable)")
+                continue
+            frames = self._sub.recv_multipart()
+            last_message = time.monotonic()
+            if silent:
+                silent = False
+                self._notice(f"heartbeat back from {self.pub_endpoint}")
+            if len(frames) != 2:
+                self._notice(f"ignored a message of {len(frames)} frames (expected [topic, json])")
+                continue
+            try:
+                event = AlarmEvent.model_validate_json(frames[1])
+            except ValidationError as exc:
+                self._notice(f"ignored a malformed event on topic {frames[0]!r}: {exc.errors()[0]['msg']}")
+                continue
+            if event.kind == "heartbeat":
+                if event.journal_head is not None and event.journal_head > self.last_seq:
+                    yield from self._safe_catch_up(f"heartbeat says journal head {event.journal_head}")
+                if include_heartbeats:
+                    yield event
+                continue
+            if event.journal_seq is None:
+                yield event
+            elif event.journal_seq <= self.last_seq:
+                self.duplicates += 1
+            elif event.journal_seq == self.last_seq + 1:
+                self.last_seq = event.journal_seq
+                yield event
+            else:
+                yield from self._safe_catch_up(
+                    f"gap: received journal_seq {event.journal_seq} after {self.last_seq}")
+
+    def _safe_catch_up(self, why: str) -> list[AlarmEvent]:
+        try:
+            events = self.catch_up()
+        except CatchupError as exc:
+            self._notice(f"catch-up failed ({why}): {exc}; will retry at the next event or heartbeat")
+            return []
+        if events and why != "initial catch-up":
+            self._notice(f"caught up {len(events)} events ({why})")
+        return events
+
+    def close(self) -> None:
+        """Close the sockets (and the private context)."""
+        self._sub.close(linger=0)
+        if self._req is not None:
+            self._req.close(linger=0)
+        if self._own_context:
+            self._context.term()
+
+    def __enter__(self) -> AlarmSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
