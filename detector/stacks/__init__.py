@@ -2,14 +2,20 @@
 
 from detector.stacks.bidirectional import BidirectionalBlock, BidirectionalStack
 from detector.stacks.build import build_stack, resolve_backend
-from detector.stacks.fused import GATED_DELTANET_PARAMETERS, MAMBA2_PARAMETERS, missing_fused_requirements
+from detector.stacks.fused import (
+    GATED_DELTANET_PARAMETER_KEYS,
+    MAMBA2_PARAMETER_KEYS,
+    fused_parameter_shapes,
+    missing_fused_requirements,
+)
 
 __all__ = [
-    "GATED_DELTANET_PARAMETERS",
-    "MAMBA2_PARAMETERS",
+    "GATED_DELTANET_PARAMETER_KEYS",
+    "MAMBA2_PARAMETER_KEYS",
     "BidirectionalBlock",
     "BidirectionalStack",
     "build_stack",
+    "fused_parameter_shapes",
     "missing_fused_requirements",
     "resolve_backend",
 ]

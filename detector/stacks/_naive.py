@@ -8,7 +8,9 @@ import torch
 def naive_ssd_scan(
     x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor
 ) -> torch.Tensor:
-    """Mamba2 recurrence one step at a time: ``h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T``, ``y_t = h_t C_t``.
+    """Mamba2 recurrence one step at a time.
+
+    ``h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T``, ``y_t = h_t C_t``.
 
     Shapes: x (N, L, H, P), dt (N, L, H), A (H,), B and C (N, L, S) -> y (N, L, H, P). Float32.
     """

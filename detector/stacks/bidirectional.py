@@ -102,7 +102,9 @@ class BidirectionalStack(nn.Module):
     ) -> None:
         super().__init__()
         self.d_model, self.stack, self.backend = d_model, stack, backend
-        self.layers = nn.ModuleList(BidirectionalBlock(d_model, make_mixer, norm_eps) for _ in range(n_layers))
+        self.layers = nn.ModuleList(
+            BidirectionalBlock(d_model, make_mixer, norm_eps) for _ in range(n_layers)
+        )
         self.norm_f = nn.RMSNorm(d_model, eps=norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,9 @@ def resolve_backend(stack: Stack, backend: Backend) -> str:
             )
         return "fused"
     if missing:
-        log.info("stack %s: backend auto -> reference (fused kernels unavailable: %s)", stack, ", ".join(missing))
+        log.info(
+            "stack %s: backend auto -> reference (fused kernels unavailable: %s)", stack, ", ".join(missing)
+        )
         return "reference"
     log.info("stack %s: backend auto -> fused (CUDA and kernel packages available)", stack)
     return "fused"

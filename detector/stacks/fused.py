@@ -9,36 +9,73 @@ from torch import nn
 
 from detector.config import Stack, StackConfig
 
-MAMBA2_PARAMETERS: dict[str, str] = {
-    "in_proj.weight": "(2*E + 2*S + H, D)",
-    "conv1d.weight": "(E + 2*S, 1, d_conv)",
-    "conv1d.bias": "(E + 2*S,)",
-    "dt_bias": "(H,)",
-    "A_log": "(H,)",
-    "D": "(H,)",
-    "norm.weight": "(E,)",
-    "out_proj.weight": "(D, E)",
-}
-"""State-dict keys (and shapes) of ``mamba_ssm.modules.mamba2.Mamba2`` with ``bias=False``,
-``conv_bias=True``, ``rmsnorm=True``, ``D_has_hdim=False``, ``ngroups=1``, ``d_ssm=None``; E = expand * D."""
+MAMBA2_PARAMETER_KEYS: tuple[str, ...] = (
+    "in_proj.weight",
+    "conv1d.weight",
+    "conv1d.bias",
+    "dt_bias",
+    "A_log",
+    "D",
+    "norm.weight",
+    "out_proj.weight",
+)
+"""State-dict keys of ``mamba_ssm.modules.mamba2.Mamba2`` with ``bias=False``, ``conv_bias=True``,
+``rmsnorm=True``, ``D_has_hdim=False``, ``d_ssm=None`` (mamba-ssm 2.x sources)."""
 
-GATED_DELTANET_PARAMETERS: dict[str, str] = {
-    "q_proj.weight": "(H*K, D)",
-    "k_proj.weight": "(H*K, D)",
-    "v_proj.weight": "(H*V, D)",
-    "a_proj.weight": "(H, D)",
-    "b_proj.weight": "(H, D)",
-    "A_log": "(H,)",
-    "dt_bias": "(H,)",
-    "q_conv1d.weight": "(H*K, 1, d_conv)",
-    "k_conv1d.weight": "(H*K, 1, d_conv)",
-    "v_conv1d.weight": "(H*V, 1, d_conv)",
-    "g_proj.weight": "(H*V, D)",
-    "o_norm.weight": "(V,)",
-    "o_proj.weight": "(D, H*V)",
-}
-"""State-dict keys (and shapes) of ``fla.layers.gated_deltanet.GatedDeltaNet`` with ``use_gate=True``,
-``use_short_conv=True``, ``conv_bias=False``, ``num_v_heads=None``; K = head_dim, V = expand_v * K."""
+GATED_DELTANET_PARAMETER_KEYS: tuple[str, ...] = (
+    "q_proj.weight",
+    "k_proj.weight",
+    "v_proj.weight",
+    "a_proj.weight",
+    "b_proj.weight",
+    "A_log",
+    "dt_bias",
+    "q_conv1d.weight",
+    "k_conv1d.weight",
+    "v_conv1d.weight",
+    "g_proj.weight",
+    "o_norm.weight",
+    "o_proj.weight",
+)
+"""State-dict keys of ``fla.layers.gated_deltanet.GatedDeltaNet`` with ``use_gate=True``,
+``use_short_conv=True``, ``conv_bias=False``, ``num_v_heads=None`` (flash-linear-attention sources)."""
+
+
+def fused_parameter_shapes(stack: Stack, config: StackConfig) -> dict[str, tuple[int, ...]]:
+    """Shape of every parameter of the upstream mixer built from ``config``, as its ``__init__`` makes it.
+
+    With D = d_model, H = n_heads, d_conv; Mamba2: E = expand * D, S = d_state; Gated DeltaNet:
+    K = d_state (``head_dim``), V = expand * K (``head_v_dim``).
+
+    Returns
+    -------
+    shapes : dict of str to tuple of int
+        Keyed like :data:`MAMBA2_PARAMETER_KEYS` or :data:`GATED_DELTANET_PARAMETER_KEYS`.
+    """
+    d, h, w = config.d_model, config.n_heads, config.d_conv
+    if stack == "bimamba2":
+        e, s = config.expand * d, config.d_state
+        shapes = [(2 * e + 2 * s + h, d), (e + 2 * s, 1, w), (e + 2 * s,), (h,), (h,), (h,), (e,), (d, e)]
+        return dict(zip(MAMBA2_PARAMETER_KEYS, shapes, strict=True))
+    k = config.d_state
+    v = config.expand * k
+    shapes = [
+        (h * k, d),
+        (h * k, d),
+        (h * v, d),
+        (h, d),
+        (h, d),
+        (h,),
+        (h,),
+        (h * k, 1, w),
+        (h * k, 1, w),
+        (h * v, 1, w),
+        (h * v, d),
+        (v,),
+        (d, h * v),
+    ]
+    return dict(zip(GATED_DELTANET_PARAMETER_KEYS, shapes, strict=True))
+
 
 FUSED_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "bimamba2": ("mamba_ssm", "causal_conv1d", "triton"),
@@ -56,7 +93,11 @@ def missing_fused_requirements(stack: Stack) -> list[str]:
         Empty when the fused backend can be built; otherwise e.g. ``["mamba_ssm (not installed)",
         "a CUDA device (torch.cuda.is_available() is False)"]``.
     """
-    missing = [f"{name} (not installed)" for name in FUSED_REQUIREMENTS[stack] if importlib.util.find_spec(name) is None]
+    missing = [
+        f"{name} (not installed)"
+        for name in FUSED_REQUIREMENTS[stack]
+        if importlib.util.find_spec(name) is None
+    ]
     if not torch.cuda.is_available():
         missing.append("a CUDA device (torch.cuda.is_available() is False)")
     return missing

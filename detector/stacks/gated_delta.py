@@ -106,9 +106,13 @@ def chunk_gated_delta_rule(
     offset = k_to_end.transpose(-1, -2) @ u0  # (N, H, c, K, V)
     states = [k.new_zeros(n, h, dk, dv)]
     for i in range(c - 1):
-        states.append(torch.baddbmm(offset[:, :, i].reshape(-1, dk, dv),
-                                    transition[:, :, i].reshape(-1, dk, dk),
-                                    states[-1].reshape(-1, dk, dv)).view(n, h, dk, dv))
+        states.append(
+            torch.baddbmm(
+                offset[:, :, i].reshape(-1, dk, dv),
+                transition[:, :, i].reshape(-1, dk, dk),
+                states[-1].reshape(-1, dk, dv),
+            ).view(n, h, dk, dv)
+        )
     entering = torch.stack(states, dim=2)  # (N, H, c, K, V): S^T entering each chunk
 
     # outputs of all chunks at once

@@ -90,7 +90,9 @@ class GatedDeltaNetMixer(nn.Module):
         self.o_proj = nn.Linear(self.value_dim, d_model, bias=False)
 
     def _short_conv(self, channels: int) -> nn.Conv1d:
-        return nn.Conv1d(channels, channels, self.d_conv, groups=channels, padding=self.d_conv - 1, bias=False)
+        return nn.Conv1d(
+            channels, channels, self.d_conv, groups=channels, padding=self.d_conv - 1, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, _ = x.shape

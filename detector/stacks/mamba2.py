@@ -12,7 +12,9 @@ from detector.stacks.norms import RMSNormGated
 from detector.stacks.ssd import ssd_chunked_scan
 
 
-def init_dt_bias(n_heads: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4) -> torch.Tensor:
+def init_dt_bias(
+    n_heads: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4
+) -> torch.Tensor:
     """Inverse-softplus of step sizes drawn log-uniformly in [dt_min, dt_max] (Mamba2's initialisation)."""
     dt = torch.exp(torch.rand(n_heads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
     dt = dt.clamp(min=floor)
