@@ -116,7 +116,7 @@ class ReplayPublisher:
 
     def run(
         self, stop: threading.Event | None = None, wait_consumer_s: float = 0.0,
-        on_chunk: Callable[[Chunk], None] | None = None,
+        on_chunk: Callable[[Chunk], None] | None = None, linger_s: float = 2.0,
     ) -> int:
         """Publish until the end of the file (or forever with ``loop``) or until ``stop`` is set.
 
@@ -129,6 +129,10 @@ class ReplayPublisher:
             samples pushed before an inlet connects are not delivered to it).
         on_chunk : callable, optional
             Called with each chunk after it was pushed (for benchmarks).
+        linger_s : float
+            Seconds the outlet stays up after the file's last sample, so that consumers pull the
+            samples still in flight (an inlet that sees its outlet vanish reports the stream lost and
+            may drop what it had not pulled yet).
 
         Returns
         -------
@@ -155,6 +159,11 @@ class ReplayPublisher:
             self.n_pushed += chunk.n_samples
             if on_chunk is not None:
                 on_chunk(chunk)
+        if self.source.exhausted and linger_s > 0:
+            if stop is None:
+                time.sleep(linger_s)
+            else:
+                stop.wait(linger_s)
         return self.n_pushed
 
     def _schedule_t0(self) -> float:

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Seconds of signal per pushed chunk (default 0.05).")
     parser.add_argument("--wait-consumer-s", type=float, default=0.0,
                         help="Wait up to this many seconds for a consumer before the first sample (default 0).")
+    parser.add_argument("--linger-s", type=float, default=2.0,
+                        help="Seconds the stream stays up after the last sample (default 2), so consumers "
+                        "pull what is still in flight.")
     parser.set_defaults(func=run)
 
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        n = publisher.run(wait_consumer_s=args.wait_consumer_s)
+        n = publisher.run(wait_consumer_s=args.wait_consumer_s, linger_s=args.linger_s)
     except KeyboardInterrupt:
         n = publisher.n_pushed
     finally:

@@ -1,0 +1,79 @@
+"""streaming.sources.edf_replay: absolute-schedule pacing, as-fast-as-possible, loop, end of file."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from streaming.config import EdfSourceConfig
+from streaming.edf import load_canonical
+from streaming.sources.edf_replay import EdfReplaySource
+
+
+@pytest.fixture
+def iiic(shared_data):
+    return shared_data / "labelled" / "iiic_05.edf"
+
+
+def test_paced_replay_releases_each_chunk_on_its_absolute_schedule(iiic):
+    source = EdfReplaySource(EdfSourceConfig(path=iiic, speed=2.0, chunk_s=0.25))
+    source.open()
+    released = []
+    while len(released) < 12:  # 3 s of signal at speed 2: 1.5 s
+        chunk = source.read(timeout_s=1.0)
+        assert chunk is not None
+        released.append((time.monotonic(), chunk))
+    for now, chunk in released:
+        due = source.release_time(chunk.end_index)
+        assert due - 0.001 <= now <= due + 0.05, "a chunk came before its last sample was due, or late"
+        assert chunk.clock_s == pytest.approx(source.release_time(chunk.first_index))
+    # The schedule is absolute: the last chunk is due exactly 3 s of signal / speed 2 after the start.
+    assert source.release_time(released[-1][1].end_index) - source.release_time(0) == pytest.approx(1.5)
+
+
+def test_read_returns_none_when_the_next_chunk_is_not_due_within_the_timeout(iiic):
+    source = EdfReplaySource(EdfSourceConfig(path=iiic, speed=1.0, chunk_s=0.5))
+    source.open()
+    started = time.monotonic()
+    assert source.read(timeout_s=0.05) is None
+    assert 0.04 <= time.monotonic() - started < 0.4
+    chunk = source.read(timeout_s=1.0)
+    assert chunk is not None and chunk.first_index == 0 and chunk.n_samples == 100
+
+
+def test_speed_zero_replays_the_whole_file_at_once_and_ends(iiic):
+    rec = load_canonical(iiic)
+    source = EdfReplaySource(EdfSourceConfig(path=iiic, speed=0.0, chunk_s=0.3))
+    source.open()
+    chunks = []
+    started = time.monotonic()
+    while not source.exhausted:
+        chunks.append(source.read(timeout_s=10.0))
+    assert time.monotonic() - started < 5.0, "speed 0 must not pace (50 s of signal)"
+    assert source.read(timeout_s=0.0) is None
+    np.testing.assert_array_equal(np.concatenate([c.data for c in chunks], axis=1), rec.data)
+    assert [c.first_index for c in chunks] == list(range(0, rec.data.shape[1], 60))
+    assert chunks[3].clock_s == pytest.approx(180 / rec.fs)
+
+
+def test_loop_restarts_the_file_and_keeps_counting_samples(iiic):
+    rec = load_canonical(iiic)
+    n_file = rec.data.shape[1]
+    source = EdfReplaySource(EdfSourceConfig(path=iiic, speed=0.0, chunk_s=20.0, loop=True))
+    source.open()
+    chunks = [source.read(timeout_s=1.0) for _ in range(8)]  # 20, 20, 10 | 20, 20, 10 | 20, 20 s
+    assert [c.first_index for c in chunks] == [0, 4000, 8000, 10000, 14000, 18000, 20000, 24000]
+    assert source.n_loops == 2 and not source.exhausted
+    np.testing.assert_array_equal(chunks[3].data, rec.data[:, :4000])
+    np.testing.assert_array_equal(chunks[5].data, rec.data[:, 8000:n_file])
+    assert all(c.gap_samples == 0 for c in chunks)
+
+
+def test_bipolar_file_cannot_be_replayed(shared_data):
+    source = EdfReplaySource(EdfSourceConfig(path=shared_data / "quirks" / "neonatal_bipolar_8ch.edf"))
+    with pytest.raises(ValueError, match="bipolar"):
+        source.open()
+    with pytest.raises(RuntimeError, match="before open"):
+        source.read(0.0)

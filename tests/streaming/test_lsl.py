@@ -1,0 +1,168 @@
+"""LSL on loopback: `ictal replay` -> LslSource round trip, reconnection, labels/units, gaps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pylsl
+import pytest
+
+from detector import CANONICAL_CHANNELS
+from detector.config import FrontendConfig
+from detector.frontend import Frontend
+from detector.montage import MontageError
+from streaming.config import LslSourceConfig
+from streaming.edf import load_canonical
+from streaming.pipeline import BedPipeline
+from streaming.sources.lsl import LslSource
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _replay(path, name: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ictal", "replay", str(path), "--name", name, "--wait-consumer-s", "30", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _read_until(source: LslSource, condition, deadline_s: float) -> list:
+    chunks, end = [], time.monotonic() + deadline_s
+    while not condition(chunks):
+        assert time.monotonic() < end, f"condition not met within {deadline_s} s ({len(chunks)} chunks)"
+        chunk = source.read(timeout_s=0.2)
+        if chunk is not None:
+            chunks.append(chunk)
+    return chunks
+
+
+def _samples(chunks) -> int:
+    return sum(c.n_samples for c in chunks)
+
+
+def test_replay_round_trip_gives_the_file_back_without_loss(shared_data):
+    path = shared_data / "labelled" / "iiic_05.edf"
+    rec = load_canonical(path)
+    name = _unique("ictal-test-roundtrip")
+    process = _replay(path, name, "--speed", "20")
+    try:
+        source = LslSource(LslSourceConfig(name=name, resolve_timeout_s=30.0))
+        source.open()
+        assert source.fs == rec.fs == 200.0
+        chunks = _read_until(source, lambda c: _samples(c) >= rec.data.shape[1], deadline_s=30.0)
+    finally:
+        process.kill()
+        process.wait()
+    received = np.concatenate([c.data for c in chunks], axis=1)
+    np.testing.assert_array_equal(received, rec.data)  # float32 over LSL: bit-exact, no sample lost
+    assert [c.first_index for c in chunks] == list(np.cumsum([0] + [c.n_samples for c in chunks[:-1]]))
+    assert source.gaps == [] and all(c.gap_samples == 0 for c in chunks)
+    clocks = np.array([c.clock_s for c in chunks])
+    np.testing.assert_allclose(np.diff(clocks), np.diff([c.first_index for c in chunks]) / rec.fs, atol=1e-6)
+    # After the same front-end, the stream equals the file processed offline.
+    pipeline = BedPipeline(FrontendConfig(), source.fs, 4.0)
+    for chunk in chunks:
+        pipeline.push(chunk)
+    streamed, valid = pipeline.ring.read(0, pipeline.ring.end_index)
+    offline = Frontend(FrontendConfig(), rec.fs).process(rec.data)
+    assert valid.all() and streamed.shape == offline.shape
+    assert np.abs(streamed - offline).max() <= 1e-4
+    source.close()
+
+
+def test_restarted_outlet_is_reconnected_and_the_gap_recorded(shared_data):
+    path = shared_data / "labelled" / "iiic_06.edf"
+    rec = load_canonical(path)
+    name = _unique("ictal-test-reconnect")
+    source = LslSource(LslSourceConfig(name=name, resolve_timeout_s=30.0, reconnect_s=0.2))
+    process = _replay(path, name, "--speed", "10", "--loop")
+    try:
+        source.open()
+        before = _read_until(source, lambda c: _samples(c) >= 1000, deadline_s=30.0)
+        process.kill()
+        process.wait()
+        end = time.monotonic() + 10.0
+        while source.connected:
+            assert time.monotonic() < end, "the loss of the outlet was not detected"
+            chunk = source.read(timeout_s=0.2)
+            if chunk is not None:
+                before.append(chunk)
+        assert source.read(timeout_s=0.1) is None  # lost: nothing to read, no exception
+        process = _replay(path, name, "--speed", "10", "--loop")
+        after = _read_until(source, lambda c: _samples(c) >= 400, deadline_s=30.0)
+    finally:
+        process.kill()
+        process.wait()
+    assert source.n_connections == 2
+    first = after[0]
+    expected_end = before[-1].end_index
+    assert first.gap_samples >= 1 and first.first_index == expected_end + first.gap_samples
+    assert source.gaps == [(first.first_index, first.gap_samples)]
+    # The restarted replay starts the file again: the resumed samples are the file's first ones.
+    resumed = np.concatenate([c.data for c in after], axis=1)
+    np.testing.assert_array_equal(resumed, rec.data[:, : resumed.shape[1]])
+    # The bed pipeline records the gap instead of gluing the two connections together.
+    pipeline = BedPipeline(FrontendConfig(), source.fs, 4.0)
+    for chunk in before + after:
+        pipeline.push(chunk)
+    assert pipeline.n_resets == 1 and len(pipeline.ring.gaps) == 1
+    source.close()
+
+
+def _outlet(name: str, labels: list[str], units: list[str], fs: float = 256.0) -> pylsl.StreamOutlet:
+    info = pylsl.StreamInfo(name, "EEG", len(labels), fs, "float32", name)
+    channels = info.desc().append_child("channels")
+    for label, unit in zip(labels, units, strict=True):
+        channel = channels.append_child("channel")
+        channel.append_child_value("label", label)
+        if unit:
+            channel.append_child_value("unit", unit)
+    return pylsl.StreamOutlet(info)
+
+
+def test_labels_and_units_from_the_description_are_mapped_to_canonical_microvolts():
+    name = _unique("ictal-test-units")
+    aliases = {"T3": "EEG T7-LE", "T4": "T8", "T5": "EEG P7-Ref", "T6": "p8"}
+    labels = ["EKG"] + [aliases.get(ch, f"EEG {ch.upper()}-REF") for ch in reversed(CANONICAL_CHANNELS)]
+    outlet = _outlet(name, labels, [""] + ["millivolts"] * 19)
+    source = LslSource(LslSourceConfig(name=name, resolve_timeout_s=10.0, gap_tolerance_s=0.1))
+    source.open()
+    assert source.montage.ignored == ("EKG",)
+    values = np.tile(np.arange(20, dtype=np.float32), (64, 1))  # column j holds j (in mV)
+    stamp = pylsl.local_clock()
+    outlet.push_chunk(values, stamp)
+    outlet.push_chunk(values, stamp + 1.0 + 64 / 256)  # 1 s (256 samples) never sent
+    chunks = _read_until(source, lambda c: _samples(c) >= 128, deadline_s=10.0)
+    first = chunks[0]
+    # Canonical channel k came from stream column 19 - k (reversed order, after EKG), in uV.
+    expected = (19 - np.arange(19, dtype=np.float32)) * 1000.0
+    np.testing.assert_array_equal(first.data[:, 0], expected)
+    assert [(c.first_index, c.gap_samples) for c in chunks] == [(0, 0), (64 + 256, 256)]
+    assert source.gaps == [(320, 256)]
+    source.close()
+    del outlet
+
+
+def test_stream_without_units_or_with_missing_channels_is_refused():
+    name = _unique("ictal-test-nounit")
+    outlet = _outlet(name, list(CANONICAL_CHANNELS), [""] * 19)
+    with pytest.raises(ValueError, match="channel 'Fp1' has no unit"):
+        LslSource(LslSourceConfig(name=name, resolve_timeout_s=10.0)).open()
+    del outlet
+    name = _unique("ictal-test-missing")
+    outlet = _outlet(name, list(CANONICAL_CHANNELS[:-1]), ["microvolts"] * 18)
+    with pytest.raises(MontageError, match="missing: O2"):
+        LslSource(LslSourceConfig(name=name, resolve_timeout_s=10.0)).open()
+    del outlet
+
+
+def test_absent_stream_is_a_clear_connection_error():
+    name = _unique("ictal-test-absent")
+    with pytest.raises(ConnectionError, match=f"name='{name}'"):
+        LslSource(LslSourceConfig(name=name, resolve_timeout_s=0.3)).open()
