@@ -45,8 +45,8 @@ def read_term_annotations(path: Path) -> list[tuple[float, float, str]]:
     """
     from training.scoring.annotations import read_csv_bi
 
-    events = read_csv_bi(path)
-    return [(float(e.start_s), float(e.stop_s) - float(e.start_s), str(e.label)) for e in events]
+    annotation = read_csv_bi(path)
+    return [(float(e.start_s), float(e.stop_s) - float(e.start_s), str(e.label)) for e in annotation.events]
 
 
 def discover_tusz(root: Path) -> DatasetIndex:
