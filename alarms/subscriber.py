@@ -130,7 +130,13 @@ class AlarmSubscriber:
         self._sub = self._context.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         if curve is not None:
-            curve.apply(self._sub)
+            try:
+                curve.apply(self._sub)
+            except ValueError:
+                self._sub.close(linger=0)
+                if self._own_context:
+                    self._context.term()
+                raise
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
         self._sub.connect(pub_endpoint)
         self._req: zmq.Socket | None = None
