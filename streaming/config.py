@@ -55,7 +55,11 @@ SourceConfig = Annotated[LslSourceConfig | EdfSourceConfig, Field(discriminator=
 class BedConfig(StrictModel):
     """One bed: an id and the source of its EEG."""
 
-    bed_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Used in topics, metrics and events.")
+    bed_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Used in topics, metrics and events (the alarm event schema's pattern: letters, digits, "
+        "'_' and '-').",
+    )
     source: SourceConfig
 
 
@@ -68,6 +72,13 @@ class SchedulerConfig(StrictModel):
         "minimum event duration while letting one CPU serve 32 beds with the tiny preset.",
     )
     ring_s: float = Field(120.0, ge=60, description="Seconds of signal kept per bed (>= one window).")
+    min_history_s: float = Field(
+        60.0, ge=1, le=60,
+        description="Before the first full 60 s window exists, score (every hop, from this much history "
+        "on) a window left-padded to 60 s: the history is normalised alone and the padding is zeros after "
+        "normalisation (streaming.bed). 60 = no padded windows (the daemon's default: a bed is scored "
+        "from its first full minute); evaluation of recordings shorter than 60 s lowers it.",
+    )
 
 
 class DetectorRuntimeConfig(StrictModel):

@@ -1,0 +1,663 @@
+"""`BedSession`: one bed's scoring path, from source chunks to alarm events (daemon and evaluation).
+
+The daemon (``streaming.daemon``) and offline evaluation (:func:`run_recording`, used by
+``ictal evaluate``) drive the same :class:`BedSession`, so a recording gives the same alarm events in
+both. Every decision is taken in stream time (sample indices); the wall clock only stamps events.
+
+Flow of one bed::
+
+    chunk (19, n) uV at fs_in --push--> BedPipeline (front-end, ring buffer, scheduler)
+        --> windows (19, 15360) normalised --(caller scores them, any batch)--> probabilities (15360,)
+        --score--> stitched per-sample probabilities --> signal quality gate --> PostProcessor
+        --> AlarmEvents (onset / offset / signal_quality)
+
+Stream time
+-----------
+Stream time is the sample index at 256 Hz divided by 256 (seconds since the bed's first sample;
+for an EDF file, seconds since the start of the file). Post-processor transitions, event times and
+quality events all use it.
+
+Signal quality and suppression
+------------------------------
+Each scored window is judged usable or not (:meth:`BedSession.assess`): the front-end's
+``detector.quality.assess_window`` report, plus channels with more than
+:data:`MAX_NONFINITE_FRACTION` of non-finite input samples (replaced by the front-end), plus the
+share of the window that is stream gap (more than :data:`MAX_GAP_FRACTION` makes it unusable). A
+``signal_quality`` event is emitted whenever the state (usable or not, and the set of bad channels)
+changes; the state starts as "usable, no bad channel", so a clean recording emits none. While the
+input is unusable the window's probabilities are not given to the post-processor: on the first
+unusable window the post-processor is closed (an open alarm gets its offset with reason
+``signal_unusable``; a candidate onset is dropped) and it starts afresh on the first usable window.
+Alarms are thus suppressed exactly while the input is unusable.
+
+Gaps
+----
+A chunk that starts after the end of the previous one (``Chunk.gap_samples``, or an index jump)
+emits a ``signal_quality`` event with reason ``gap``. Stitched probabilities never cover gap filler
+(only valid runs are fed), and the post-processor closes an open event at a gap (reason ``gap``).
+
+Padded windows (``min_history_s`` < 60)
+---------------------------------------
+Before the first full window exists, a window is scored every hop from ``min_history_s`` of history
+on (ends at ``origin + min_history + k * hop`` samples, while short of 60 s). The history part is
+normalised alone (``Frontend.prepare_window`` on the filtered samples actually held) and placed at
+the right end of the (19, 15360) input; the padding on the left is zeros *after* normalisation (the
+normalised value of a channel's median). Training can reproduce this input exactly by normalising a
+shorter crop and left-padding it with zeros. The quality of a padded window is assessed on its history
+part only. With ``min_history_s = 60`` no padded window is made.
+
+Skipping to the newest window
+-----------------------------
+A caller that falls behind may :meth:`BedSession.discard` windows it will not score. The next
+scored window then also gives the probabilities of the discarded windows' newest hops (from its own
+samples, as far back as its 60 s reach), so the per-sample output and the post-processor stay
+continuous; only latency suffers. Discarded spans older than the window's start stay unscored (a
+gap for the post-processor).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from alarms.config import AlarmThresholds
+from alarms.postprocess import PostProcessor, Transition
+from alarms.schema import AlarmEvent, ModelInfo, Probability
+from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from detector.config import FrontendConfig
+from detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
+from streaming.chunk import Chunk
+from streaming.edf import CanonicalRecording, load_canonical
+from streaming.pipeline import BedPipeline, Window
+from streaming.sources.base import Source
+
+MAX_GAP_FRACTION: float = 0.1
+"""A window with more than this fraction of gap filler (6 s of 60 s) is unusable: the model would
+score mostly zeros."""
+
+MAX_NONFINITE_FRACTION: float = 0.01
+"""A channel with more than this fraction of non-finite input samples in a window (replaced by the
+front-end's sample-and-hold) counts as a bad channel."""
+
+
+class Scorer(Protocol):
+    """What scores windows: ``detector.inference.Detector`` or any object with the same ``predict``."""
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """(B, 19, 15360) normalised windows -> (B, 15360) probabilities in [0, 1]."""
+        ...
+
+
+@dataclass(frozen=True)
+class PaddedWindow(Window):
+    """A window scored before 60 s of history exist (see the module docstring).
+
+    Attributes
+    ----------
+    padding_samples : int
+        Samples of zero padding at the left of ``data`` (``valid`` is False there).
+    """
+
+    padding_samples: int = 0
+
+
+@dataclass(frozen=True)
+class QualityState:
+    """Usability of a bed's input as judged on its latest scored window.
+
+    Attributes
+    ----------
+    usable : bool
+        Whether alarms may be raised from the window.
+    bad_channels : tuple of str
+        Channels with a problem, in canonical order.
+    problems : tuple of str
+        One line per problem, e.g. ``"T5: flat (std 0.02 uV)"`` or ``"stream gap: 12.0 s of the window"``.
+    """
+
+    usable: bool = True
+    bad_channels: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[bool, tuple[str, ...]]:
+        """What a change of state is judged on (the problem texts carry measured values that vary)."""
+        return (self.usable, self.bad_channels)
+
+
+@dataclass
+class ScoreResult:
+    """What scoring one window produced.
+
+    Attributes
+    ----------
+    events : list of AlarmEvent
+        Onset/offset and signal_quality events, in stream-time order.
+    segments : list of (first_index, probs)
+        Stitched per-sample probabilities: absolute index at 256 Hz of the first one and a float32
+        array; several segments when the stitched span crosses gap filler.
+    usable : bool
+        Whether the segments were given to the post-processor.
+    """
+
+    events: list[AlarmEvent] = field(default_factory=list)
+    segments: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    usable: bool = True
+
+
+class BedSession:
+    """One bed's pipeline, signal-quality state and post-processor.
+
+    Parameters
+    ----------
+    bed_id : str
+        Bed identifier (``^[A-Za-z0-9_-]{1,64}$``), used in events.
+    frontend_config : FrontendConfig
+        The front-end (the checkpoint's).
+    fs_in : float
+        Rate of the incoming chunks in Hz.
+    thresholds : AlarmThresholds
+        Post-processor thresholds.
+    hop_s : float
+        Seconds between scored windows (a whole number of samples at 256 Hz).
+    ring_s : float, default 120
+        Seconds kept in the ring buffer (>= 60).
+    min_history_s : float, default 60
+        History (s) from which windows are scored, left-padded, before 60 s exist (1 to 60).
+    model : ModelInfo, optional
+        Model id and stack written into onset/offset events.
+    quality_thresholds : QualityThresholds, optional
+        Only ``max_bad_channels`` is read here (the window reports use the front-end's defaults).
+
+    Raises
+    ------
+    ValueError
+        If ``hop_s``, ``ring_s``, ``fs_in`` or ``min_history_s`` is out of range.
+    """
+
+    def __init__(
+        self,
+        bed_id: str,
+        frontend_config: FrontendConfig,
+        fs_in: float,
+        thresholds: AlarmThresholds,
+        *,
+        hop_s: float,
+        ring_s: float = 120.0,
+        min_history_s: float = 60.0,
+        model: ModelInfo | None = None,
+        quality_thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+    ) -> None:
+        if not 1.0 <= min_history_s <= 60.0:
+            raise ValueError(f"min_history_s must lie in [1, 60] s (found {min_history_s})")
+        self.bed_id = bed_id
+        self.pipeline = BedPipeline(frontend_config, fs_in, hop_s, ring_s)
+        self.thresholds = thresholds
+        self.model = model
+        self.quality_thresholds = quality_thresholds
+        self.min_history_samples = int(round(min_history_s * FS_HZ))
+        self.postprocessor = PostProcessor(thresholds)
+        self.quality = QualityState()
+        self.n_gaps = 0
+        self.samples_lost = 0
+        self.windows_scored = 0
+        self.windows_discarded = 0
+        self._next_in: int | None = None  # expected first_index of the next chunk (fs_in)
+        self._next_out = 0  # first absolute index (256 Hz) not yet given to the output
+        self._resume_from: int | None = None  # stitch_from of the oldest discarded window
+        self._next_padded_end: int | None = None
+        self._warm_nonfinite: list[tuple[int, int, np.ndarray]] = []
+
+    # -- input ------------------------------------------------------------------------------------
+
+    @property
+    def fs_in(self) -> float:
+        """Rate of the incoming chunks in Hz."""
+        return self.pipeline.fs_in
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples at 256 Hz between scored windows."""
+        return self.pipeline.hop_samples
+
+    def push(self, chunk: Chunk) -> tuple[list[Window], list[AlarmEvent]]:
+        """Process the next chunk: windows now due and gap events.
+
+        Parameters
+        ----------
+        chunk : Chunk
+            Next samples of the bed, ``data`` (19, n) in uV at ``fs_in``.
+
+        Returns
+        -------
+        windows : list of Window
+            Windows to score, oldest first (padded windows are :class:`PaddedWindow`).
+        events : list of AlarmEvent
+            A ``signal_quality`` event (reason ``gap``) when samples were lost before this chunk.
+
+        Raises
+        ------
+        ValueError
+            As ``BedPipeline.push`` (wrong rate, overlapping or out-of-order chunk).
+        """
+        events: list[AlarmEvent] = []
+        lost = 0
+        if self._next_in is not None and chunk.first_index > self._next_in:
+            lost = chunk.first_index - self._next_in
+        first_run = self.pipeline.ring.empty
+        ring_end_before = None if first_run else self.pipeline.ring.end_index
+        windows = self.pipeline.push(chunk)
+        self._next_in = chunk.end_index
+        if lost:
+            self.n_gaps += 1
+            self.samples_lost += lost
+            events.append(self._quality_event(
+                chunk.first_index / self.fs_in, "gap",
+                f"{lost} samples ({lost / self.fs_in:.3f} s) lost before input sample {chunk.first_index}",
+            ))
+        if self.min_history_samples < WINDOW_SAMPLES and self.pipeline.scheduler.warming_up:
+            windows = self._padded_windows(ring_end_before) + windows
+        return windows, events
+
+    def _padded_windows(self, ring_end_before: int | None) -> list[Window]:
+        ring = self.pipeline.ring
+        origin = self.pipeline.scheduler.origin
+        if ring.empty or origin is None:
+            return []
+        if self._next_padded_end is None:
+            self._next_padded_end = origin + self.min_history_samples
+        counts = self.pipeline.frontend.n_nonfinite_last
+        if counts.any():
+            start = ring.end_index if ring_end_before is None else ring_end_before
+            self._warm_nonfinite.append((start, ring.end_index, counts.copy()))
+        out: list[Window] = []
+        full_end = origin + WINDOW_SAMPLES
+        while self._next_padded_end < full_end and self._next_padded_end <= ring.end_index:
+            end = self._next_padded_end
+            self._next_padded_end += self.hop_samples
+            window = self._make_padded(origin, end)
+            if window is not None:
+                out.append(window)
+        return out
+
+    def _make_padded(self, origin: int, end: int) -> PaddedWindow | None:
+        ring = self.pipeline.ring
+        frontend = self.pipeline.frontend
+        start = max(origin, ring.start_index)
+        filtered, valid = ring.read(start, end)
+        if not valid[-self.hop_samples:].any():
+            return None
+        end_in_frontend = frontend.n_out - (ring.end_index - end)
+        if frontend.running is not None and end_in_frontend < 1:
+            return None
+        history = end - start
+        data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
+        data[:, WINDOW_SAMPLES - history:] = frontend.prepare_window(filtered, end_index=end_in_frontend)
+        full_valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
+        full_valid[WINDOW_SAMPLES - history:] = valid
+        nonfinite = np.zeros(len(CANONICAL_CHANNELS), dtype=np.int64)
+        for lo, hi, n in self._warm_nonfinite:
+            if lo < end and hi > start:
+                nonfinite += n
+        return PaddedWindow(
+            data=data, end_index=end, quality=assess_window(filtered, FS_HZ), valid=full_valid,
+            stitch_from=start, end_clock_s=self.pipeline.clock_at(end - 1), nonfinite_replaced=nonfinite,
+            padding_samples=WINDOW_SAMPLES - history,
+        )
+
+    # -- quality ----------------------------------------------------------------------------------
+
+    def assess(self, window: Window) -> QualityState:
+        """Judge whether a window's input is usable (see the module docstring).
+
+        Parameters
+        ----------
+        window : Window
+            A window returned by :meth:`push`.
+
+        Returns
+        -------
+        state : QualityState
+        """
+        bad = set(window.quality.bad_channels)
+        problems = list(window.quality.problems)
+        padding = getattr(window, "padding_samples", 0)
+        n_real = window.data.shape[1] - padding
+        for i, count in enumerate(np.asarray(window.nonfinite_replaced)):
+            if count > MAX_NONFINITE_FRACTION * n_real:
+                name = CANONICAL_CHANNELS[i]
+                bad.add(name)
+                problems.append(f"{name}: {int(count)} non-finite input samples replaced")
+        gap_fraction = (window.gap_samples - padding) / n_real
+        usable = len(bad) <= self.quality_thresholds.max_bad_channels
+        if gap_fraction > MAX_GAP_FRACTION:
+            usable = False
+            problems.append(f"stream gap: {(window.gap_samples - padding) / FS_HZ:.1f} s of the window missing")
+        if len(bad) > self.quality_thresholds.max_bad_channels:
+            problems.append(f"{len(bad)} bad channels (at most {self.quality_thresholds.max_bad_channels} "
+                            "tolerated)")
+        ordered = tuple(c for c in CANONICAL_CHANNELS if c in bad)
+        return QualityState(usable=usable, bad_channels=ordered, problems=tuple(problems))
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    def discard(self, window: Window) -> None:
+        """Record that ``window`` will not be scored (the caller skips to a newer one)."""
+        self.windows_discarded += 1
+        if self._resume_from is None:
+            self._resume_from = max(window.stitch_from, self._next_out)
+
+    def score(self, window: Window, probs: np.ndarray) -> ScoreResult:
+        """Take a window's probabilities: stitch, gate on signal quality, run the post-processor.
+
+        Parameters
+        ----------
+        window : Window
+            A window returned by :meth:`push`, scored in push order (older windows scored or
+            :meth:`discard`-ed first).
+        probs : ndarray, shape (15360,)
+            The model's probabilities for ``window``, in [0, 1].
+
+        Returns
+        -------
+        result : ScoreResult
+            Events, stitched probability segments, and whether they reached the post-processor.
+
+        Raises
+        ------
+        ValueError
+            If ``probs`` does not have shape (15360,), or ``window`` ends before a window already
+            scored.
+        """
+        probs = np.asarray(probs, dtype=np.float32)
+        if probs.shape != (WINDOW_SAMPLES,):
+            raise ValueError(f"probabilities must have shape ({WINDOW_SAMPLES},) (found {probs.shape})")
+        if window.end_index <= self._next_out and self.windows_scored:
+            raise ValueError(
+                f"window ending at sample {window.end_index} is older than the output already produced "
+                f"(up to {self._next_out}); score windows in push order"
+            )
+        self.windows_scored += 1
+        lo = window.stitch_from
+        if self._resume_from is not None:
+            lo = min(lo, max(self._resume_from, window.start_index))
+            self._resume_from = None
+        lo = max(lo, self._next_out, window.start_index)
+        offset = lo - window.start_index
+        valid = window.valid[offset:]
+        span = probs[offset:]
+        segments = [(lo + int(a), span[a:b].copy()) for a, b in _true_runs(valid)]
+        self._next_out = window.end_index
+
+        result = ScoreResult(segments=segments)
+        state = self.assess(window)
+        if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1:
+            state = QualityState(False, state.bad_channels, state.problems + (
+                f"model returned probabilities outside [0, 1] or non-finite "
+                f"({int((~np.isfinite(probs)).sum())} non-finite)",))
+        result.events.extend(self._update_quality(state, window.end_index / FS_HZ, lo / FS_HZ))
+        result.usable = state.usable
+        if state.usable:
+            for first, seg in segments:
+                transitions = self.postprocessor.feed(first / FS_HZ, seg, float(FS_HZ))
+                result.events.extend(self._alarm_event(t) for t in transitions)
+        return result
+
+    def _update_quality(self, state: QualityState, stream_time_s: float, stop_s: float) -> list[AlarmEvent]:
+        previous = self.quality
+        self.quality = state
+        if state.key == previous.key:
+            return []
+        events: list[AlarmEvent] = []
+        if previous.usable and not state.usable:
+            events.extend(self.close("signal_unusable", end_time_s=stop_s))
+            reason, what = "signal_unusable", "input unusable: alarms suppressed"
+        elif state.usable and not previous.usable:
+            reason, what = "signal_usable", "input usable again: alarms resumed"
+        else:
+            reason = "bad_channels"
+            what = ("bad channels: " + ", ".join(state.bad_channels)) if state.bad_channels else "all channels good"
+        detail = what if not state.problems else f"{what} ({'; '.join(state.problems)})"
+        events.append(self._quality_event(stream_time_s, reason, detail, list(state.problems)))
+        return events
+
+    def close(self, reason: str, end_time_s: float | None = None) -> list[AlarmEvent]:
+        """Close the post-processor: an open alarm gets its offset now, a pending onset is dropped.
+
+        Parameters
+        ----------
+        reason : str
+            Written as the offset's ``reason`` (e.g. ``"signal_unusable"``, ``"end_of_data"``,
+            ``"shutdown"``, ``"bed_removed"``, ``"thresholds_reloaded"``, ``"stream_lost"``).
+        end_time_s : float, optional
+            Stream time (s) of the offset's emission; default the end of the probabilities fed.
+
+        Returns
+        -------
+        events : list of AlarmEvent
+            The offset event, if an alarm was open.
+        """
+        transitions = self.postprocessor.finish(end_time_s)
+        return [self._alarm_event(t, reason=reason) for t in transitions]
+
+    def set_thresholds(self, thresholds: AlarmThresholds) -> list[AlarmEvent]:
+        """Use new thresholds from now on (a reload); an open alarm is closed (reason
+        ``thresholds_reloaded``) and the post-processor starts afresh. No-op when unchanged."""
+        if thresholds == self.thresholds:
+            return []
+        events = self.close("thresholds_reloaded")
+        self.thresholds = thresholds
+        self.postprocessor = PostProcessor(thresholds)
+        return events
+
+    def finish(self) -> list[AlarmEvent]:
+        """End of the recording: close an open alarm (reason ``end_of_data``)."""
+        return self.close("end_of_data")
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _alarm_event(self, t: Transition, reason: str | None = None) -> AlarmEvent:
+        return AlarmEvent(
+            bed_id=self.bed_id, kind=t.kind, stream_time_s=t.time_s, onset_s=t.onset_s, offset_s=t.offset_s,
+            probability=Probability(peak=min(max(t.peak, 0.0), 1.0), mean=min(max(t.mean, 0.0), 1.0)),
+            model=self.model, thresholds=self.thresholds, reason=reason if reason is not None else t.reason,
+        )
+
+    def _quality_event(self, stream_time_s: float, reason: str, detail: str,
+                       problems: list[str] | None = None) -> AlarmEvent:
+        return AlarmEvent(bed_id=self.bed_id, kind="signal_quality", stream_time_s=stream_time_s,
+                          reason=reason, detail=detail, problems=problems or [])
+
+    def quality_event(self, stream_time_s: float, reason: str, detail: str) -> AlarmEvent:
+        """A ``signal_quality`` event of this bed (for the daemon's stream and scoring notices)."""
+        return self._quality_event(stream_time_s, reason, detail)
+
+
+def _true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of True in a 1-D boolean array."""
+    padded = np.concatenate(([False], np.asarray(mask, dtype=bool), [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+# -- offline: one recording as fast as possible ---------------------------------------------------
+
+
+@dataclass
+class RecordingResult:
+    """Per-sample output and events of one recording run through :class:`BedSession`.
+
+    Attributes
+    ----------
+    probabilities : ndarray of float32, shape (n,)
+        Stitched probability per sample at 256 Hz, starting at ``first_index``; NaN where none was
+        produced (gaps, or the tail after the last scored window).
+    first_index : int
+        Absolute index at 256 Hz of ``probabilities[0]`` (0 for a file scored from its start with
+        ``min_history_s`` <= its length).
+    usable : ndarray of bool, shape (n,)
+        True where the samples reached the post-processor (input usable); False where alarms were
+        suppressed or no probability exists.
+    events : list of AlarmEvent
+        Onset and offset events in order (the last open alarm closed with reason ``end_of_data``).
+    quality_events : list of AlarmEvent
+        ``signal_quality`` events (quality changes, gaps) in order.
+    duration_s : float
+        Duration of the input in seconds.
+    fs : int
+        Rate of ``probabilities`` (256 Hz).
+    """
+
+    probabilities: np.ndarray
+    first_index: int
+    usable: np.ndarray
+    events: list[AlarmEvent]
+    quality_events: list[AlarmEvent]
+    duration_s: float
+    fs: int = FS_HZ
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """Stream time (s) of every sample of ``probabilities``, shape (n,)."""
+        return (self.first_index + np.arange(self.probabilities.size)) / self.fs
+
+
+def _chunks_of(recording: CanonicalRecording, chunk_samples: int) -> Iterable[Chunk]:
+    data = recording.data
+    for start in range(0, data.shape[1], chunk_samples):
+        block = np.ascontiguousarray(data[:, start:start + chunk_samples])
+        yield Chunk(data=block, first_index=start, clock_s=start / recording.fs, fs=recording.fs)
+
+
+def _chunks_from_source(source: Source) -> Iterable[Chunk]:
+    while not source.exhausted:
+        chunk = source.read(0.0)
+        if chunk is not None:
+            yield chunk
+
+
+def run_recording(
+    path_or_source: str | Path | CanonicalRecording | Source,
+    detector: Scorer,
+    frontend_config: FrontendConfig,
+    thresholds: AlarmThresholds,
+    hop_s: float,
+    chunk_samples: int | None = None,
+    *,
+    min_history_s: float = 60.0,
+    ring_s: float = 120.0,
+    bed_id: str = "offline",
+    model: ModelInfo | None = None,
+    max_batch: int | None = None,
+) -> RecordingResult:
+    """Run one recording through a :class:`BedSession` as fast as possible (offline evaluation).
+
+    Parameters
+    ----------
+    path_or_source : path, CanonicalRecording or Source
+        An EDF/EDF+ file (read with ``streaming.edf.load_canonical``), an already loaded recording, or
+        a finite opened-or-not ``Source`` (e.g. ``EdfReplaySource`` at speed 0).
+    detector : Scorer
+        ``detector.inference.Detector`` (or anything with ``predict((B, 19, 15360)) -> (B, 15360)``).
+    frontend_config : FrontendConfig
+        The checkpoint's front-end.
+    thresholds : AlarmThresholds
+        Post-processor thresholds.
+    hop_s : float
+        Seconds between scored windows.
+    chunk_samples : int, optional
+        Input samples (at the file's rate) per chunk for a file or recording; default
+        ``round(0.25 * fs)``, the chunking of the daemon's EDF source (``EdfSourceConfig.chunk_s``).
+        Events do not depend on it beyond the front-end's float rounding.
+    min_history_s : float, default 60
+        See :class:`BedSession` (lower it to score recordings shorter than 60 s).
+    ring_s : float, default 120
+    bed_id : str, default "offline"
+    model : ModelInfo, optional
+        Written into the events; default from the detector's ``model_id``/``stack``/``backend``
+        attributes when it has them.
+    max_batch : int, optional
+        Windows per ``predict`` call; default the detector's ``max_batch`` or 32.
+
+    Returns
+    -------
+    result : RecordingResult
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, detector.montage.MontageError
+        As ``streaming.edf.load_canonical`` for a file; ValueError for a ``chunk_samples`` < 1.
+    """
+    if isinstance(path_or_source, (str, Path)):
+        path_or_source = load_canonical(path_or_source, frontend_config)
+    if isinstance(path_or_source, CanonicalRecording):
+        recording = path_or_source
+        fs_in = recording.fs
+        if chunk_samples is None:
+            chunk_samples = max(1, round(0.25 * fs_in))
+        if chunk_samples < 1:
+            raise ValueError(f"chunk_samples must be >= 1 (found {chunk_samples})")
+        chunks: Iterable[Chunk] = _chunks_of(recording, chunk_samples)
+        duration_s = recording.duration_s
+    else:
+        source = path_or_source
+        try:
+            fs_in = source.fs
+        except RuntimeError:
+            source.open()
+            fs_in = source.fs
+        chunks = _chunks_from_source(source)
+        duration_s = float("nan")
+    if model is None and hasattr(detector, "model_id"):
+        model = ModelInfo(model_id=str(detector.model_id), stack=str(getattr(detector, "stack", "unknown")),
+                          backend=getattr(detector, "backend", None))
+    batch_size = max_batch or int(getattr(detector, "max_batch", 32))
+    session = BedSession(bed_id, frontend_config, fs_in, thresholds, hop_s=hop_s, ring_s=ring_s,
+                         min_history_s=min_history_s, model=model)
+    events: list[AlarmEvent] = []
+    quality: list[AlarmEvent] = []
+    segments: list[tuple[int, np.ndarray, bool]] = []
+    pending: list[Window] = []
+    n_in = 0
+
+    def score_pending() -> None:
+        if not pending:
+            return
+        probs = np.asarray(detector.predict(np.stack([w.data for w in pending])))
+        for window, p in zip(pending, probs, strict=True):
+            result = session.score(window, p)
+            for event in result.events:
+                (quality if event.kind == "signal_quality" else events).append(event)
+            segments.extend((first, seg, result.usable) for first, seg in result.segments)
+        pending.clear()
+
+    for chunk in chunks:
+        n_in = chunk.end_index
+        windows, gap_events = session.push(chunk)
+        if gap_events:
+            score_pending()  # keep the events in stream order
+            quality.extend(gap_events)
+        pending.extend(windows)
+        if len(pending) >= batch_size:
+            score_pending()
+    score_pending()
+    events.extend(session.finish())
+    if not math.isfinite(duration_s):
+        duration_s = n_in / fs_in
+    if segments:
+        first_index = segments[0][0]
+        end = max(first + seg.size for first, seg, _ in segments)
+    else:
+        first_index = end = 0
+    probabilities = np.full(end - first_index, np.nan, dtype=np.float32)
+    usable = np.zeros(end - first_index, dtype=bool)
+    for first, seg, ok in segments:
+        probabilities[first - first_index:first - first_index + seg.size] = seg
+        usable[first - first_index:first - first_index + seg.size] = ok
+    return RecordingResult(probabilities=probabilities, first_index=first_index, usable=usable, events=events,
+                           quality_events=quality, duration_s=duration_s)
