@@ -121,7 +121,10 @@ class BedPipeline:
         self.hop_s = float(hop_s)
         self.hop_samples = hop_samples
         self.frontend = Frontend(frontend_config, self.fs_in)
-        self.ring = RingBuffer(len(CANONICAL_CHANNELS), int(round(ring_s * FS_HZ)))
+        # The ring holds at least one window plus two hops, so a window is always complete when due.
+        capacity = max(int(round(ring_s * FS_HZ)), WINDOW_SAMPLES + 2 * hop_samples)
+        self.ring = RingBuffer(len(CANONICAL_CHANNELS), capacity)
+        self._piece_in = max(1, int(hop_samples * self.fs_in / FS_HZ))  # input samples per processed piece
         self.scheduler = WindowScheduler(hop_samples, WINDOW_SAMPLES)
         self.n_resets = 0
         self._next_in: int | None = None  # expected first_index of the next chunk (at fs_in)
@@ -175,7 +178,16 @@ class BedPipeline:
             self._out_end = max(self._out_end, self._out_index(chunk.first_index))
         self._next_in = chunk.end_index
         self._clock_anchor = (chunk.first_index, chunk.clock_s)
-        filtered = self.frontend.process(chunk.data)
+        windows = []
+        # Long chunks (a whole recording in ``ictal evaluate``) are processed a hop at a time, so
+        # that every due window is read before the ring buffer overwrites its start; the front-end
+        # gives the same output whatever the chunking.
+        for lo in range(0, max(chunk.n_samples, 1), self._piece_in):
+            windows += self._push_piece(chunk.data[:, lo : lo + self._piece_in])
+        return windows
+
+    def _push_piece(self, data: np.ndarray) -> list[Window]:
+        filtered = self.frontend.process(data)
         if self.frontend.n_nonfinite_last.any():
             self._nonfinite.append(
                 (self._out_end, self._out_end + filtered.shape[1], self.frontend.n_nonfinite_last.copy())

@@ -57,6 +57,13 @@ def test_random_chunks_give_the_offline_windows(shared_data, relpath, fs, normal
             assert window.data.shape == (19, WINDOW_SAMPLES) and window.data.dtype == np.float32
             assert np.abs(window.data - offline[window.end_index]).max() <= 1e-4
             assert not window.has_gap and window.quality.usable in (True, False)
+    # The whole recording pushed at once (as `ictal evaluate` may do) gives the same windows, although
+    # it is longer than the ring buffer.
+    pipeline = BedPipeline(config, rec.fs, HOP_S, ring_s=60.0)
+    windows = pipeline.push(Chunk(rec.data, 0, 0.0, rec.fs))
+    assert rec.data.shape[1] / rec.fs > pipeline.ring.capacity / 256
+    assert [w.end_index for w in windows] == list(offline)
+    assert max(np.abs(w.data - offline[w.end_index]).max() for w in windows) <= 1e-4
 
 
 def test_iiic_files_stream_to_the_offline_filtered_signal(shared_data):
