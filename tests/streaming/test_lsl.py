@@ -166,3 +166,13 @@ def test_absent_stream_is_a_clear_connection_error():
     name = _unique("ictal-test-absent")
     with pytest.raises(ConnectionError, match=f"name='{name}'"):
         LslSource(LslSourceConfig(name=name, resolve_timeout_s=0.3)).open()
+
+
+def test_replay_command_refuses_a_bipolar_file_and_a_negative_speed(shared_data, capsys):
+    from ictal.cli import main
+
+    bipolar = shared_data / "quirks" / "neonatal_bipolar_8ch.edf"
+    assert main(["replay", str(bipolar), "--name", _unique("ictal-test-bipolar")]) == 2
+    assert "bipolar" in capsys.readouterr().err
+    assert main(["replay", str(bipolar), "--speed", "-1"]) == 2
+    assert "--speed must be >= 0 (found -1.0)" in capsys.readouterr().err
