@@ -1,0 +1,140 @@
+"""Training end to end on a TUSZ-layout fixture: cache -> train -> checkpoint -> resume; overfit check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from detector.config import FrontendConfig, ModelConfig
+from ictal.cli import main
+from ictal.config import load_config
+from tests.training.tusz_fixture import build_tusz_tree
+from training.config import TrainConfig
+
+N_TIMES = 512  # 2 s windows: the model takes any multiple of 16, and CPU tests stay fast
+
+
+def small_model(**update) -> ModelConfig:
+    """A model of a few thousand parameters with the real architecture (for speed, not accuracy)."""
+    base = dict(
+        name="test", stack="bimamba2", backend="reference", n_times=N_TIMES, tcn_widths=[8, 8, 16, 16],
+        tcn_dilations=[1, 2], d_electrode=4, lpe_k=2, top_k=2, gnn_hidden=8, dropout=0.0,
+        node_stack={"n_layers": 1, "d_model": 8, "d_state": 4, "n_heads": 1, "chunk_size": 8},
+        edge_stack={"n_layers": 1, "d_model": 4, "d_state": 4, "n_heads": 1, "chunk_size": 8},
+    )
+    base.update(update)
+    return ModelConfig.model_validate(base)
+
+
+@pytest.fixture(scope="module")
+def tusz_root(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tusz_train")
+    build_tusz_tree(shared_data, root)
+    return root
+
+
+def make_config(repo_root, tusz_root, out_dir, **optim) -> TrainConfig:
+    """configs/train/cpu_small.yaml pointed at the fixture tree, with a small model and few steps."""
+    config = load_config(repo_root / "configs/train/cpu_small.yaml", kind="train")
+    data = config.data.model_copy(update={"format": "tusz", "root": tusz_root, "cache_dir": tusz_root / "cache"})
+    optim = config.optim.model_copy(update={"steps_per_epoch": 2, "epochs": 2, "batch_size": 2,
+                                            "warmup_steps": 1, **optim})
+    return TrainConfig.model_validate({**config.model_dump(), "data": data.model_dump(), "model": small_model(),
+                                       "optim": optim.model_dump(), "out_dir": out_dir,
+                                       "log": {"every_steps": 1, "tensorboard": False, "progress_bar": False}})
+
+
+def test_train_writes_checkpoints_and_a_resumed_run_continues_steps_and_weights(repo_root, tusz_root, tmp_path):
+    from training.train import train
+
+    straight = train(make_config(repo_root, tusz_root, tmp_path / "straight"))
+    assert straight.global_step == 4 and straight.epoch == 2
+    ckpts = tmp_path / "straight" / "checkpoints"
+    assert {p.name for p in ckpts.iterdir()} >= {"epoch_001", "epoch_002", "last", "best"}
+    for name in ("epoch_001", "last", "best"):
+        files = {p.name for p in (ckpts / name).iterdir()}
+        assert {"model.safetensors", "metadata.json", "training_state.safetensors", "training_state.json"} <= files
+        assert not any(f.endswith((".pt", ".pth", ".pkl", ".bin")) for f in files)
+    rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4]
+    dev_rows = [r for r in rows if r["kind"] == "dev"]
+    assert len(dev_rows) == 2 and dev_rows[0]["dev_seizures"] == 1 and np.isfinite(dev_rows[0]["dev_loss"])
+    assert (tmp_path / "straight" / "metrics.csv").read_text().startswith("kind,step,epoch,loss")
+
+    # Interrupted after 3 steps (mid-epoch), then resumed: the same 4 steps, the same weights.
+    config = make_config(repo_root, tusz_root, tmp_path / "interrupted")
+    first = train(config, max_steps=3)
+    state = json.loads((tmp_path / "interrupted/checkpoints/last/training_state.json").read_text())
+    assert first.global_step == 3 and state["global_step"] == 3 and state["epoch"] == 1
+    assert state["step_in_epoch"] == 1
+    moved = {k: v.clone() for k, v in first.model.state_dict().items()}
+    resumed = train(config, resume=tmp_path / "interrupted/checkpoints/last")
+    assert resumed.global_step == 4 and resumed.epoch == 2
+    final = resumed.model.state_dict()
+    assert any(not torch.equal(moved[k], final[k]) for k in final)  # the fourth step did train
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(final[key], value, rtol=0, atol=1e-6, msg=f"{key} differs after resume")
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(repo_root, tusz_root, tmp_path):
+    from training.train import train
+
+    config = make_config(repo_root, tusz_root, tmp_path / "a")
+    train(config, max_steps=1)
+    other = TrainConfig.model_validate({**config.model_dump(), "model": small_model(d_electrode=8)})
+    with pytest.raises(ValueError, match="d_electrode"):
+        train(other, resume=tmp_path / "a/checkpoints/last")
+
+
+def test_running_normalisation_is_refused_with_the_reason(repo_root, tusz_root, tmp_path):
+    from training.train import train
+
+    config = make_config(repo_root, tusz_root, tmp_path / "r")
+    config = TrainConfig.model_validate({**config.model_dump(), "frontend": {"normalisation": "running"}})
+    with pytest.raises(ValueError, match="window_robust"):
+        train(config)
+
+
+def test_loss_goes_down_on_a_fixed_batch(repo_root, tusz_root):
+    from detector.model import build_model
+    from training.cache import Cache, build_cache
+    from training.config import DataConfig
+    from training.datasets import discover
+    from training.losses import weighted_bce
+    from training.sampler import WindowDataset, WindowSampler
+
+    index = discover(DataConfig(format="tusz", root=tusz_root))
+    build_cache(index.recordings, tusz_root / "cache", FrontendConfig(), progress=False, log=lambda text: None)
+    cache = Cache(tusz_root / "cache", FrontendConfig())
+    dataset = WindowDataset(WindowSampler(cache, cache.split("train"), N_TIMES, 0.5), FrontendConfig(), None, 4, 0)
+    x = torch.stack([dataset[i][0] for i in range(4)])
+    y = torch.stack([dataset[i][1] for i in range(4)])
+    assert (y == 1).any() and (y == 0).any()
+    torch.manual_seed(0)
+    model = build_model(small_model())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = weighted_bce(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], f"loss did not halve on a fixed batch: {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+def test_ictal_train_command_runs_the_cpu_recipe(repo_root, tusz_root, tmp_path, capsys):
+    config = make_config(repo_root, tusz_root, tmp_path / "cli")
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert main(["train", "--config", str(path), "--max-steps", "1", "--no-progress"]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+    assert (tmp_path / "cli/checkpoints/last/model.safetensors").is_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: train\ndata: {format: tusz, root: /nonexistent}\noptim: {lr: -1}\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "optim.lr" in capsys.readouterr().err
