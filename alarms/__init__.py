@@ -2,4 +2,11 @@
 
 The post-processor (hysteresis, minimum duration, merge gap), the event schema, the durable journal,
 the ZeroMQ publisher and the Prometheus metrics. This package knows nothing of EEG.
+
+Modules: :mod:`alarms.config` (pydantic configs), :mod:`alarms.postprocess` (``PostProcessor``,
+``detect_events``), :mod:`alarms.thresholds` (the tuned thresholds file), :mod:`alarms.schema`
+(``AlarmEvent``; JSON Schema in ``alarm_event.schema.json``), :mod:`alarms.journal` (SQLite WAL,
+synchronous=FULL), :mod:`alarms.publisher` (PUB + heartbeat + catch-up REP; wire format documented
+there), :mod:`alarms.subscriber` (catch-up then live, used by ``ictal alarms watch``),
+:mod:`alarms.metrics` (Prometheus), :mod:`alarms.bench_alarms` (``ictal bench alarms``).
 """

@@ -46,6 +46,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _raw_fsync_latencies(directory: Path, n: int) -> np.ndarray:
+    """Seconds per 1 KiB append + os.fsync on ``directory``'s disk: the floor under a durable append."""
+    out = np.empty(n)
+    with tempfile.NamedTemporaryFile(dir=directory) as f:
+        for i in range(n):
+            t0 = time.perf_counter()
+            f.write(b"x" * 1024)
+            f.flush()
+            os.fsync(f.fileno())
+            out[i] = time.perf_counter() - t0
+    return out
+
+
 def _machine() -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
@@ -85,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         size = journal.size_bytes()
         journal.close()
 
+    fsync_s = _raw_fsync_latencies(args.dir or Path(tempfile.gettempdir()), 200)
     rng = np.random.default_rng(0)
     n = int(args.hours * 3600 * 256)
     # smoothed noise with seizure-like bumps, so the state machine sees many transitions
@@ -100,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         ("journal append latency p50", f"{np.percentile(append_s, 50) * 1e3:.2f}", "ms"),
         ("journal append latency p99 (goal < 5 ms)", f"{np.percentile(append_s, 99) * 1e3:.2f}", "ms"),
         ("journal append latency max", f"{append_s.max() * 1e3:.2f}", "ms"),
+        ("disk floor: raw write + fsync of 1 KiB, p50", f"{np.percentile(fsync_s, 50) * 1e3:.2f}", "ms"),
+        ("disk floor: raw write + fsync of 1 KiB, p99", f"{np.percentile(fsync_s, 99) * 1e3:.2f}", "ms"),
         ("journal + publish, one by one", f"{args.events / publish_total:,.0f}", "events/s"),
         (f"catch-up of {len(caught):,} events over REQ/REP", f"{catchup_total:.2f}", "s"),
         ("catch-up rate", f"{len(caught) / catchup_total:,.0f}", "events/s"),

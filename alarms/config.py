@@ -18,14 +18,21 @@ class StrictModel(BaseModel):
 class AlarmThresholds(StrictModel):
     """Hysteresis and duration rules that turn per-sample probability into alarm events."""
 
-    tau_on: float = Field(0.8, gt=0, lt=1, description="Probability above which an event may start.")
-    tau_off: float = Field(0.5, gt=0, lt=1, description="Probability below which an event may end; <= tau_on.")
+    tau_on: float = Field(
+        0.8, gt=0, lt=1, description="Probability at or above which an event may start (0.8: conservative "
+        "until `ictal tune` fits it to the ward's target FA/24h; false alarms cost nurses' trust)."
+    )
+    tau_off: float = Field(
+        0.5, gt=0, lt=1, description="Probability below which an event may end; <= tau_on (the hysteresis: a "
+        "seizure whose probability sags between 0.5 and 0.8 stays one event, not a string of alarms)."
+    )
     min_duration_s: float = Field(
         10.0, ge=0, description="Time above tau_on before an onset is raised (10 s: the usual shortest "
         "electrographic seizure)."
     )
     merge_gap_s: float = Field(
-        30.0, ge=0, description="A dip below tau_off shorter than this does not end the event."
+        30.0, ge=0, description="A dip below tau_off shorter than this does not end the event (30 s: one "
+        "seizure with a brief lull, or seizures in a cluster, is one alarm to attend, not several)."
     )
     max_duration_s: float = Field(
         600.0, gt=0, description="An event longer than this is closed and a new one may start (status "
@@ -106,7 +113,10 @@ class MetricsConfig(StrictModel):
 
     host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
     port: int = Field(9108, ge=0, le=65535, description="HTTP port for /metrics.")
-    alarm_rate_window_h: float = Field(24.0, gt=0, description="Rolling window of the alarm-rate gauge.")
+    alarm_rate_window_h: float = Field(
+        24.0, gt=0, description="Rolling window of the alarm-rate gauge (24 h: FA/24h is the unit ICU staff "
+        "and the tuning speak)."
+    )
 
 
 class AlarmsConfig(StrictModel):

@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alarms.config import AlarmThresholds
+from alarms.postprocess import Transition
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("alarm_event.schema.json")
@@ -135,6 +136,30 @@ class AlarmEvent(_Frozen):
         if self.kind != "onset" or self.stream_time_s is None or self.onset_s is None:
             return None
         return self.stream_time_s - self.onset_s
+
+
+def event_from_transition(transition: Transition, *, bed_id: str, model: ModelInfo | None = None,
+                          thresholds: AlarmThresholds | None = None) -> AlarmEvent:
+    """Build the onset/offset event of a post-processor transition.
+
+    Parameters
+    ----------
+    transition : alarms.postprocess.Transition
+        Times are stream seconds; ``transition.time_s`` becomes ``stream_time_s``.
+    bed_id : str
+    model : ModelInfo, optional
+    thresholds : AlarmThresholds, optional
+        The thresholds in force.
+
+    Returns
+    -------
+    event : AlarmEvent
+        Not yet journaled (no sequence numbers); wall time now.
+    """
+    return AlarmEvent(kind=transition.kind, bed_id=bed_id, stream_time_s=transition.time_s,
+                      onset_s=transition.onset_s, offset_s=transition.offset_s,
+                      probability=Probability(peak=transition.peak, mean=transition.mean),
+                      model=model, thresholds=thresholds, reason=transition.reason)
 
 
 def json_schema_text() -> str:

@@ -20,9 +20,20 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alarms.schema import AlarmEvent
+
+
+class _CatchupReply(BaseModel):
+    """A catch-up reply (see :mod:`alarms.publisher`); parsed from JSON in one pass."""
+
+    ok: bool
+    error: str | None = None
+    journal_head: int | None = None
+    first_seq: int | None = None
+    more: bool = False
+    events: list[AlarmEvent] = []
 
 
 class CatchupError(RuntimeError):
@@ -146,7 +157,7 @@ class AlarmSubscriber:
 
     # -- catch-up ----------------------------------------------------------------------------------
 
-    def _request(self, request: dict) -> dict:
+    def _request(self, request: dict) -> _CatchupReply:
         if self._req is None:
             self._req = self._context.socket(zmq.REQ)
             self._req.setsockopt(zmq.LINGER, 0)
@@ -159,9 +170,13 @@ class AlarmSubscriber:
             self._req.close(linger=0)
             self._req = None
             raise CatchupError(f"no catch-up reply from {self.catchup_endpoint} in {self.request_timeout_s} s")
-        reply = json.loads(self._req.recv())
-        if not reply.get("ok"):
-            raise CatchupError(f"catch-up endpoint {self.catchup_endpoint} answered: {reply.get('error')}")
+        payload = self._req.recv()
+        try:
+            reply = _CatchupReply.model_validate_json(payload)
+        except ValidationError as exc:
+            raise CatchupError(f"malformed catch-up reply from {self.catchup_endpoint}: {exc}") from exc
+        if not reply.ok:
+            raise CatchupError(f"catch-up endpoint {self.catchup_endpoint} answered: {reply.error}")
         return reply
 
     def catch_up(self) -> list[AlarmEvent]:
@@ -180,16 +195,15 @@ class AlarmSubscriber:
         out: list[AlarmEvent] = []
         while True:
             reply = self._request({"since": self.last_seq})
-            first = reply.get("first_seq")
-            if first is not None and first > self.last_seq + 1 and reply["events"]:
+            first = reply.first_seq
+            if first is not None and first > self.last_seq + 1 and reply.events:
                 self._notice(f"events {self.last_seq + 1}..{first - 1} were pruned from the journal "
                              "(older than its retention); they cannot be caught up")
-            for raw in reply["events"]:
-                event = AlarmEvent.model_validate(raw)
+            for event in reply.events:
                 if event.journal_seq is not None and event.journal_seq > self.last_seq:
                     self.last_seq = event.journal_seq
                     out.append(event)
-            if not reply["more"]:
+            if not reply.more:
                 return out
 
     # -- live ---------------------------------------------------------------------------------------

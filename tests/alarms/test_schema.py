@@ -62,3 +62,20 @@ def test_shipped_json_schema_equals_the_generated_one():
     assert set(schema["required"]) == {"kind"}
     assert schema["properties"]["kind"]["enum"] == ["onset", "offset", "heartbeat", "signal_quality", "daemon"]
     assert schema["additionalProperties"] is False
+
+
+def test_event_from_a_post_processor_transition():
+    import numpy as np
+
+    from alarms.config import AlarmThresholds
+    from alarms.postprocess import PostProcessor
+    from alarms.schema import event_from_transition
+
+    thresholds = AlarmThresholds(min_duration_s=2.0, merge_gap_s=1.0)
+    pp = PostProcessor(thresholds)
+    transitions = pp.feed(10.0, np.r_[np.zeros(4), np.full(8, 0.9), np.zeros(4)], 2.0)
+    onset_event, offset_event = (event_from_transition(t, bed_id="b1", thresholds=thresholds) for t in transitions)
+    assert (onset_event.kind, onset_event.onset_s, onset_event.stream_time_s) == ("onset", 12.0, 13.5)
+    assert onset_event.latency_s == 1.5
+    assert (offset_event.kind, offset_event.offset_s, offset_event.reason) == ("offset", 16.0, "below_tau_off")
+    assert offset_event.probability.peak == 0.9 and offset_event.thresholds == thresholds
