@@ -44,7 +44,10 @@ normalised alone (``Frontend.prepare_window`` on the filtered samples actually h
 the right end of the (19, 15360) input; the padding on the left is zeros *after* normalisation (the
 normalised value of a channel's median). Training can reproduce this input exactly by normalising a
 shorter crop and left-padding it with zeros. The quality of a padded window is assessed on its history
-part only. With ``min_history_s = 60`` no padded window is made.
+part only. With ``min_history_s = 60`` no padded window is made. Windows end on the hop grid, so
+the samples of a finite recording after its last grid point are not scored (the resampler also
+holds back a few samples: a 50 s file at 200 Hz yields 49.9 s at 256 Hz, scored up to 46 s with
+``min_history_s=30`` and ``hop_s=4``).
 
 Skipping to the newest window
 -----------------------------
@@ -211,7 +214,6 @@ class BedSession:
         self._next_out = 0  # first absolute index (256 Hz) not yet given to the output
         self._resume_from: int | None = None  # stitch_from of the oldest discarded window
         self._next_padded_end: int | None = None
-        self._warm_nonfinite: list[tuple[int, int, np.ndarray]] = []
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -249,8 +251,6 @@ class BedSession:
         lost = 0
         if self._next_in is not None and chunk.first_index > self._next_in:
             lost = chunk.first_index - self._next_in
-        first_run = self.pipeline.ring.empty
-        ring_end_before = None if first_run else self.pipeline.ring.end_index
         windows = self.pipeline.push(chunk)
         self._next_in = chunk.end_index
         if lost:
@@ -261,20 +261,16 @@ class BedSession:
                 f"{lost} samples ({lost / self.fs_in:.3f} s) lost before input sample {chunk.first_index}",
             ))
         if self.min_history_samples < WINDOW_SAMPLES and self.pipeline.scheduler.warming_up:
-            windows = self._padded_windows(ring_end_before) + windows
+            windows = self._padded_windows() + windows
         return windows, events
 
-    def _padded_windows(self, ring_end_before: int | None) -> list[Window]:
+    def _padded_windows(self) -> list[Window]:
         ring = self.pipeline.ring
         origin = self.pipeline.scheduler.origin
         if ring.empty or origin is None:
             return []
         if self._next_padded_end is None:
             self._next_padded_end = origin + self.min_history_samples
-        counts = self.pipeline.frontend.n_nonfinite_last
-        if counts.any():
-            start = ring.end_index if ring_end_before is None else ring_end_before
-            self._warm_nonfinite.append((start, ring.end_index, counts.copy()))
         out: list[Window] = []
         full_end = origin + WINDOW_SAMPLES
         while self._next_padded_end < full_end and self._next_padded_end <= ring.end_index:
@@ -300,10 +296,8 @@ class BedSession:
         data[:, WINDOW_SAMPLES - history:] = frontend.prepare_window(filtered, end_index=end_in_frontend)
         full_valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
         full_valid[WINDOW_SAMPLES - history:] = valid
-        nonfinite = np.zeros(len(CANONICAL_CHANNELS), dtype=np.int64)
-        for lo, hi, n in self._warm_nonfinite:
-            if lo < end and hi > start:
-                nonfinite += n
+        # BedPipeline keeps the per-chunk counts of replaced non-finite samples (no public accessor yet)
+        nonfinite = self.pipeline._nonfinite_between(start, end)
         return PaddedWindow(
             data=data, end_index=end, quality=assess_window(filtered, FS_HZ), valid=full_valid,
             stitch_from=start, end_clock_s=self.pipeline.clock_at(end - 1), nonfinite_replaced=nonfinite,
