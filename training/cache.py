@@ -26,6 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -148,14 +149,19 @@ def labels_key(rec: Recording) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _tmp_name(path: Path) -> Path:
+    # host and pid: several nodes may build into one shared cache folder at once
+    return path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp_name(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
 def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp_name(path)
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype, shape=array.shape)
     out[...] = array
     out.flush()

@@ -2,8 +2,10 @@
 
 One process per device. Under ``torchrun`` (``torchrun --nproc_per_node=N -m ictal train --config
 ...``, multi-node with ``--nnodes``/``--rdzv-endpoint``) the loop runs in PyTorch
-DistributedDataParallel: NCCL on CUDA, gloo on CPU. Rank 0 builds the cache (other ranks wait),
-writes logs and checkpoints and evaluates dev; every rank draws different windows (the item seed
+DistributedDataParallel: NCCL on CUDA, gloo on CPU. The first process of each node builds or
+completes the cache (the others wait; on several nodes ``data.cache_dir`` should be on a filesystem
+they share, or be built beforehand on each with ``ictal train --cache-only``); rank 0 writes logs and
+checkpoints and evaluates dev; every rank draws different windows (the item seed
 includes the rank) and DDP averages the gradients, so every rank holds the same weights.
 
 Reproducibility: weights are initialised from ``seed``; window ``i`` of epoch ``e`` on rank ``r``
@@ -389,7 +391,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         if dist_info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "config.json").write_text(json.dumps(_config_json(config), indent=1), encoding="utf-8")
-            prepare_cache(config, progress=progress)
+        if dist_info.local_rank == 0:
+            prepare_cache(config, progress=progress and dist_info.is_main)
         _barrier(dist_info)
         cache = Cache(config.data.cache_dir, config.frontend)
         window = config.model.n_times

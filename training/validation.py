@@ -74,9 +74,9 @@ class DevResult:
 
 
 @torch.no_grad()
-def predict_recording(model: torch.nn.Module, signal: np.ndarray, window_samples: int, frontend,
+def predict_logits(model: torch.nn.Module, signal: np.ndarray, window_samples: int, frontend,
                       device: torch.device, batch_size: int = 8, autocast: bool = False) -> np.ndarray:
-    """Per-sample seizure probabilities of a whole cached recording.
+    """Per-sample seizure logits of a whole cached recording.
 
     Parameters
     ----------
@@ -96,10 +96,10 @@ def predict_recording(model: torch.nn.Module, signal: np.ndarray, window_samples
 
     Returns
     -------
-    probs : ndarray of float32, shape (n,)
-        Probabilities in [0, 1]; windows are consecutive, the last one ends at the recording's end and
-        only its samples not already scored are used; a recording shorter than a window is padded
-        at its head with zeros.
+    logits : ndarray of float32, shape (n,)
+        Per-sample logits (probability = sigmoid(logit)); windows are consecutive, the last one ends at
+        the recording's end and only its samples not already scored are used; a recording shorter
+        than a window is padded at its head with zeros.
     """
     n = signal.shape[1]
     starts = list(range(0, max(n - window_samples, 0) + 1, window_samples))
@@ -107,7 +107,7 @@ def predict_recording(model: torch.nn.Module, signal: np.ndarray, window_samples
         starts.append(n - window_samples)
     if n < window_samples:
         starts = [n - window_samples]
-    probs = np.zeros(n, dtype=np.float32)
+    out = np.zeros(n, dtype=np.float32)
     for b in range(0, len(starts), batch_size):
         batch_starts = starts[b:b + batch_size]
         windows = []
@@ -119,11 +119,11 @@ def predict_recording(model: torch.nn.Module, signal: np.ndarray, window_samples
         x = torch.from_numpy(np.stack(windows)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
-        p = torch.sigmoid(logits.float()).cpu().numpy()
-        for start, row in zip(batch_starts, p, strict=True):
+        rows = logits.float().cpu().numpy()
+        for start, row in zip(batch_starts, rows, strict=True):
             lo = max(start, 0)
-            probs[lo:start + window_samples] = row[lo - start:]
-    return probs
+            out[lo:start + window_samples] = row[lo - start:]
+    return out
 
 
 def sweep_operating_points(
@@ -234,14 +234,13 @@ def evaluate_dev(
         for entry in entries:
             signal = np.asarray(cache.signal(entry))
             labels = np.asarray(cache.labels(entry))
-            probs = predict_recording(model, signal, window_samples, frontend, device, batch_size, autocast)
+            logits = predict_logits(model, signal, window_samples, frontend, device, batch_size, autocast)
             known = int(np.count_nonzero(labels != UNKNOWN))
             if known:
-                p = torch.from_numpy(np.clip(probs, 1e-6, 1 - 1e-6))
-                logits = torch.log(p) - torch.log1p(-p)
-                loss_sum += float(loss_fn(logits[None], torch.from_numpy(labels.astype(np.int64))[None])) * known
+                loss = loss_fn(torch.from_numpy(logits)[None], torch.from_numpy(labels.astype(np.int64))[None])
+                loss_sum += float(loss) * known
                 loss_weight += known
-            recordings.append((probs, labels))
+            recordings.append((torch.sigmoid(torch.from_numpy(logits)).numpy(), labels))
     finally:
         model.train(was_training)
     points, n_seizures, labelled_s = sweep_operating_points(recordings, fs, thresholds)
