@@ -138,3 +138,23 @@ def test_ictal_train_command_runs_the_cpu_recipe(repo_root, tusz_root, tmp_path,
     bad.write_text("kind: train\ndata: {format: tusz, root: /nonexistent}\noptim: {lr: -1}\n")
     assert main(["train", "--config", str(bad)]) == 2
     assert "optim.lr" in capsys.readouterr().err
+
+
+def test_dev_sweep_scores_overlap_hits_and_false_alarms_over_labelled_time_only():
+    from alarms.config import AlarmThresholds
+    from training.validation import sweep_operating_points
+
+    fs = 16.0
+    t = np.arange(int(600 * fs)) / fs
+    labels = np.zeros(t.size, dtype=np.int8)
+    labels[(t >= 100) & (t < 160)] = 1
+    labels[(t >= 300) & (t < 400)] = -1  # unrated: an alarm here is neither a hit nor a false alarm
+    probs = np.full(t.size, 0.05)
+    probs[(t >= 105) & (t < 150)] = 0.95  # detects the seizure
+    probs[(t >= 200) & (t < 230)] = 0.95  # false alarm in background
+    probs[(t >= 320) & (t < 360)] = 0.95  # inside unrated time
+    rules = AlarmThresholds(tau_on=0.8, tau_off=0.5, min_duration_s=10, merge_gap_s=5, refractory_s=0)
+    points, n_seizures, labelled_s = sweep_operating_points([(probs, labels)], fs, rules, taus=(0.9, 0.98))
+    assert n_seizures == 1 and labelled_s == pytest.approx(500.0)
+    assert points[0] == pytest.approx((0.9, 1.0, 86400 / 500))
+    assert points[1] == pytest.approx((0.98, 0.0, 0.0))
