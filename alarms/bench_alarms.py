@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         size = journal.size_bytes()
         journal.close()
 
-    fsync_s = _raw_fsync_latencies(args.dir or Path(tempfile.gettempdir()), 200)
+    fsync_s = _raw_fsync_latencies(args.dir or Path(tempfile.gettempdir()), min(200, args.events))
     rng = np.random.default_rng(0)
     n = int(args.hours * 3600 * 256)
     # smoothed noise with seizure-like bumps, so the state machine sees many transitions

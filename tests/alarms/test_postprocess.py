@@ -161,8 +161,9 @@ def cases(draw):
     tau_on = draw(st.sampled_from([0.5, 0.8]))
     thresholds = AlarmThresholds(
         tau_on=tau_on, tau_off=draw(st.sampled_from([x for x in (0.3, 0.5, 0.8) if x <= tau_on])),
-        min_duration_s=draw(st.integers(0, 4)), merge_gap_s=draw(st.integers(0, 4)),
-        max_duration_s=draw(st.integers(5, 12)), refractory_s=draw(st.integers(0, 4)))
+        # halves of seconds at 2 Hz: odd and even sample counts
+        min_duration_s=draw(st.integers(0, 8)) / 2, merge_gap_s=draw(st.integers(0, 8)) / 2,
+        max_duration_s=draw(st.integers(9, 24)) / 2, refractory_s=draw(st.integers(0, 8)) / 2)
     blocks = draw(st.lists(st.tuples(st.sampled_from(LEVELS), st.integers(1, 6)), min_size=1, max_size=25))
     probs = np.concatenate([np.full(k, v) for v, k in blocks])
     cuts = draw(st.lists(st.integers(0, len(probs)), max_size=8))

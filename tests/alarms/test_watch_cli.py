@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from alarms.schema import AlarmEvent
+from alarms.subscriber import catchup_endpoint_for
+from ictal.commands import alarms as alarms_command
 from tests.alarms.helpers import onset, open_publisher, publisher_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,25 +52,36 @@ def test_watch_json_catches_up_then_follows_live(tmp_path):
     journal.close()
 
 
-def test_watch_prints_one_readable_line_per_event(tmp_path):
+def run_in_process(*args: str) -> int:
+    """Parse with the `alarms` subcommand alone (building the whole `ictal` parser imports every bench)."""
+    parser = argparse.ArgumentParser(prog="ictal")
+    alarms_command.register(parser.add_subparsers(dest="command", required=True))
+    parsed = parser.parse_args(["alarms", "watch", *args])
+    return parsed.func(parsed)
+
+
+def test_watch_prints_one_readable_line_per_event(tmp_path, capsys):
     config = publisher_config()
     journal, publisher = open_publisher(tmp_path, config)
     try:
         publisher.publish(onset("icu7", 50.0))
-        proc = watch("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
-                     "--count", "1")
-        out, err = proc.communicate(timeout=20)
+        code = run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
+                              "--count", "1")
     finally:
         publisher.close()
         journal.close()
-    assert proc.returncode == 0, err
-    line, = out.splitlines()
+    assert code == 0
+    line, = capsys.readouterr().out.splitlines()
     assert "#1 icu7/1 ONSET onset 50.00 s, raised 60.00 s (latency 10.00 s)" in line
     assert "p peak 0.970 mean 0.900" in line
 
 
-def test_watch_rejects_half_curve_options():
-    proc = watch("--server-key", "x")
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 2
-    assert "needs both --server-key and --client-key" in err
+def test_watch_rejects_half_curve_options(capsys):
+    assert run_in_process("--server-key", "x") == 2
+    assert "needs both --server-key and --client-key" in capsys.readouterr().err
+
+
+def test_watch_derives_the_catchup_endpoint_from_the_pub_endpoint():
+    assert catchup_endpoint_for("tcp://127.0.0.1:5556") == "tcp://127.0.0.1:5557"
+    with pytest.raises(ValueError, match="expected tcp://host:port"):
+        catchup_endpoint_for("ipc:///tmp/alarms")
