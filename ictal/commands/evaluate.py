@@ -1,13 +1,106 @@
-"""`ictal evaluate`: Run recordings through the daemon path and write a scored report."""
+"""`ictal evaluate`: run recordings through the daemon path and write a scored report.
+
+``ictal evaluate --checkpoint CKPT --data DATASET --out DIR [--hop-s S] [--thresholds FILE]
+[--min-history-s S]`` replays every recording of DATASET through the per-bed path of ``ictal serve``
+(:mod:`training.evaluate`), writes hypothesis and reference ``csv_bi`` files with ``ref.list`` and
+``hyp.list``, per-recording probabilities, ``report.json``, ``report.md`` and PNG plots under DIR, and
+prints the headline figures. Exit status 0 on success, 2 when the input is invalid (the message says
+what and where).
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from ictal.commands._common import not_built
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand."""
-    parser = subparsers.add_parser("evaluate", help="Run recordings through the daemon path and write a scored report.", description="Run recordings through the daemon path and write a scored report.")
-    parser.set_defaults(func=not_built("evaluate", 5))
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="Run recordings through the daemon path and write a scored report.",
+        description="Run every recording of a dataset through the daemon path (front-end in streaming "
+        "chunks, windows every hop, stitching, alarm post-processor) and write csv_bi hypotheses, "
+        "probabilities, and a report (NEDC OVERLAP/TAES, SzCORE, AUROC/AUPRC, sensitivity at 1/2.5/5/10 "
+        "FA/24h, onset latency, plots). Layout of DIR: training/evaluate.py.",
+    )
+    add_run_arguments(parser)
+    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--thresholds", help="thresholds file (ictal tune); default: the checkpoint's, else defaults")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.set_defaults(func=run)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by `evaluate` and `tune`: checkpoint, dataset, and how the daemon path runs."""
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory (safetensors + metadata.json)")
+    parser.add_argument("--data", required=True, help="dataset folder (TUSZ tree, EDF+/BIDS folder, or rated windows)")
+    parser.add_argument("--format", choices=("tusz", "edf_folder", "rated_windows"), default=None,
+                        help="dataset layout (default: guessed from the folder)")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="keep recordings whose id matches this shell pattern (repeatable)")
+    parser.add_argument("--split", choices=("train", "dev", "eval"), default=None, help="keep one split only")
+    parser.add_argument("--hop-s", type=float, default=None, help="seconds between scored windows (default: daemon's)")
+    parser.add_argument("--min-history-s", type=float, default=None,
+                        help="score a left-padded window once this much signal exists (files under 60 s)")
+    parser.add_argument("--device", default="auto", help="torch device (auto: cuda if available)")
+    parser.add_argument("--backend", choices=("auto", "fused", "reference"), default="auto", help="stack backend")
+    parser.add_argument("--quiet", action="store_true", help="no progress line per recording")
+
+
+def _progress(args: argparse.Namespace):
+    if args.quiet:
+        return None
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the headline figures; returns the exit status."""
+    from alarms.thresholds import ThresholdsFileError
+    from detector.montage import MontageError
+    from training.evaluate import EvaluationError, evaluate
+
+    try:
+        report = evaluate(
+            args.checkpoint, args.data, args.out, hop_s=args.hop_s, thresholds_file=args.thresholds,
+            min_history_s=args.min_history_s, data_format=args.format, include=args.include, split=args.split,
+            device=args.device, backend=args.backend, plots=not args.no_plots, progress=_progress(args),
+        )
+    except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError) as exc:
+        print(f"ictal evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(summary_lines(report))
+    return 0
+
+
+def summary_lines(report) -> str:
+    """The headline figures of a report, a few lines of text."""
+    def fmt(x, spec=".2f", scale=1.0):
+        return "n/a" if x is None else format(scale * x, spec)
+
+    m = report.meta
+    ov = report.scores["nedc"]["overlap"]["labels"]["seiz"]
+    ta = report.scores["nedc"]["taes"]["labels"]["seiz"]
+    sz = report.scores["szcore"]
+    bg = report.background_only
+    lines = [
+        f"{m['n_recordings']} recordings, {m['duration_s'] / 3600:.3f} h, hop {m['hop_s']:g} s, "
+        f"tau_on {m['thresholds']['tau_on']:g} (from {m['thresholds_source']})",
+        f"NEDC OVERLAP: {ov['hits']:.0f}/{ov['targets']:.0f} seizures, sensitivity {100 * ov['sensitivity']:.2f}%, "
+        f"{ov['false_alarms']:.0f} FA, {ov['fa_per_24h']:.2f} FA/24h",
+        f"NEDC TAES: sensitivity {100 * ta['sensitivity']:.2f}%, {ta['false_alarms']:.2f} FA, {ta['fa_per_24h']:.2f} FA/24h",
+        f"SzCORE: sensitivity {fmt(sz['sensitivity'], '.2f', 100)}%, FP/24h {fmt(sz['fp_per_24h'])}",
+        f"AUROC {fmt(report.sample_level['auroc'], '.4f')}, AUPRC {fmt(report.sample_level['auprc'], '.4f')}",
+        "sensitivity at FA/24h: " + ", ".join(
+            f"{r['budget_fa_per_24h']:g}: " + ("n/a" if r["point"] is None or r["point"]["sensitivity"] is None
+                                               else f"{100 * r['point']['sensitivity']:.1f}%")
+            for r in report.sensitivity_at_fa),
+        f"onset latency: median {fmt(report.latency['median_s'], '.1f')} s, p90 {fmt(report.latency['p90_s'], '.1f')} s "
+        f"({report.latency['n']} seizures)",
+        f"background-only: {bg['false_alarms']} FA in {bg['duration_s'] / 3600:.3f} h = {fmt(bg['fa_per_24h'])} FA/24h",
+    ]
+    if report.segments is not None:
+        lines.append("rated windows flagged: " + ", ".join(
+            f"{c.label} {c.flagged}/{c.scored}" for c in report.segments.classes))
+    lines.append(f"report: {m.get('out_dir', '')}report.md")
+    return "\n".join(lines)

@@ -1,0 +1,538 @@
+"""``ictal evaluate``: run every recording of a dataset through the daemon path and score it.
+
+Each recording is replayed through :func:`streaming.bed.run_recording`, the per-bed path that
+``ictal serve`` runs (source chunks -> front-end in streaming chunks -> ring buffer -> a window every
+``hop_s`` -> model -> causal stitching -> alarm post-processor), so the events written here are the
+events the daemon would have raised. Nothing of that path is re-implemented here.
+
+Output folder (``--out DIR``)::
+
+    DIR/probs/<recording_id>.npy     float32 (n_samples,) at 256 Hz, NaN where no window scored
+    DIR/labels/<recording_id>.npy    int8 (n_samples,): 1 seizure, 0 background, -1 unrated
+    DIR/usable/<recording_id>.npy    bool (n_samples,): False where the daemon withheld the samples from
+                                     the post-processor (input unusable) or none exists
+    DIR/ref/<recording_id>.csv_bi    reference seizures (TUSZ csv_bi), DIR/ref.list
+    DIR/hyp/<recording_id>.csv_bi    the daemon's events (csv_bi, confidence = peak probability), DIR/hyp.list
+    DIR/recordings.json              per recording: path, duration, reference and detected events
+    DIR/report.json, DIR/report.md   the report (:mod:`training.evaluate_report`)
+    DIR/plots/sensitivity_vs_fa.png, DIR/plots/timeline_<recording_id>.png
+
+Figures are computed by :mod:`training.evaluate_metrics` (definitions there) and
+:mod:`training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
+SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alarms.config import AlarmThresholds
+from alarms.postprocess import DetectedEvent
+from detector import FS_HZ
+from training.config import DataConfig
+from training.datasets import Recording, discover
+from training.datasets.base import Skipped
+from training.datasets.labels import build_labels, seizure_events, spans_from_annotations
+from training.evaluate_metrics import ScoredRecording, events_from_probs, hypothesis
+from training.scoring.annotations import Event, write_csv_bi
+
+
+class EvaluationError(ValueError):
+    """Evaluation cannot proceed (no recording, unreadable dataset, ...); the message says what and where."""
+
+
+def dataset_config(root: Path | str, fmt: str | None = None) -> DataConfig:
+    """The dataset description of a ``--data`` folder, guessing its layout when not given.
+
+    Parameters
+    ----------
+    root : path
+        Dataset folder.
+    fmt : {"tusz", "edf_folder", "rated_windows"}, optional
+        Layout; default: ``rated_windows`` when ``labelled/manifest.csv`` or ``background/eegmat/``
+        is there, ``tusz`` when ``edf/`` or a ``train``/``dev``/``eval`` folder is there, else
+        ``edf_folder``.
+
+    Returns
+    -------
+    DataConfig
+
+    Raises
+    ------
+    EvaluationError
+        If ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise EvaluationError(f"dataset folder {root} not found (expected a folder of EDF recordings)")
+    if fmt is None:
+        if (root / "labelled" / "manifest.csv").is_file() or (root / "background" / "eegmat").is_dir():
+            fmt = "rated_windows"
+        elif (root / "edf").is_dir() or any((root / s).is_dir() for s in ("train", "dev", "eval")):
+            fmt = "tusz"
+        else:
+            fmt = "edf_folder"
+    return DataConfig(format=fmt, root=root)
+
+
+def select_recordings(config: DataConfig, include: Sequence[str] = (), split: str | None = None
+                      ) -> tuple[list[Recording], list[Skipped]]:
+    """Discover a dataset's recordings and keep those asked for.
+
+    Parameters
+    ----------
+    config : DataConfig
+    include : sequence of str
+        Shell patterns matched against the recording id (e.g. ``"labelled__iiic_0*"``); empty keeps
+        every recording.
+    split : str, optional
+        Keep only this split (``train``/``dev``/``eval``; meaningful for TUSZ, whose split is given).
+
+    Returns
+    -------
+    recordings, skipped
+
+    Raises
+    ------
+    EvaluationError
+        If nothing is left to evaluate.
+    """
+    try:
+        index = discover(config)
+    except (FileNotFoundError, ValueError) as exc:
+        raise EvaluationError(f"cannot read dataset {config.root} as {config.format}: {exc}") from exc
+    recs = index.recordings
+    if include:
+        recs = [r for r in recs if any(fnmatch.fnmatchcase(r.recording_id, pat) for pat in include)]
+    if split is not None:
+        recs = [r for r in recs if r.split == split]
+    if not recs:
+        raise EvaluationError(
+            f"no recording of {config.root} ({config.format}, {len(index.recordings)} found) matches "
+            f"include={list(include) or 'all'} split={split or 'all'}"
+        )
+    return recs, index.skipped
+
+
+def label_spans(rec: Recording):
+    """The label spans of a recording (reading its EDF+ annotations when discovery deferred them)."""
+    if rec.annotations is not None:
+        return list(rec.annotations)
+    from streaming.edf import read_edf
+
+    return spans_from_annotations(read_edf(rec.path).annotations, rec.edf_annotation_labels)
+
+
+@dataclass
+class RunOutput:
+    """What the daemon path gives for one recording.
+
+    Attributes
+    ----------
+    probs : ndarray of float32, shape (n_samples,)
+        Stitched per-sample probabilities at 256 Hz over the whole recording; NaN where no window
+        scored the sample.
+    events : list of DetectedEvent
+        The events the post-processor raised (``raised_s`` = stream time of the onset alarm).
+    quality_events : list
+        Signal-quality events of the run (counted in the report).
+    usable : ndarray of bool, shape (n_samples,), optional
+        False where the daemon withheld the probabilities from the post-processor (input unusable);
+        None means usable wherever a probability exists.
+    """
+
+    probs: np.ndarray
+    events: list[DetectedEvent]
+    quality_events: list = field(default_factory=list)
+    usable: np.ndarray | None = None
+
+
+Runner = Callable[[Recording], RunOutput]
+"""Runs one recording through the daemon path (:class:`DaemonPathRunner`; tests may inject another)."""
+
+
+def detected_events(alarm_events: Iterable[Any]) -> list[DetectedEvent]:
+    """Pair the onset and offset ``alarms.schema.AlarmEvent`` of a run into detected events.
+
+    Parameters
+    ----------
+    alarm_events : iterable of AlarmEvent
+        Onsets and offsets in order (other kinds are ignored).
+
+    Returns
+    -------
+    list of DetectedEvent
+        One per offset: onset and offset times, peak and mean probability, ``raised_s`` = stream time
+        of the matching onset alarm (NaN when the onset is missing), ``end_reason`` = the offset's reason.
+    """
+    raised: dict[float, float] = {}
+    out = []
+    for ev in alarm_events:
+        if ev.kind == "onset":
+            raised[float(ev.onset_s)] = float(ev.stream_time_s)
+        elif ev.kind == "offset":
+            prob = ev.probability
+            out.append(DetectedEvent(float(ev.onset_s), float(ev.offset_s), float(prob.peak) if prob else float("nan"),
+                                     float(prob.mean) if prob else float("nan"),
+                                     raised.pop(float(ev.onset_s), float("nan")), str(ev.reason or "")))
+    return out
+
+
+class DaemonPathRunner:
+    """Run recordings through :func:`streaming.bed.run_recording`, the daemon's per-bed path.
+
+    Parameters
+    ----------
+    scorer : object with ``predict``
+        ``detector.inference.Detector`` (see :meth:`from_checkpoint`), or any object with
+        ``predict((B, 19, 15360)) -> (B, 15360)`` (``streaming.bed.Scorer``).
+    frontend_config : FrontendConfig
+        The checkpoint's front-end.
+    thresholds : AlarmThresholds
+        Post-processor rules of the run.
+    hop_s : float
+        Seconds between scored windows (the daemon's ``scheduler.hop_s``).
+    min_history_s : float, optional
+        Score a left-padded window once this much signal exists (``SchedulerConfig.min_history_s``);
+        None keeps the daemon's default.
+    """
+
+    def __init__(self, scorer: Any, frontend_config: Any, thresholds: AlarmThresholds, hop_s: float,
+                 min_history_s: float | None = None) -> None:
+        self.scorer = scorer
+        self.frontend_config = frontend_config
+        self.thresholds = thresholds
+        self.hop_s = hop_s
+        self.min_history_s = min_history_s
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path | str, thresholds: AlarmThresholds, hop_s: float,
+                        min_history_s: float | None = None, device: str = "auto", backend: str = "auto",
+                        max_batch: int = 32) -> DaemonPathRunner:
+        """Load the checkpoint as the daemon does (``Detector.from_checkpoint``) and wrap it."""
+        from detector.inference import Detector
+
+        detector = Detector.from_checkpoint(Path(checkpoint), device=device, backend=backend, max_batch=max_batch)
+        return cls(detector, detector.frontend_config, thresholds, hop_s, min_history_s)
+
+    def __call__(self, rec: Recording) -> RunOutput:
+        """Run one recording; probabilities are laid over the whole recording (see :class:`RunOutput`)."""
+        from streaming.bed import run_recording
+
+        kwargs: dict[str, Any] = {}
+        if self.min_history_s is not None:
+            kwargs["min_history_s"] = self.min_history_s
+        result = run_recording(rec.path, self.scorer, self.frontend_config, self.thresholds, self.hop_s, **kwargs)
+        n = int(round(result.duration_s * FS_HZ))
+        got = np.asarray(result.probabilities, dtype=np.float32)
+        n = max(n, result.first_index + got.size)
+        probs = np.full(n, np.nan, dtype=np.float32)
+        usable = np.zeros(n, dtype=bool)
+        probs[result.first_index:result.first_index + got.size] = got
+        usable[result.first_index:result.first_index + got.size] = result.usable
+        return RunOutput(probs, detected_events(result.events), list(result.quality_events), usable)
+
+
+@dataclass
+class EvaluatedRecording:
+    """One evaluated recording: the scored data and where it came from."""
+
+    recording: Recording
+    scored: ScoredRecording
+    quality_events: int
+    rerun_matches: bool
+
+
+def score_recording(rec: Recording, run: RunOutput) -> EvaluatedRecording:
+    """Attach labels and reference events to a run's probabilities.
+
+    Parameters
+    ----------
+    rec : Recording
+    run : RunOutput
+
+    Returns
+    -------
+    EvaluatedRecording
+        Labels at 256 Hz over the probabilities' length; reference seizures are the runs of seizure
+        labels (overlapping rated windows merge); ``rerun_matches`` says whether re-running the
+        post-processor over the stored probabilities (:func:`events_from_probs`) gives the daemon's
+        events, which the sweep and the tuning rely on.
+    """
+    probs = np.asarray(run.probs, dtype=np.float32)
+    n = probs.size
+    labels = build_labels(label_spans(rec), n, FS_HZ, rec.default_label)
+    ref = [Event(a, b, "seiz") for a, b in seizure_events(labels, FS_HZ)]
+    scored = ScoredRecording(rec.recording_id, n / FS_HZ, probs, labels, ref, float(FS_HZ), list(run.events),
+                             None if run.usable is None else np.asarray(run.usable, dtype=bool))
+    return EvaluatedRecording(rec, scored, len(run.quality_events), True)
+
+
+def _same_events(a: Sequence[DetectedEvent], b: Sequence[DetectedEvent], tol_s: float = 1.0 / FS_HZ) -> bool:
+    return len(a) == len(b) and all(
+        abs(x.onset_s - y.onset_s) <= tol_s and abs(x.offset_s - y.offset_s) <= tol_s for x, y in zip(a, b, strict=True)
+    )
+
+
+def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: AlarmThresholds,
+                progress: Callable[[str], None] | None = None) -> list[EvaluatedRecording]:
+    """Run every recording through ``runner`` and attach its reference.
+
+    Parameters
+    ----------
+    recordings : iterable of Recording
+    runner : Runner
+    thresholds : AlarmThresholds
+        The thresholds the runner used (for the re-run check).
+    progress : callable, optional
+        Called with one line per recording.
+
+    Returns
+    -------
+    list of EvaluatedRecording
+    """
+    out = []
+    for rec in recordings:
+        t0 = time.perf_counter()
+        ev = score_recording(rec, runner(rec))
+        rerun = events_from_probs(ev.scored.probs, ev.scored.rate_hz, thresholds, usable=ev.scored.usable)
+        ev.rerun_matches = _same_events(rerun, ev.scored.events)
+        out.append(ev)
+        if progress is not None:
+            p = ev.scored.probs
+            pmax = float(np.nanmax(p)) if np.isfinite(p).any() else float("nan")
+            progress(f"{rec.recording_id}: {ev.scored.duration_s:.1f} s, {len(ev.scored.events)} events, "
+                     f"max p {pmax:.3f} ({time.perf_counter() - t0:.1f} s)")
+    return out
+
+
+def _event_dict(e: DetectedEvent) -> dict:
+    return {"onset_s": e.onset_s, "offset_s": e.offset_s, "raised_s": None if math.isnan(e.raised_s) else e.raised_s,
+            "peak": e.peak, "mean": e.mean, "end_reason": e.end_reason}
+
+
+def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> dict[str, Path]:
+    """Write probabilities, labels, csv_bi files, list files and ``recordings.json``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        Created if needed.
+    evaluated : sequence of EvaluatedRecording
+
+    Returns
+    -------
+    paths : dict of str to Path
+        ``ref_list``, ``hyp_list`` and ``recordings`` (the JSON index).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("probs", "labels", "ref", "hyp"):
+        (out_dir / sub).mkdir(exist_ok=True)
+    index = []
+    ref_lines, hyp_lines = [], []
+    for ev in evaluated:
+        s = ev.scored
+        rid = s.recording_id
+        np.save(out_dir / "probs" / f"{rid}.npy", s.probs.astype(np.float32))
+        np.save(out_dir / "labels" / f"{rid}.npy", s.labels.astype(np.int8))
+        if s.usable is not None:
+            (out_dir / "usable").mkdir(exist_ok=True)
+            np.save(out_dir / "usable" / f"{rid}.npy", s.usable)
+        write_csv_bi(out_dir / "ref" / f"{rid}.csv_bi", s.reference, bname=rid)
+        write_csv_bi(out_dir / "hyp" / f"{rid}.csv_bi", hypothesis(s.events, s.duration_s), bname=rid)
+        ref_lines.append(f"ref/{rid}.csv_bi")
+        hyp_lines.append(f"hyp/{rid}.csv_bi")
+        index.append({
+            "recording_id": rid, "path": str(ev.recording.path), "patient": ev.recording.patient,
+            "split": ev.recording.split, "duration_s": s.duration_s, "rate_hz": s.rate_hz,
+            "ref_events": [[e.start_s, e.stop_s] for e in s.ref_events],
+            "events": [_event_dict(e) for e in s.events],
+            "quality_events": ev.quality_events, "rerun_matches_daemon": ev.rerun_matches,
+        })
+    (out_dir / "ref.list").write_text("\n".join(ref_lines) + "\n", encoding="utf-8")
+    (out_dir / "hyp.list").write_text("\n".join(hyp_lines) + "\n", encoding="utf-8")
+    (out_dir / "recordings.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    return {"ref_list": out_dir / "ref.list", "hyp_list": out_dir / "hyp.list",
+            "recordings": out_dir / "recordings.json"}
+
+
+def load_scored(eval_dir: Path | str) -> list[ScoredRecording]:
+    """Read back the recordings an evaluation stored (for ``ictal tune --from-eval``).
+
+    Parameters
+    ----------
+    eval_dir : path
+        An ``ictal evaluate --out`` folder.
+
+    Returns
+    -------
+    list of ScoredRecording
+
+    Raises
+    ------
+    EvaluationError
+        If ``recordings.json`` or a probability/label file is missing or their lengths differ.
+    """
+    eval_dir = Path(eval_dir)
+    index_path = eval_dir / "recordings.json"
+    if not index_path.is_file():
+        raise EvaluationError(f"{index_path} not found (expected the output folder of `ictal evaluate`)")
+    out = []
+    for entry in json.loads(index_path.read_text(encoding="utf-8")):
+        rid = entry["recording_id"]
+        try:
+            probs = np.load(eval_dir / "probs" / f"{rid}.npy")
+            labels = np.load(eval_dir / "labels" / f"{rid}.npy")
+        except OSError as exc:
+            raise EvaluationError(f"{eval_dir}: stored arrays of {rid} unreadable ({exc})") from exc
+        if probs.shape != labels.shape:
+            raise EvaluationError(
+                f"{eval_dir}: {rid} has {probs.shape} probabilities but {labels.shape} labels, expected equal shapes"
+            )
+        events = [DetectedEvent(e["onset_s"], e["offset_s"], e["peak"], e["mean"],
+                                float("nan") if e["raised_s"] is None else e["raised_s"], e["end_reason"])
+                  for e in entry["events"]]
+        usable_path = eval_dir / "usable" / f"{rid}.npy"
+        usable = np.load(usable_path) if usable_path.is_file() else None
+        out.append(ScoredRecording(rid, float(entry["duration_s"]), probs, labels,
+                                   [Event(a, b, "seiz") for a, b in entry["ref_events"]],
+                                   float(entry["rate_hz"]), events, usable))
+    return out
+
+
+def resolve_thresholds(thresholds_file: Path | str | None, checkpoint: Path | str) -> tuple[AlarmThresholds, str]:
+    """The thresholds of an evaluation: the file given, else the checkpoint's tuned ones, else the defaults.
+
+    Returns
+    -------
+    thresholds : AlarmThresholds
+    source : str
+        Where they came from (for the report).
+
+    Raises
+    ------
+    alarms.thresholds.ThresholdsFileError
+        If the file given does not validate.
+    """
+    from alarms.thresholds import load_thresholds
+
+    if thresholds_file is not None:
+        return load_thresholds(thresholds_file), str(thresholds_file)
+    stored = checkpoint_thresholds(checkpoint)
+    if stored is not None:
+        return stored, f"{checkpoint}/metadata.json"
+    return AlarmThresholds(), "defaults (alarms.config.AlarmThresholds)"
+
+
+def checkpoint_metadata(checkpoint: Path | str) -> dict:
+    """The checkpoint's ``metadata.json`` (read as JSON; never unpickles).
+
+    Raises
+    ------
+    EvaluationError
+        If the file is missing or not JSON.
+    """
+    path = Path(checkpoint) / "metadata.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EvaluationError(f"{path}: cannot read checkpoint metadata ({exc})") from exc
+
+
+def checkpoint_thresholds(checkpoint: Path | str) -> AlarmThresholds | None:
+    """Thresholds stored in the checkpoint metadata (``thresholds`` key) by ``ictal tune``, or None."""
+    meta = checkpoint_metadata(checkpoint)
+    stored = meta.get("thresholds")
+    if not stored:
+        return None
+    return AlarmThresholds.model_validate(stored.get("thresholds", stored))
+
+
+def checkpoint_id(checkpoint: Path | str) -> str:
+    """A short id of the checkpoint: its metadata ``model_id``/``checkpoint_id`` if any, else the folder name."""
+    try:
+        meta = checkpoint_metadata(checkpoint)
+    except EvaluationError:
+        meta = {}
+    for key in ("model_id", "checkpoint_id", "id"):
+        if isinstance(meta.get(key), str):
+            return meta[key]
+    return Path(checkpoint).resolve().name
+
+
+def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, hop_s: float | None = None,
+             thresholds_file: Path | str | None = None, min_history_s: float | None = None,
+             data_format: str | None = None, include: Sequence[str] = (), split: str | None = None,
+             device: str = "auto", backend: str = "auto", plots: bool = True,
+             runner: Runner | None = None, progress: Callable[[str], None] | None = None):
+    """Evaluate a checkpoint on a dataset through the daemon path and write the report.
+
+    Parameters
+    ----------
+    checkpoint : path
+        Checkpoint directory.
+    data : path
+        Dataset folder (layout guessed by :func:`dataset_config` unless ``data_format`` is given).
+    out_dir : path
+        Output folder (see the module docstring).
+    hop_s : float, optional
+        Seconds between scored windows; default the daemon's (``SchedulerConfig().hop_s``).
+    thresholds_file : path, optional
+        Thresholds file (``alarms.thresholds``); default the checkpoint's tuned thresholds, else the
+        defaults.
+    min_history_s : float, optional
+        Score a left-padded window once this much history exists (needed for files shorter than 60 s).
+    data_format, include, split
+        See :func:`dataset_config` and :func:`select_recordings`.
+    device, backend : str
+        Detector device and stack backend.
+    plots : bool
+        Write the PNG plots.
+    runner : Runner, optional
+        Replaces :class:`DaemonPathRunner` (tests).
+    progress : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    report : training.evaluate_report.EvaluationReport
+        Also written as ``report.json`` and ``report.md``.
+
+    Raises
+    ------
+    EvaluationError
+        If the dataset holds nothing to evaluate or the checkpoint metadata is unreadable.
+    """
+    from streaming.config import SchedulerConfig
+    from training.evaluate_report import build_report, write_report
+
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    hop_s = SchedulerConfig().hop_s if hop_s is None else float(hop_s)
+    if min_history_s is None and "min_history_s" in SchedulerConfig.model_fields:
+        min_history_s = getattr(SchedulerConfig(), "min_history_s", None)
+    thresholds, th_source = resolve_thresholds(thresholds_file, checkpoint)
+    config = dataset_config(data, data_format)
+    recordings, skipped = select_recordings(config, include, split)
+    if runner is None:
+        runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend)
+    evaluated = run_dataset(recordings, runner, thresholds, progress)
+    paths = write_recordings(out_dir, evaluated)
+    report = build_report(
+        evaluated, thresholds, out_dir=out_dir, checkpoint=str(checkpoint), checkpoint_id=checkpoint_id(checkpoint),
+        dataset=str(config.root), data_format=config.format, hop_s=hop_s, min_history_s=min_history_s,
+        thresholds_source=th_source, skipped=skipped, ref_list=paths["ref_list"], hyp_list=paths["hyp_list"],
+        plots=plots,
+    )
+    report.meta["elapsed_s"] = round(time.perf_counter() - started, 2)
+    write_report(out_dir, report)
+    return report
