@@ -241,13 +241,15 @@ class PostProcessor:
         Raises
         ------
         ValueError
-            If ``probs`` is not 1-D, holds non-finite values or values outside [0, 1], if ``rate_hz``
-            changes, or if the chunk starts before the next expected sample (overlap or time going
+            If ``probs`` is not 1-D, holds non-finite values or values outside [0, 1], if
+            ``first_time_s`` is not finite, if ``rate_hz`` is not positive or changes, or if the chunk starts before the next expected sample (overlap or time going
             backwards).
         """
         p = np.asarray(probs, dtype=np.float64)
         if p.ndim != 1:
             raise ValueError(f"probs must be 1-D of shape (n_samples,) (found shape {p.shape})")
+        if not np.isfinite(first_time_s):
+            raise ValueError(f"first_time_s must be a finite stream time in seconds (found {first_time_s!r})")
         self._set_rate(rate_hz, first_time_s)
         if p.size == 0:
             return []

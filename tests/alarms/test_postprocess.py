@@ -144,6 +144,10 @@ def test_overlapping_chunk_and_rate_change_are_rejected():
         pp.feed(5.0, np.zeros(10), 1.0)
     with pytest.raises(ValueError, match="rate_hz changed"):
         pp.feed(10.0, np.zeros(10), 2.0)
+    with pytest.raises(ValueError, match="first_time_s must be a finite"):
+        pp.feed(float("nan"), np.zeros(10), 1.0)
+    with pytest.raises(ValueError, match="rate_hz must be a positive"):
+        PostProcessor(th()).feed(0.0, np.zeros(10), 0.0)
 
 
 def test_thresholds_reject_tau_off_above_tau_on_and_max_below_min():
