@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,24 +82,59 @@ class Annotation:
     events: list[Event] = field(default_factory=list)
 
 
-def _parse_float(text: str, what: str, path: Path, line_no: int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A plain decimal number. Stricter than ``float()``, which also reads ``1_0`` as 10, ``inf`` and ``nan``."""
+
+MAX_TIME_S = 31 * 86400.0
+"""Latest time (s) an annotation may give: 31 days, longer than any one EEG recording file. It bounds
+the memory and time of scoring (the EPOCH scorer walks the recording in 0.25 s epochs)."""
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Largest annotation or list file read (64 MiB, about a million events; a TUSZ file is a few KB)."""
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a leading byte-order mark is dropped), after size and encoding checks."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
         raise AnnotationError(
-            f"{path}:{line_no}: {what} is {text.strip()!r}, expected a number of seconds"
+            f"{path}: file is {size} bytes, expected at most {MAX_FILE_BYTES} (an annotation or list file)"
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise AnnotationError(
+            f"{path}:{line_no}: byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8 text; expected a "
+            "text annotation or list file"
         ) from None
-    if not math.isfinite(value):
-        raise AnnotationError(f"{path}:{line_no}: {what} is {text.strip()!r}, expected a finite number")
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _parse_float(text: str, what: str, path: Path, line_no: int, expected: str = "a number of seconds") -> float:
+    value = text.strip()
+    if not _DECIMAL.fullmatch(value):
+        raise AnnotationError(f"{path}:{line_no}: {what} is {value!r}, expected {expected}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise AnnotationError(f"{path}:{line_no}: {what} is {value!r}, expected a finite number")
+    return number
+
+
+def _parse_time(text: str, what: str, path: Path, line_no: int) -> float:
+    value = _parse_float(text, what, path, line_no)
+    if not 0 <= value <= MAX_TIME_S:
+        raise AnnotationError(f"{path}:{line_no}: {what} is {value}, expected from 0 to {MAX_TIME_S:g} s (31 days)")
     return value
 
 
 def _make_event(start: str, stop: str, label: str, confidence: str, path: Path, line_no: int) -> Event:
-    start_s = _parse_float(start, "start time", path, line_no)
-    stop_s = _parse_float(stop, "stop time", path, line_no)
-    conf = _parse_float(confidence, "confidence", path, line_no)
-    if start_s < 0:
-        raise AnnotationError(f"{path}:{line_no}: start time is {start_s}, expected >= 0")
+    start_s = _parse_time(start, "start time", path, line_no)
+    stop_s = _parse_time(stop, "stop time", path, line_no)
+    conf = _parse_float(confidence, "confidence", path, line_no, expected="a number from 0 to 1")
+    if not 0.0 <= conf <= 1.0:
+        raise AnnotationError(f"{path}:{line_no}: confidence is {conf}, expected a number from 0 to 1")
     if stop_s < start_s:
         raise AnnotationError(
             f"{path}:{line_no}: stop time {stop_s} is before start time {start_s}, expected stop >= start"
@@ -128,7 +164,9 @@ def read_csv_bi(path: str | Path) -> Annotation:
         If the duration header is missing or not a number, the column header is not
         ``channel,start_time,stop_time,label,confidence``, a row does not have 5 fields, a time or
         confidence is not a number, a stop time precedes its start time, an event ends after the
-        duration, or a row's channel is not ``TERM`` (a per-channel ``csv`` file, not ``csv_bi``).
+        duration, or a row's channel is not ``TERM`` (a per-channel ``csv`` file, not ``csv_bi``); if a
+        time is not a plain decimal number from 0 to :data:`MAX_TIME_S` or a confidence not from 0 to 1;
+        if the file is not UTF-8 text or is larger than :data:`MAX_FILE_BYTES`.
     OSError
         If the file cannot be read.
     """
@@ -136,41 +174,38 @@ def read_csv_bi(path: str | Path) -> Annotation:
     duration_s: float | None = None
     header_seen = False
     events: list[Event] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith("#"):
-                body = line[1:].strip()
-                key, sep, value = body.partition("=")
-                if sep and key.strip() == "duration":
-                    text = value.strip()
-                    if text.endswith("secs"):
-                        text = text[: -len("secs")]
-                    duration_s = _parse_float(text, "duration", path, line_no)
-                    if duration_s < 0:
-                        raise AnnotationError(f"{path}:{line_no}: duration is {duration_s}, expected >= 0")
-                continue
-            if not header_seen:
-                if line.replace(" ", "") != CSV_HEADER:
-                    raise AnnotationError(
-                        f"{path}:{line_no}: found {line!r} where the column header {CSV_HEADER!r} was expected"
-                    )
-                header_seen = True
-                continue
-            fields = [f.strip() for f in line.split(",")]
-            if len(fields) != 5:
+    for line_no, raw in enumerate(_read_lines(path), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            body = line[1:].strip()
+            key, sep, value = body.partition("=")
+            if sep and key.strip() == "duration":
+                text = value.strip()
+                if text.endswith("secs"):
+                    text = text[: -len("secs")]
+                duration_s = _parse_time(text, "duration", path, line_no)
+            continue
+        if not header_seen:
+            if line.replace(" ", "") != CSV_HEADER:
                 raise AnnotationError(
-                    f"{path}:{line_no}: {len(fields)} fields in {line!r}, expected 5 ({CSV_HEADER})"
+                    f"{path}:{line_no}: found {line!r} where the column header {CSV_HEADER!r} was expected"
                 )
-            channel, start, stop, label, confidence = fields
-            if channel != TERM_CHANNEL:
-                raise AnnotationError(
-                    f"{path}:{line_no}: channel {channel!r}, expected {TERM_CHANNEL!r} "
-                    "(only term-based csv_bi annotations can be scored)"
-                )
-            events.append(_make_event(start, stop, label, confidence, path, line_no))
+            header_seen = True
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 5:
+            raise AnnotationError(
+                f"{path}:{line_no}: {len(fields)} fields in {line!r}, expected 5 ({CSV_HEADER})"
+            )
+        channel, start, stop, label, confidence = fields
+        if channel != TERM_CHANNEL:
+            raise AnnotationError(
+                f"{path}:{line_no}: channel {channel!r}, expected {TERM_CHANNEL!r} "
+                "(only term-based csv_bi annotations can be scored)"
+            )
+        events.append(_make_event(start, stop, label, confidence, path, line_no))
     if duration_s is None:
         raise AnnotationError(f"{path}: no '# duration = N secs' header line, expected one before the events")
     if not header_seen:
@@ -202,32 +237,32 @@ def read_tse(path: str | Path) -> Annotation:
     ------
     AnnotationError
         If the version line is missing or not ``tse_v1.0.0``, a row does not have 4 fields, a field
-        is not a number or a stop time precedes its start time.
+        is not a number or a stop time precedes its start time (and for the time, confidence, encoding
+        and size checks of `read_csv_bi`).
     OSError
         If the file cannot be read.
     """
     path = Path(path)
     version_seen = False
     events: list[Event] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not version_seen:
-                key, sep, value = line.partition("=")
-                if not sep or key.strip() != "version" or value.strip() != TSE_VERSION:
-                    raise AnnotationError(
-                        f"{path}:{line_no}: found {line!r}, expected 'version = {TSE_VERSION}'"
-                    )
-                version_seen = True
-                continue
-            fields = line.split()
-            if len(fields) != 4:
+    for line_no, raw in enumerate(_read_lines(path), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not version_seen:
+            key, sep, value = line.partition("=")
+            if not sep or key.strip() != "version" or value.strip() != TSE_VERSION:
                 raise AnnotationError(
-                    f"{path}:{line_no}: {len(fields)} fields in {line!r}, expected 4 (start stop label confidence)"
+                    f"{path}:{line_no}: found {line!r}, expected 'version = {TSE_VERSION}'"
                 )
-            events.append(_make_event(*fields, path=path, line_no=line_no))
+            version_seen = True
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise AnnotationError(
+                f"{path}:{line_no}: {len(fields)} fields in {line!r}, expected 4 (start stop label confidence)"
+            )
+        events.append(_make_event(*fields, path=path, line_no=line_no))
     if not version_seen:
         raise AnnotationError(f"{path}: empty file, expected 'version = {TSE_VERSION}' then events")
     duration_s = max((e.stop_s for e in events), default=0.0)
@@ -321,14 +356,14 @@ def read_list(path: str | Path) -> list[Path]:
     Raises
     ------
     AnnotationError
-        If the list names no file.
+        If the list names no file, is not UTF-8 text or is larger than :data:`MAX_FILE_BYTES`.
     OSError
         If the list file cannot be read.
     """
     path = Path(path)
     base = path.resolve().parent
     out: list[Path] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _read_lines(path):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
