@@ -1,7 +1,8 @@
-"""`ictal bench WHAT`: benchmarks that print figures (they assert nothing).
+"""`ictal bench WHAT [OPTIONS]`: benchmarks that print figures (they assert nothing).
 
 Each benchmark lives in the package it measures, as a module with ``add_arguments(parser)`` and
-``run(args) -> int``; this table only names them.
+``run(args) -> int``; this table only names them. A benchmark module is imported only when it is run
+(or its ``--help`` is asked for), so that `ictal`'s other commands start fast.
 """
 
 from __future__ import annotations
@@ -20,33 +21,30 @@ BENCHMARKS: dict[str, tuple[str, str, int]] = {
 }
 
 
-def _load(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `bench` subcommand group."""
-    parser = subparsers.add_parser("bench", help="Run a benchmark and print its figures.")
-    sub = parser.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    for name, (module_name, help_text, issue) in BENCHMARKS.items():
-        bench_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module = _load(module_name)
-        if module is None:
-            bench_parser.set_defaults(func=_missing(name, issue))
-        else:
-            module.add_arguments(bench_parser)
-            bench_parser.set_defaults(func=module.run)
+    """Add the `bench` subcommand; the benchmark's own options are parsed by its module."""
+    listing = "\n".join(f"  {name:<9} {help_text}" for name, (_, help_text, _) in BENCHMARKS.items())
+    parser = subparsers.add_parser(
+        "bench", help="Run a benchmark and print its figures.",
+        description=f"Run a benchmark and print its figures.\n\nbenchmarks:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("what", choices=sorted(BENCHMARKS), metavar="WHAT", help="Which benchmark.")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="Options of that benchmark (see WHAT --help).")
+    parser.set_defaults(func=run)
 
 
-def _missing(name: str, issue: int):
-    def handler(args: argparse.Namespace) -> int:
-        print(f"ictal bench {name}: not built yet (tracked in issue {issue}); nothing was measured.",
+def run(args: argparse.Namespace) -> int:
+    """Import the chosen benchmark module, parse its options and run it."""
+    module_name, help_text, issue = BENCHMARKS[args.what]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        print(f"ictal bench {args.what}: not built yet (tracked in issue {issue}); nothing was measured.",
               file=sys.stderr)
         return 2
-
-    return handler
+    parser = argparse.ArgumentParser(prog=f"ictal bench {args.what}", description=help_text)
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(args.options)) or 0)
