@@ -72,11 +72,16 @@ def read_field(raw: bytes, name: str, signal: int | None = None) -> bytes:
     return raw[offset : offset + length]
 
 
-def set_field(raw: bytes, name: str, value: bytes | str, signal: int | None = None) -> bytes:
-    """A copy of ``raw`` with one field replaced by ``value`` (cut or space-padded to the field length)."""
+def set_field(raw: bytes, name: str, value: bytes | str, signal: int | None = None,
+              layout: bytes | None = None) -> bytes:
+    """A copy of ``raw`` with one field replaced by ``value`` (cut or space-padded to the field length).
+
+    ``layout``, default ``raw``: the intact file whose ``ns`` places the per-signal fields (pass the
+    original when ``raw`` may already have a corrupted ``ns``).
+    """
     if isinstance(value, str):
         value = value.encode("latin-1")
-    offset, length = field_span(raw, name, signal)
+    offset, length = field_span(raw if layout is None else layout, name, signal)
     out = bytearray(raw)
     out[offset : offset + length] = value[:length].ljust(length, b" ")
     return bytes(out)
