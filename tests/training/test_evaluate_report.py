@@ -1,0 +1,113 @@
+"""``training.evaluate`` end to end on real files through the daemon path (a deterministic stand-in scorer):
+the files written, their agreement with the daemon's events, and the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alarms.config import AlarmThresholds
+from alarms.thresholds import save_thresholds
+from detector.config import FrontendConfig
+from ictal.cli import main
+from streaming.bed import run_recording
+from training.evaluate import DaemonPathRunner, detected_events, evaluate, load_scored
+from training.scoring.annotations import read_csv_bi
+
+THRESHOLDS = AlarmThresholds(tau_on=0.6, tau_off=0.45, min_duration_s=2.0, merge_gap_s=4.0)
+FILES = ["labelled__hms_1628180742", "background__eegmat__Subject00_2"]
+
+
+class AmplitudeScorer:
+    """A deterministic stand-in for the model: probability rises with the mean |amplitude| of the last second."""
+
+    max_batch = 8
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        energy = np.abs(windows).mean(axis=1)  # (B, 15360)
+        c = np.cumsum(np.pad(energy, ((0, 0), (256, 0)), mode="edge"), axis=1)
+        smooth = (c[:, 256:] - c[:, :-256]) / 256  # trailing 1 s mean
+        return (1.0 / (1.0 + np.exp(-(smooth - 0.75) * 8.0))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def evaluated(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    ckpt = out / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "metadata.json").write_text(json.dumps({"model_id": "stand-in"}))
+    th_file = save_thresholds(out / "th.json", THRESHOLDS, target_fa_per_24h=1.0, dataset="x", checkpoint_id="y")
+    runner = DaemonPathRunner(AmplitudeScorer(), FrontendConfig(), THRESHOLDS, hop_s=4.0, min_history_s=60.0)
+    report = evaluate(ckpt, shared_data, out / "report", hop_s=4.0, thresholds_file=th_file, include=FILES,
+                      runner=runner)
+    return out / "report", report, shared_data
+
+
+def test_hypothesis_files_hold_the_daemon_events(evaluated):
+    out, report, shared = evaluated
+    direct = run_recording(shared / "labelled" / "hms_1628180742.edf", AmplitudeScorer(), FrontendConfig(),
+                           THRESHOLDS, 4.0)
+    expected = [(e.onset_s, e.offset_s) for e in detected_events(direct.events)]
+    assert expected, "the stand-in scorer must raise events on this file for the comparison to mean anything"
+    hyp = read_csv_bi(out / "hyp" / "labelled__hms_1628180742.csv_bi")
+    assert [(e.start_s, min(e.stop_s, 90.0)) for e in hyp.events] == [(a, min(b, 90.0)) for a, b in expected]
+    probs = np.load(out / "probs" / "labelled__hms_1628180742.npy")
+    assert probs.shape == (90 * 256,)
+    np.testing.assert_array_equal(probs[direct.first_index:direct.first_index + direct.probabilities.size],
+                                  direct.probabilities)
+    assert report.meta["rerun_mismatches"] == []
+
+
+def test_reference_files_and_lists_score_like_the_report(evaluated, capsys):
+    out, report, _ = evaluated
+    ref = read_csv_bi(out / "ref" / "labelled__hms_1628180742.csv_bi")
+    # nine overlapping rated seizure windows (20-30 ... 60-70 s) merge into one reference seizure
+    assert [(e.start_s, e.stop_s, e.label) for e in ref.events] == [(20.0, 70.0, "seiz")]
+    assert read_csv_bi(out / "ref" / "background__eegmat__Subject00_2.csv_bi").events == []
+    assert main(["score", "--ref", str(out / "ref.list"), "--hyp", str(out / "hyp.list"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["nedc"]["overlap"] == report.scores["nedc"]["overlap"]
+    assert scored["szcore"] == report.scores["szcore"]
+
+
+def test_report_json_markdown_and_plots(evaluated):
+    out, report, _ = evaluated
+    data = json.loads((out / "report.json").read_text())
+    assert data["meta"]["n_recordings"] == 2 and data["meta"]["hop_s"] == 4.0
+    assert data["meta"]["thresholds"]["tau_on"] == 0.6
+    assert [r["budget_fa_per_24h"] for r in data["sensitivity_at_fa"]] == [1.0, 2.5, 5.0, 10.0]
+    bg = data["background_only"]
+    assert bg["n_recordings"] == 1 and bg["duration_s"] == pytest.approx(62.0)
+    eeg = next(r for r in data["recordings"] if r["recording_id"] == FILES[1])
+    assert bg["false_alarms"] == eeg["false_alarms"] == eeg["events"]  # every alarm on EEGMAT is false
+    hms = next(r for r in data["recordings"] if r["recording_id"] == FILES[0])
+    assert data["latency"]["n"] == hms["hits"]
+    for lat in data["latency"]["seizures"]:
+        assert lat["latency_s"] == pytest.approx(lat["alarm_s"] - 20.0)
+    # only the rated windows of the HMS file (20-70 s) and all of EEGMAT are labelled
+    assert data["sample_level"]["n_positive"] == 50 * 256
+    assert (out / data["plots"]["sensitivity_vs_fa"]).stat().st_size > 10_000
+    assert all((out / p).is_file() for p in data["plots"]["timelines"].values())
+    assert data["segments"]["tau_on"] == 0.6 and len(data["segments"]["windows"]) == 9
+    md = (out / "report.md").read_text()
+    assert "NEDC OVERLAP" in md and "NEDC TAES" in md and "Rated windows" in md and "Zyma" in md
+
+
+def test_stored_probabilities_load_back_for_tuning(evaluated):
+    out, report, _ = evaluated
+    recs = load_scored(out)
+    assert [r.recording_id for r in recs] == FILES
+    assert [len(r.events) for r in recs] == [row["events"] for row in report.recordings]
+    assert recs[0].usable is not None and recs[0].usable.shape == recs[0].probs.shape
+
+
+def test_evaluate_cli_errors_name_the_problem(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "metadata.json").write_text("{}")
+    code = main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "o")])
+    assert code == 2
+    assert "dataset folder" in capsys.readouterr().err
