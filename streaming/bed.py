@@ -378,8 +378,9 @@ class BedSession:
             )
         self.windows_scored += 1
         lo = window.stitch_from
-        if self._resume_from is not None:
-            lo = min(lo, max(self._resume_from, window.start_index))
+        # windows discarded while an older one was being scored are newer than it: keep the mark
+        if self._resume_from is not None and self._resume_from < window.stitch_from:
+            lo = max(self._resume_from, window.start_index)
             self._resume_from = None
         lo = max(lo, self._next_out, window.start_index)
         offset = lo - window.start_index

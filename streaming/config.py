@@ -88,6 +88,12 @@ class DetectorRuntimeConfig(StrictModel):
     device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device string.")
     backend: Literal["auto", "fused", "reference"] = Field("auto", description="Stack backend override.")
     max_batch: int = Field(32, ge=1, description="Most windows scored in one forward pass.")
+    queue_windows: int = Field(
+        2, ge=1, le=16,
+        description="Windows of one bed waiting for scoring; beyond it the oldest is skipped (the daemon "
+        "scores the newest window and says it fell behind). 2 absorbs one slow batch without lag.",
+    )
+    warmup: bool = Field(True, description="Run one forward pass before READY=1 (first-call allocations).")
 
 
 class DaemonConfig(StrictModel):
@@ -100,6 +106,15 @@ class DaemonConfig(StrictModel):
     detector: DetectorRuntimeConfig = Field(default_factory=DetectorRuntimeConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout_s: float = Field(
+        5.0, gt=0, le=60,
+        description="On SIGTERM, how long the batch in flight may take to finish before it is abandoned; "
+        "below the unit's TimeoutStopSec (30 s), so the daemon exits 0 on its own.",
+    )
+    no_data_s: float = Field(
+        5.0, gt=0, description="Seconds without samples from a connected source before a no_data "
+        "signal-quality event (and its alarm closed).",
+    )
 
     @model_validator(mode="after")
     def _unique_beds(self) -> DaemonConfig:

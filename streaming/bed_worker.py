@@ -1,0 +1,313 @@
+"""`BedWorker`: one bed's source thread: read chunks, run the front-end, queue windows for scoring.
+
+Each bed runs in a thread of its own, so a bed whose stream stalls, drops or never appears keeps
+the other beds running. The thread opens the source (retrying every ``RETRY_OPEN_S`` while it
+cannot), reads chunks, pushes them through the bed's :class:`streaming.bed.BedSession` (front-end,
+ring buffer, scheduler) and puts the due windows in the bed's bounded queue, from which the
+scoring loop (``streaming.scoring``) takes them. When the queue is full the oldest window is
+discarded (``BedSession.discard``): memory never grows and the scoring loop always gets the newest
+window.
+
+Stream state is reported as ``signal_quality`` events (reasons ``stream_connected``,
+``stream_lost``, ``no_data``, ``end_of_stream``, ``source_error``, ``gap``) and metrics
+(``ictal_stream_connected``, ``ictal_samples_received``, ``ictal_samples_lost``,
+``ictal_stream_gap_seconds``, ``ictal_ring_buffer_fill_ratio``). A lost stream closes an open alarm
+(reason ``stream_lost``): no alarm stays up on data that no longer arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alarms.config import AlarmThresholds
+from alarms.metrics import IctalMetrics
+from alarms.schema import AlarmEvent, ModelInfo
+from detector import FS_HZ
+from detector.config import FrontendConfig
+from streaming.bed import BedSession
+from streaming.chunk import Chunk
+from streaming.config import BedConfig, SchedulerConfig
+from streaming.daemon_metrics import DaemonMetrics
+from streaming.logfmt import kv
+from streaming.pipeline import Window
+from streaming.sources.base import Source
+
+log = logging.getLogger("ictal.bed")
+
+READ_TIMEOUT_S = 0.2
+"""Longest wait of one ``Source.read``: the thread notices a stop request within this time."""
+
+RETRY_OPEN_S = 5.0
+"""Pause between attempts to open a source that failed to open."""
+
+
+@dataclass(frozen=True)
+class PendingWindow:
+    """A window waiting to be scored.
+
+    Attributes
+    ----------
+    window : Window
+    arrived_mono : float
+        ``time.monotonic()`` when the chunk that completed the window was read from the source (s).
+    arrived_wall : float
+        ``time.time()`` at the same moment (Unix s), for ``ictal_alarm_latency_seconds``.
+    """
+
+    window: Window
+    arrived_mono: float
+    arrived_wall: float
+
+
+class BedWorker:
+    """The source thread of one bed and its queue of windows.
+
+    Parameters
+    ----------
+    config : BedConfig
+        Bed id and source.
+    source : Source
+        The bed's source (opened by the thread).
+    frontend_config : FrontendConfig
+    scheduler : SchedulerConfig
+        ``hop_s``, ``ring_s``, ``min_history_s``.
+    thresholds : AlarmThresholds
+    publish : callable
+        ``publish(event, window_end_wall_s=None)``: where events go (the daemon's publisher).
+    metrics : IctalMetrics
+    model : ModelInfo, optional
+        Written into alarm events.
+    queue_windows : int, default 2
+        Most windows waiting for scoring; beyond it the oldest is discarded.
+    no_data_s : float, default 5
+        Seconds without a chunk, while connected, before a ``no_data`` event.
+    on_window : callable, optional
+        Called (no argument) after a window is queued (wakes the scoring loop).
+    daemon_metrics : DaemonMetrics, optional
+        Counts discarded windows (``ictal_windows_skipped_total``).
+
+    Attributes
+    ----------
+    session : BedSession or None
+        Created when the source is first opened (its rate is known then).
+    lock : threading.Lock
+        Held while the session's scoring state (post-processor, quality) or the queue is used.
+    """
+
+    def __init__(self, config: BedConfig, source: Source, frontend_config: FrontendConfig,
+                 scheduler: SchedulerConfig, thresholds: AlarmThresholds,
+                 publish: Callable[..., object], metrics: IctalMetrics, *, model: ModelInfo | None = None,
+                 queue_windows: int = 2, no_data_s: float = 5.0,
+                 on_window: Callable[[], None] | None = None,
+                 daemon_metrics: DaemonMetrics | None = None) -> None:
+        if queue_windows < 1:
+            raise ValueError(f"queue_windows must be >= 1 (found {queue_windows})")
+        self.config = config
+        self.bed_id = config.bed_id
+        self.source = source
+        self.frontend_config = frontend_config
+        self.scheduler = scheduler
+        self.thresholds = thresholds
+        self.publish = publish
+        self.metrics = metrics
+        self.model = model
+        self.queue_windows = queue_windows
+        self.no_data_s = no_data_s
+        self.on_window = on_window
+        self.daemon_metrics = daemon_metrics
+        self.closed = False
+        self.session: BedSession | None = None
+        self.lock = threading.Lock()
+        self.pending: deque[PendingWindow] = deque()
+        self.behind = False
+        self.discarded_since_scored = 0
+        self.connected = False
+        self.finished = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ictal-bed-{self.bed_id}", daemon=True)
+        self._last_chunk_mono: float | None = None
+        self._no_data_reported = False
+        self._last_stream_s = 0.0
+        metrics.stream_connected.labels(bed=self.bed_id).set(0)
+        metrics.set_thresholds(self.bed_id, thresholds)
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the source thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Ask the thread to stop and wait for it; True when it ended within ``timeout_s``."""
+        self._stop.set()
+        self._thread.join(timeout=timeout_s)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the source thread runs."""
+        return self._thread.is_alive()
+
+    # -- queue (called by the scoring loop) -------------------------------------------------------
+
+    def take(self) -> tuple[list[PendingWindow], int]:
+        """Every pending window, oldest first (call with :attr:`lock` held).
+
+        Returns
+        -------
+        pending : list of PendingWindow
+            At most ``queue_windows``; the queue is empty afterwards.
+        discarded : int
+            Windows discarded by the source thread (queue full) since the last call that returned
+            windows.
+        """
+        items = list(self.pending)
+        self.pending.clear()
+        discarded = self.discarded_since_scored
+        if items:
+            self.discarded_since_scored = 0
+        return items, discarded
+
+    def oldest_arrival(self) -> float | None:
+        """Arrival time (monotonic s) of the oldest pending window, or None."""
+        return self.pending[0].arrived_mono if self.pending else None
+
+    def _discard(self, item: PendingWindow) -> None:
+        assert self.session is not None
+        self.session.discard(item.window)
+        self.discarded_since_scored += 1
+        if self.daemon_metrics is not None:
+            self.daemon_metrics.windows_skipped.labels(bed=self.bed_id).inc()
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception as exc:  # the bed stops, the daemon and the other beds go on
+            log.exception(kv("bed_failed", bed=self.bed_id, error=str(exc)))
+            self._emit(self._quality(self._last_stream_s, "source_error", f"bed stopped: {exc}"))
+            self._set_connected(False)
+        finally:
+            try:
+                self.source.close()
+            except OSError as exc:
+                log.warning(kv("source_close_failed", bed=self.bed_id, error=str(exc)))
+
+    def _open(self) -> bool:
+        try:
+            self.source.open()
+        except ConnectionError as exc:
+            log.warning(kv("source_not_found", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
+            return False
+        except (ValueError, OSError) as exc:  # montage, unit, rate or file problem: named, retried
+            log.error(kv("source_error", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
+            self._emit(self._quality(0.0, "source_error", str(exc)))
+            return False
+        if self.session is None:
+            self.session = BedSession(
+                self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
+                ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s, model=self.model,
+            )
+        log.info(kv("bed_opened", bed=self.bed_id, fs_hz=self.source.fs, source=self.config.source.type))
+        return True
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if self._open():
+                break
+            if self._stop.wait(RETRY_OPEN_S):
+                return
+        while not self._stop.is_set():
+            chunk = self.source.read(READ_TIMEOUT_S)
+            now = time.monotonic()
+            self._track_connection(now)
+            if chunk is None:
+                if self.source.exhausted:
+                    self._end_of_stream()
+                    return
+                continue
+            self._handle(chunk, now, time.time())
+
+    def _track_connection(self, now: float) -> None:
+        connected = bool(getattr(self.source, "connected", True))
+        if connected != self.connected:
+            self._set_connected(connected)
+            if connected:
+                self._emit(self._quality(self._last_stream_s, "stream_connected", "stream connected"))
+                log.info(kv("stream_connected", bed=self.bed_id))
+            else:
+                self._lost("stream_lost", "stream lost; reconnecting")
+        elif connected and self._last_chunk_mono is not None and not self._no_data_reported:
+            if now - self._last_chunk_mono > self.no_data_s:
+                self._no_data_reported = True
+                self._lost("no_data", f"no samples for {self.no_data_s:g} s")
+
+    def _lost(self, reason: str, detail: str) -> None:
+        log.warning(kv(reason, bed=self.bed_id, detail=detail))
+        events = [self._quality(self._last_stream_s, reason, detail)]
+        if self.session is not None:
+            with self.lock:
+                events = self.session.close(reason) + events
+        for event in events:
+            self._emit(event)
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        self.metrics.stream_connected.labels(bed=self.bed_id).set(1 if connected else 0)
+
+    def _handle(self, chunk: Chunk, now_mono: float, now_wall: float) -> None:
+        assert self.session is not None
+        if self._no_data_reported:
+            self._no_data_reported = False
+            self._emit(self._quality(chunk.first_index / chunk.fs, "stream_resumed", "samples arrive again"))
+        self._last_chunk_mono = now_mono
+        bed = self.bed_id
+        self.metrics.samples_received.labels(bed=bed).inc(chunk.n_samples)
+        lost_before = self.session.samples_lost
+        windows, events = self.session.push(chunk)
+        lost = self.session.samples_lost - lost_before
+        if lost:
+            self.metrics.samples_lost.labels(bed=bed).inc(lost)
+            self.metrics.gap_seconds.labels(bed=bed).inc(lost / chunk.fs)
+        self._last_stream_s = chunk.end_index / chunk.fs
+        ring = self.session.pipeline.ring
+        if not ring.empty:
+            held = ring.end_index - ring.start_index
+            self.metrics.ring_buffer_fill.labels(bed=bed).set(held / ring.capacity)
+        for event in events:
+            log.warning(kv("stream_gap", bed=bed, detail=event.detail))
+            self._emit(event)
+        if windows:
+            with self.lock:
+                for window in windows:
+                    if len(self.pending) >= self.queue_windows:
+                        self._discard(self.pending.popleft())
+                    self.pending.append(PendingWindow(window, now_mono, now_wall))
+            if self.on_window is not None:
+                self.on_window()
+
+    def _end_of_stream(self) -> None:
+        log.info(kv("end_of_stream", bed=self.bed_id, stream_s=self._last_stream_s))
+        self.finished = True
+        self._set_connected(False)
+        self._emit(self._quality(self._last_stream_s, "end_of_stream", "the source has no more samples"))
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _quality(self, stream_time_s: float, reason: str, detail: str) -> AlarmEvent:
+        return AlarmEvent(bed_id=self.bed_id, kind="signal_quality", stream_time_s=stream_time_s, reason=reason,
+                          detail=detail)
+
+    def _emit(self, event: AlarmEvent) -> None:
+        self.publish(event)
+
+
+def stream_time_s(window: Window) -> float:
+    """Stream time (s) of a window's end."""
+    return window.end_index / FS_HZ

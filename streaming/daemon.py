@@ -1,0 +1,475 @@
+"""The daemon: many beds, one model on one device, alarms out; its lifecycle under systemd.
+
+Composition (one process)::
+
+    BedWorker thread per bed (source -> BedSession.push -> bounded window queue)
+        \\
+         ScoringLoop thread (newest window of every bed, batches of max_batch, one Detector)
+            -> BedSession.score -> events -> AlarmPublisher (journal fsync, then ZeroMQ PUB)
+    keep-alive thread: STATUS= lines, WATCHDOG=1 only while the scoring loop makes progress
+    main thread: signals (SIGTERM/SIGINT: drain and exit 0; SIGHUP: reload)
+
+Lifecycle
+---------
+1. ``Daemon.from_config``: the checkpoint is loaded (``detector.inference.Detector``), its front-end
+   config compared with the daemon's (a difference refuses the start, naming every differing field:
+   the model would see inputs it was not trained on) and the model warmed up.
+2. ``start``: journal (a relative path resolves in the working directory: ``/var/lib/ictal`` under
+   systemd), metrics endpoint, publisher (its own heartbeat thread), bed threads, scoring thread, a
+   ``daemon`` event (reason ``started``), then ``READY=1``. Beds whose stream is not there yet do not
+   delay READY: they connect when their stream appears.
+3. SIGHUP (``systemctl reload``): the config file is read again. Thresholds (``alarms.thresholds`` or
+   ``alarms.thresholds_file``) apply to every bed (an open alarm is closed, reason
+   ``thresholds_reloaded``); beds added are started, beds removed are stopped (an open alarm is
+   closed, reason ``bed_removed``), beds whose source changed are restarted; the other beds are not
+   touched. Changes to the front-end, scheduler, detector or endpoints need a restart (logged). An
+   invalid file is refused (logged) and the running config stays.
+4. SIGTERM/SIGINT: ``STOPPING=1``; bed threads stop; the scoring loop finishes the batch in flight and
+   scores what was queued (abandoned after ``shutdown_timeout_s``); open alarms are closed (reason
+   ``shutdown``); a ``daemon`` event (reason ``stopped``); the publisher and the journal are closed;
+   exit code 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from alarms.config import AlarmThresholds
+from alarms.journal import Journal
+from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
+from alarms.publisher import AlarmPublisher
+from alarms.schema import AlarmEvent, ModelInfo
+from alarms.thresholds import resolve_thresholds
+from detector.config import FrontendConfig
+from streaming.bed import Scorer
+from streaming.bed_worker import BedWorker
+from streaming.config import BedConfig, DaemonConfig, EdfSourceConfig
+from streaming.daemon_metrics import DaemonMetrics
+from streaming.logfmt import kv
+from streaming.notify import SystemdNotifier
+from streaming.scoring import ScoringLoop
+from streaming.sources.base import Source
+
+log = logging.getLogger("ictal.daemon")
+
+STATUS_INTERVAL_S = 5.0
+"""Seconds between STATUS= lines (and status log lines every ``STATUS_LOG_EVERY`` of them)."""
+
+STATUS_LOG_EVERY = 12
+
+
+class DaemonError(RuntimeError):
+    """The daemon refuses to start; the message says what is wrong and what to do."""
+
+
+def make_source(bed: BedConfig, frontend_config: FrontendConfig) -> Source:
+    """The source of a bed from its config (``LslSource`` or ``EdfReplaySource``)."""
+    if isinstance(bed.source, EdfSourceConfig):
+        from streaming.sources.edf_replay import EdfReplaySource
+
+        return EdfReplaySource(bed.source, frontend_config)
+    from streaming.sources.lsl import LslSource
+
+    return LslSource(bed.source, frontend_config)
+
+
+def frontend_differences(checkpoint: FrontendConfig, daemon: FrontendConfig) -> list[str]:
+    """Fields where two front-end configs differ, as ``"name: checkpoint X, daemon Y"`` lines."""
+    a, b = checkpoint.model_dump(), daemon.model_dump()
+    return [f"{name}: checkpoint {a[name]!r}, daemon config {b[name]!r}" for name in a if a[name] != b[name]]
+
+
+def load_detector(config: DaemonConfig):
+    """Load the configured checkpoint, check its front-end against the daemon's, warm it up.
+
+    Parameters
+    ----------
+    config : DaemonConfig
+        ``detector`` (checkpoint, device, backend, max_batch, warmup) and ``frontend``.
+
+    Returns
+    -------
+    detector : detector.inference.Detector
+
+    Raises
+    ------
+    DaemonError
+        If the checkpoint directory is missing, cannot be loaded, or was trained with another
+        front-end config (every differing field is named).
+    """
+    path = Path(config.detector.checkpoint)
+    if not path.is_dir():
+        raise DaemonError(
+            f"checkpoint {path} (resolved: {path.resolve()}) does not exist; expected a checkpoint directory "
+            "(model.safetensors + metadata.json). Train one with `ictal train --config configs/train/cpu_small.yaml`"
+            " or set detector.checkpoint in the config."
+        )
+    from detector.inference import Detector
+
+    try:
+        detector = Detector.from_checkpoint(path, device=config.detector.device, backend=config.detector.backend,
+                                            max_batch=config.detector.max_batch)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DaemonError(f"cannot load checkpoint {path}: {exc}") from exc
+    trained = detector_frontend(detector)
+    differences = frontend_differences(trained, config.frontend)
+    if differences:
+        raise DaemonError(
+            f"checkpoint {path} was trained with another front-end than the daemon config's `frontend` "
+            f"({'; '.join(differences)}); the model would see inputs unlike its training data. Set `frontend` "
+            "in the config to the checkpoint's, or use a checkpoint trained with this front-end."
+        )
+    if config.detector.warmup:
+        t0 = time.monotonic()
+        detector.warmup()
+        log.info(kv("model_warmed_up", seconds=time.monotonic() - t0))
+    return detector
+
+
+def detector_frontend(detector: object) -> FrontendConfig:
+    """The front-end config a loaded detector's checkpoint records."""
+    for attr in ("frontend_config",):
+        value = getattr(detector, attr, None)
+        if isinstance(value, FrontendConfig):
+            return value
+    checkpoint = getattr(detector, "checkpoint", None)
+    value = getattr(checkpoint, "frontend_config", None)
+    if isinstance(value, FrontendConfig):
+        return value
+    raise DaemonError(f"{type(detector).__name__} exposes no frontend_config; cannot check the checkpoint's "
+                      "front-end against the daemon config")
+
+
+def model_info(detector: object) -> ModelInfo:
+    """The ``ModelInfo`` written into alarm events, from the detector's attributes."""
+    return ModelInfo(model_id=str(getattr(detector, "model_id", "unknown")),
+                     stack=str(getattr(detector, "stack", "unknown")),
+                     backend=getattr(detector, "backend", None))
+
+
+class Daemon:
+    """Serve every configured bed with one detector; journal and publish the events.
+
+    Parameters
+    ----------
+    config : DaemonConfig
+    detector : Scorer
+        Loaded and warmed up (``load_detector``); ``model_id``/``stack``/``backend``/``device``
+        attributes, when present, are exported and written into events.
+    config_path : path, optional
+        The file re-read on SIGHUP; without it a reload needs a config object (:meth:`reload`).
+    notifier : SystemdNotifier, optional
+        Default one from the environment (``$NOTIFY_SOCKET``).
+    source_factory : callable, optional
+        ``(BedConfig, FrontendConfig) -> Source``; default :func:`make_source`.
+
+    Attributes
+    ----------
+    metrics : IctalMetrics
+    daemon_metrics : DaemonMetrics
+    publisher : AlarmPublisher or None
+        After :meth:`start`.
+    metrics_server : MetricsServer or None
+        After :meth:`start` (``metrics_server.url``).
+    workers : dict of str to BedWorker
+    scoring : ScoringLoop
+    """
+
+    def __init__(self, config: DaemonConfig, detector: Scorer, *, config_path: Path | str | None = None,
+                 notifier: SystemdNotifier | None = None,
+                 source_factory: Callable[[BedConfig, FrontendConfig], Source] = make_source) -> None:
+        self.config = config
+        self.detector = detector
+        self.config_path = Path(config_path) if config_path is not None else None
+        self.notifier = notifier if notifier is not None else SystemdNotifier()
+        self.source_factory = source_factory
+        self.model = model_info(detector)
+        self.thresholds: AlarmThresholds = resolve_thresholds(config.alarms)
+        self.metrics = IctalMetrics(alarm_rate_window_h=config.alarms.metrics.alarm_rate_window_h)
+        self.daemon_metrics = DaemonMetrics(self.metrics.registry)
+        self.metrics.set_model_info(stack=self.model.stack, backend=str(self.model.backend),
+                                    device=str(getattr(detector, "device", "unknown")),
+                                    checkpoint_id=self.model.model_id)
+        self.journal: Journal | None = None
+        self.publisher: AlarmPublisher | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.workers: dict[str, BedWorker] = {}
+        self._workers_lock = threading.Lock()
+        max_batch = int(getattr(detector, "max_batch", config.detector.max_batch))
+        self.scoring = ScoringLoop(detector, self._worker_list, self.publish, self.metrics, self.daemon_metrics,
+                                   min(max_batch, config.detector.max_batch))
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._keepalive = threading.Thread(target=self._keepalive_loop, name="ictal-keepalive", daemon=True)
+        self._started = False
+        self.watchdog_pings = 0
+
+    # -- composition ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: DaemonConfig, config_path: Path | str | None = None,
+                    notifier: SystemdNotifier | None = None) -> Daemon:
+        """Load the checkpoint (checked and warmed up, see :func:`load_detector`) and build the daemon.
+
+        Raises
+        ------
+        DaemonError
+            See :func:`load_detector`; also for an unreadable thresholds file.
+        """
+        detector = load_detector(config)
+        return cls(config, detector, config_path=config_path, notifier=notifier)
+
+    def _worker_list(self) -> list[BedWorker]:
+        with self._workers_lock:
+            return list(self.workers.values())
+
+    def _make_worker(self, bed: BedConfig) -> BedWorker:
+        source = self.source_factory(bed, self.config.frontend)
+        return BedWorker(bed, source, self.config.frontend, self.config.scheduler, self.thresholds, self.publish,
+                         self.metrics, model=self.model, queue_windows=self.config.detector.queue_windows,
+                         no_data_s=self.config.no_data_s, on_window=self.scoring.wake,
+                         daemon_metrics=self.daemon_metrics)
+
+    def publish(self, event: AlarmEvent, window_end_wall_s: float | None = None) -> None:
+        """Journal and publish one event (any thread)."""
+        if self.publisher is None:
+            raise RuntimeError("Daemon.publish called before start()")
+        self.publisher.publish(event, window_end_wall_s=window_end_wall_s)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the journal, serve metrics, bind the publisher, start beds and scoring; then READY=1.
+
+        Raises
+        ------
+        alarms.journal.JournalError, alarms.publisher.PublisherError, OSError
+            If the journal cannot be opened or a socket or port cannot be bound (nothing is left
+            running then).
+        """
+        alarms = self.config.alarms
+        self.journal = Journal(alarms.journal)
+        try:
+            self.metrics_server = serve_metrics(alarms.metrics, self.metrics)
+            self.publisher = AlarmPublisher(alarms.publisher, self.journal, self.metrics)
+        except BaseException:
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+            self.journal.close()
+            raise
+        log.info(kv("daemon_starting", journal=self.journal.path.resolve(), journal_head=self.journal.last_seq,
+                    pub=self.publisher.pub_endpoint, catchup=self.publisher.catchup_endpoint,
+                    metrics=self.metrics_server.url, model=self.model.model_id, stack=self.model.stack,
+                    backend=self.model.backend, device=getattr(self.detector, "device", "unknown"),
+                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s))
+        for bed in self.config.beds:
+            self.metrics.set_thresholds(bed.bed_id, self.thresholds)
+        with self._workers_lock:
+            for bed in self.config.beds:
+                self.workers[bed.bed_id] = self._make_worker(bed)
+        self.daemon_metrics.beds.set(len(self.workers))
+        self.scoring.start()
+        for worker in self._worker_list():
+            worker.start()
+        self.publish(AlarmEvent(kind="daemon", reason="started", detail=(
+            f"serving {len(self.workers)} bed(s) with model {self.model.model_id} ({self.model.stack}, "
+            f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s")))
+        self._started = True
+        self._keepalive.start()
+        self.notifier.ready(self.status_line())
+        log.info(kv("daemon_ready", beds=",".join(self.workers)))
+
+    def status_line(self) -> str:
+        """One line: beds connected, windows scored and skipped, last journal sequence number."""
+        workers = self._worker_list()
+        connected = sum(1 for w in workers if w.connected)
+        skipped = sum(w.session.windows_discarded for w in workers if w.session is not None)
+        head = self.journal.last_seq if self.journal is not None else 0
+        return (f"{connected}/{len(workers)} beds connected, {self.scoring.windows_scored} windows scored, "
+                f"{skipped} skipped, journal at {head}")
+
+    def _keepalive_loop(self) -> None:
+        watchdog_s = self.notifier.watchdog_s
+        period = min(STATUS_INTERVAL_S, watchdog_s / 2) if watchdog_s else STATUS_INTERVAL_S
+        last_progress = -1
+        last_status = 0.0
+        n_status = 0
+        while not self._stop.wait(period):
+            progress = self.scoring.progress
+            if watchdog_s and progress != last_progress and self.scoring.alive:
+                self.notifier.watchdog()
+                self.watchdog_pings += 1
+            elif watchdog_s and progress == last_progress:
+                log.error(kv("scoring_stalled", seconds=period, detail="no progress of the scoring loop; "
+                             "watchdog keep-alive withheld"))
+            last_progress = progress
+            now = time.monotonic()
+            if now - last_status >= STATUS_INTERVAL_S:
+                last_status = now
+                line = self.status_line()
+                self.notifier.status(line)
+                n_status += 1
+                if n_status % STATUS_LOG_EVERY == 1:
+                    log.info(kv("status", detail=line))
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop (signal-safe)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask :meth:`run` to reload the config file (signal-safe)."""
+        self._reload_requested.set()
+
+    def run(self) -> int:
+        """Start, then serve until SIGTERM/SIGINT (reloading on SIGHUP); shut down; return the exit code.
+
+        Must be called from the main thread (it installs the signal handlers).
+        """
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        try:
+            if not self._started:
+                self.start()
+            while not self._stop.wait(0.25):
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    self.reload()
+                if self.scoring.error is not None:
+                    log.error(kv("daemon_failing", detail="the scoring loop died", error=str(self.scoring.error)))
+                    self.shutdown()
+                    return 1
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0 if self.shutdown() else 1
+
+    def shutdown(self) -> bool:
+        """Drain and stop (see the module docstring); idempotent. True when everything closed in order."""
+        if not self._started:
+            return True
+        self._started = False
+        self._stop.set()
+        self.notifier.stopping()
+        t0 = time.monotonic()
+        log.info(kv("daemon_stopping", detail=self.status_line()))
+        workers = self._worker_list()
+        for worker in workers:
+            worker._stop.set()
+        for worker in workers:
+            if not worker.stop(timeout_s=2.0):
+                log.warning(kv("bed_thread_stuck", bed=worker.bed_id, detail="source read did not return in 2 s"))
+        drained = self.scoring.stop(self.config.shutdown_timeout_s)
+        if not drained:
+            log.warning(kv("batch_abandoned", timeout_s=self.config.shutdown_timeout_s,
+                           detail="the batch in flight did not finish; its windows are not scored"))
+        for worker in workers:
+            self._close_bed(worker, "shutdown")
+        self.publish(AlarmEvent(kind="daemon", reason="stopped", detail=self.status_line()))
+        self._keepalive.join(timeout=STATUS_INTERVAL_S + 1)
+        assert self.publisher is not None and self.journal is not None
+        self.publisher.close()
+        head = self.journal.last_seq
+        self.journal.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        self.notifier.close()
+        log.info(kv("daemon_stopped", seconds=time.monotonic() - t0, journal_head=head))
+        return True
+
+    def _close_bed(self, worker: BedWorker, reason: str) -> None:
+        if worker.session is None or worker.closed:
+            return
+        with worker.lock:
+            worker.closed = True
+            events = worker.session.close(reason)
+        for event in events:
+            self.publish(event)
+
+    # -- reload -----------------------------------------------------------------------------------
+
+    def reload(self, new_config: DaemonConfig | None = None) -> bool:
+        """Apply a new config: thresholds and the bed list (see the module docstring).
+
+        Parameters
+        ----------
+        new_config : DaemonConfig, optional
+            Default: the config file given at construction, read again.
+
+        Returns
+        -------
+        applied : bool
+            False when the new config could not be read or validated (the running one stays).
+        """
+        from alarms.thresholds import ThresholdsFileError
+
+        self.notifier.reloading()
+        try:
+            if new_config is None:
+                if self.config_path is None:
+                    log.error(kv("reload_refused", detail="no config file to re-read"))
+                    return False
+                from ictal.config import ConfigError, load_config
+
+                try:
+                    new_config = load_config(self.config_path, kind="daemon")
+                except ConfigError as exc:
+                    log.error(kv("reload_refused", file=self.config_path, detail=str(exc)))
+                    return False
+            try:
+                thresholds = resolve_thresholds(new_config.alarms)
+            except ThresholdsFileError as exc:
+                log.error(kv("reload_refused", detail=str(exc)))
+                return False
+            for section in ("frontend", "scheduler", "detector", "log_level", "shutdown_timeout_s", "no_data_s"):
+                if getattr(new_config, section) != getattr(self.config, section):
+                    log.warning(kv("reload_needs_restart", section=section,
+                                   detail="changed in the file; applied at the next restart"))
+            for part in ("journal", "publisher", "metrics"):
+                if getattr(new_config.alarms, part) != getattr(self.config.alarms, part):
+                    log.warning(kv("reload_needs_restart", section=f"alarms.{part}",
+                                   detail="changed in the file; applied at the next restart"))
+            changed_thresholds = thresholds != self.thresholds
+            self.thresholds = thresholds
+            old_beds = {bed.bed_id: bed for bed in self.config.beds}
+            new_beds = {bed.bed_id: bed for bed in new_config.beds}
+            removed = [b for b in old_beds if b not in new_beds or new_beds[b] != old_beds[b]]
+            added = [b for b in new_beds if b not in old_beds or new_beds[b] != old_beds[b]]
+            for bed_id in removed:
+                with self._workers_lock:
+                    worker = self.workers.pop(bed_id, None)
+                if worker is not None:
+                    worker.stop(timeout_s=2.0)
+                    self._close_bed(worker, "bed_removed")
+                    log.info(kv("bed_removed", bed=bed_id))
+            if changed_thresholds:
+                for worker in self._worker_list():
+                    worker.thresholds = thresholds
+                    if worker.session is not None:
+                        with worker.lock:
+                            events = worker.session.set_thresholds(thresholds)
+                        for event in events:
+                            self.publish(event)
+                    self.metrics.set_thresholds(worker.bed_id, thresholds)
+                log.info(kv("thresholds_reloaded", **thresholds.model_dump()))
+            for bed_id in added:
+                worker = self._make_worker(new_beds[bed_id])
+                with self._workers_lock:
+                    self.workers[bed_id] = worker
+                worker.start()
+                log.info(kv("bed_added", bed=bed_id, source=new_beds[bed_id].source.type))
+            self.config = self.config.model_copy(update={"beds": new_config.beds, "alarms": self.config.alarms.model_copy(
+                update={"thresholds": new_config.alarms.thresholds, "thresholds_file": new_config.alarms.thresholds_file})})
+            self.daemon_metrics.beds.set(len(self.workers))
+            self.publish(AlarmEvent(kind="daemon", reason="reloaded", detail=(
+                f"beds added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}; thresholds "
+                f"{'changed' if changed_thresholds else 'unchanged'}")))
+            return True
+        finally:
+            self.notifier.ready(self.status_line())

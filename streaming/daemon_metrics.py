@@ -1,0 +1,50 @@
+"""The daemon's own Prometheus metrics, registered beside ``alarms.metrics.IctalMetrics`` in its registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SCORING_LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+"""Newest sample of a window entering the daemon -> its probabilities at the post-processor (s)."""
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class DaemonMetrics:
+    """Scoring-loop metrics not covered by ``IctalMetrics``.
+
+    Parameters
+    ----------
+    registry : CollectorRegistry
+        The registry of the ``IctalMetrics`` instance served at ``/metrics``.
+
+    Attributes
+    ----------
+    windows_skipped : Counter ``ictal_windows_skipped_total{bed}``
+        Windows dropped because scoring fell behind (the daemon skipped to the newest window).
+    scoring_latency : Histogram ``ictal_scoring_latency_seconds{bed}``
+        From the arrival of the chunk that completed a window to its probabilities reaching the
+        post-processor (front-end, queueing, batching and inference).
+    batch_size : Histogram ``ictal_scoring_batch_windows``
+        Windows per forward pass.
+    queue_windows : Gauge ``ictal_scoring_queue_windows``
+        Windows waiting to be scored, all beds.
+    loop_iterations : Counter ``ictal_scoring_loop_iterations_total``
+        Iterations of the scoring loop (idle ones included): flat means a hung loop.
+    beds : Gauge ``ictal_beds``
+        Beds configured.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.windows_skipped = Counter("ictal_windows_skipped", "Windows dropped because scoring fell behind "
+                                       "(skipped to the newest window).", ["bed"], registry=registry)
+        self.scoring_latency = Histogram(
+            "ictal_scoring_latency_seconds", "Arrival of the chunk completing a window -> its probabilities at "
+            "the post-processor (s).", ["bed"], buckets=SCORING_LATENCY_BUCKETS_S, registry=registry)
+        self.batch_size = Histogram("ictal_scoring_batch_windows", "Windows per forward pass.",
+                                    buckets=BATCH_BUCKETS, registry=registry)
+        self.queue_windows = Gauge("ictal_scoring_queue_windows", "Windows waiting to be scored, all beds.",
+                                   registry=registry)
+        self.loop_iterations = Counter("ictal_scoring_loop_iterations", "Scoring loop iterations (idle "
+                                       "included); flat while the loop hangs.", registry=registry)
+        self.beds = Gauge("ictal_beds", "Beds configured.", registry=registry)

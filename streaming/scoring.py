@@ -1,0 +1,207 @@
+"""`ScoringLoop`: the one thread that scores the due windows of every bed with the one model, in batches.
+
+Each iteration takes the pending windows of every bed (each bed's queue holds at most
+``queue_windows``: when scoring falls behind, the bed's thread discards the oldest, so the loop
+skips to the newest windows rather than lagging or growing memory), orders them by how long they
+have waited, scores up to ``max_batch`` in one ``predict`` call and hands each bed its
+probabilities in order (``BedSession.score``: stitching, signal quality, post-processor); the
+resulting events are published. Windows left over go back to the front of their queue for the next
+iteration. An iteration with nothing to score waits up to ``IDLE_WAIT_S`` for a new window.
+
+Falling behind is said three ways: ``ictal_windows_skipped_total{bed}``, a warning log line, and a
+``signal_quality`` event (reason ``scoring_behind``, then ``scoring_caught_up`` once a window is
+scored with none skipped before it).
+
+``progress`` counts iterations, idle ones included: the daemon's watchdog keep-alive is sent only
+while it moves, so a hung ``predict`` stops the keep-alives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from alarms.metrics import IctalMetrics
+from alarms.schema import AlarmEvent
+from detector import CANONICAL_CHANNELS, FS_HZ
+from streaming.bed import Scorer, ScoreResult
+from streaming.bed_worker import BedWorker, PendingWindow
+from streaming.daemon_metrics import DaemonMetrics
+from streaming.logfmt import kv
+
+log = logging.getLogger("ictal.scoring")
+
+IDLE_WAIT_S = 0.2
+"""Longest idle wait of one iteration (s); also the keep-alive granularity of an idle daemon."""
+
+
+class ScoringLoop:
+    """Batch scoring of all beds' windows on one model.
+
+    Parameters
+    ----------
+    detector : Scorer
+        ``predict((B, 19, 15360)) -> (B, 15360)``.
+    workers : callable
+        Returns the current list of :class:`BedWorker` (the bed list may change on reload).
+    publish : callable
+        ``publish(event, window_end_wall_s=None)``.
+    metrics : IctalMetrics
+    daemon_metrics : DaemonMetrics
+    max_batch : int
+        Most windows per ``predict`` call.
+
+    Attributes
+    ----------
+    progress : int
+        Iterations completed (idle ones included).
+    windows_scored : int
+        Windows scored since the start.
+    latencies_s : list of float
+        Scoring latency (s) of the first ``LATENCY_KEEP`` windows, for benchmarks.
+    on_scored : callable or None
+        ``on_scored(bed_id, pending, result)`` after each window is scored (tests, benchmarks).
+    """
+
+    LATENCY_KEEP = 100_000
+
+    def __init__(self, detector: Scorer, workers: Callable[[], list[BedWorker]],
+                 publish: Callable[..., object], metrics: IctalMetrics, daemon_metrics: DaemonMetrics,
+                 max_batch: int) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 (found {max_batch})")
+        self.detector = detector
+        self.workers = workers
+        self.publish = publish
+        self.metrics = metrics
+        self.daemon_metrics = daemon_metrics
+        self.max_batch = max_batch
+        self.progress = 0
+        self.windows_scored = 0
+        self.latencies_s: list[float] = []
+        self.error: BaseException | None = None
+        self.on_scored: Callable[[str, PendingWindow, ScoreResult], None] | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ictal-scoring", daemon=True)
+
+    def start(self) -> None:
+        """Start the scoring thread."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A window was queued: end an idle wait now."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float) -> bool:
+        """Score what is pending once more, then stop; True when the thread ended within ``timeout_s``."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=timeout_s)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the scoring thread runs."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self.iterate():
+                    self._wake.wait(IDLE_WAIT_S)
+                    self._wake.clear()
+            self.iterate()  # drain: the newest queued window of each bed (up to max_batch) is scored
+        except BaseException as exc:
+            self.error = exc
+            log.exception(kv("scoring_loop_failed", error=str(exc)))
+            raise
+
+    def iterate(self) -> bool:
+        """One iteration: score up to ``max_batch`` pending windows; False when there was none."""
+        batch: list[tuple[BedWorker, PendingWindow, int, bool]] = []
+        waiting = 0
+        for worker in self.workers():
+            if worker.session is None:
+                continue
+            with worker.lock:
+                items, discarded = worker.take()
+            for i, item in enumerate(items):  # the first carries the skips; alone: no backlog
+                batch.append((worker, item, discarded if i == 0 else 0, len(items) == 1))
+            if not items and worker.finished and not worker.closed:
+                self._finish(worker)
+        batch.sort(key=lambda entry: entry[1].arrived_mono)  # stable: a bed's windows stay in order
+        later, batch = batch[self.max_batch:], batch[: self.max_batch]
+        for worker, item, discarded, _ in reversed(later):  # back to the front of their queues, in order
+            with worker.lock:
+                worker.discarded_since_scored += discarded
+                worker.pending.appendleft(item)
+            waiting += 1
+        self.daemon_metrics.queue_windows.set(waiting)
+        self.progress += 1
+        self.daemon_metrics.loop_iterations.inc()
+        if not batch:
+            return False
+        data = np.stack([item.window.data for _, item, _, _ in batch])
+        t0 = time.monotonic()
+        probs = np.asarray(self.detector.predict(data))
+        inference_s = time.monotonic() - t0
+        self.daemon_metrics.batch_size.observe(len(batch))
+        for (worker, item, discarded, alone), p in zip(batch, probs, strict=True):
+            self._deliver(worker, item, discarded, alone, p, inference_s)
+        self.progress += 1
+        return True
+
+    def _deliver(self, worker: BedWorker, item: PendingWindow, discarded: int, alone: bool, probs: np.ndarray,
+                 inference_s: float) -> None:
+        bed = worker.bed_id
+        stream_s = item.window.end_index / FS_HZ
+        events: list[AlarmEvent] = []
+        if discarded > 0 and not worker.behind:
+            worker.behind = True
+            detail = (f"scoring fell behind: {discarded} window(s) skipped, scored the newest (ending at "
+                      f"{stream_s:.1f} s)")
+            log.warning(kv("scoring_behind", bed=bed, skipped=discarded, stream_s=stream_s))
+            events.append(worker.session.quality_event(stream_s, "scoring_behind", detail))
+        with worker.lock:
+            result = worker.session.score(item.window, probs)
+        latency = time.monotonic() - item.arrived_mono
+        if len(self.latencies_s) < self.LATENCY_KEEP:
+            self.latencies_s.append(latency)
+        self.windows_scored += 1
+        self.metrics.windows_scored.labels(bed=bed).inc()
+        self.metrics.inference_latency.labels(bed=bed).observe(inference_s)
+        self.daemon_metrics.scoring_latency.labels(bed=bed).observe(latency)
+        quality = worker.session.quality
+        bad = set(quality.bad_channels)
+        self.metrics.set_channel_quality(bed, {c: c not in bad for c in CANONICAL_CHANNELS})
+        self.metrics.signal_usable.labels(bed=bed).set(1.0 if quality.usable else 0.0)
+        events.extend(result.events)
+        if self.on_scored is not None:
+            self.on_scored(bed, item, result)
+        if discarded == 0 and alone and worker.behind and not worker.pending:
+            worker.behind = False
+            log.info(kv("scoring_caught_up", bed=bed, stream_s=stream_s))
+            events.append(worker.session.quality_event(stream_s, "scoring_caught_up", "scoring keeps up again"))
+        for event in events:
+            if event.kind in ("onset", "offset"):
+                log.warning(kv(f"alarm_{event.kind}", bed=bed, onset_s=event.onset_s, offset_s=event.offset_s,
+                               reason=event.reason))
+            elif event.kind == "signal_quality":
+                log.info(kv("signal_quality", bed=bed, reason=event.reason, detail=event.detail))
+            if event.kind == "onset":  # ictal_alarm_latency_seconds: window's last sample in -> alarm out
+                self.publish(event, window_end_wall_s=item.arrived_wall)
+            else:
+                self.publish(event)
+
+    def _finish(self, worker: BedWorker) -> None:
+        """A finite source ended and its last window was scored: close the bed's alarm state."""
+        with worker.lock:
+            worker.closed = True
+            events = worker.session.finish()
+        for event in events:
+            self.publish(event)
