@@ -100,7 +100,11 @@ class StackConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    """Time-then-graph detector: TCN encoder, node and edge streams, dynamic graph, decoder."""
+    """Time-then-graph detector: TCN encoder, node and edge streams, dynamic graph, decoder.
+
+    The encoder has one stage per entry of ``tcn_widths`` (four: each halves the rate, x16 in all);
+    every stage holds one dilated residual block per entry of ``tcn_dilations``.
+    """
 
     kind: Literal["model"] = "model"
     name: str = Field("tiny", description="Preset name recorded in checkpoints.")
@@ -109,20 +113,68 @@ class ModelConfig(StrictModel):
         "auto", description="auto: fused kernels on CUDA when installed, else the reference PyTorch code."
     )
     n_chans: int = Field(19, description="Input channels (canonical montage).")
-    n_times: int = Field(15360, description="Samples per window (60 s at 256 Hz).")
+    n_times: int = Field(
+        15360, ge=16, description="Samples per window (60 s at 256 Hz); any multiple of 16 works."
+    )
     sfreq: float = Field(256.0, description="Sampling rate in Hz.")
-    tcn_widths: list[int] = Field(default_factory=lambda: [32, 48, 64, 64], description="TCN stage widths.")
+    tcn_widths: list[int] = Field(
+        default_factory=lambda: [32, 48, 64, 64],
+        min_length=4,
+        max_length=4,
+        description="TCN stage widths; four stages, each downsampling x2 (x16 in all).",
+    )
     tcn_kernel: int = Field(7, ge=3, description="TCN kernel size (odd).")
     tcn_dilations: list[int] = Field(
         default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128],
-        description="Dilations of the residual blocks (samples at the stage's rate).",
+        min_length=1,
+        description="Dilations of the residual blocks of every stage, in steps at the stage's rate "
+        "(stage s runs at sfreq / 2**(s+1)); 128 at the last stage spans 48 s of a 60 s window.",
     )
     downsample: Literal[16] = Field(16, description="Total temporal downsampling of the encoder.")
     d_electrode: int = Field(16, ge=4, description="Per-electrode feature width after projection.")
     node_stack: StackConfig = Field(default_factory=StackConfig)
     edge_stack: StackConfig = Field(default_factory=lambda: StackConfig(n_layers=1, d_model=8))
+    edge_pool: int = Field(
+        1,
+        ge=1,
+        description="The edge stream averages pair similarities over this many steps, runs its stack at "
+        "that coarser rate (171 sequences cost 9x the node stream) and repeats the weights back to every "
+        "step; a divisor of n_times / 16. 1 = every step.",
+    )
+    similarity_heads: int = Field(
+        4, ge=1, description="Cosine similarities per electrode pair (one per slice of d_electrode)."
+    )
     top_k: int = Field(3, ge=1, le=18, description="Strongest edges kept per node in the dynamic adjacency.")
     lpe_k: int = Field(8, ge=1, le=18, description="Laplacian eigenvectors of the positional encoding.")
+    gnn_hidden: int = Field(32, ge=4, description="Width of the graph network and of the fused features.")
     gnn_alpha: float = Field(0.05, ge=0, le=1, description="SSGConv teleport probability.")
     gnn_k: int = Field(2, ge=1, description="SSGConv propagation steps.")
+    decoder_widths: list[int] = Field(
+        default_factory=lambda: [32, 16, 16, 8],
+        min_length=4,
+        max_length=4,
+        description="Widths of the four x2 upsampling stages of the decoder (x16 back to n_times).",
+    )
     dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> ModelConfig:
+        if self.n_times % self.downsample:
+            raise ValueError(f"n_times must be a multiple of {self.downsample} (found {self.n_times})")
+        if self.tcn_kernel % 2 == 0:
+            raise ValueError(f"tcn_kernel must be odd (found {self.tcn_kernel})")
+        if not self.top_k < self.n_chans:
+            raise ValueError(f"top_k must be below n_chans = {self.n_chans} (found {self.top_k})")
+        if not self.lpe_k <= self.n_chans:
+            raise ValueError(f"lpe_k must be at most n_chans = {self.n_chans} (found {self.lpe_k})")
+        if (self.n_times // self.downsample) % self.edge_pool:
+            raise ValueError(
+                f"edge_pool must divide n_times / {self.downsample} = {self.n_times // self.downsample} "
+                f"(found {self.edge_pool})"
+            )
+        if self.d_electrode % self.similarity_heads:
+            raise ValueError(
+                f"d_electrode ({self.d_electrode}) must be a multiple of similarity_heads "
+                f"(found {self.similarity_heads})"
+            )
+        return self
