@@ -15,7 +15,7 @@ def test_bench_frontend_prints_speed_memory_and_pacing_figures(shared_data, caps
     out = capsys.readouterr().out
     assert code == 0
     assert os.sched_getaffinity(0) == affinity, "the benchmark must give the CPU affinity back"
-    for figure in ("x real time", "ms per window", "MiB", "drift", "machine"):
+    for figure in ("x real time", "ms CPU per window", "MiB", "drift", "machine"):
         assert figure in out, f"{figure!r} missing from:\n{out}"
 
 
