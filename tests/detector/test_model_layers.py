@@ -113,7 +113,7 @@ def test_lpe_is_one_batched_fp32_eigh_over_all_graphs(monkeypatch):
 
 def test_lpe_vectors_are_orthonormal_sign_fixed_eigenvectors_of_the_normalised_laplacian():
     adjacency = DynamicAdjacency(19, 3)(_weights(batch=2, length=4))
-    lpe = LaplacianPE(8)
+    lpe = LaplacianPE(8, regularisation=0.0)
     values, vectors = lpe.eigendecomposition(adjacency)
     pe = lpe(adjacency)
     assert torch.equal(pe, vectors[..., :8])
@@ -134,15 +134,34 @@ def test_lpe_is_detached_from_the_graph_of_gradients():
     assert not pe.requires_grad and pe.grad_fn is None
 
 
-def test_lpe_of_a_disconnected_graph_is_finite_with_one_zero_eigenvalue_per_component():
+def _disconnected_adjacency():
+    weights = torch.rand(19, 19) + 0.1
     adjacency = torch.zeros(1, 1, 19, 19)
-    adjacency[..., :10, :10] = 1.0  # component of 10 nodes
-    adjacency[..., 10:17, 10:17] = 1.0  # component of 7 nodes
+    adjacency[..., :10, :10] = weights[:10, :10]  # component of 10 nodes
+    adjacency[..., 10:18, 10:18] = weights[10:18, 10:18]  # component of 8 nodes
+    adjacency = (adjacency + adjacency.transpose(-1, -2)) / 2
     adjacency[..., torch.arange(19), torch.arange(19)] = 0.0
-    adjacency[..., 17, 17] = adjacency[..., 18, 18] = 1.0  # two isolated nodes with self-loops
-    values, vectors = LaplacianPE(4).eigendecomposition(adjacency)
+    adjacency[..., 18, 18] = 1.0  # an isolated node with its self-loop
+    return adjacency
+
+
+def test_plain_lpe_of_a_disconnected_graph_is_finite_with_one_zero_eigenvalue_per_component():
+    values, vectors = LaplacianPE(4, regularisation=0.0).eigendecomposition(_disconnected_adjacency())
     assert torch.isfinite(values).all() and torch.isfinite(vectors).all()
-    assert int((values.abs() < 1e-5).sum()) == 4
+    assert int((values.abs() < 1e-5).sum()) == 3
+
+
+def test_regularised_lpe_of_a_disconnected_graph_is_stable_under_rounding_noise():
+    adjacency = _disconnected_adjacency()
+    noisy = adjacency + 1e-6 * torch.rand(1, 1, 19, 19)
+    noisy = (noisy + noisy.transpose(-1, -2)) / 2
+    lpe = LaplacianPE(4)
+    values, _ = lpe.eigendecomposition(adjacency)
+    assert int((values.abs() < 1e-5).sum()) == 1  # connected by the regularisation
+    assert values[0, 0, 1] > 1e-2  # the components are separated by a gap
+    assert (lpe(adjacency) - lpe(noisy)).abs().max() < 1e-3
+    plain = LaplacianPE(4, regularisation=0.0)
+    assert torch.isfinite(plain(noisy)).all()
 
 
 def test_lpe_rejects_more_eigenvectors_than_nodes():

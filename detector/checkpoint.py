@@ -1,0 +1,283 @@
+"""Checkpoints: a directory with ``model.safetensors`` (weights) and ``metadata.json`` (everything else).
+
+Loading never unpickles: the weights are read with safetensors and the metadata with ``json``. The
+metadata records what is needed to rebuild and trust the model:
+
+- ``format``, ``format_version``: ``"ictal-checkpoint"``, 1.
+- ``checkpoint_id``: the first 16 hex digits of the SHA-256 of the weights (names, dtypes, shapes and
+  bytes in name order); it does not change when the metadata is edited (e.g. by ``ictal tune``).
+- ``model_config``, ``stack``: the :class:`~detector.config.ModelConfig` the weights belong to.
+- ``frontend_config``: the :class:`~detector.config.FrontendConfig` the model was trained with.
+- ``montage``: the channel order of the model's input (:data:`detector.CANONICAL_CHANNELS`).
+- ``training``: the training data summary (``extra["training"]``), or null.
+- ``thresholds``: tuned alarm thresholds (``alarms.thresholds.AlarmThresholds`` fields), or null.
+- ``code_version``: the installed ``ictal`` version; ``torch_version``; ``created_utc``.
+- any other key of ``extra`` (JSON values only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from detector import CANONICAL_CHANNELS
+from detector.config import Backend, FrontendConfig, ModelConfig
+
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+FORMAT = "ictal-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, truncated or does not match its own config."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model rebuilt from a checkpoint, with its metadata.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The detector in eval mode on the requested device.
+    model_config : ModelConfig
+        Its config (``backend`` as requested at load time).
+    frontend_config : FrontendConfig
+        The front-end it was trained with.
+    thresholds : dict or None
+        Tuned alarm thresholds (``AlarmThresholds`` fields) when the checkpoint has them.
+    metadata : dict
+        The whole ``metadata.json``.
+    checkpoint_id : str
+        Hash of the weights (16 hex digits).
+    """
+
+    model: nn.Module
+    model_config: ModelConfig
+    frontend_config: FrontendConfig
+    thresholds: dict[str, Any] | None
+    metadata: dict[str, Any]
+    checkpoint_id: str
+
+
+def weights_id(state: dict[str, torch.Tensor]) -> str:
+    """Identifier of a set of weights: SHA-256 over names, dtypes, shapes and bytes, 16 hex digits.
+
+    Parameters
+    ----------
+    state : dict of str to Tensor
+        A state dict (any device).
+
+    Returns
+    -------
+    checkpoint_id : str
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def _code_version() -> str:
+    try:
+        return importlib.metadata.version("ictal")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def save_checkpoint(
+    path: Path | str,
+    model: nn.Module,
+    model_config: ModelConfig,
+    frontend_config: FrontendConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint directory.
+
+    Parameters
+    ----------
+    path : path
+        Directory to write (created if missing; ``model.safetensors`` and ``metadata.json`` in it are
+        replaced, other files are left alone).
+    model : nn.Module
+        The detector built from ``model_config`` (its ``state_dict`` is saved, moved to the CPU).
+    model_config : ModelConfig
+        Config the model was built from.
+    frontend_config : FrontendConfig
+        Front-end the model was trained with.
+    extra : dict, optional
+        JSON-serialisable additions: ``training`` (data summary), ``thresholds`` (alarm thresholds as a
+        dict), and any other key. They may not override the keys this function writes.
+
+    Returns
+    -------
+    path : Path
+        The checkpoint directory.
+
+    Raises
+    ------
+    ValueError
+        If ``extra`` is not JSON-serialisable or overrides a reserved key.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    checkpoint_id = weights_id(state)
+    extra = dict(extra or {})
+    metadata: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "checkpoint_id": checkpoint_id,
+        "model_config": model_config.model_dump(mode="json"),
+        "stack": model_config.stack,
+        "frontend_config": frontend_config.model_dump(mode="json"),
+        "montage": list(CANONICAL_CHANNELS),
+        "training": extra.pop("training", None),
+        "thresholds": extra.pop("thresholds", None),
+        "code_version": _code_version(),
+        "torch_version": torch.__version__,
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    clash = sorted(set(extra) & set(metadata))
+    if clash:
+        raise ValueError(f"extra may not override checkpoint metadata keys {clash}")
+    metadata.update(extra)
+    try:
+        text = json.dumps(metadata, indent=2, sort_keys=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint metadata is not JSON-serialisable: {exc}") from exc
+    weights_tmp = path / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(weights_tmp), metadata={"checkpoint_id": checkpoint_id})
+    os.replace(weights_tmp, path / WEIGHTS_FILE)
+    meta_tmp = path / (METADATA_FILE + ".tmp")
+    meta_tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(meta_tmp, path / METADATA_FILE)
+    return path
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """Read and check ``metadata.json`` of a checkpoint directory (JSON only, never pickle).
+
+    Raises
+    ------
+    CheckpointError
+        If the directory or the file is missing, the file is not JSON, or ``format`` is not
+        ``"ictal-checkpoint"`` version 1.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} is not a directory (expected a directory with {WEIGHTS_FILE} and {METADATA_FILE})"
+        )
+    meta_path = path / METADATA_FILE
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{meta_path}: checkpoint metadata missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{meta_path}: checkpoint metadata is not readable JSON ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{meta_path}: expected a JSON object (found {type(metadata).__name__})")
+    if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{meta_path}: not an {FORMAT} version {FORMAT_VERSION} file (found format "
+            f"{metadata.get('format')!r} version {metadata.get('format_version')!r})"
+        )
+    return metadata
+
+
+def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: Path) -> None:
+    """Raise naming the first tensor (in the model's order) whose name or shape does not match."""
+    for name, tensor in expected.items():
+        if name not in found:
+            raise CheckpointError(
+                f"{where}: weights do not match the model config: tensor {name!r} (expected shape "
+                f"{tuple(tensor.shape)}) is missing from the file"
+            )
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{where}: weights do not match the model config: first mismatching tensor {name!r}: "
+                f"expected shape {tuple(tensor.shape)}, found {tuple(found[name].shape)}"
+            )
+    unexpected = [name for name in found if name not in expected]
+    if unexpected:
+        raise CheckpointError(
+            f"{where}: weights do not match the model config: unexpected tensor {unexpected[0]!r} "
+            f"(shape {tuple(found[unexpected[0]].shape)}; {len(unexpected)} unexpected in all)"
+        )
+
+
+def load_checkpoint(path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild a detector from a checkpoint directory without unpickling anything.
+
+    Parameters
+    ----------
+    path : path
+        Checkpoint directory written by :func:`save_checkpoint`.
+    backend : {"auto", "fused", "reference"}
+        Stack backend to build (weights load on either).
+    device : str or torch.device
+        Where the model goes.
+
+    Returns
+    -------
+    loaded : LoadedCheckpoint
+        Model in eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        If a file is missing, the metadata is not valid JSON or its configs do not validate, the
+        weights file is corrupt or truncated, the weights' hash differs from ``checkpoint_id``, or a
+        tensor is missing, unexpected or of another shape than the config implies (the first such tensor
+        is named with expected and found shape).
+    """
+    from detector.model import build_model
+
+    path = Path(path)
+    metadata = read_metadata(path)
+    try:
+        model_config = ModelConfig.model_validate({**metadata["model_config"], "backend": backend})
+        frontend_config = FrontendConfig.model_validate(metadata["frontend_config"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path / METADATA_FILE}: key {exc.args[0]!r} missing") from exc
+    except (ValidationError, TypeError) as exc:
+        raise CheckpointError(f"{path / METADATA_FILE}: config does not validate: {exc}") from exc
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path}: checkpoint weights missing")
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        size = weights_path.stat().st_size
+        raise CheckpointError(
+            f"{weights_path}: not a readable safetensors file, corrupt or truncated ({size} bytes): {exc}"
+        ) from exc
+    checkpoint_id = weights_id(state)
+    recorded = metadata.get("checkpoint_id")
+    if recorded != checkpoint_id:
+        raise CheckpointError(
+            f"{weights_path}: weights hash {checkpoint_id} differs from the checkpoint_id {recorded!r} of "
+            f"{METADATA_FILE}: the weights were altered or belong to another checkpoint"
+        )
+    model = build_model(model_config)
+    _check_state(model.state_dict(), state, weights_path)
+    model.load_state_dict(state, strict=True)
+    model.to(device).eval()
+    thresholds = metadata.get("thresholds") or None
+    return LoadedCheckpoint(model, model_config, frontend_config, thresholds, metadata, checkpoint_id)

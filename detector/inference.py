@@ -1,0 +1,181 @@
+"""Batched inference: load a checkpoint once, score windows of several beds, return probabilities."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.checkpoint import LoadedCheckpoint, load_checkpoint
+from detector.config import Backend
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; any other value is passed to ``torch.device``.
+
+    Raises
+    ------
+    ValueError
+        If a CUDA device is requested and none is available.
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
+    return resolved
+
+
+class Detector:
+    """A loaded detector that turns normalised windows into per-sample seizure probabilities.
+
+    Build it with :meth:`from_checkpoint`. On CUDA the forward pass runs under bf16 autocast (the
+    Laplacian eigendecomposition and the graph layers stay fp32); on the CPU in fp32. Gradients are
+    never recorded (``torch.inference_mode``).
+
+    Attributes
+    ----------
+    model_id : str
+        The checkpoint id (hash of the weights), written into alarm events and metrics.
+    stack : str
+        ``bimamba2`` or ``gated_deltanet``.
+    backend : str
+        The stack backend that was built: ``fused`` or ``reference``.
+    device : torch.device
+        Where the model runs.
+    dtype : torch.dtype
+        Compute dtype of the autocast region (bf16 on CUDA, fp32 on CPU).
+    max_batch : int
+        Windows per forward pass.
+    n_chans, n_times : int
+        Expected window shape.
+    frontend_config : FrontendConfig
+        Front-end the model was trained with (the daemon refuses another).
+    thresholds : dict or None
+        Tuned alarm thresholds stored in the checkpoint.
+    checkpoint : LoadedCheckpoint
+        Everything that was loaded.
+    """
+
+    def __init__(self, loaded: LoadedCheckpoint, device: torch.device, max_batch: int = 32) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1 (found {max_batch})")
+        self.checkpoint = loaded
+        self.model = loaded.model.to(device).eval()
+        self.model_id = loaded.checkpoint_id
+        self.stack = loaded.model_config.stack
+        self.backend = _built_backend(self.model, loaded.model_config.backend)
+        self.device = device
+        self.dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        self.max_batch = max_batch
+        self.n_chans = loaded.model_config.n_chans
+        self.n_times = loaded.model_config.n_times
+        self.frontend_config = loaded.frontend_config
+        self.thresholds = loaded.thresholds
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: Path | str,
+        device: str | torch.device = "auto",
+        backend: Backend = "auto",
+        max_batch: int = 32,
+    ) -> Detector:
+        """Load a checkpoint directory once.
+
+        Parameters
+        ----------
+        path : path
+            Checkpoint directory (``model.safetensors`` + ``metadata.json``).
+        device : str or torch.device
+            ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        backend : {"auto", "fused", "reference"}
+            Stack backend; ``auto`` uses the fused kernels on CUDA when installed.
+        max_batch : int
+            Most windows per forward pass; larger requests are split.
+
+        Returns
+        -------
+        detector : Detector
+
+        Raises
+        ------
+        detector.checkpoint.CheckpointError
+            If the checkpoint is missing, corrupt or inconsistent (a ``ValueError``).
+        ValueError
+            If CUDA is requested but absent.
+        """
+        resolved = resolve_device(device)
+        loaded = load_checkpoint(path, backend=backend, device=resolved)
+        detector = cls(loaded, resolved, max_batch)
+        log.info(
+            "detector %s loaded: stack %s, backend %s, device %s, dtype %s, max_batch %d",
+            detector.model_id, detector.stack, detector.backend, resolved, detector.dtype, max_batch,
+        )
+        return detector
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def predict(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Seizure probability of every sample of every window.
+
+        Parameters
+        ----------
+        windows : ndarray or Tensor of float32, shape (B, n_chans, n_times)
+            Normalised windows (``Frontend.prepare_window``), e.g. of several beds; B may be 0.
+
+        Returns
+        -------
+        probabilities : ndarray of float32, shape (B, n_times)
+            In [0, 1]. Windows are scored in chunks of ``max_batch``; the result does not depend on
+            how the batch is split (up to floating-point rounding).
+
+        Raises
+        ------
+        ValueError
+            If the shape is not (B, n_chans, n_times) or a sample is not finite.
+        """
+        x = torch.as_tensor(windows)
+        if x.ndim != 3 or x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
+            raise ValueError(
+                f"windows must have shape (B, {self.n_chans}, {self.n_times}) (found {tuple(x.shape)})"
+            )
+        x = x.to(torch.float32)
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"windows contain {bad} non-finite samples (expected finite normalised EEG)")
+        out = np.empty((x.shape[0], self.n_times), dtype=np.float32)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, x.shape[0], self.max_batch):
+                chunk = x[start : start + self.max_batch].to(self.device, non_blocking=True)
+                logits = self.model(chunk)
+                out[start : start + chunk.shape[0]] = torch.sigmoid(logits.float()).cpu().numpy()
+        return out
+
+    def warmup(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
+        """Run the model on zero windows once per batch size (allocations, kernel selection).
+
+        Parameters
+        ----------
+        batch_sizes : tuple of int
+            Batch sizes to run (each at most ``max_batch`` is useful).
+        """
+        for size in batch_sizes:
+            self.predict(np.zeros((size, self.n_chans, self.n_times), dtype=np.float32))
+
+
+def _built_backend(model: torch.nn.Module, requested: str) -> str:
+    """The backend the stacks were built with (their ``backend`` attribute), else the requested one."""
+    found = {getattr(m, "backend", None) for m in model.modules()} - {None}
+    found = {b for b in found if isinstance(b, str)}
+    if len(found) == 1:
+        return found.pop()
+    return requested if not found else "+".join(sorted(found))

@@ -1,0 +1,166 @@
+"""Checkpoints: safetensors + JSON, round trip, clear refusal of mismatching, corrupt or truncated files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from detector import CANONICAL_CHANNELS
+from detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, weights_id
+from detector.config import FrontendConfig
+from detector.model import build_model
+from tests.detector.model_configs import small_config
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    config = small_config()
+    model = build_model(config).eval()
+    frontend = FrontendConfig(notch_hz=50.0)
+    path = save_checkpoint(
+        tmp_path / "ckpt", model, config, frontend, extra={"training": {"recordings": 3, "hours": 1.5}}
+    )
+    return path, model, config, frontend
+
+
+def test_round_trip_gives_identical_outputs(saved):
+    path, model, config, frontend = saved
+    loaded = load_checkpoint(path, backend="reference")
+    x = torch.randn(2, 19, config.n_times)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+    assert loaded.model_config == config
+    assert loaded.frontend_config == frontend
+    assert not loaded.model.training
+
+
+def test_metadata_records_configs_montage_training_and_the_weights_hash(saved):
+    path, model, config, frontend = saved
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["model_config"]["d_electrode"] == config.d_electrode
+    assert metadata["stack"] == config.stack
+    assert metadata["frontend_config"]["notch_hz"] == 50.0
+    assert metadata["montage"] == list(CANONICAL_CHANNELS)
+    assert metadata["training"] == {"recordings": 3, "hours": 1.5}
+    assert metadata["thresholds"] is None and isinstance(metadata["code_version"], str)
+    assert metadata["checkpoint_id"] == weights_id(model.state_dict())
+    assert load_checkpoint(path).checkpoint_id == metadata["checkpoint_id"]
+    assert load_checkpoint(path).thresholds is None
+
+
+def test_thresholds_added_to_the_metadata_later_are_returned_and_keep_the_id(saved):
+    path, *_ = saved
+    before = load_checkpoint(path).checkpoint_id
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["thresholds"] = {"tau_on": 0.8, "tau_off": 0.5}
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    loaded = load_checkpoint(path)
+    assert loaded.thresholds == {"tau_on": 0.8, "tau_off": 0.5}
+    assert loaded.checkpoint_id == before
+
+
+def test_checkpoint_id_changes_with_the_weights(saved, tmp_path):
+    path, model, config, frontend = saved
+    with torch.no_grad():
+        model.decoder.head.bias += 1.0
+    other = save_checkpoint(tmp_path / "other", model, config, frontend)
+    assert load_checkpoint(other).checkpoint_id != load_checkpoint(path).checkpoint_id
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    path, *_ = saved
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used while loading a checkpoint")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    load_checkpoint(path)
+    raw = (path / "metadata.json").read_bytes()
+    assert json.loads(raw)["format"] == "ictal-checkpoint"
+    assert not (path / "model.safetensors").read_bytes().startswith(b"\x80")  # not a pickle stream
+
+
+def test_a_config_that_does_not_match_the_weights_names_the_first_mismatching_tensor(saved):
+    path, _, config, _ = saved
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["model_config"]["d_electrode"] = 16
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    expected = build_model(small_config(d_electrode=16)).state_dict()
+    found = build_model(config).state_dict()
+    first = next(name for name in expected if expected[name].shape != found[name].shape)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert f"'{first}'" in message
+    assert f"expected shape {tuple(expected[first].shape)}" in message
+    assert f"found {tuple(found[first].shape)}" in message
+
+
+def test_a_config_with_more_layers_than_the_weights_names_the_missing_tensor(saved):
+    path, *_ = saved
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["model_config"]["tcn_dilations"] = [1, 4, 16]
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match=r"'encoder\.stages\.0\.3\.conv\.weight'.*missing"):
+        load_checkpoint(path)
+
+
+def test_truncated_weights_are_refused_clearly(saved):
+    path, *_ = saved
+    weights = path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(path)
+
+
+def test_corrupt_header_is_refused_clearly(saved):
+    path, *_ = saved
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[8:20] = b"not json!!!!"
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(path)
+
+
+def test_altered_weight_bytes_are_caught_by_the_hash(saved):
+    path, *_ = saved
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="hash"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "metadata.json"])
+def test_a_missing_file_is_named(saved, missing):
+    path, *_ = saved
+    (path / missing).unlink()
+    with pytest.raises(CheckpointError, match=missing.replace(".", r"\.") + ".*missing"):
+        load_checkpoint(path)
+
+
+def test_metadata_that_is_not_json_or_not_a_checkpoint_is_refused(saved, tmp_path):
+    path, *_ = saved
+    (path / "metadata.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not readable JSON"):
+        load_checkpoint(path)
+    (path / "metadata.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(CheckpointError, match="found format 'something-else'"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="not a directory"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_extra_may_not_override_reserved_keys(saved, tmp_path):
+    _, model, config, frontend = saved
+    with pytest.raises(ValueError, match="checkpoint_id"):
+        save_checkpoint(tmp_path / "x", model, config, frontend, extra={"checkpoint_id": "mine"})
