@@ -223,15 +223,30 @@ class BedPipeline:
             valid=valid,
             stitch_from=stitch_from,
             end_clock_s=self.clock_at(end - 1),
-            nonfinite_replaced=self._nonfinite_between(start, end),
+            nonfinite_replaced=self.nonfinite_between(start, end),
         )
 
-    def _nonfinite_between(self, start: int, end: int) -> np.ndarray:
+    def nonfinite_between(self, start: int, end: int) -> np.ndarray:
+        """Non-finite input samples replaced by the front-end in the output range ``[start, end)``.
+
+        Parameters
+        ----------
+        start, end : int
+            Absolute indices at 256 Hz (within the newest ``ring_s`` seconds).
+
+        Returns
+        -------
+        counts : ndarray of int64, shape (19,)
+            Per channel, the replaced NaN/Inf input samples of every processed piece whose output
+            overlaps the range (piece granularity: at most one hop).
+        """
         counts = np.zeros(len(CANONICAL_CHANNELS), dtype=np.int64)
         for lo, hi, n in self._nonfinite:
             if lo < end and hi > start:
                 counts += n
         return counts
+
+    _nonfinite_between = nonfinite_between  # the name streaming.bed used before it was public
 
     def stitch(self, window: Window, probs: np.ndarray) -> tuple[int, np.ndarray]:
         """The part of a window's probabilities that becomes the per-sample output.
