@@ -27,7 +27,7 @@ def test_paced_replay_releases_each_chunk_on_its_absolute_schedule(iiic):
         released.append((time.monotonic(), chunk))
     for now, chunk in released:
         due = source.release_time(chunk.end_index)
-        assert due - 0.001 <= now <= due + 0.05, "a chunk came before its last sample was due, or late"
+        assert due - 0.001 <= now <= due + 0.25, "a chunk came before its last sample was due, or late"
         assert chunk.clock_s == pytest.approx(source.release_time(chunk.first_index))
     # The schedule is absolute: the last chunk is due exactly 3 s of signal / speed 2 after the start.
     assert source.release_time(released[-1][1].end_index) - source.release_time(0) == pytest.approx(1.5)
@@ -38,7 +38,7 @@ def test_read_returns_none_when_the_next_chunk_is_not_due_within_the_timeout(iii
     source.open()
     started = time.monotonic()
     assert source.read(timeout_s=0.05) is None
-    assert 0.04 <= time.monotonic() - started < 0.4
+    assert 0.04 <= time.monotonic() - started < 1.0
     chunk = source.read(timeout_s=1.0)
     assert chunk is not None and chunk.first_index == 0 and chunk.n_samples == 100
 
