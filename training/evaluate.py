@@ -534,5 +534,6 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
         plots=plots,
     )
     report.meta["elapsed_s"] = round(time.perf_counter() - started, 2)
+    report.meta["out_dir"] = str(out_dir)
     write_report(out_dir, report)
     return report

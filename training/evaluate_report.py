@@ -152,7 +152,9 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
                            for b, p in best.items()],
         sweep=[p.to_dict() for p in points],
         latency={"n": lat_summary.n, "median_s": _none(lat_summary.median_s), "p90_s": _none(lat_summary.p90_s),
-                 "alarm_time": "raised_s: stream time of the sample that completed the minimum duration",
+                 "alarm_time": "raised_s: stream time of the sample that completed the minimum duration; the "
+                               "daemon emits the alarm when the window ending after that sample is scored "
+                               f"(up to hop_s = {hop_s:g} s later, plus compute time)",
                  "seizures": [{"recording_id": x.recording_id, "seizure_onset_s": x.seizure_onset_s,
                                "event_onset_s": x.event_onset_s, "alarm_s": x.alarm_s, "latency_s": x.latency_s}
                               for x in lat]},
@@ -219,7 +221,8 @@ def format_markdown(report: EvaluationReport) -> str:
               f"{report.sample_level['n_negative']} background samples, {report.sample_level['n_unscored']} unscored)",
               f"- onset latency (alarm time - annotated onset) over {report.latency['n']} detected seizures: "
               f"median {_num(report.latency['median_s'], '.1f')} s, 90th percentile "
-              f"{_num(report.latency['p90_s'], '.1f')} s",
+              f"{_num(report.latency['p90_s'], '.1f')} s (alarm time = the sample completing the minimum duration; "
+              f"the daemon sends it when its window is scored, up to {m['hop_s']:g} s later)",
               "", "## Event scoring (SEIZ)", "",
               "| scorer | targets | hits | misses | false alarms | sensitivity | precision | F1 | FA/24h |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

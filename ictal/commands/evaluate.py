@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,5 +103,5 @@ def summary_lines(report) -> str:
     if report.segments is not None:
         lines.append("rated windows flagged: " + ", ".join(
             f"{c.label} {c.flagged}/{c.scored}" for c in report.segments.classes))
-    lines.append(f"report: {m.get('out_dir', '')}report.md")
+    lines.append(f"report: {Path(m.get('out_dir', '.')) / 'report.md'}")
     return "\n".join(lines)
