@@ -49,13 +49,22 @@ def plot_sensitivity_vs_fa(points: Sequence[SweepPoint], best: dict[float, Sweep
     if drawn:
         fa = np.array([p.fa_per_24h for p in drawn])
         sens = np.array([100 * p.sensitivity for p in drawn])
-        ax.plot(fa, sens, "o-", ms=3, lw=1, color="tab:blue", label="tau_on sweep")
+        ax.plot(fa, sens, "o", ms=3, color="tab:blue", alpha=0.5, label="sweep points")
+        # best sensitivity reachable within each FA/24h (operating points only, no interpolation)
+        ax.plot(fa, np.maximum.accumulate(sens), drawstyle="steps-post", lw=1.2, color="tab:blue",
+                label="best within budget")
+    notes = []
     for budget, point in best.items():
         ax.axvline(budget, ls="--", lw=0.8, color="grey")
         if point is not None:
             ax.plot([point.fa_per_24h], [100 * point.sensitivity], "o", mfc="none", ms=9, color="tab:red")
-            ax.annotate(f"{100 * point.sensitivity:.0f}% @ {budget:g}", (point.fa_per_24h, 100 * point.sensitivity),
-                        textcoords="offset points", xytext=(4, -12), fontsize=7)
+            notes.append(f"{budget:g} FA/24h: {100 * point.sensitivity:.1f}% (tau_on {point.tau_on:g})")
+        else:
+            notes.append(f"{budget:g} FA/24h: n/a")
+    ax.text(0.98, 0.04, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0.5})
+    if drawn:
+        ax.legend(loc="upper left", fontsize=7)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel("false alarms per 24 h")
     ax.set_ylabel("sensitivity, NEDC OVERLAP (%)")

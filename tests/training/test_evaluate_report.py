@@ -111,3 +111,16 @@ def test_evaluate_cli_errors_name_the_problem(tmp_path, capsys):
                  str(tmp_path / "o")])
     assert code == 2
     assert "dataset folder" in capsys.readouterr().err
+
+
+def test_dataset_layout_is_guessed_from_the_folder(shared_data, tmp_path):
+    from training.evaluate import EvaluationError, dataset_config
+
+    assert dataset_config(shared_data).format == "rated_windows"
+    (tmp_path / "tusz" / "edf" / "eval").mkdir(parents=True)
+    assert dataset_config(tmp_path / "tusz").format == "tusz"
+    (tmp_path / "bids").mkdir()
+    assert dataset_config(tmp_path / "bids").format == "edf_folder"
+    assert dataset_config(tmp_path / "bids", "tusz").format == "tusz"
+    with pytest.raises(EvaluationError, match="not found"):
+        dataset_config(tmp_path / "absent")
