@@ -41,6 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _eval_meta(eval_dir: str) -> dict:
+    """hop_s and min_history_s of the evaluation whose probabilities are reused (from its report.json)."""
+    from pathlib import Path
+
+    path = Path(eval_dir) / "report.json"
+    if not path.is_file():
+        return {}
+    meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+    return {k: meta[k] for k in ("hop_s", "min_history_s", "checkpoint_id") if k in meta}
+
+
 def run(args: argparse.Namespace) -> int:
     """Tune, write, print; returns the exit status."""
     from alarms.thresholds import ThresholdsFileError
@@ -86,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     extra = {"hop_s": args.hop_s, "min_history_s": args.min_history_s, "from_eval": args.from_eval,
              "n_recordings": len(recordings)}
+    if args.from_eval:
+        extra.update(_eval_meta(args.from_eval))
     path = write_thresholds(args.out, result, dataset=dataset, checkpoint_id=checkpoint_id(args.checkpoint),
                             extra=extra)
     if not args.json:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from alarms.config import AlarmThresholds
-from alarms.thresholds import load_thresholds, load_thresholds_file
+from alarms.config import AlarmsConfig, AlarmThresholds
+from alarms.thresholds import load_thresholds, load_thresholds_file, resolve_thresholds
 from ictal.cli import main
 from training.datasets.base import Recording
 from training.evaluate import EvaluatedRecording, checkpoint_thresholds, write_recordings
@@ -116,6 +116,8 @@ def test_ictal_tune_from_stored_probabilities_writes_the_file_and_the_checkpoint
     assert "sensitivity 100.00% (2/2)" in capsys.readouterr().out
     tuned = load_thresholds(out)
     assert tuned.min_duration_s == 15.0 and tuned.tau_on <= 0.625
+    # the daemon's config resolves the file to the same thresholds
+    assert resolve_thresholds(AlarmsConfig(thresholds_file=out)) == tuned
     assert tuned.merge_gap_s == BASE.merge_gap_s  # untuned rules kept from the checkpoint's thresholds
     assert checkpoint_thresholds(ckpt) == tuned
 
