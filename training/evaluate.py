@@ -284,7 +284,8 @@ def _same_events(a: Sequence[DetectedEvent], b: Sequence[DetectedEvent], tol_s: 
 
 
 def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: AlarmThresholds,
-                progress: Callable[[str], None] | None = None) -> list[EvaluatedRecording]:
+                progress: Callable[[str], None] | None = None,
+                skipped: list[Skipped] | None = None) -> list[EvaluatedRecording]:
     """Run every recording through ``runner`` and attach its reference.
 
     Parameters
@@ -295,15 +296,35 @@ def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: Ala
         The thresholds the runner used (for the re-run check).
     progress : callable, optional
         Called with one line per recording.
+    skipped : list of Skipped, optional
+        A recording the daemon path cannot read (a montage the detector cannot use, an unreadable
+        file: ``MontageError``, ``ValueError``, ``OSError``) is appended here with the reason and left
+        out; without this list the error propagates.
 
     Returns
     -------
     list of EvaluatedRecording
+
+    Raises
+    ------
+    EvaluationError
+        If ``skipped`` is given and no recording could be evaluated.
     """
     out = []
+    n_seen = 0
     for rec in recordings:
+        n_seen += 1
         t0 = time.perf_counter()
-        ev = score_recording(rec, runner(rec))
+        try:
+            run = runner(rec)
+        except (ValueError, OSError) as exc:  # MontageError is a ValueError
+            if skipped is None:
+                raise
+            skipped.append(Skipped(rec.path, f"not evaluated: {exc}"))
+            if progress is not None:
+                progress(f"{rec.recording_id}: skipped ({exc})")
+            continue
+        ev = score_recording(rec, run)
         rerun = events_from_probs(ev.scored.probs, ev.scored.rate_hz, thresholds, usable=ev.scored.usable)
         ev.rerun_matches = _same_events(rerun, ev.scored.events)
         out.append(ev)
@@ -312,6 +333,11 @@ def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: Ala
             pmax = float(np.nanmax(p)) if np.isfinite(p).any() else float("nan")
             progress(f"{rec.recording_id}: {ev.scored.duration_s:.1f} s, {len(ev.scored.events)} events, "
                      f"max p {pmax:.3f} ({time.perf_counter() - t0:.1f} s)")
+    if skipped is not None and n_seen and not out:
+        raise EvaluationError(
+            f"none of the {n_seen} recordings could be evaluated: "
+            + "; ".join(f"{s.path.name}: {s.reason}" for s in skipped[-n_seen:])
+        )
     return out
 
 
@@ -523,9 +549,10 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     thresholds, th_source = resolve_thresholds(thresholds_file, checkpoint)
     config = dataset_config(data, data_format)
     recordings, skipped = select_recordings(config, include, split)
+    skipped = list(skipped)
     if runner is None:
         runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend)
-    evaluated = run_dataset(recordings, runner, thresholds, progress)
+    evaluated = run_dataset(recordings, runner, thresholds, progress, skipped)
     paths = write_recordings(out_dir, evaluated)
     report = build_report(
         evaluated, thresholds, out_dir=out_dir, checkpoint=str(checkpoint), checkpoint_id=checkpoint_id(checkpoint),

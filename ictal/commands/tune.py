@@ -81,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
             hop_s = SchedulerConfig().hop_s if args.hop_s is None else args.hop_s
             config = dataset_config(args.data, args.format)
-            recs, _ = select_recordings(config, args.include, args.split)
+            recs, skipped = select_recordings(config, args.include, args.split)
+            skipped = list(skipped)
             runner = DaemonPathRunner.from_checkpoint(args.checkpoint, base, hop_s, args.min_history_s, args.device,
                                                         args.backend)
-            recordings = [ev.scored for ev in run_dataset(recs, runner, base, _progress(args))]
+            recordings = [ev.scored for ev in run_dataset(recs, runner, base, _progress(args), skipped)]
+            for item in skipped:
+                print(f"ictal tune: skipped {item.path}: {item.reason}", file=sys.stderr)
             dataset = str(config.root)
         result = tune(recordings, args.target_fa, base)
     except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError, ValueError) as exc:

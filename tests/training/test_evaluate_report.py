@@ -13,7 +13,7 @@ from alarms.thresholds import save_thresholds
 from detector.config import FrontendConfig
 from ictal.cli import main
 from streaming.bed import run_recording
-from training.evaluate import DaemonPathRunner, detected_events, evaluate, load_scored
+from training.evaluate import DaemonPathRunner, EvaluationError, detected_events, evaluate, load_scored
 from training.scoring.annotations import read_csv_bi
 
 THRESHOLDS = AlarmThresholds(tau_on=0.6, tau_off=0.45, min_duration_s=2.0, merge_gap_s=4.0)
@@ -124,3 +124,17 @@ def test_dataset_layout_is_guessed_from_the_folder(shared_data, tmp_path):
     assert dataset_config(tmp_path / "bids", "tusz").format == "tusz"
     with pytest.raises(EvaluationError, match="not found"):
         dataset_config(tmp_path / "absent")
+
+
+def test_a_file_the_detector_cannot_read_is_skipped_with_its_reason(shared_data, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "metadata.json").write_text("{}")
+    runner = DaemonPathRunner(AmplitudeScorer(), FrontendConfig(), AlarmThresholds(), hop_s=30.0)
+    report = evaluate(ckpt, shared_data / "quirks", tmp_path / "out", hop_s=30.0, runner=runner, plots=False)
+    assert [r["recording_id"] for r in report.recordings] == ["neonatal_burst_malformed_header"]
+    (path, reason), = report.meta["skipped"]
+    assert path.endswith("neonatal_bipolar_8ch.edf") and "bipolar" in reason
+    with pytest.raises(EvaluationError, match="none of the 1 recordings"):
+        evaluate(ckpt, shared_data / "quirks", tmp_path / "out2", hop_s=30.0, runner=runner, plots=False,
+                 include=["neonatal_bipolar_8ch"])
