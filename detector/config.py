@@ -8,9 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, fields are validated on assignment."""
+    """Base of every config model of the project (detector, alarms, streaming, training).
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Unknown keys are errors, fields are validated on assignment, and non-finite numbers (``.inf``,
+    ``.nan`` in YAML) are refused: an infinite refractory period or heartbeat would silently disable
+    alarms or liveness detection.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class FrontendConfig(StrictModel):

@@ -28,6 +28,32 @@ class ConfigError(ValueError):
     """A config file that cannot be read or does not validate; the message names file and key."""
 
 
+_MAX_INPUT_REPR = 120
+"""Characters of an offending value quoted in an error message (a YAML alias bomb expands to megabytes)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML 1.2 forbids it)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[object, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        except TypeError:  # an unhashable key (a list or mapping): SafeLoader rejects it below
+            break
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def _format_location(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
@@ -48,7 +74,10 @@ def format_validation_error(path: Path | str, error: ValidationError) -> str:
         else:
             message = f"{where}: {item['msg']}"
             if "input" in item and not isinstance(item["input"], dict):
-                message += f" (found: {item['input']!r})"
+                found = repr(item["input"])
+                if len(found) > _MAX_INPUT_REPR:
+                    found = f"{found[:_MAX_INPUT_REPR]}... ({len(found)} characters)"
+                message += f" (found: {found})"
         lines.append(f"{path}: {message}")
     return "\n".join(lines)
 
@@ -59,17 +88,22 @@ def read_yaml(path: Path | str) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        If the file is missing, is not valid YAML or is not a mapping.
+        If the file is missing, is not UTF-8 text, is not valid YAML (a key given twice, a Python tag,
+        nesting deeper than the parser's recursion limit) or is not a mapping.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deep for the parser") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -100,7 +134,7 @@ def load_config(path: Path | str, kind: str | None = None) -> BaseModel:
     """
     data = read_yaml(path)
     found = data.get("kind")
-    if found not in CONFIG_KINDS:
+    if not isinstance(found, str) or found not in CONFIG_KINDS:
         raise ConfigError(
             f"{path}: top-level key 'kind' must be one of {sorted(CONFIG_KINDS)} (found: {found!r})"
         )

@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from alarms.config import AlarmThresholds
-from detector.config import FrontendConfig, ModelConfig
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from detector.config import FrontendConfig, ModelConfig, StrictModel
 
 
 class DataConfig(StrictModel):
@@ -25,7 +19,7 @@ class DataConfig(StrictModel):
         "edf_folder = any folder of EDF+ files with seizure annotations or BIDS *_events.tsv; "
         "rated_windows = the expert-rated collections of ../shared/data (labelled/manifest.csv)."
     )
-    root: Path = Field(description="Dataset root directory.")
+    root: Path = Field(description="Dataset root directory (a relative path is taken from the working directory).")
     cache_dir: Path = Field(Path("cache"), description="Preprocessing cache (memory-mapped arrays).")
     split_seed: int = Field(0, description="Seed of the patient-level split when the layout has none.")
     dev_fraction: float = Field(
