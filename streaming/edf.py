@@ -3,6 +3,33 @@
 Both the daemon's replay source and training read recordings through this module, so a file gives
 the same samples in production and in training.
 
+Header validation
+-----------------
+Before edfio sees a file, :func:`read_edf` reads the header itself (the 256-byte fixed part and
+256 bytes per signal, Kemp et al. 1992, section 2) and checks every field the samples depend on:
+the numeric fields are ASCII numbers of the form the specification gives (integers where it asks for
+integers), ``number of bytes in header record == 256 x (ns + 1)``, the sizes add up
+(``header + number of data records x bytes per data record == file size``: a truncated last record,
+a missing record or trailing bytes are errors, not a silent partial load), the record duration is
+positive and at most a day, each signal has at least one sample per record and each ordinary signal a
+sampling rate of at most 1 MHz (larger values are corrupt fields whose products overflow), and each
+ordinary signal has a calibration that maps every 16-bit value to a finite number
+(physical minimum != physical maximum, digital minimum < digital maximum within the 16-bit range: EDF+,
+Kemp & Olivan 2003, section 2.1.3). Every violation raises :class:`EdfFormatError` naming the file,
+the field (``"samples per data record of signal 3 of 21 ('EEG C3-REF')"``, signals numbered from 1),
+the value found and the value expected. The header is all that is read before the sizes are checked, so memory stays bounded
+whatever counts a header declares (the ``ns`` field has 4 digits: at most 2.5 MB of header).
+edfio's remaining exceptions (e.g. an ``EDF Annotations`` signal that holds no valid TALs) are
+translated into :class:`EdfFormatError` with the cause chained; a warning from edfio (which it uses
+for repairs it makes silently, such as returning uncalibrated values) is an error too.
+
+Fields the reader does not need are not checked (version, patient and recording identification,
+start date and time, transducer, prefiltering, the per-signal reserved field). Text fields that are
+used (label, physical dimension, reserved) are decoded as edfio decodes them (ASCII, any other byte
+replaced by U+FFFD): a damaged EEG label then matches no canonical channel and
+``detector.montage.map_montage`` names the channel as missing, and a damaged physical dimension is
+refused by ``detector.units.scale_to_uv`` in :func:`load_canonical`.
+
 Header quirks handled
 ---------------------
 - ``EDF+C_Online`` in the reserved field without an annotation signal
@@ -12,6 +39,8 @@ Header quirks handled
   labelled ``EDF Annotations`` as annotation signals, so such a file reads as a continuous recording
   with no annotations; no special code is needed, and ``tests/streaming/test_edf.py`` pins that
   behaviour. ``EdfRecording.reserved`` keeps the field as written.
+- ``number of data records`` = -1, which the EDF specification allows while a file is being
+  recorded: the number is taken from the file size, which must then hold whole records.
 - Physical dimensions padded with spaces (``"      uV"`` in the neonatal bipolar file) are stripped.
 - EDF+D (discontinuous) files whose data records are not contiguous are refused with a clear error:
   gluing their records would hide the gaps (see ``streaming.ringbuffer`` for how gaps are kept).
@@ -19,6 +48,9 @@ Header quirks handled
 
 from __future__ import annotations
 
+import decimal
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +60,270 @@ import numpy as np
 from detector.config import FrontendConfig
 from detector.montage import MontageMapping, map_montage
 from detector.units import scale_to_uv
+
+
+class EdfFormatError(ValueError):
+    """An EDF/EDF+ file that breaks the specification where the samples depend on it.
+
+    The message names the file, the header field (or the part of the file), the value found and the
+    value expected. A ``ValueError`` so that callers catching the reader's former errors still do.
+    """
+
+
+FIXED_HEADER_BYTES = 256
+"""Size of the fixed part of an EDF header (Kemp et al. 1992)."""
+SIGNAL_HEADER_BYTES = 256
+"""Header bytes per signal (Kemp et al. 1992)."""
+BYTES_PER_SAMPLE = 2
+"""EDF samples are 16-bit little-endian two's complement integers."""
+DIGITAL_LIMITS = (-32768, 32767)
+"""The range a 16-bit EDF sample (and so digital minimum and maximum) can take."""
+MAX_RECORD_DURATION_S = 86400.0
+"""Largest data record duration accepted: one day. The EDF specification sets no bound, but a record
+longer than a day has no use in EEG (it recommends records of at most 61440 bytes); anything larger is
+a corrupt field (``1e308``) whose products (recording duration, sampling rate) overflow."""
+MAX_SAMPLING_RATE_HZ = 1e6
+"""Largest per-signal sampling rate (samples per record / record duration) accepted: EEG and
+intracranial amplifiers record at most tens of kHz; a larger rate comes from a corrupt duration."""
+
+# (name in the EDF specification, width in bytes), in file order (Kemp et al. 1992, section 2.1).
+_FIXED_FIELDS: tuple[tuple[str, int], ...] = (
+    ("version of this data format", 8),
+    ("local patient identification", 80),
+    ("local recording identification", 80),
+    ("startdate of recording", 8),
+    ("starttime of recording", 8),
+    ("number of bytes in header record", 8),
+    ("reserved", 44),
+    ("number of data records", 8),
+    ("duration of a data record", 8),
+    ("number of signals (ns)", 4),
+)
+_SIGNAL_FIELDS: tuple[tuple[str, int], ...] = (
+    ("label", 16),
+    ("transducer type", 80),
+    ("physical dimension", 8),
+    ("physical minimum", 8),
+    ("physical maximum", 8),
+    ("digital minimum", 8),
+    ("digital maximum", 8),
+    ("prefiltering", 80),
+    ("samples per data record", 8),
+    ("reserved", 32),
+)
+_ANNOTATION_LABEL = "EDF Annotations"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What :func:`_validate_header` established about a file (all fields checked)."""
+
+    n_records: int
+    declared_records: int
+    record_duration_s: float
+
+
+def _text(raw: bytes) -> str:
+    """A text field decoded as edfio decodes it (ASCII, other bytes replaced), padding stripped."""
+    return raw.decode("ascii", errors="replace").strip()
+
+
+def _field_value(path: Path, name: str, raw: bytes, pattern: re.Pattern[str], expected: str) -> str:
+    """The stripped ASCII text of a numeric field that matches ``pattern``, or an EdfFormatError."""
+    if any(b < 32 or b > 126 for b in raw):
+        raise EdfFormatError(
+            f"{path}: {name} holds non-printable or non-ASCII bytes ({raw!r}); expected {expected} "
+            f"in printable ASCII (EDF header fields are ASCII, Kemp et al. 1992)"
+        )
+    text = raw.decode("ascii").strip(" ")
+    if not pattern.fullmatch(text):
+        raise EdfFormatError(f"{path}: {name} is {text!r}; expected {expected}")
+    return text
+
+
+def _integer(path: Path, name: str, raw: bytes) -> int:
+    return int(_field_value(path, name, raw, _INTEGER, "an integer"))
+
+
+def _finite_number(path: Path, name: str, raw: bytes) -> float:
+    value = float(_field_value(path, name, raw, _NUMBER, "a finite decimal number"))
+    if not np.isfinite(value):  # a 300-digit field cannot be written in 8 bytes, but "1e999" can
+        raise EdfFormatError(f"{path}: {name} is {raw.decode('ascii').strip()!r}; expected a finite number")
+    return value
+
+
+def _split_fixed(raw: bytes) -> dict[str, bytes]:
+    fields, offset = {}, 0
+    for name, width in _FIXED_FIELDS:
+        fields[name] = raw[offset : offset + width]
+        offset += width
+    return fields
+
+
+def _split_signals(raw: bytes, ns: int) -> dict[str, list[bytes]]:
+    fields, offset = {}, 0
+    for name, width in _SIGNAL_FIELDS:
+        fields[name] = [raw[offset + k * width : offset + (k + 1) * width] for k in range(ns)]
+        offset += ns * width
+    return fields
+
+
+def _validate_calibration(path: Path, signal: str, fields: dict[str, list[bytes]], k: int) -> None:
+    """Check that signal ``k``'s physical and digital ranges map every 16-bit value to a finite number."""
+    pmin = _finite_number(path, f"physical minimum of {signal}", fields["physical minimum"][k])
+    pmax = _finite_number(path, f"physical maximum of {signal}", fields["physical maximum"][k])
+    dmin = _integer(path, f"digital minimum of {signal}", fields["digital minimum"][k])
+    dmax = _integer(path, f"digital maximum of {signal}", fields["digital maximum"][k])
+    if pmin == pmax:
+        raise EdfFormatError(
+            f"{path}: physical minimum and physical maximum of {signal} are both {pmin:g}; expected "
+            f"two different values (EDF+ 2.1.3): the samples cannot be calibrated"
+        )
+    lo, hi = DIGITAL_LIMITS
+    for name, value in (("digital minimum", dmin), ("digital maximum", dmax)):
+        if not lo <= value <= hi:
+            raise EdfFormatError(
+                f"{path}: {name} of {signal} is {value}; expected a 16-bit value in [{lo}, {hi}]"
+            )
+    if dmin >= dmax:
+        raise EdfFormatError(
+            f"{path}: digital minimum ({dmin}) of {signal} is not below its digital maximum ({dmax}); "
+            f"expected digital minimum < digital maximum (EDF+ 2.1.3)"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is what the check below finds
+        gain = (np.float64(pmax) - np.float64(pmin)) / (dmax - dmin)  # edfio's calibration
+        offset = np.float64(pmax) / gain - dmax
+        extremes = (np.array([lo, hi], dtype=np.float64) + offset) * gain
+    if not (np.isfinite(gain) and np.isfinite(offset) and np.isfinite(extremes).all()):
+        raise EdfFormatError(
+            f"{path}: physical range [{pmin:g}, {pmax:g}] over digital range [{dmin}, {dmax}] of {signal} "
+            f"maps 16-bit samples beyond the float64 range; expected a calibration with finite values"
+        )
+
+
+def _validate_header(path: Path) -> _Header:
+    """Read and check the header of ``path`` before edfio reads the file.
+
+    Parameters
+    ----------
+    path : Path
+        An existing file.
+
+    Returns
+    -------
+    header : _Header
+        Number of data records (from the file size when the header says -1), the number declared,
+        and the record duration in seconds.
+
+    Raises
+    ------
+    EdfFormatError
+        For the first field that breaks a rule listed in the module docstring.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        fixed = handle.read(FIXED_HEADER_BYTES)
+        if len(fixed) < FIXED_HEADER_BYTES:
+            what = "an empty file (0 bytes)" if size == 0 else f"{size} bytes: a truncated header"
+            raise EdfFormatError(
+                f"{path}: {what}; expected an EDF header of at least {FIXED_HEADER_BYTES} bytes "
+                f"(the fixed part) followed by {SIGNAL_HEADER_BYTES} bytes per signal"
+            )
+        main = _split_fixed(fixed)
+        ns = _integer(path, "number of signals (ns)", main["number of signals (ns)"])
+        if ns < 1:
+            raise EdfFormatError(f"{path}: number of signals (ns) is {ns}; expected at least 1")
+        header_bytes = FIXED_HEADER_BYTES + SIGNAL_HEADER_BYTES * ns
+        if size < header_bytes:
+            raise EdfFormatError(
+                f"{path}: the file holds {size} bytes, fewer than the {header_bytes} bytes of the header "
+                f"of its {ns} signals (number of signals (ns) = {ns}: 256 x (ns + 1) bytes): the header is "
+                f"truncated or ns is wrong"
+            )
+        signal_raw = handle.read(header_bytes - FIXED_HEADER_BYTES)
+    declared_header = _integer(path, "number of bytes in header record", main["number of bytes in header record"])
+    if declared_header != header_bytes:
+        raise EdfFormatError(
+            f"{path}: number of bytes in header record is {declared_header}; expected {header_bytes} = "
+            f"256 x (1 + {ns} signals)"
+        )
+    declared_records = _integer(path, "number of data records", main["number of data records"])
+    if declared_records < -1 or declared_records == 0:
+        raise EdfFormatError(
+            f"{path}: number of data records is {declared_records}; expected a positive count (or -1, "
+            f"unknown, while the file is being recorded)"
+        )
+    duration_s = _finite_number(path, "duration of a data record", main["duration of a data record"])
+    fields = _split_signals(signal_raw, ns)
+    labels = tuple(_text(raw) for raw in fields["label"])
+    ordinary = [k for k in range(ns) if labels[k] != _ANNOTATION_LABEL]
+    if not 0 < duration_s <= MAX_RECORD_DURATION_S and not (duration_s == 0 and not ordinary):
+        raise EdfFormatError(
+            f"{path}: duration of a data record is {duration_s:g} s; expected a duration in seconds in "
+            f"(0, {MAX_RECORD_DURATION_S:g}] (0 only for a file of annotation signals alone)"
+        )
+    samples = []
+    for k in range(ns):
+        signal = f"signal {k + 1} of {ns} ({labels[k]!r})"
+        n = _integer(path, f"samples per data record of {signal}", fields["samples per data record"][k])
+        if n < 1:
+            raise EdfFormatError(f"{path}: samples per data record of {signal} is {n}; expected at least 1")
+        if k in ordinary and n / duration_s > MAX_SAMPLING_RATE_HZ:
+            raise EdfFormatError(
+                f"{path}: samples per data record of {signal} ({n}) over the duration of a data record "
+                f"({duration_s:g} s) is a sampling rate of {n / duration_s:g} Hz; expected at most "
+                f"{MAX_SAMPLING_RATE_HZ:g} Hz"
+            )
+        samples.append(n)
+        if k in ordinary:
+            _validate_calibration(path, signal, fields, k)
+    record_bytes = BYTES_PER_SAMPLE * sum(samples)
+    data_bytes = size - header_bytes
+    whole, rest = divmod(data_bytes, record_bytes)
+    n_records = whole if declared_records == -1 else declared_records
+    if rest or whole != n_records or n_records == 0:
+        held = f"{whole} complete data records" + (f" and a truncated last record ({rest} of its "
+                                                   f"{record_bytes} bytes)" if rest else "")
+        if declared_records == -1:
+            expected = "a whole number of data records, at least 1 (number of data records is -1: unknown)"
+        else:
+            expected = (f"{header_bytes + declared_records * record_bytes} bytes = {header_bytes} header "
+                        f"bytes + {declared_records} data records x {record_bytes} bytes")
+        raise EdfFormatError(
+            f"{path}: the file holds {size} bytes: {header_bytes} header bytes and {held}" +
+            (" (no data records)" if data_bytes == 0 else "") + f"; expected {expected}"
+        )
+    return _Header(n_records=n_records, declared_records=declared_records, record_duration_s=duration_s)
+
+
+# What edfio raises on input it cannot parse (seen by tests/reliability): translated, cause chained.
+_EDFIO_ERRORS = (ValueError, IndexError, OverflowError, ZeroDivisionError, UnboundLocalError,
+                 decimal.InvalidOperation)
+
+
+def _refuse_edfio_warnings(path: Path, caught: list[warnings.WarningMessage], header: _Header) -> None:
+    """Raise on the warnings edfio gave while reading ``path`` (it warns where it repairs silently).
+
+    The one expected warning (edfio updating ``number of data records`` = -1 from the file size,
+    which :func:`_validate_header` has already checked) is dropped; deprecation warnings are passed
+    on unchanged.
+    """
+    refused = []
+    for item in caught:
+        if issubclass(item.category, DeprecationWarning | PendingDeprecationWarning):
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+        elif header.declared_records == -1 and "data records" in str(item.message):
+            continue
+        else:
+            refused.append(str(item.message))
+    if refused:
+        raise EdfFormatError(
+            f"{path}: edfio warned while reading a header that passed validation: {'; '.join(refused)}; "
+            f"expected no repair by the reader"
+        )
 
 
 @dataclass(frozen=True)
@@ -113,41 +409,62 @@ def read_edf(path: str | Path) -> EdfRecording:
     ------
     FileNotFoundError
         If the file does not exist.
-    ValueError
-        If edfio cannot parse the file (the message names the file and edfio's reason), or if the
-        file is an EDF+D whose data records are not contiguous.
+    EdfFormatError
+        A ``ValueError``: if the header breaks a rule of the module docstring's "Header validation"
+        (the message names the file, the field, the value found and the value expected), if edfio
+        cannot parse the data records or the ``EDF Annotations`` signal (edfio's exception chained),
+        if edfio warns (it warns where it repairs a file silently), or if the file is an EDF+D whose
+        data records are not contiguous.
 
     Notes
     -----
-    EDF: Kemp et al. 1992; EDF+: Kemp & Olivan 2003. See the module docstring for the header
-    quirks this reader accepts.
+    EDF: Kemp B., Varri A., Rosa A.C., Nielsen K.D., Gade J., "A simple format for exchange of
+    digitized polygraphic recordings", Electroencephalogr. Clin. Neurophysiol. 82:391-393, 1992.
+    EDF+: Kemp B., Olivan J., "European data format 'plus' (EDF+), an EDF alike standard format for
+    the exchange of physiological data", Clin. Neurophysiol. 114:1755-1761, 2003. See the module
+    docstring for what is validated and for the header quirks this reader accepts.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"EDF file {path} does not exist")
-    try:
-        edf = edfio.read_edf(path)
-    except ValueError as exc:  # edfio reports malformed headers as ValueError
-        raise ValueError(f"cannot read {path} as EDF/EDF+: {exc}") from exc
-    reserved = edf.reserved.strip()
-    if reserved.startswith("EDF+D") and not edf.is_continuous:
-        raise ValueError(
+    header = _validate_header(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            edf = edfio.read_edf(path)
+            signals = list(edf.signals)
+            data = [s.data for s in signals]
+        except _EDFIO_ERRORS as exc:
+            raise EdfFormatError(
+                f"{path}: edfio cannot read the data records although the header passed validation: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        reserved = edf.reserved.strip()
+        try:
+            continuous = edf.is_continuous
+            annotations = [
+                (float(a.onset), float(a.duration) if a.duration is not None else 0.0, str(a.text))
+                for a in edf.annotations
+            ]
+        except _EDFIO_ERRORS as exc:
+            raise EdfFormatError(
+                f"{path}: the {_ANNOTATION_LABEL!r} signal cannot be parsed as EDF+ annotations "
+                f"(time-stamped annotation lists, Kemp & Olivan 2003 section 2.2): {type(exc).__name__}: {exc}"
+            ) from exc
+    _refuse_edfio_warnings(path, caught, header)
+    if reserved.startswith("EDF+D") and not continuous:
+        raise EdfFormatError(
             f"{path} is a discontinuous EDF+D recording (reserved field {reserved!r}); expected a "
             f"continuous EDF or EDF+C: its data records cannot be replayed as one stream"
         )
-    signals = list(edf.signals)
-    annotations = [
-        (float(a.onset), float(a.duration) if a.duration is not None else 0.0, str(a.text))
-        for a in edf.annotations
-    ]
     return EdfRecording(
         path=path,
         labels=[s.label.strip() for s in signals],
         physical_dimensions=[s.physical_dimension.strip() for s in signals],
         sampling_rates_hz=[float(s.sampling_frequency) for s in signals],
-        signals=[s.data for s in signals],
+        signals=data,
         annotations=annotations,
-        duration_s=float(edf.duration),
+        duration_s=header.n_records * header.record_duration_s,
         reserved=reserved,
     )
 
@@ -174,10 +491,10 @@ def load_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
     ------
     detector.montage.MontageError
         If channels are missing (every missing channel is named) or the file is bipolar.
-    ValueError
-        If the EEG channels used have differing sampling rates or lengths, or a physical dimension
-        that is not a voltage (the message names the channels and values), or the file cannot be
-        read.
+    EdfFormatError
+        As :func:`read_edf`; also if the EEG channels used have differing sampling rates or lengths,
+        a physical dimension that is not a voltage, or a calibration that gives samples beyond the
+        float32 range (the message names the file, the channels and the values).
     """
     config = frontend_config or FrontendConfig()
     rec = read_edf(path)
@@ -186,21 +503,30 @@ def load_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
     rates = {rec.labels[i]: rec.sampling_rates_hz[i] for i in used}
     if len(set(rates.values())) != 1:
         listed = ", ".join(f"{label}: {fs:g} Hz" for label, fs in rates.items())
-        raise ValueError(
+        raise EdfFormatError(
             f"{rec.path}: the EEG channels have differing sampling rates ({listed}); expected one "
             f"rate for all 19 canonical channels"
         )
     fs = next(iter(rates.values()))
     lengths = {rec.labels[i]: rec.signals[i].shape[0] for i in used}
     if len(set(lengths.values())) != 1:
-        raise ValueError(f"{rec.path}: the EEG channels have differing lengths in samples ({lengths})")
+        raise EdfFormatError(
+            f"{rec.path}: the EEG channels have differing lengths in samples ({lengths}); expected one length"
+        )
     n_samples = next(iter(lengths.values()))
     stacked = np.zeros((len(rec.labels), n_samples), dtype=np.float32)
     for i in used:
         try:
             factor = scale_to_uv(rec.physical_dimensions[i])
         except ValueError as exc:
-            raise ValueError(f"{rec.path}: channel {rec.labels[i]!r}: {exc}") from None
+            raise EdfFormatError(f"{rec.path}: channel {rec.labels[i]!r}: {exc}") from None
+        peak = float(np.max(np.abs(rec.signals[i])))  # finite in float64 (read_edf checks), maybe not float32
+        if not peak * factor < _FLOAT32_MAX:
+            raise EdfFormatError(
+                f"{rec.path}: channel {rec.labels[i]!r} reaches {peak:g} {rec.physical_dimensions[i]} "
+                f"({peak * factor:g} uV) through its physical range; expected samples within the float32 "
+                f"range (|x| < {_FLOAT32_MAX:g} uV): the physical minimum/maximum are corrupt"
+            )
         stacked[i] = rec.signals[i] * factor
     data = montage.apply(stacked)
     return CanonicalRecording(data=data, fs=fs, annotations=rec.annotations, montage=montage, path=rec.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import edfio
@@ -12,7 +13,8 @@ import pytest
 from detector import CANONICAL_CHANNELS
 from detector.config import FrontendConfig
 from detector.montage import MontageError
-from streaming.edf import load_canonical, read_edf
+from streaming.edf import EdfFormatError, load_canonical, read_edf
+from tests.reliability.edf_surgery import read_field, set_field, signal_index
 
 EXPECTED_FAILURES = {"neonatal_bipolar_8ch.edf": "bipolar"}
 
@@ -140,3 +142,65 @@ def test_missing_midline_channel_is_repaired_only_when_allowed(tmp_path):
 def test_missing_file_is_named():
     with pytest.raises(FileNotFoundError, match="nowhere.edf"):
         read_edf("/nonexistent/nowhere.edf")
+
+
+def _iiic_01_with(shared_data: Path, tmp_path: Path, edit) -> Path:
+    raw = (shared_data / "labelled" / "iiic_01.edf").read_bytes()
+    path = tmp_path / "edited.edf"
+    path.write_bytes(edit(raw))
+    return path
+
+
+def test_bytes_after_the_declared_records_are_an_error_naming_the_sizes(shared_data, tmp_path):
+    path = _iiic_01_with(shared_data, tmp_path, lambda raw: raw + b"\x00" * 100)
+    with pytest.raises(EdfFormatError, match=r"edited\.edf: the file holds 411432 bytes: .*50 complete data "
+                       r"records and a truncated last record \(100 of its 8114 bytes\); expected 411332 bytes"):
+        read_edf(path)
+
+
+def test_a_missing_whole_record_is_an_error_not_a_shorter_recording(shared_data, tmp_path):
+    path = _iiic_01_with(shared_data, tmp_path, lambda raw: raw[:-8114])
+    with pytest.raises(EdfFormatError, match=r"49 complete data records; expected .* \+ 50 data records"):
+        load_canonical(path)
+
+
+def test_unknown_number_of_records_is_taken_from_the_file_size(shared_data, tmp_path):
+    path = _iiic_01_with(shared_data, tmp_path, lambda raw: set_field(raw, "num_data_records", "-1"))
+    original = read_edf(shared_data / "labelled" / "iiic_01.edf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # edfio's "updating header" warning is expected and not passed on
+        rec = read_edf(path)
+    assert rec.duration_s == original.duration_s == 50.0
+    np.testing.assert_array_equal(rec.signals[2], original.signals[2])
+
+
+def test_inverted_physical_range_is_allowed_and_inverts_the_samples(shared_data, tmp_path):
+    raw = (shared_data / "labelled" / "iiic_01.edf").read_bytes()
+    c3 = signal_index(raw, "EEG C3-REF")
+    pmin, pmax = read_field(raw, "physical_min", c3), read_field(raw, "physical_max", c3)
+    assert float(pmin) == -float(pmax), "the test assumes a symmetric range"
+    path = _iiic_01_with(shared_data, tmp_path,
+                         lambda r: set_field(set_field(r, "physical_min", pmax, c3), "physical_max", pmin, c3))
+    original = read_edf(shared_data / "labelled" / "iiic_01.edf")
+    # EDF calibration x = pmax + (d - dmax) (pmax - pmin) / (dmax - dmin): swapping pmin, pmax with
+    # pmin = -pmax negates every sample
+    np.testing.assert_allclose(read_edf(path).signals[c3], -original.signals[c3], rtol=0, atol=1e-9)
+    assert np.abs(original.signals[c3]).max() > 10.0
+
+
+def test_calibration_beyond_float32_is_refused_by_load_canonical_naming_the_channel(shared_data, tmp_path):
+    raw = (shared_data / "labelled" / "iiic_01.edf").read_bytes()
+    c3 = signal_index(raw, "EEG C3-REF")
+    path = _iiic_01_with(shared_data, tmp_path,
+                         lambda r: set_field(set_field(r, "physical_min", "-9e99", c3), "physical_max", "9e99", c3))
+    assert np.isfinite(read_edf(path).signals[c3]).all()  # finite in float64: read_edf returns it
+    with pytest.raises(EdfFormatError, match=r"edited\.edf: channel 'EEG C3-REF' reaches .* float32 range"):
+        load_canonical(path)
+
+
+def test_every_format_error_is_an_edf_format_error_and_a_value_error(shared_data, tmp_path):
+    path = _iiic_01_with(shared_data, tmp_path, lambda raw: set_field(raw, "num_signals", "0"))
+    with pytest.raises(EdfFormatError) as info:
+        load_canonical(path)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == f"{path}: number of signals (ns) is 0; expected at least 1"
