@@ -58,9 +58,14 @@ class StreamingResampler:
     def __init__(self, fs_in: float, fs_out: float = 256.0, n_channels: int = 19, max_factor: int = 1000):
         if not (fs_in > 0 and fs_out > 0 and np.isfinite(fs_in) and np.isfinite(fs_out)):
             raise ValueError(f"sampling rates must be positive and finite (found fs_in={fs_in}, fs_out={fs_out})")
-        ratio = Fraction(fs_out).limit_denominator(max_factor * 1000) / Fraction(fs_in).limit_denominator(
-            max_factor * 1000
-        )
+        in_frac = Fraction(fs_in).limit_denominator(max_factor * 1000)
+        out_frac = Fraction(fs_out).limit_denominator(max_factor * 1000)
+        if in_frac == 0 or out_frac == 0:  # a rate below 1 / (max_factor * 1000) Hz rounds to 0
+            raise ValueError(
+                f"sampling rates must be at least {1 / (max_factor * 1000):g} Hz (found fs_in={fs_in}, "
+                f"fs_out={fs_out})"
+            )
+        ratio = out_frac / in_frac
         if ratio.numerator > max_factor or ratio.denominator > max_factor:
             raise ValueError(
                 f"resampling {fs_in} Hz to {fs_out} Hz needs up/down factors {ratio.numerator}/"
