@@ -83,19 +83,21 @@ def chunk_gated_delta_rule(
 
     def chunks(t: torch.Tensor) -> torch.Tensor:  # (N, c*Q, H, ...) -> (N, H, c, Q, ...)
         t = t.view(n, c, cq, h, *t.shape[3:])
-        return t.permute(0, 3, 1, 2, *range(4, t.dim()))
+        return t.permute(0, 3, 1, 2, *range(4, t.dim())).contiguous()
 
     q, k, v = chunks(q) * scale, chunks(k), chunks(v)  # (N, H, c, Q, K|V)
     g, beta = chunks(g), chunks(beta)  # (N, H, c, Q)
     g_cumsum = torch.cumsum(g, dim=-1)
+    # decay[t, i] = gamma_t / gamma_i for i <= t, 0 above the diagonal (exponent <= 0 where kept)
     lower = torch.ones(cq, cq, dtype=torch.bool, device=k.device).tril()
-    decay = torch.exp((g_cumsum.unsqueeze(-1) - g_cumsum.unsqueeze(-2)).masked_fill(~lower, float("-inf")))
+    decay = (g_cumsum.unsqueeze(-1) - g_cumsum.unsqueeze(-2)).masked_fill_(~lower, float("-inf")).exp_()
 
-    # UT transform: solve (I + A) [U0, W] = [beta V, beta gamma K] for all chunks at once
-    a = (beta.unsqueeze(-1) * (k @ k.transpose(-1, -2)) * decay).tril(-1)
-    a = a + torch.eye(cq, dtype=a.dtype, device=a.device)
+    # UT transform: solve (I + A) [U0, W] = [beta V, beta gamma K] for all chunks at once; the solver
+    # reads only the strictly lower part of `a` (unit diagonal), which is A
+    beta_ = beta.unsqueeze(-1)
+    a = ((beta_ * k) @ k.transpose(-1, -2)) * decay
     gamma = torch.exp(g_cumsum).unsqueeze(-1)  # (N, H, c, Q, 1)
-    rhs = torch.cat([beta.unsqueeze(-1) * v, beta.unsqueeze(-1) * gamma * k], dim=-1)
+    rhs = torch.cat([beta_ * v, (beta_ * gamma) * k], dim=-1)
     u0, w = torch.linalg.solve_triangular(a, rhs, upper=False, unitriangular=True).split([dv, dk], dim=-1)
 
     # state hand-over between chunks: S_next^T = M S^T + b

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detector.stacks.conv import causal_depthwise_conv1d
 from detector.stacks.gated_delta import chunk_gated_delta_rule
 from detector.stacks.mamba2 import init_dt_bias
 from detector.stacks.norms import RMSNormGated
@@ -43,7 +44,8 @@ class GatedDeltaNetMixer(nn.Module):
     For every step t and head (causal: the output at t depends on inputs at steps <= t only):
 
     .. math::
-        q_t, k_t &= \\mathrm{L2norm}(\\mathrm{SiLU}(\\mathrm{conv1d}(W_q x), \\mathrm{conv1d}(W_k x)))_t, \\quad
+        q_t &= \\mathrm{L2norm}(\\mathrm{SiLU}(\\mathrm{conv1d}(W_q x))_t), \\quad
+        k_t = \\mathrm{L2norm}(\\mathrm{SiLU}(\\mathrm{conv1d}(W_k x))_t), \\quad
         v_t = \\mathrm{SiLU}(\\mathrm{conv1d}(W_v x))_t \\\\
         \\beta_t &= \\sigma(W_b x_t), \\quad g_t = -e^{A_{log}} \\mathrm{softplus}(W_a x_t + b_{dt}) \\\\
         S_t &= S_{t-1} e^{g_t} (I - \\beta_t k_t k_t^\\top) + \\beta_t v_t k_t^\\top, \\quad
@@ -90,6 +92,7 @@ class GatedDeltaNetMixer(nn.Module):
         self.o_proj = nn.Linear(self.value_dim, d_model, bias=False)
 
     def _short_conv(self, channels: int) -> nn.Conv1d:
+        # a module for the parameter layout only: forward runs causal_depthwise_conv1d on its weight
         return nn.Conv1d(
             channels, channels, self.d_conv, groups=channels, padding=self.d_conv - 1, bias=False
         )
@@ -97,10 +100,10 @@ class GatedDeltaNetMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, _ = x.shape
         h, dk, dv = self.n_heads, self.head_k_dim, self.head_v_dim
-        qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], dim=-1).transpose(1, 2)
-        weight = torch.cat([self.q_conv1d.weight, self.k_conv1d.weight, self.v_conv1d.weight], dim=0)
-        qkv = F.silu(F.conv1d(qkv, weight, padding=self.d_conv - 1, groups=qkv.shape[1])[..., :length])
-        q, k, v = qkv.transpose(1, 2).split([self.key_dim, self.key_dim, self.value_dim], dim=-1)
+        qkv_weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight], dim=0)
+        conv_weight = torch.cat([self.q_conv1d.weight, self.k_conv1d.weight, self.v_conv1d.weight], dim=0)
+        qkv = F.silu(causal_depthwise_conv1d(F.linear(x, qkv_weight), conv_weight))  # (N, L, 2HK + HV)
+        q, k, v = qkv.split([self.key_dim, self.key_dim, self.value_dim], dim=-1)
         q = _l2_normalise(q.reshape(n, length, h, dk).float())
         k = _l2_normalise(k.reshape(n, length, h, dk).float())
         v = v.reshape(n, length, h, dv)

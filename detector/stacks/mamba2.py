@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detector.stacks.conv import causal_depthwise_conv1d
 from detector.stacks.norms import RMSNormGated
 from detector.stacks.ssd import ssd_chunked_scan
 
@@ -84,6 +85,7 @@ class Mamba2Mixer(nn.Module):
         self.scan_impl = "chunked"
         conv_dim = d_inner + 2 * d_state
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * d_state + n_heads, bias=False)
+        # nn.Conv1d for the parameter layout only: forward runs causal_depthwise_conv1d on its weight
         self.conv1d = nn.Conv1d(conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1, bias=True)
         self.dt_bias = nn.Parameter(init_dt_bias(n_heads))
         self.A_log = nn.Parameter(torch.log(torch.empty(n_heads).uniform_(1.0, 16.0)))
@@ -95,7 +97,7 @@ class Mamba2Mixer(nn.Module):
         n, length, _ = u.shape
         e, s, h = self.d_inner, self.d_state, self.n_heads
         z, xbc, dt = torch.split(self.in_proj(u), [e, e + 2 * s, h], dim=-1)
-        xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :length].transpose(1, 2))
+        xbc = F.silu(causal_depthwise_conv1d(xbc, self.conv1d.weight, self.conv1d.bias))
         x, B, C = torch.split(xbc, [e, s, s], dim=-1)
         dt = F.softplus(dt.float() + self.dt_bias.float())
         A = -torch.exp(self.A_log.float())

@@ -20,7 +20,7 @@ def _causal_decay(a_cumsum: torch.Tensor) -> torch.Tensor:
     q = a_cumsum.shape[-1]
     lower = torch.ones(q, q, dtype=torch.bool, device=a_cumsum.device).tril()
     diff = a_cumsum.unsqueeze(-1) - a_cumsum.unsqueeze(-2)
-    return torch.exp(diff.masked_fill(~lower, float("-inf")))
+    return diff.masked_fill_(~lower, float("-inf")).exp_()
 
 
 def ssd_chunked_scan(
@@ -81,7 +81,7 @@ def ssd_chunked_scan(
     c = x.shape[1] // q
     s = B.shape[-1]
     # chunked layouts: heads before chunks so that matmuls batch over (N, H, c)
-    xdt = (x * dt.unsqueeze(-1)).view(n, c, q, h, p).permute(0, 3, 1, 2, 4)  # (N, H, c, Q, P)
+    xdt = (x * dt.unsqueeze(-1)).view(n, c, q, h, p).permute(0, 3, 1, 2, 4).contiguous()  # (N, H, c, Q, P)
     a = (dt * A.float()).view(n, c, q, h).permute(0, 3, 1, 2)  # (N, H, c, Q)
     a_cumsum = torch.cumsum(a, dim=-1)
     Bc = B.view(n, 1, c, q, s)
