@@ -1,0 +1,330 @@
+"""`ictal demo`: a recording replayed over LSL into the daemon, its alarms and metrics shown, then a summary.
+
+What runs (three processes, as in production):
+
+1. ``python -m ictal replay FILE --speed S --name ictal-demo-<pid>``: the recording as a real LSL
+   ``EEG`` stream (19 channels, uV, the file's rate), paced at ``S`` times real time;
+2. ``python -m ictal serve --config <temporary config>``: the daemon, with the default config
+   (``configs/daemon.yaml``) except: one bed reading that stream, the chosen checkpoint, every socket
+   on a free loopback port, the journal in a temporary directory (the demo leaves nothing behind);
+   its log lines go to ``daemon.log`` in that directory (the path is printed);
+3. this process: a ZeroMQ subscriber that prints every event as a subscriber sees it (heartbeats
+   counted, not printed), and at the end a scrape of the Prometheus endpoint for the summary.
+
+It ends by itself once the replay has ended and the daemon has scored what it received: the daemon
+is stopped with SIGTERM (it exits 0) and a summary is printed (alarms raised, windows scored and
+skipped, latency figures).
+
+Built-in input (without ``--edf``): ``labelled/hms_1628180742.edf`` of the shared real-EEG folder
+(``$ICTAL_SHARED_DATA``, default ``../shared/data`` beside the repository): a continuous 90 s ICU
+recording (HMS, Kaggle, CC BY-NC 4.0, research use only), 19 referential channels at 200 Hz, rated
+"seizure" by 3/3 experts in every rated window from 20 s to 70 s.
+
+Speed: 4x real time by default, so the 90 s recording takes about 23 s; the first window is scored
+once 60 s of signal exist (15 s into the replay), then one every ``hop_s`` (4 s of signal = 1 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = Path("labelled") / "hms_1628180742.edf"
+"""The built-in demo input, relative to the shared data folder."""
+
+DEFAULT_SPEED = 4.0
+
+
+def shared_data_dir() -> Path:
+    """``$ICTAL_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("ICTAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run; the message says why and what to do."""
+
+
+def resolve_input(edf: Path | None) -> Path:
+    """The recording to replay: ``edf``, or the built-in input.
+
+    Raises
+    ------
+    DemoError
+        If the file (or the built-in input) does not exist.
+    """
+    if edf is not None:
+        if not Path(edf).is_file():
+            raise DemoError(f"--edf {edf}: no such file")
+        return Path(edf)
+    default = shared_data_dir() / DEFAULT_INPUT
+    if not default.is_file():
+        raise DemoError(
+            f"no --edf given and the built-in input {default} is absent (it is part of the shared real-EEG "
+            "folder; set ICTAL_SHARED_DATA to where it lives). Pass --edf FILE: any EDF/EDF+ with the 19 "
+            "referential 10-20 channels."
+        )
+    return default
+
+
+def resolve_checkpoint(checkpoint: Path) -> Path:
+    """The checkpoint directory (relative paths: the working directory, then the repository).
+
+    Raises
+    ------
+    DemoError
+        If it does not exist; the message gives the commands that make one.
+    """
+    for candidate in (checkpoint, REPO_ROOT / checkpoint):
+        if (candidate / "metadata.json").is_file():
+            return candidate.resolve()
+    raise DemoError(
+        f"checkpoint {checkpoint} not found (looked in {Path.cwd()} and {REPO_ROOT}). Make one with:\n"
+        "    ictal train --config configs/train/cpu_small.yaml\n"
+        "    cp -r runs/cpu_small/checkpoints/best checkpoints/demo\n"
+        "or see the plumbing with a randomly initialised model (its alarms mean nothing):\n"
+        "    ictal demo --untrained"
+    )
+
+
+def untrained_checkpoint(model_config: Path, out: Path) -> Path:
+    """Save a randomly initialised model of ``model_config`` (a ``kind: model`` YAML) to ``out``."""
+    import torch
+
+    from detector.checkpoint import save_checkpoint
+    from detector.config import FrontendConfig
+    from detector.model import build_model
+    from ictal.config import load_config
+
+    config = load_config(model_config, kind="model")
+    torch.manual_seed(0)
+    save_checkpoint(out, build_model(config), config, FrontendConfig(),
+                    extra={"training": {"note": "randomly initialised by ictal demo --untrained"}})
+    return out
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def histogram_quantile(values: dict[tuple[str, tuple], float], name: str, q: float) -> float | None:
+    """Upper bound (s) of the bucket holding quantile ``q`` of histogram ``name`` (all labels summed)."""
+    buckets: dict[float, float] = {}
+    for (metric, labels), value in values.items():
+        if metric == f"{name}_bucket":
+            le = float(dict(labels)["le"])
+            buckets[le] = buckets.get(le, 0.0) + value
+    if not buckets or max(buckets.values()) == 0:
+        return None
+    total = buckets[float("inf")]
+    for le in sorted(buckets):
+        if buckets[le] >= q * total:
+            return le
+    return None
+
+
+def _total(values: dict[tuple[str, tuple], float], name: str) -> float:
+    return sum(v for (metric, _), v in values.items() if metric == name)
+
+
+def run_demo(edf: Path | None, speed: float, checkpoint: Path, config_path: Path, untrained: bool,
+             untrained_config: Path, out: Callable[[str], None] = print) -> int:
+    """Run the demo (see the module docstring); returns the exit code (0 done, 2 cannot run, 1 failed)."""
+    import zmq
+
+    from ictal.config import load_config
+
+    if speed <= 0:
+        raise DemoError(f"--speed must be > 0 (found {speed}); the demo paces the replay")
+    recording = resolve_input(edf)
+    work = Path(tempfile.mkdtemp(prefix="ictal-demo-"))
+    if untrained:
+        checkpoint = untrained_checkpoint(untrained_config, work / "checkpoint")
+        out(f"model: randomly initialised {untrained_config.name} (untrained: its alarms mean nothing)")
+    else:
+        checkpoint = resolve_checkpoint(checkpoint)
+    config = load_config(config_path, kind="daemon").model_dump(mode="json")
+    stream = f"ictal-demo-{os.getpid()}"
+    pub, catchup, metrics_port = _free_port(), _free_port(), _free_port()
+    config["beds"] = [{"bed_id": "demo-bed", "source": {"type": "lsl", "name": stream}}]
+    config["detector"]["checkpoint"] = str(checkpoint)
+    config["alarms"]["journal"]["path"] = str(work / "journal.sqlite3")
+    config["alarms"]["publisher"].update({"pub_endpoint": f"tcp://127.0.0.1:{pub}",
+                                          "catchup_endpoint": f"tcp://127.0.0.1:{catchup}"})
+    config["alarms"]["metrics"]["port"] = metrics_port
+    demo_config = work / "daemon.yaml"
+    demo_config.write_text(yaml.safe_dump(config, sort_keys=False))
+    log_path = work / "daemon.log"
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    out(f"recording: {recording} at {speed:g}x real time")
+    out(f"checkpoint: {checkpoint}")
+    out(f"daemon config: {demo_config}  (from {config_path}; log lines in {log_path})")
+
+    notify_path = work / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(0.5)
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), PYTHONUNBUFFERED="1")
+    env.pop("WATCHDOG_USEC", None)
+    with open(log_path, "w") as log_file:
+        serve = subprocess.Popen([sys.executable, "-m", "ictal", "serve", "--config", str(demo_config)],
+                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=work)
+    replay: subprocess.Popen | None = None
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVTIMEO, 200)
+    sub.connect(f"tcp://127.0.0.1:{pub}")
+    events: list[dict] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                _, payload = sub.recv_multipart()
+            except zmq.Again:
+                continue
+            event = json.loads(payload)
+            events.append(event)
+            if event["kind"] != "heartbeat":
+                out("  " + describe(event))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    try:
+        out("starting the daemon (loading and warming up the model) ...")
+        if not _wait_ready(notify, serve, timeout_s=300.0):
+            out(f"the daemon did not become ready (exit code {serve.poll()}); its log, {log_path}:")
+            out(log_path.read_text()[-3000:])
+            return 1
+        listener.start()
+        out(f"daemon ready. alarms: tcp://127.0.0.1:{pub} (catch-up tcp://127.0.0.1:{catchup}); "
+            f"metrics: {metrics_url}")
+        out(f"  follow it from another shell: ictal alarms watch --endpoint tcp://127.0.0.1:{pub} "
+            f"--catchup-endpoint tcp://127.0.0.1:{catchup}")
+        replay = subprocess.Popen([sys.executable, "-m", "ictal", "replay", str(recording), "--speed", f"{speed:g}",
+                                   "--name", stream, "--wait-consumer-s", "60"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out(f"replaying over LSL as stream {stream!r}; events as a subscriber sees them:")
+        replay_out, _ = replay.communicate()
+        if replay.returncode != 0:
+            out(f"ictal replay failed (exit code {replay.returncode}): {replay_out.strip()[-2000:]}")
+            return 1
+        _wait_settled(metrics_url, events, timeout_s=60.0)
+        values = _scrape(metrics_url)
+        serve.terminate()
+        code = serve.wait(timeout=60)
+        time.sleep(0.3)
+        stop.set()
+        listener.join(timeout=2)
+        out(summary(recording, speed, events, values, code))
+        return 0 if code == 0 else 1
+    finally:
+        stop.set()
+        for proc in (replay, serve):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        sub.close(linger=0)
+        context.term()
+        notify.close()
+
+
+def _wait_ready(notify: socket.socket, serve: subprocess.Popen, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if serve.poll() is not None:
+            return False
+        try:
+            message = notify.recv(4096).decode()
+        except TimeoutError:
+            continue
+        if "READY=1" in message.split("\n"):
+            return True
+    return False
+
+
+def _wait_settled(metrics_url: str, events: list[dict], timeout_s: float) -> None:
+    """After the replay ended: wait until the daemon saw the stream go and stopped scoring (queue empty,
+    window count unchanged for 2 s)."""
+    deadline = time.monotonic() + timeout_s
+    last = (-1.0, 0.0)
+    while time.monotonic() < deadline:
+        gone = any(e.get("reason") in ("stream_lost", "no_data") for e in list(events))
+        values = _scrape(metrics_url)
+        scored = _total(values, "ictal_windows_scored_total")
+        if gone and _total(values, "ictal_scoring_queue_windows") == 0:
+            if scored != last[0]:
+                last = (scored, time.monotonic())
+            elif time.monotonic() - last[1] >= 2.0:
+                return
+        time.sleep(0.5)
+
+
+def describe(event: dict) -> str:
+    """One line for an event, as the demo prints it."""
+    kind = event["kind"]
+    seq = event.get("journal_seq")
+    where = f"[{seq}] " if seq is not None else ""
+    if kind == "onset":
+        return (f"{where}ALARM ONSET bed {event['bed_id']}: seizure from {event['onset_s']:.1f} s, raised at "
+                f"{event['stream_time_s']:.1f} s (peak p={event['probability']['peak']:.2f})")
+    if kind == "offset":
+        return (f"{where}alarm offset bed {event['bed_id']}: {event['onset_s']:.1f}-{event['offset_s']:.1f} s "
+                f"({event['reason']})")
+    if kind == "signal_quality":
+        return f"{where}signal quality bed {event['bed_id']} at {event['stream_time_s'] or 0:.1f} s: {event['reason']}" + (
+            f" ({event['detail']})" if event.get("detail") else "")
+    return f"{where}{kind}: {event.get('reason')} {event.get('detail') or ''}".rstrip()
+
+
+def summary(recording: Path, speed: float, events: list[dict], values: dict[tuple[str, tuple], float],
+            exit_code: int | None) -> str:
+    """The closing summary: alarms, windows, latency figures, the daemon's exit code."""
+    onsets = [e for e in events if e["kind"] == "onset"]
+    quality = [e for e in events if e["kind"] == "signal_quality"]
+    heartbeats = sum(1 for e in events if e["kind"] == "heartbeat")
+    scored = _total(values, "ictal_windows_scored_total")
+    skipped = _total(values, "ictal_windows_skipped_total")
+    received = _total(values, "ictal_samples_received_total")
+    inf_n = _total(values, "ictal_inference_latency_seconds_count")
+    inf_mean = _total(values, "ictal_inference_latency_seconds_sum") / inf_n if inf_n else float("nan")
+    lat_n = _total(values, "ictal_scoring_latency_seconds_count")
+    lat_mean = _total(values, "ictal_scoring_latency_seconds_sum") / lat_n if lat_n else float("nan")
+    p50 = histogram_quantile(values, "ictal_scoring_latency_seconds", 0.5)
+    p99 = histogram_quantile(values, "ictal_scoring_latency_seconds", 0.99)
+    lines = [
+        "",
+        "summary",
+        f"  recording: {recording.name}, replayed at {speed:g}x; {received:.0f} samples per channel received",
+        f"  windows scored: {scored:.0f}; skipped (scoring behind): {skipped:.0f}",
+        f"  alarms raised: {len(onsets)}" + "".join(
+            f"\n    onset at {e['onset_s']:.1f} s of the recording, raised {e['stream_time_s'] - e['onset_s']:.1f} s "
+            f"of signal later (post-processor minimum duration)" for e in onsets),
+        f"  signal-quality events: {len(quality)}; heartbeats heard: {heartbeats}",
+        f"  inference per batch: mean {inf_mean:.3f} s over {inf_n:.0f} windows",
+        f"  window complete -> probabilities at the post-processor: mean {lat_mean:.3f} s"
+        + (f", p50 <= {p50:g} s, p99 <= {p99:g} s (histogram bucket bounds)" if p50 is not None else ""),
+        f"  daemon exit code after SIGTERM: {exit_code}",
+    ]
+    return "\n".join(lines)
