@@ -117,26 +117,29 @@ def _measure(job: dict) -> dict:
         return out
 
     torch.linalg.eigh = timed_eigh
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    rows = []
-    for batch in job["batches"]:
-        x = torch.randn(batch, config.n_chans, config.n_times, device=device)
-        totals, parts = [], []
-        with torch.inference_mode(), autocast:
-            for run in range(job["warmup"] + job["repeats"]):
-                spent.clear()
-                sync()
-                t0 = time.perf_counter()
-                model(x)
-                sync()
-                if run >= job["warmup"]:
-                    totals.append(time.perf_counter() - t0)
-                    parts.append(dict(spent))
-        median = statistics.median(totals)
-        breakdown = {k: 1e3 * statistics.median(p.get(k, 0.0) for p in parts) / batch for k in (*PARTS, "eigh")}
-        breakdown["rest"] = sum(breakdown[k] for k in ("projection", "fusion", "readout", "decoder"))
-        rows.append({"batch": batch, "ms_per_window": 1e3 * median / batch, "windows_per_s": batch / median,
-                     "breakdown": breakdown})
+    try:
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        rows = []
+        for batch in job["batches"]:
+            x = torch.randn(batch, config.n_chans, config.n_times, device=device)
+            totals, parts = [], []
+            with torch.inference_mode(), autocast:
+                for run in range(job["warmup"] + job["repeats"]):
+                    spent.clear()
+                    sync()
+                    t0 = time.perf_counter()
+                    model(x)
+                    sync()
+                    if run >= job["warmup"]:
+                        totals.append(time.perf_counter() - t0)
+                        parts.append(dict(spent))
+            median = statistics.median(totals)
+            breakdown = {k: 1e3 * statistics.median(p.get(k, 0.0) for p in parts) / batch for k in (*PARTS, "eigh")}
+            breakdown["rest"] = sum(breakdown[k] for k in ("projection", "fusion", "readout", "decoder"))
+            rows.append({"batch": batch, "ms_per_window": 1e3 * median / batch, "windows_per_s": batch / median,
+                         "breakdown": breakdown})
+    finally:
+        torch.linalg.eigh = real_eigh
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -146,21 +149,23 @@ def _measure(job: dict) -> dict:
             "threads": torch.get_num_threads(), "n_times": config.n_times, "peak_mb": peak_mb, "rows": rows}
 
 
-def _format(results: list[dict]) -> list[str]:
-    header = (f"{'preset':<6} {'stack':<14} {'params':>7} {'batch':>5} {'ms/window':>10} {'windows/s':>10} "
-              f"{'peak MB':>8} {'goal':>9} | " + " ".join(f"{label:>7}" for _, label in SHOWN))
-    lines = [header, "-" * len(header)]
-    for result in results:
-        for row in result["rows"]:
-            goal = GOALS_MS.get(result["preset"])
-            verdict = "" if goal is None or row["batch"] != 1 else (
-                f"{'met' if row['ms_per_window'] <= goal else 'MISSED'} {goal:g}")
-            b = row["breakdown"]
-            lines.append(
-                f"{result['preset']:<6} {result['stack']:<14} {result['params'] / 1e6:>6.2f}M {row['batch']:>5} "
-                f"{row['ms_per_window']:>10.1f} {row['windows_per_s']:>10.2f} {result['peak_mb']:>8.0f} "
-                f"{verdict:>9} | " + " ".join(f"{b[key]:>7.1f}" for key, _ in SHOWN)
-            )
+HEADER = (f"{'preset':<6} {'stack':<14} {'params':>7} {'batch':>5} {'ms/window':>10} {'windows/s':>10} "
+          f"{'peak MB':>8} {'goal':>11} | " + " ".join(f"{label:>7}" for _, label in SHOWN))
+
+
+def _format(result: dict) -> list[str]:
+    """Table lines of one (preset, stack): one per batch size."""
+    lines = []
+    for row in result["rows"]:
+        goal = GOALS_MS.get(result["preset"])
+        verdict = "" if goal is None or row["batch"] != 1 else (
+            f"{'met' if row['ms_per_window'] <= goal else 'MISSED'} {goal:g}")
+        b = row["breakdown"]
+        lines.append(
+            f"{result['preset']:<6} {result['stack']:<14} {result['params'] / 1e6:>6.2f}M {row['batch']:>5} "
+            f"{row['ms_per_window']:>10.1f} {row['windows_per_s']:>10.2f} {result['peak_mb']:>8.0f} "
+            f"{verdict:>11} | " + " ".join(f"{b[key]:>7.1f}" for key, _ in SHOWN)
+        )
     return lines
 
 
@@ -171,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"ictal bench model: machine {_machine()}; torch {torch.__version__}; device {args.device}, "
           f"backend {args.backend}; median of {args.repeats} runs after {args.warmup} warm-up")
     print("each (preset, stack) runs in its own process; other processes on this machine disturb the figures")
+    print()
+    print(HEADER)
+    print("-" * len(HEADER), flush=True)
     context = multiprocessing.get_context("spawn")
-    results = []
     for preset in args.presets:
         for stack in args.stacks:
             job = {"preset": preset, "stack": stack, "batches": args.batches, "repeats": args.repeats,
@@ -180,12 +187,10 @@ def run(args: argparse.Namespace) -> int:
                    "threads": args.threads, "n_times": args.n_times}
             with context.Pool(1) as pool:
                 result = pool.apply(_measure, (job,))
-            results.append(result)
-            print(f"  measured {preset}/{stack}: backend {result['backend']}, device {result['device']}, "
-                  f"{result['threads']} threads, windows of {result['n_times']} samples", flush=True)
-    print()
-    for line in _format(results):
-        print(line)
+            for line in _format(result):
+                print(line)
+            print(f"{'':<6} {'':<14} (backend {result['backend']}, device {result['device']}, "
+                  f"{result['threads']} threads, windows of {result['n_times']} samples)", flush=True)
     print()
     print("ms/window = median forward time / batch; windows/s = batch / median forward time; peak MB = peak RSS "
           "of the child process (CPU) or peak CUDA allocation. Columns after '|' are ms per window spent in: "
