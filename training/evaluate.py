@@ -123,8 +123,25 @@ def select_recordings(config: DataConfig, include: Sequence[str] = (), split: st
     return recs, index.skipped
 
 
-def label_spans(rec: Recording):
-    """The label spans of a recording (reading its EDF+ annotations when discovery deferred them)."""
+def label_spans(rec: Recording) -> list:
+    """The label spans of a recording.
+
+    Parameters
+    ----------
+    rec : Recording
+        A discovered recording; when discovery deferred its labels (``annotations`` None) its EDF+
+        annotations are read (``streaming.edf.read_edf``) and mapped with ``edf_annotation_labels``.
+
+    Returns
+    -------
+    spans : list of training.datasets.LabelSpan
+        Seconds from the start of the recording.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the EDF cannot be read.
+    """
     if rec.annotations is not None:
         return list(rec.annotations)
     from streaming.edf import read_edf

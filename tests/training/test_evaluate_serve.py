@@ -51,7 +51,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, repo_root):
     import torch
 
     from detector.checkpoint import save_checkpoint
@@ -59,7 +59,7 @@ def checkpoint(tmp_path_factory):
     from detector.model import build_model
 
     torch.manual_seed(1234)
-    config = ModelConfig.model_validate(yaml.safe_load(open("configs/model/tiny_bimamba2.yaml")))
+    config = ModelConfig.model_validate(yaml.safe_load((repo_root / "configs/model/tiny_bimamba2.yaml").read_text()))
     path = tmp_path_factory.mktemp("ckpt") / "tiny_random"
     save_checkpoint(path, build_model(config).eval(), config, FrontendConfig())
     return path
