@@ -32,7 +32,7 @@ from alarms.config import AlarmThresholds
 from alarms.postprocess import DetectedEvent, PostProcessor
 from training.datasets.base import SEIZURE, UNKNOWN
 from training.scoring.annotations import Annotation, Event
-from training.scoring.metrics import OnsetLatency, onset_latencies
+from training.scoring.metrics import OnsetLatency, OperatingPoint, onset_latencies, sensitivity_at_fa
 from training.scoring.nedc_common import SECONDS_PER_DAY
 from training.scoring.nedc_overlap import score_file as overlap_score_file
 
@@ -366,10 +366,13 @@ def sensitivity_at_budgets(points: Sequence[SweepPoint],
         FA/24h, then higher tau_on), as :func:`training.scoring.metrics.sensitivity_at_fa` chooses;
         None when no point is within the budget or the dataset has no reference seizure.
     """
+    usable = [p for p in points if not math.isnan(p.sensitivity)]
+    by_key = {(p.tau_on, p.sensitivity, p.fa_per_24h): p for p in usable}
+    ops = [OperatingPoint(p.tau_on, p.sensitivity, p.fa_per_24h) for p in usable]
     out: dict[float, SweepPoint | None] = {}
     for budget in budgets:
-        feasible = [p for p in points if p.fa_per_24h <= budget and not math.isnan(p.sensitivity)]
-        out[budget] = max(feasible, key=lambda p: (p.sensitivity, -p.fa_per_24h, p.tau_on)) if feasible else None
+        op = sensitivity_at_fa(ops, budget) if ops else None
+        out[budget] = None if op is None else by_key[(op.threshold, op.sensitivity, op.fa_per_24h)]
     return out
 
 
