@@ -17,8 +17,11 @@ subscribers. One scenario (module fixture), in order:
 
 from __future__ import annotations
 
+import os
 import resource
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -158,7 +161,7 @@ def run_scenario(folder: Path, shared_data: Path) -> Record:
         n_live = len(live.events)
         resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
         try:
-            assert wait_for(lambda: sum(e["kind"] == "onset" for _, e in live.events[n_live:]) >= 2, 30.0)
+            assert wait_for(lambda n=n_live: sum(e["kind"] == "onset" for _, e in live.events[n:]) >= 2, 30.0)
             rec.live_while_full = [e for _, e in live.events[n_live:]]
             rec.journal_errors = daemon.metric("ictal_journal_errors_total") - errors_before
         finally:
@@ -265,3 +268,52 @@ def test_the_journal_recovers_when_space_returns(record):
     seqs = [e["journal_seq"] for e in after]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert record.alive_at_end
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return result.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_really_full_journal_filesystem_is_survived_and_recovered(shared_data, tmp_path):
+    """The journal on a 2 MB tmpfs filled up by another file (ENOSPC), then given its space back.
+
+    A read-only remount cannot be simulated under a running daemon: the kernel refuses ``remount,ro``
+    (EBUSY) while the journal is open for writing, and root ignores ``chmod``; the append error path is
+    the same (``JournalError``).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); the RLIMIT_FSIZE scenario covers a full disk")
+    mount_point = tmp_path / "state"
+    if not _mount_tmpfs(mount_point, "2m"):
+        pytest.skip("mount -t tmpfs refused here (no CAP_SYS_ADMIN); the RLIMIT_FSIZE scenario covers a full disk")
+    data, fs = eeg_from(shared_data / SOURCE)
+    names = {"bed-1": unique_name("relro-bed-1")}
+    outlet = EegOutlet(names["bed-1"], data, fs).start()
+    daemon = DaemonProcess(tmp_path, names, THRESHOLDS, heartbeat_s=0.3)
+    live = LiveSubscriber(daemon.pub_endpoint)
+    try:
+        daemon.start()
+        assert wait_for(lambda: len(daemon.catch_up(0)) >= 4, 40.0), daemon.log()[-3000:]
+        for phase in ("full", "full again"):
+            head = daemon.catch_up(0)[-1]["journal_seq"]
+            errors = daemon.metric("ictal_journal_errors_total")
+            n_live = len(live.events)
+            filler = mount_point / "filler"
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+            assert shutil.disk_usage(mount_point).free < 64 * 1024, "the tmpfs was not filled"
+            assert wait_for(lambda n=n_live: sum(e["kind"] == "onset" for _, e in live.events[n:]) >= 2, 30.0)
+            loud = [e for _, e in live.events[n_live:] if e["kind"] == "daemon" and e.get("reason") == "journal_error"]
+            assert loud, f"{phase}: no journal_error daemon event"
+            assert daemon.metric("ictal_journal_errors_total") > errors, phase
+            filler.unlink()
+            assert wait_for(lambda h=head: sum(e["kind"] == "onset" for e in daemon.catch_up(h)) >= 2, 30.0), \
+                f"{phase}: the journal did not recover:\n{daemon.log()[-3000:]}"
+        assert daemon.alive()
+    finally:
+        daemon.stop()
+        live.close()
+        outlet.close()
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
