@@ -52,7 +52,8 @@ def normalise_window_robust(window: np.ndarray, clip_sigma: float) -> np.ndarray
     Parameters
     ----------
     window : ndarray, shape (n_channels, n_samples)
-        Filtered samples in uV (a 60 s window is (19, 15360)). Must be finite.
+        Filtered samples in uV (a 60 s window is (19, 15360)). Must be finite. A float32 window (the
+        front-end's output) is processed in float32, any other dtype in float64.
     clip_sigma : float
         Normalised samples are clipped to ``+/- clip_sigma``.
 
@@ -66,17 +67,58 @@ def normalise_window_robust(window: np.ndarray, clip_sigma: float) -> np.ndarray
     ValueError
         If ``window`` is not 2-D with at least one sample.
 
+    Notes
+    -----
+    The estimator is the exact sample median and inter-quartile range of all samples of the window
+    (linear interpolation between order statistics, as ``numpy.percentile``); the module docstring
+    says why median and IQR. They are computed from one sort per channel (``numpy.sort``, which is
+    vectorised for float32: ~0.6 ms for (19, 15360), against ~5 ms for ``numpy.percentile``, whose
+    selection of six order statistics is slower than sorting). Exact rather than estimated from a
+    subsample (which would cost ~0.15 ms), so that the model input does not depend on the
+    implementation: the same windows give the inputs they gave with ``numpy.percentile`` and float64
+    arithmetic, to float32 rounding (<= 5e-7 on real EEG), for existing checkpoints as for training.
+
     References
     ----------
     Huber P. J., Robust Statistics, Wiley 1981 (median and IQR as robust location and scale).
     """
-    x = np.asarray(window, dtype=np.float64)
+    x = np.asarray(window)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"window must have shape (n_channels, n_samples > 0), found {x.shape}")
-    q25, median, q75 = np.percentile(x, [25.0, 50.0, 75.0], axis=1, keepdims=True)
+    q25, median, q75 = _quartiles(x)
     scale = np.maximum((q75 - q25) / IQR_TO_SIGMA, MIN_SCALE_UV)
-    z = (x - median) / scale
-    return np.clip(z, -clip_sigma, clip_sigma).astype(np.float32)
+    z = x - median.astype(x.dtype)[:, None]
+    z /= scale.astype(x.dtype)[:, None]
+    np.clip(z, -clip_sigma, clip_sigma, out=z)
+    return z.astype(np.float32, copy=False)
+
+
+def _quartiles(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """25th, 50th and 75th percentiles of each row, equal to ``numpy.percentile(x, q, axis=1)``.
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, shape (n_channels, n_samples), finite
+
+    Returns
+    -------
+    q25, q50, q75 : ndarray of float64, shape (n_channels,)
+        Linear interpolation between the order statistics at ``q * (n_samples - 1)``, with numpy's
+        formula (``b - (b - a) * (1 - g)`` for a fraction ``g >= 0.5``).
+    """
+    ordered = np.sort(x, axis=1)
+    n = ordered.shape[1]
+    out = []
+    for q in (0.25, 0.5, 0.75):
+        position = q * (n - 1)
+        i = int(position)
+        g = position - i
+        a = ordered[:, i].astype(np.float64)
+        b = ordered[:, min(i + 1, n - 1)].astype(np.float64)
+        out.append(b - (b - a) * (1.0 - g) if g >= 0.5 else a + (b - a) * g)
+    return out[0], out[1], out[2]
 
 
 class RunningNormaliser:

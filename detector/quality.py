@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.signal import welch
+from scipy.fft import rfft
+from scipy.signal import get_window
 
 from detector import CANONICAL_CHANNELS
 
@@ -55,6 +56,13 @@ class QualityThresholds(BaseModel):
 DEFAULT_THRESHOLDS = QualityThresholds()
 """The thresholds used when none are given."""
 
+MEDIAN_STEP: int = 8
+"""The centre of a channel (what saturation deviations are measured from, and what non-finite
+samples are replaced by) is the median of every 8th sample: 1920 of a 60 s window's 15360, at 1/8 of
+the cost of a full median. It only has to remove electrode offsets at the scale of the 100 uV plateau
+and 2000 uV saturation thresholds: its standard error, 1.25 sigma / sqrt(1920) = 0.03 sigma for
+independent samples and a few times that for correlated EEG, is a few uV."""
+
 
 @dataclass(frozen=True)
 class QualityReport:
@@ -100,7 +108,9 @@ def assess_window(
     window : ndarray, shape (n_channels, n_samples)
         Samples in uV at ``fs`` Hz, meant to be the band-passed window the model scores ((19, 15360)
         at 256 Hz): raw ICU signals drift by millivolts below 0.5 Hz, which the amplitude criterion
-        of saturation would take for clipping. May contain NaN/Inf. At least ``fs`` samples (1 s) are needed for the line-noise estimate.
+        of saturation would take for clipping. May contain NaN/Inf. At least ``fs`` samples (1 s) are
+        needed for the line-noise estimate. A float32 window (the ring buffer's) is assessed in
+        float32 arithmetic, any other dtype in float64.
     fs : float
         Sampling rate in Hz (> 120, so that 60 Hz is resolved).
     channels : sequence of str
@@ -119,11 +129,31 @@ def assess_window(
 
     Notes
     -----
-    Line-noise power is estimated with Welch's method (Welch 1967; 1 s Hann segments, 50 % overlap,
-    1 Hz resolution) on the finite samples (non-finite ones are set to the channel median first).
+    Vectorised over channels, with one FFT call for the whole window: the front-end assesses a
+    window every hop (900 per hour of EEG at a 4 s hop) and must stay far below 1 ms per window;
+    ``scipy.signal.welch`` alone took ~7 ms.
+
+    - Centre: the median of every ``MEDIAN_STEP``-th finite sample (see :data:`MEDIAN_STEP`);
+      non-finite samples are set to it, so they add nothing to the sums below.
+    - Saturation: deviations ``c = x - centre``; a sample is saturated when ``|c| >= saturation_uv``
+      or it sits within ``plateau_tolerance_uv`` of the channel's maximum or minimum (a rail) with
+      ``|c| > plateau_min_uv``. Channels whose largest deviation is below both thresholds cannot
+      have such samples and are not scanned.
+    - Standard deviation over the finite samples, from the sums of ``c`` and ``c**2`` (centring on
+      the median avoids cancellation: ``|mean - median| <= std`` for any distribution).
+    - Line noise: Bartlett's method (Welch's without overlap; Welch 1967): the mean over the
+      window's 1 s segments (the newest whole seconds) of the periodogram of each segment with its
+      mean removed and a Hann taper, 1 Hz resolution as before. Line power is the power of the bins
+      within ``+/- line_band_hz`` of 50 Hz or of 60 Hz (the larger), band power that of the bins in
+      ``band_hz``. Against the former 50 %-overlap Welch estimate the ratio differs by < 0.03 on the
+      real recordings of ``../shared/data`` (filtered 60 s windows and raw 30 s windows alike) and
+      no problem line changed.
+
     A flat channel (std below ``flat_std_uv``) is not also tested for line noise.
     """
-    x = np.asarray(window, dtype=np.float64)
+    x = np.asarray(window)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[0] != len(channels):
         raise ValueError(f"window must have shape ({len(channels)}, n_samples), found {x.shape}")
     if not fs > 120:
@@ -131,35 +161,64 @@ def assess_window(
     n_channels, n = x.shape
     if n < fs:
         raise ValueError(f"window must hold at least 1 s ({int(np.ceil(fs))} samples), found {n}")
-    finite = np.isfinite(x)
-    n_nonfinite = (~finite).sum(axis=1)
-    # Non-finite samples set to the channel's median of finite samples (0 if none) for the statistics.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": such a channel's median is 0
-        medians = np.nan_to_num(np.nanmedian(np.where(finite, x, np.nan), axis=1))
-    clean = np.where(finite, x, medians[:, None])
-    n_finite = np.maximum(finite.sum(axis=1), 1)
-    mean = (clean * finite).sum(axis=1) / n_finite
-    std = np.sqrt((((clean - mean[:, None]) * finite) ** 2).sum(axis=1) / n_finite)
-
     t = thresholds
-    magnitude = np.abs(clean - medians[:, None])  # deviation from the median: an electrode offset is not clipping
-    beyond = (magnitude >= t.saturation_uv) & finite
-    peak = magnitude.max(axis=1)
-    # Clipping: samples sitting on the channel's maximum or minimum (a rail), far from the median.
-    at_rail = (clean >= clean.max(axis=1, keepdims=True) - t.plateau_tolerance_uv) | (
-        clean <= clean.min(axis=1, keepdims=True) + t.plateau_tolerance_uv
-    )
-    on_plateau = at_rail & (magnitude > t.plateau_min_uv)
-    saturated_fraction = (beyond | (on_plateau & finite)).sum(axis=1) / n
 
-    freqs, psd = welch(clean, fs=fs, nperseg=int(fs), axis=-1)
-    band = (freqs >= t.band_hz[0]) & (freqs <= t.band_hz[1])
-    band_power = psd[:, band].sum(axis=1)
-    line_power = np.zeros(n_channels)
-    for mains_hz in (50.0, 60.0):
-        sel = np.abs(freqs - mains_hz) <= t.line_band_hz
-        line_power = np.maximum(line_power, psd[:, sel].sum(axis=1))
+    x_max, x_min = x.max(axis=1), x.min(axis=1)  # NaN/Inf propagate: the finite check for free
+    if np.isfinite(x_max).all() and np.isfinite(x_min).all():
+        n_nonfinite = np.zeros(n_channels, dtype=np.int64)
+        centre = _subsample_median(x)
+        c = x - centre.astype(x.dtype)[:, None]
+        c_max, c_min = x_max - centre.astype(x.dtype), x_min - centre.astype(x.dtype)
+    else:
+        finite = np.isfinite(x)
+        n_nonfinite = (~finite).sum(axis=1).astype(np.int64)
+        centre = _subsample_median(np.where(finite, x, np.nan))
+        c = np.where(finite, x - centre.astype(x.dtype)[:, None], x.dtype.type(0.0))
+        c_max, c_min = c.max(axis=1), c.min(axis=1)
+    n_finite = np.maximum(n - n_nonfinite, 1)
+
+    # Saturation: only channels whose largest deviation reaches a threshold are scanned.
+    peak = np.maximum(c_max, -c_min).astype(np.float64)
+    saturated_fraction = np.zeros(n_channels)
+    rows = np.flatnonzero((peak >= t.saturation_uv) | (peak > t.plateau_min_uv))
+    if rows.size:
+        dev = c[rows]
+        magnitude = np.abs(dev)
+        clipped = (dev >= (c_max[rows] - t.plateau_tolerance_uv)[:, None])
+        clipped |= dev <= (c_min[rows] + t.plateau_tolerance_uv)[:, None]
+        clipped &= magnitude > t.plateau_min_uv  # on a rail, and far from the centre
+        clipped |= magnitude >= t.saturation_uv
+        saturated_fraction[rows] = np.count_nonzero(clipped, axis=1) / n
+
+    sums = c.sum(axis=1).astype(np.float64)  # non-finite samples are 0 in c: sums over the finite ones
+    sum_sq = np.einsum("ij,ij->i", c, c).astype(np.float64)
+    mean = sums / n_finite
+    std = np.sqrt(np.maximum(sum_sq / n_finite - mean**2, 0.0))
+
+    # Line noise: Welch's periodogram without overlap (Bartlett's): the mean over the window's 1 s
+    # segments of |FFT|^2 of each segment, mean removed and Hann-tapered, in one FFT call (the newest
+    # whole seconds when n is not a multiple of fs).
+    length = int(fs)
+    n_segments = n // length
+    segments = c[:, n - n_segments * length :].reshape(n_channels, n_segments, length)
+    spectrum = rfft(segments * _hann(length, x.dtype), axis=2, overwrite_x=True)
+    # Removing a segment's mean m before the taper subtracts m * FFT(hann): for the periodic Hann
+    # taper that is m * L / 2 at bin 0 and -m * L / 4 at bin 1 and nothing elsewhere (saves a pass).
+    segment_mean = segments @ np.ones(length, dtype=x.dtype) / length
+    spectrum[:, :, 0] -= segment_mean * (length / 2)
+    spectrum[:, :, 1] += segment_mean * (length / 4)
+    power = spectrum.real**2
+    power += spectrum.imag**2
+    power = np.einsum("ijk->ik", power).astype(np.float64)
+    df = fs / length
+
+    def bins_power(lo_hz: float, hi_hz: float) -> np.ndarray:
+        """Power of the bins whose frequency lies in [lo_hz, hi_hz], per channel."""
+        lo, hi = max(int(np.ceil(lo_hz / df - 1e-9)), 0), int(np.floor(hi_hz / df + 1e-9))
+        return power[:, lo : hi + 1].sum(axis=1)
+
+    band_power = bins_power(*t.band_hz)
+    line_power = np.maximum(*(bins_power(f - t.line_band_hz, f + t.line_band_hz) for f in (50.0, 60.0)))
     with np.errstate(invalid="ignore", divide="ignore"):
         line_ratio = np.where(band_power > 0, line_power / band_power, 0.0)
 
@@ -186,7 +245,42 @@ def assess_window(
         problems=problems,
         bad_channels=tuple(bad),
         std_uv=std,
-        n_nonfinite=n_nonfinite.astype(np.int64),
+        n_nonfinite=n_nonfinite,
         saturated_fraction=saturated_fraction,
         line_noise_ratio=line_ratio,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n: int, dtype: np.dtype) -> np.ndarray:
+    """Periodic Hann taper of ``n`` samples (as ``scipy.signal.welch`` uses), read-only."""
+    taper = get_window("hann", n).astype(dtype)
+    taper.setflags(write=False)
+    return taper
+
+
+def _subsample_median(x: np.ndarray) -> np.ndarray:
+    """Median of every ``MEDIAN_STEP``-th finite sample of each channel (all finite ones if too few).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_channels, n_samples)
+        Samples; NaN marks a sample to leave out.
+
+    Returns
+    -------
+    centre : ndarray of float64, shape (n_channels,)
+        The median; 0.0 for a channel with no finite sample.
+    """
+    sub = x[:, ::MEDIAN_STEP]
+    if not np.isnan(sub).any():
+        k = sub.shape[1] // 2
+        return np.partition(sub, k, axis=1)[:, k].astype(np.float64)
+    centre = np.zeros(x.shape[0])
+    for i in range(x.shape[0]):
+        row = sub[i][~np.isnan(sub[i])]
+        if row.size == 0:
+            row = x[i][~np.isnan(x[i])]
+        if row.size:
+            centre[i] = np.median(row)
+    return centre

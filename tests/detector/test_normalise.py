@@ -10,7 +10,7 @@ import pytest
 
 from detector.config import FrontendConfig
 from detector.frontend import process_recording
-from detector.normalise import IQR_TO_SIGMA, RunningNormaliser, normalise_window_robust
+from detector.normalise import IQR_TO_SIGMA, MIN_SCALE_UV, RunningNormaliser, normalise_window_robust
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,18 @@ def test_running_statistics_missing_for_a_window_end_is_an_error() -> None:
     norm.update(np.ones((1, 256 * 5)))
     with pytest.raises(ValueError, match="snapshots held: 1024..1280"):
         norm.normalise(np.zeros((1, 100)), 300)  # older than keep_s
+
+
+@pytest.mark.parametrize("n_samples", [1, 2, 3, 4, 5, 101, 15360])
+def test_robust_statistics_are_the_exact_median_and_quartiles(n_samples: int) -> None:
+    window = np.random.default_rng(n_samples).standard_t(3, (4, n_samples)).astype(np.float32) * 40.0
+    q25, q50, q75 = np.percentile(window.astype(np.float64), [25.0, 50.0, 75.0], axis=1, keepdims=True)
+    expected = (window - q50) / np.maximum((q75 - q25) / IQR_TO_SIGMA, MIN_SCALE_UV)
+    z = normalise_window_robust(window, clip_sigma=1e9)
+    np.testing.assert_allclose(z, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_float32_and_float64_windows_give_the_same_model_input(filtered_eeg: np.ndarray) -> None:
+    a = normalise_window_robust(filtered_eeg.astype(np.float32), clip_sigma=20.0)
+    b = normalise_window_robust(filtered_eeg.astype(np.float64), clip_sigma=20.0)
+    assert np.abs(a - b).max() <= 2e-6

@@ -110,3 +110,40 @@ def test_bad_window_shapes_and_rates_are_errors() -> None:
         assess_window(np.zeros((19, 100)), FS)
     with pytest.raises(ValueError, match="120 Hz"):
         assess_window(np.zeros((19, 1000)), 100.0)
+
+
+def test_line_noise_between_frequency_bins_is_flagged(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    t = np.arange(window.shape[1]) / FS
+    window[T5] += 200.0 * np.sin(2 * np.pi * 50.4 * t + 0.3)  # mains off a 1 Hz bin centre
+    report = assess_window(window, FS)
+    assert report.bad_channels == ("T5",) and report.problems[0].startswith("T5: line noise")
+
+
+def test_float32_and_float64_windows_give_the_same_report(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[T5] = np.clip(window[T5] * 100.0, -3000.0, 3000.0)
+    window[3, 10:20] = np.nan
+    a, b = assess_window(window, FS), assess_window(window.astype(np.float32), FS)
+    assert a.problems == b.problems
+    np.testing.assert_allclose(a.std_uv, b.std_uv, rtol=1e-4)
+    np.testing.assert_allclose(a.line_noise_ratio, b.line_noise_ratio, atol=1e-4)
+    np.testing.assert_array_equal(a.saturated_fraction, b.saturated_fraction)
+
+
+def test_nan_on_the_subsampled_positions_still_gives_finite_statistics(clean_window: np.ndarray) -> None:
+    window = clean_window.copy()
+    window[T5, ::8] = np.nan  # every sample the channel's centre is estimated from
+    report = assess_window(window, FS)
+    assert report.n_nonfinite[T5] == window.shape[1] // 8
+    assert np.isfinite(report.std_uv).all() and report.std_uv[T5] > 1.0
+    assert [p.split(" (")[0] for p in report.problems] == ["T5: non-finite"]
+
+
+def test_window_whose_length_is_not_whole_seconds_is_assessed(clean_window: np.ndarray) -> None:
+    window = clean_window[:, : 10 * 256 + 100].copy()
+    t = np.arange(window.shape[1]) / FS
+    window[T5] += 200.0 * np.sin(2 * np.pi * 60.0 * t)
+    report = assess_window(window, FS)
+    assert report.bad_channels == ("T5",) and report.problems[0].startswith("T5: line noise")
+    np.testing.assert_allclose(report.std_uv[0], window[0].std(), rtol=1e-6)
