@@ -483,7 +483,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
                         log.write({"kind": "train", "step": state["global_step"], "epoch": epoch,
                                    "loss": final_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                                    "windows_per_s": rate, "elapsed_s": now - start_time})
-                    bar.set_postfix(loss=f"{final_loss:.4f}", win_s=f"{rate:.1f}")
+                    bar.set_postfix(loss=f"{final_loss:.4f}", win_s=f"{rate:.3g}")
                     recent_loss, interval_start, interval_steps = [], now, 0
             epoch_done = state["step_in_epoch"] >= optim.steps_per_epoch
             if epoch_done:
