@@ -222,24 +222,26 @@ def assess_window(
     with np.errstate(invalid="ignore", divide="ignore"):
         line_ratio = np.where(band_power > 0, line_power / band_power, 0.0)
 
+    is_nonfinite = n_nonfinite > 0
+    is_flat = (n_nonfinite < n) & (std < t.flat_std_uv)
+    is_saturated = saturated_fraction > t.saturation_fraction
+    is_noisy = (std >= t.flat_std_uv) & (line_ratio > t.line_noise_ratio)
     problems: list[str] = []
     bad: list[str] = []
-    for i, name in enumerate(channels):
-        found: list[str] = []
-        if n_nonfinite[i]:
-            found.append(f"{name}: non-finite ({n_nonfinite[i]} NaN/Inf samples of {n})")
-        if n_nonfinite[i] < n and std[i] < t.flat_std_uv:
-            found.append(f"{name}: flat (std {std[i]:.2f} uV)")
-        if saturated_fraction[i] > t.saturation_fraction:
-            found.append(
+    for i in np.flatnonzero(is_nonfinite | is_flat | is_saturated | is_noisy):  # channel order
+        name = channels[i]
+        bad.append(name)
+        if is_nonfinite[i]:
+            problems.append(f"{name}: non-finite ({n_nonfinite[i]} NaN/Inf samples of {n})")
+        if is_flat[i]:
+            problems.append(f"{name}: flat (std {std[i]:.2f} uV)")
+        if is_saturated[i]:
+            problems.append(
                 f"{name}: saturated ({100 * saturated_fraction[i]:.1f}% of samples clipped or beyond "
                 f"+/-{t.saturation_uv:.0f} uV, peak {peak[i]:.0f} uV from the median)"
             )
-        if std[i] >= t.flat_std_uv and line_ratio[i] > t.line_noise_ratio:
-            found.append(f"{name}: line noise ({100 * line_ratio[i]:.0f}% of the power at 50/60 Hz)")
-        if found:
-            bad.append(name)
-            problems.extend(found)
+        if is_noisy[i]:
+            problems.append(f"{name}: line noise ({100 * line_ratio[i]:.0f}% of the power at 50/60 Hz)")
     return QualityReport(
         usable=len(bad) <= t.max_bad_channels,
         problems=problems,
