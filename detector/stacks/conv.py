@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def causal_depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def causal_depthwise_conv1d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Depthwise convolution of each channel with its own kernel, looking only at the past.
 
     Parameters
