@@ -134,10 +134,12 @@ def _measure(job: dict) -> dict:
                         totals.append(time.perf_counter() - t0)
                         parts.append(dict(spent))
             median = statistics.median(totals)
-            breakdown = {k: 1e3 * statistics.median(p.get(k, 0.0) for p in parts) / batch for k in (*PARTS, "eigh")}
+            breakdown = {
+                k: 1e3 * statistics.median(p.get(k, 0.0) for p in parts) / batch for k in (*PARTS, "eigh")
+            }
             breakdown["rest"] = sum(breakdown[k] for k in ("projection", "fusion", "readout", "decoder"))
-            rows.append({"batch": batch, "ms_per_window": 1e3 * median / batch, "windows_per_s": batch / median,
-                         "breakdown": breakdown})
+            rows.append({"batch": batch, "ms_per_window": 1e3 * median / batch,
+                         "windows_per_s": batch / median, "breakdown": breakdown})
     finally:
         torch.linalg.eigh = real_eigh
     if device.type == "cuda":
@@ -192,9 +194,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<6} {'':<14} (backend {result['backend']}, device {result['device']}, "
                   f"{result['threads']} threads, windows of {result['n_times']} samples)", flush=True)
     print()
-    print("ms/window = median forward time / batch; windows/s = batch / median forward time; peak MB = peak RSS "
-          "of the child process (CPU) or peak CUDA allocation. Columns after '|' are ms per window spent in: "
-          "tcn = TCN encoder, node = node stream, edge = edge stream, adj = dynamic adjacency (top-k), lpe = "
-          "Laplacian PE (eigh included), eigh = torch.linalg.eigh alone, gnn = 2 x SSGConv, rest = projection, "
-          "fusion, read-out, decoder. Goal: batch-1 latency goal of the preset on the 2-core CPU (ms).")
+    print("ms/window = median forward time / batch; windows/s = batch / median forward time; peak MB = "
+          "peak RSS of the child process (CPU) or peak CUDA allocation. Columns after '|' are ms per window "
+          "spent in: tcn = TCN encoder, node = node stream, edge = edge stream, adj = dynamic adjacency "
+          "(top-k), lpe = Laplacian PE (eigh included), eigh = torch.linalg.eigh alone, gnn = 2 x SSGConv, "
+          "rest = projection, fusion, read-out, decoder. Goal: batch-1 latency goal of the preset on the "
+          "2-core CPU (ms).")
     return 0

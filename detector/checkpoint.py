@@ -182,7 +182,8 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(
-            f"checkpoint {path} is not a directory (expected a directory with {WEIGHTS_FILE} and {METADATA_FILE})"
+            f"checkpoint {path} is not a directory (expected a directory with {WEIGHTS_FILE} and "
+            f"{METADATA_FILE})"
         )
     meta_path = path / METADATA_FILE
     try:
@@ -222,7 +223,9 @@ def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
         )
 
 
-def load_checkpoint(path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu") -> LoadedCheckpoint:
+def load_checkpoint(
+    path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu"
+) -> LoadedCheckpoint:
     """Rebuild a detector from a checkpoint directory without unpickling anything.
 
     Parameters

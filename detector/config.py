@@ -107,6 +107,7 @@ class StackConfig(StrictModel):
 class ModelConfig(StrictModel):
     """Time-then-graph detector: TCN encoder, node and edge streams, dynamic graph, decoder.
 
+    The defaults are the ``tiny`` preset with the ``bimamba2`` stack (``configs/model/tiny_bimamba2.yaml``).
     The encoder has one stage per entry of ``tcn_widths`` (four: each halves the rate, x16 in all);
     every stage holds one dilated residual block per entry of ``tcn_dilations``.
     """
@@ -130,32 +131,40 @@ class ModelConfig(StrictModel):
     )
     tcn_kernel: int = Field(7, ge=3, description="TCN kernel size (odd).")
     tcn_dilations: list[int] = Field(
-        default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128],
+        default_factory=lambda: [1, 4, 16, 64],
         min_length=1,
         description="Dilations of the residual blocks of every stage, in steps at the stage's rate "
         "(stage s runs at sfreq / 2**(s+1)); 128 at the last stage spans 48 s of a 60 s window.",
     )
     downsample: Literal[16] = Field(16, description="Total temporal downsampling of the encoder.")
     d_electrode: int = Field(16, ge=4, description="Per-electrode feature width after projection.")
-    node_stack: StackConfig = Field(default_factory=StackConfig)
-    edge_stack: StackConfig = Field(default_factory=lambda: StackConfig(n_layers=1, d_model=8))
+    node_stack: StackConfig = Field(
+        default_factory=lambda: StackConfig(
+            n_layers=1, d_model=16, d_state=16, n_heads=1, expand=2, chunk_size=64
+        )
+    )
+    edge_stack: StackConfig = Field(
+        default_factory=lambda: StackConfig(
+            n_layers=1, d_model=8, d_state=8, n_heads=1, expand=2, chunk_size=32
+        )
+    )
     edge_pool: int = Field(
-        1,
+        16,
         ge=1,
         description="The edge stream averages pair similarities over this many steps, runs its stack at "
         "that coarser rate (171 sequences cost 9x the node stream) and repeats the weights back to every "
-        "step; a divisor of n_times / 16. 1 = every step.",
+        "step; a divisor of n_times / 16. 16 = one adjacency update per second; 1 = every step.",
     )
     similarity_heads: int = Field(
         4, ge=1, description="Cosine similarities per electrode pair (one per slice of d_electrode)."
     )
     top_k: int = Field(3, ge=1, le=18, description="Strongest edges kept per node in the dynamic adjacency.")
     lpe_k: int = Field(8, ge=1, le=18, description="Laplacian eigenvectors of the positional encoding.")
-    gnn_hidden: int = Field(32, ge=4, description="Width of the graph network and of the fused features.")
+    gnn_hidden: int = Field(16, ge=4, description="Width of the graph network and of the fused features.")
     gnn_alpha: float = Field(0.05, ge=0, le=1, description="SSGConv teleport probability.")
     gnn_k: int = Field(2, ge=1, description="SSGConv propagation steps.")
     decoder_widths: list[int] = Field(
-        default_factory=lambda: [32, 16, 16, 8],
+        default_factory=lambda: [16, 16, 8, 8],
         min_length=4,
         max_length=4,
         description="Widths of the four x2 upsampling stages of the decoder (x16 back to n_times).",

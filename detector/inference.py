@@ -27,7 +27,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
+        raise ValueError(
+            f"device {str(device)!r} requested but no CUDA device is available (use 'cpu' or 'auto')"
+        )
     return resolved
 
 

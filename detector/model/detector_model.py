@@ -36,7 +36,8 @@ class TimeThenGraphDetector(nn.Module):
     .. math::
         \mathrm{logit} = \mathrm{Dec}\Big(\mathrm{Pool}\big(\mathrm{Fuse}(u,
             \mathrm{GNN}(u, \mathrm{PE}(A), A))\big)\Big), \quad
-        A = \mathrm{TopK}(\mathrm{Edge}(h)), \quad u = \mathrm{Node}(h), \quad h = \mathrm{Proj}(\mathrm{TCN}(x))
+        A = \mathrm{TopK}(\mathrm{Edge}(h)), \quad u = \mathrm{Node}(h), \quad
+        h = \mathrm{Proj}(\mathrm{TCN}(x))
 
     The model sees the whole window in both directions (centred convolutions, bidirectional stacks).
     The daemon keeps only the newest hop of every window, at the right edge, where the future is

@@ -21,7 +21,8 @@ class LaplacianPE(nn.Module):
     into components, whose zero eigenvalues would be repeated, and the eigenvectors of a repeated
     eigenvalue are any rotation of each other, so rounding noise (e.g. another batch size) could
     change the encoding completely; with :math:`\rho > 0` the components appear as the next smallest
-    eigenvalues, separated by a gap of the order of :math:`\rho`. All :math:`G = B \cdot L` graphs go through ONE
+    eigenvalues, separated by a gap of the order of :math:`\rho`. All :math:`G = B \cdot L` graphs go
+    through ONE
     batched fp32 ``torch.linalg.eigh`` (no loop over graphs, autocast off). Eigenvectors are defined up
     to sign; the sign :math:`\sigma_j` makes the entry of largest magnitude of each eigenvector
     positive. Within a repeated eigenvalue (e.g. a disconnected graph, one zero eigenvalue per

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from detector.config import ModelConfig
 from detector.model import build_model, count_parameters
 from tests.detector.model_configs import preset, small_config
 
@@ -26,6 +27,10 @@ def test_tiny_preset_has_at_most_1_5_million_parameters(stack):
 def test_full_preset_has_about_30_million_parameters(stack):
     n = count_parameters(build_model(preset("full", stack)))
     assert 27_000_000 <= n <= 33_000_000
+
+
+def test_model_config_defaults_are_the_tiny_bimamba2_preset():
+    assert ModelConfig() == preset("tiny", "bimamba2")
 
 
 @pytest.mark.parametrize("stack", STACKS)
