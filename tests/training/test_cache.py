@@ -53,7 +53,10 @@ def test_manifest_lists_recordings_and_every_skipped_file_with_its_reason(tusz):
     assert {r["patient"] for r in manifest["recordings"]} == {patient for _, patient, *_ in USABLE}
     reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
     assert set(reasons) == {str(p) for p in bad.values()}
-    assert reasons[str(bad["edf"])].split(":")[0] in {"ValueError", "OSError", "IndexError", "MontageError"}
+    # The reason names the reader's error and what it found (the corrupt header field).
+    kind, _, detail = reasons[str(bad["edf"])].partition(": ")
+    assert kind.endswith("Error") and detail.strip()
+    assert bad["edf"].stem not in {e.recording_id.split("__")[-1] for e in summary.entries}
     assert "04_tcp_le_a" in reasons[str(bad["montage"])]
     text = summary.format()
     assert "skipped: 4 file(s)" in text and str(bad["edf"]) in text
@@ -100,3 +103,23 @@ def test_parallel_workers_write_the_same_arrays(tusz, tmp_path):
 def test_opening_a_cache_that_was_never_built_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="build the cache first"):
         Cache(tmp_path, FrontendConfig())
+
+
+def test_rated_window_recordings_cache_three_label_states(shared_data, tmp_path):
+    from training.datasets.rated_windows import discover_rated_windows
+
+    index = discover_rated_windows(shared_data)
+    chosen = [r for r in index.recordings if r.patient in {"iiic_01", "iiic_09", "eegmat_Subject00"}]
+    for rec in chosen:
+        rec.split = "train"
+    summary = build_cache(chosen, tmp_path / "cache", FrontendConfig(), progress=False, log=lambda text: None)
+    cache = Cache(tmp_path / "cache", FrontendConfig())
+    labels = {e.patient + ":" + e.recording_id[-1]: np.asarray(cache.labels(e)) for e in cache.entries}
+    seizure = labels["iiic_01:1"]
+    assert (seizure[20 * 256:30 * 256] == 1).all()
+    assert (seizure[:20 * 256] == -1).all() and (seizure[30 * 256:] == -1).all()  # unrated, not background
+    gpd = labels["iiic_09:9"]
+    assert (gpd[20 * 256:30 * 256] == 0).all() and (np.delete(gpd, np.s_[20 * 256:30 * 256]) == -1).all()
+    assert (labels["eegmat_Subject00:1"] == 0).all() and (labels["eegmat_Subject00:2"] == 0).all()
+    entry = next(e for e in summary.entries if e.patient == "iiic_01")
+    assert entry.labelled_s == pytest.approx(10.0) and entry.seizure_s == pytest.approx(10.0)
