@@ -13,9 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOAD_CHILD = Path(__file__).with_name("load_child.py")
 
 LOAD_MEM_MB = 1024
-"""Address-space limit of a hostile load: the interpreter with numpy/edfio/pydantic takes ~160 MB of
-address space, a 4 MB EEG file a few tens of MB more; 1 GiB is bounded, a header that makes a reader
-allocate what it declares (gigabytes) is not."""
+"""Address space a hostile load may add to the loader process (the limit is set after the imports): a
+4 MB EEG file needs a few tens of MB; 1 GiB is bounded, a header that makes a reader allocate what it
+declares (gigabytes) is not."""
 
 LOAD_TIMEOUT_S = 20.0
 """Per-file time limit of a hostile load: every real file here loads in well under a second."""

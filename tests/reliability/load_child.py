@@ -9,8 +9,9 @@ object per path on stdout::
 
 LOADER is ``edf`` (``streaming.edf.load_canonical``), ``read_edf``, ``annotation``
 (``training.scoring.annotations.read_annotation``) or ``config`` (``ictal.config.load_config``).
-The limit is set with ``resource.setrlimit(RLIMIT_AS)`` after the imports, so it bounds what the
-load itself may allocate; ``MemoryError`` is reported as ``"memory"``.
+The limit is set with ``resource.setrlimit(RLIMIT_AS)`` after the imports, at the address space
+then in use plus MEM_MB, so it bounds what the loads themselves may allocate; ``MemoryError`` is
+reported as ``"memory"``. ``rss_before_mb`` is the peak RSS before the first load.
 """
 
 from __future__ import annotations
@@ -71,10 +72,19 @@ def _loader(name: str):
     raise SystemExit(f"unknown loader {name!r}; expected edf, read_edf, annotation or config")
 
 
+def _vm_size_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmSize missing from /proc/self/status")
+
+
 def main(argv: list[str]) -> int:
     loader_name, mem_mb, timeout_s, *paths = argv
     load = _loader(loader_name)
-    limit = int(mem_mb) * 1024 * 1024
+    rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    limit = _vm_size_bytes() + int(mem_mb) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGALRM, _on_alarm)
     for path in paths:
@@ -96,6 +106,7 @@ def main(argv: list[str]) -> int:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         result["warnings"] = [str(w.message) for w in caught]
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["rss_before_mb"] = rss_before_mb
         print(json.dumps(result), flush=True)
     return 0
 

@@ -32,7 +32,7 @@ from training.scoring.annotations import (
 
 SUFFIXES = (".csv_bi", ".tse", ".tse_bi", ".csv")
 CSV_HEAD = "# version = csv_v1.0.0\n# duration = {duration} secs\n#\nchannel,start_time,stop_time,label,confidence\n"
-FUZZ = settings(max_examples=200, deadline=2000, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=2000, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 FUZZ_LONG = settings(max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -161,7 +161,8 @@ def test_annotation_file_over_the_size_limit_is_refused_without_reading_it(tmp_p
         handle.truncate(1 << 30)
     result = bounded_loads("annotation", [huge], mem_mb=512)[str(huge)]
     assert_clear_error(result, huge, (f"at most {MAX_FILE_BYTES}",))
-    assert result["peak_rss_mb"] < 200, f"refusing a 1 GiB file took {result['peak_rss_mb']:.0f} MB"
+    grown = result["peak_rss_mb"] - result["rss_before_mb"]
+    assert grown < 50, f"refusing a 1 GiB file took {grown:.0f} MB"
 
 
 def test_large_valid_annotation_file_loads_in_bounded_memory(hostile_annotations):
@@ -169,7 +170,8 @@ def test_large_valid_annotation_file_loads_in_bounded_memory(hostile_annotations
     result = results[str(folder / "200k_events.csv_bi")]
     assert result["outcome"] == "ok", result
     assert result["shape"] == [200_000] and result["duration_s"] == 500000.0
-    assert result["peak_rss_mb"] < 600, f"200k events took {result['peak_rss_mb']:.0f} MB"
+    grown = result["peak_rss_mb"] - result["rss_before_mb"]
+    assert grown < 400, f"200k events took {grown:.0f} MB"
 
 
 def test_byte_order_mark_and_crlf_line_ends_are_read_like_plain_utf8(tmp_path):

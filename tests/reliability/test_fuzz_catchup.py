@@ -105,7 +105,7 @@ REQUESTS = st.one_of(
     st.tuples(st.integers(-3, N_EVENTS + 3), st.integers(-2, 120))
     .map(lambda sl: json.dumps({"since": sl[0], "limit": sl[1]}).encode()),
 )
-FUZZ = settings(max_examples=300, deadline=2000, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=2000, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -31,7 +31,7 @@ from detector.config import FrontendConfig
 from detector.model import build_model
 from tests.detector.model_configs import small_config
 
-FUZZ = settings(max_examples=100, deadline=5000, derandomize=True,
+FUZZ = settings(max_examples=60, deadline=5000, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

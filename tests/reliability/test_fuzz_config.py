@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from ictal.config import ConfigError, load_config
 from tests.reliability.helpers import assert_clear_error, bounded_loads
 
-FUZZ = settings(max_examples=200, deadline=3000, derandomize=True,
+FUZZ = settings(max_examples=100, deadline=3000, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 VALID_DAEMON = {

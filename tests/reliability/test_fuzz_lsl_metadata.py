@@ -30,7 +30,7 @@ from streaming.config import LslSourceConfig
 from streaming.sources.lsl import LslSource, channels_from_description
 
 STREAM = "ictal-fuzz-metadata"
-FUZZ = settings(max_examples=300, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 _SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 LABELS = st.one_of(
