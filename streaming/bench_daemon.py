@@ -208,15 +208,31 @@ def measure_frontend(recording: CanonicalRecording, hop_s: float) -> tuple[float
     return per_signal_s, per_window, windows
 
 
-def measure_inference(detector, windows: list, batch: int, repeats: int = 2) -> float:
-    """Seconds per window of ``detector.predict`` at batch size ``batch`` (mean of ``repeats`` calls)."""
+def measure_inference(detector, windows: list, batch: int, repeats: int = 3) -> tuple[float, float]:
+    """Seconds per window of ``detector.predict`` at batch size ``batch``: median and min of ``repeats`` calls."""
     data = np.stack([windows[i % len(windows)].data for i in range(batch)])
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         detector.predict(data)
         times.append(time.perf_counter() - t0)
-    return float(np.mean(times)) / batch
+    return float(np.median(times)) / batch, float(np.min(times)) / batch
+
+
+class _TimedScorer:
+    """Wraps a detector and records (batch size, seconds) of every ``predict`` call."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+        self.calls: list[tuple[int, float]] = []
+        for name in ("model_id", "stack", "backend", "device", "max_batch"):
+            setattr(self, name, getattr(detector, name))
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.detector.predict(windows)
+        self.calls.append((windows.shape[0], time.perf_counter() - t0))
+        return out
 
 
 def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, seconds: float,
@@ -247,7 +263,8 @@ def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, s
     def source(bed: BedConfig, frontend: FrontendConfig) -> Source:
         return SimulatedBedSource(recording, speed=1.0, preroll_s=60.0, offset_s=offsets[bed.bed_id])
 
-    daemon = Daemon(config, detector, notifier=SystemdNotifier(socket_path=""), source_factory=source)
+    timed = _TimedScorer(detector)
+    daemon = Daemon(config, timed, notifier=SystemdNotifier(socket_path=""), source_factory=source)
     first_seen: dict[str, int] = {}
     latencies: list[float] = []
 
@@ -267,8 +284,11 @@ def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, s
     skipped = sum(w.session.windows_discarded for w in workers if w.session)
     daemon.shutdown()
     due = beds * (1 + elapsed / hop_s)  # the preroll window, then one per hop of real time
+    n_windows = sum(b for b, _ in timed.calls)
+    model_s = sum(t for _, t in timed.calls)
     return {"beds": beds, "seconds": elapsed, "scored": scored, "skipped": skipped, "due": due,
-            "latencies": np.asarray(latencies)}
+            "latencies": np.asarray(latencies), "model_s_per_window": model_s / max(1, n_windows),
+            "mean_batch": n_windows / max(1, len(timed.calls))}
 
 
 def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: float) -> dict:
@@ -336,18 +356,21 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n1. cost of one bed")
         fe_per_s, prep_per_window, windows = measure_frontend(recording, 4.0)
-        infer1 = measure_inference(detector, windows, 1)
-        inferb = measure_inference(detector, windows, args.max_batch)
+        infer1, infer1_min = measure_inference(detector, windows, 1)
+        inferb, inferb_min = measure_inference(detector, windows, args.max_batch)
         print(f"  front-end (chunks of 0.25 s)          {fe_per_s * 1e3:8.2f} ms per s of signal")
         print(f"  window preparation (normalise+quality) {prep_per_window * 1e3:8.1f} ms per window")
-        print(f"  model, batch 1                         {infer1 * 1e3:8.0f} ms per window")
-        print(f"  model, batch {args.max_batch:<3d}                     {inferb * 1e3:8.0f} ms per window")
-        print("\n   hop_s | beds served in real time (estimate, batch "
-              f"{args.max_batch}) | windows per s needed per bed")
+        print(f"  model, batch 1                         {infer1 * 1e3:8.0f} ms per window (median of 3; "
+              f"min {infer1_min * 1e3:.0f})")
+        print(f"  model, batch {args.max_batch:<3d}                     {inferb * 1e3:8.0f} ms per window (median of 3; "
+              f"min {inferb_min * 1e3:.0f})")
+        print(f"\n   hop_s | beds served in real time, estimate at batch {args.max_batch} (median; best) | "
+              "windows per s per bed")
         capacity = {}
         for hop in hops:
             capacity[hop] = 1.0 / (fe_per_s + (prep_per_window + inferb) / hop)
-            print(f"   {hop:5g} | {capacity[hop]:10.1f} beds{'':29s}| {1 / hop:.3f}")
+            best = 1.0 / (fe_per_s + (prep_per_window + inferb_min) / hop)
+            print(f"   {hop:5g} | {capacity[hop]:8.1f} beds; {best:6.1f} beds{'':30s}| {1 / hop:.3f}")
 
         beds = args.live_beds or max(1, int(capacity.get(args.hop_s, 1.0 / (fe_per_s + (
             prep_per_window + inferb) / args.hop_s))))
@@ -358,6 +381,8 @@ def run(args: argparse.Namespace) -> int:
         kept_up = live["skipped"] == 0 and live["scored"] >= 0.9 * live["due"] - beds
         print(f"  windows due {live['due']:.0f}, scored {live['scored']}, skipped {live['skipped']} -> "
               f"{'served in real time' if kept_up else 'NOT served in real time'}")
+        print(f"  model time in the live run: {live['model_s_per_window'] * 1e3:.0f} ms per window (mean batch "
+              f"{live['mean_batch']:.1f})")
         if lat.size:
             print(f"  latency, chunk completing a window -> probabilities at the post-processor: "
                   f"p50 {np.percentile(lat, 50) * 1e3:.0f} ms, p99 {np.percentile(lat, 99) * 1e3:.0f} ms "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -29,6 +30,7 @@ class DroppingSource(Source):
         self.down_until: float | None = None
         self.dropped = False
         self.n = int(0.25 * self.recording.fs)
+        self.go = threading.Event()  # set by the test once the other bed runs
 
     @property
     def fs(self) -> float:
@@ -49,6 +51,8 @@ class DroppingSource(Source):
         return None
 
     def read(self, timeout_s: float) -> Chunk | None:
+        if not self.go.wait(timeout_s):
+            return None
         if not self.dropped and self.index >= self.drop_at:
             self.dropped = True
             self.down_until = time.monotonic() + self.down_s
@@ -71,10 +75,12 @@ def test_a_dropped_stream_is_reported_and_the_other_beds_keep_being_scored(tmp_p
     beds = {"bed-steady": eegmat / "Subject09_1.edf", "bed-drops": eegmat / "Subject10_1.edf"}
     config = daemon_config(tmp_path, beds, speed=0.0, queue_windows=16)
 
+    dropping_source = DroppingSource(beds["bed-drops"], drop_at_s=150.0, down_s=2.0, lost_s=3.0)
+
     def sources(bed, frontend):
         if bed.bed_id == "bed-drops":
-            return DroppingSource(beds["bed-drops"], drop_at_s=100.0, down_s=1.5, lost_s=3.0)
-        return make_source(bed.model_copy(update={"source": bed.source.model_copy(update={"speed": 20.0})}),
+            return dropping_source
+        return make_source(bed.model_copy(update={"source": bed.source.model_copy(update={"speed": 10.0})}),
                            frontend)
 
     daemon = Daemon(config, LineLengthScorer(), notifier=SystemdNotifier(socket_path=""), source_factory=sources)
@@ -82,8 +88,9 @@ def test_a_dropped_stream_is_reported_and_the_other_beds_keep_being_scored(tmp_p
     daemon.start()
     try:
         dropping, steady = daemon.workers["bed-drops"], daemon.workers["bed-steady"]
-        assert wait_for(lambda: not dropping.connected, 30.0)
-        assert steady.session is not None
+        assert wait_for(lambda: steady.session is not None, 30.0)
+        dropping_source.go.set()
+        assert wait_for(lambda: dropping_source.dropped and not dropping.connected, 30.0)
         before = steady.session.windows_scored
         assert wait_for(lambda: dropping.connected, 10.0)
         steady_scored_while_down.append(steady.session.windows_scored - before)
