@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -93,8 +95,8 @@ def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float =
     return _masked_mean(weight * ce, known)
 
 
-def loss_from_config(optim) -> callable:
-    """The loss function an ``OptimConfig`` names, as ``loss(logits, labels) -> scalar``."""
+def loss_from_config(optim) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss an ``OptimConfig`` names, as ``loss(logits (B, T), labels (B, T)) -> scalar tensor``."""
     if optim.loss == "focal":
         return lambda logits, labels: focal_loss(logits, labels, optim.focal_alpha, optim.focal_gamma)
     return lambda logits, labels: weighted_bce(logits, labels, optim.pos_weight)
