@@ -214,18 +214,26 @@ def test_replay_serve_subscribe_scrape_stop_restart(tmp_path, shared_data):
         notify.close()
 
 
-@pytest.mark.parametrize("problem", ["missing", "frontend"])
-def test_serve_refuses_a_bad_checkpoint_with_a_clear_message(tmp_path, problem):
+def test_serve_refuses_a_missing_checkpoint_with_a_clear_message(tmp_path):
     config = yaml.safe_load((REPO / "configs" / "daemon.yaml").read_text())
-    checkpoint = tmp_path / "checkpoint"
-    if problem == "frontend":
-        micro_checkpoint(checkpoint)
-        config["frontend"]["notch_hz"] = 50.0
-    config["detector"]["checkpoint"] = str(checkpoint)
+    config["detector"]["checkpoint"] = str(tmp_path / "checkpoint")
     path = tmp_path / "daemon.yaml"
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run([sys.executable, "-m", "ictal", "serve", "--config", str(path)], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    expected = "does not exist" if problem == "missing" else "notch_hz: checkpoint 60.0, daemon config 50.0"
-    assert expected in result.stderr
+    assert f"checkpoint {tmp_path / 'checkpoint'}" in result.stderr and "does not exist" in result.stderr
+
+
+def test_a_checkpoint_trained_with_another_frontend_is_refused_before_start(tmp_path):
+    from ictal.config import load_config
+    from streaming.daemon import DaemonError, load_detector
+
+    config = load_config(REPO / "configs" / "daemon.yaml", kind="daemon")
+    config = config.model_copy(update={
+        "frontend": config.frontend.model_copy(update={"notch_hz": 50.0}),
+        "detector": config.detector.model_copy(update={"checkpoint": micro_checkpoint(tmp_path / "ck"),
+                                                       "device": "cpu"}),
+    })
+    with pytest.raises(DaemonError, match=r"notch_hz: checkpoint 60.0, daemon config 50.0"):
+        load_detector(config)
