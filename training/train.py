@@ -45,6 +45,8 @@ from training.schedule import warmup_cosine
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+MAX_BAD_STEPS = 10
+"""Consecutive optimizer steps with a non-finite gradient after which training stops with an error."""
 LOG_COLUMNS = (
     "kind", "step", "epoch", "loss", "lr", "grad_norm", "windows_per_s", "elapsed_s",
     "dev_loss", "dev_sensitivity", "dev_fa_per_24h", "dev_tau_on", "dev_seizures", "dev_labelled_h",
@@ -363,6 +365,9 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
 
     Raises
     ------
+    FloatingPointError
+        If :data:`MAX_BAD_STEPS` optimizer steps in a row have a non-finite gradient (each such step
+        is skipped and reported; a few can happen under bf16).
     ValueError
         If the config asks for ``normalisation: running`` (its statistics depend on the stream before
         the window, which the cache does not keep), the train split has no labelled sample, or a
@@ -435,6 +440,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         bar = tqdm(total=limit, initial=state["global_step"], desc="train", unit="step",
                    disable=not (progress and dist_info.is_main), file=sys.stderr, dynamic_ncols=True)
         recent_loss: list[float] = []
+        bad_steps = 0
         final_loss = math.nan
         start_time = time.perf_counter()
         interval_start, interval_steps = start_time, 0
@@ -468,7 +474,21 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
                         loss.backward()
                     step_loss += float(loss.detach())
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), optim.grad_clip))
-                optimizer.step()
+                if math.isfinite(grad_norm):
+                    optimizer.step()
+                    bad_steps = 0
+                else:
+                    # The norm is of the all-reduced gradient: every rank takes the same decision.
+                    bad_steps += 1
+                    state["skipped_steps"] = state.get("skipped_steps", 0) + 1
+                    optimizer.zero_grad(set_to_none=True)
+                    if dist_info.is_main:
+                        print(f"step {state['global_step'] + 1}: non-finite gradient norm ({grad_norm}); "
+                              "update skipped", file=sys.stderr)
+                    if bad_steps >= MAX_BAD_STEPS:
+                        raise FloatingPointError(
+                            f"{bad_steps} optimizer steps in a row had a non-finite gradient (last loss "
+                            f"{step_loss}); lower optim.lr or check the cache for non-finite samples")
                 scheduler.step()
                 state["global_step"] += 1
                 state["step_in_epoch"] += 1

@@ -163,3 +163,16 @@ def test_dev_sweep_scores_overlap_hits_and_false_alarms_over_labelled_time_only(
     assert n_seizures == 1 and labelled_s == pytest.approx(500.0)
     assert points[0] == pytest.approx((0.9, 1.0, 86400 / 500))
     assert points[1] == pytest.approx((0.98, 0.0, 0.0))
+
+
+def test_non_finite_gradients_skip_the_update_and_stop_the_run_when_they_persist(repo_root, tusz_root, tmp_path,
+                                                                                   monkeypatch, capsys):
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "MAX_BAD_STEPS", 2)
+    monkeypatch.setattr(train_module, "loss_from_config",
+                        lambda optim: lambda logits, labels: logits.float().mean() * float("nan"))
+    config = make_config(repo_root, tusz_root, tmp_path / "nan", dev_eval=False)
+    with pytest.raises(FloatingPointError, match="2 optimizer steps in a row had a non-finite gradient"):
+        train_module.train(config)
+    assert "step 1: non-finite gradient norm (nan); update skipped" in capsys.readouterr().err
