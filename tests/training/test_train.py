@@ -133,12 +133,17 @@ def test_loss_goes_down_on_a_fixed_batch(repo_root, tusz_root):
 
 
 def test_ictal_train_command_runs_the_cpu_recipe(repo_root, tusz_root, tmp_path, capsys):
-    config = make_config(repo_root, tusz_root, tmp_path / "cli", dev_eval=False)
+    config = make_config(repo_root, tusz_root, tmp_path / "cli", dev_eval=False, grad_accum=2, batch_size=1)
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     assert main(["train", "--config", str(path), "--max-steps", "1", "--no-progress"]) == 0
     assert "trained 1 steps" in capsys.readouterr().out
     assert (tmp_path / "cli/checkpoints/last/model.safetensors").is_file()
+    row = json.loads((tmp_path / "cli/metrics.jsonl").read_text().splitlines()[0])
+    assert row["step"] == 1 and row["windows_per_s"] > 0 and np.isfinite(row["loss"])
+    missing = tmp_path / "no_such_checkpoint"
+    assert main(["train", "--config", str(path), "--resume", str(missing), "--no-progress"]) == 2
+    assert "no_such_checkpoint" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: train\ndata: {format: tusz, root: /nonexistent}\noptim: {lr: -1}\n")
     assert main(["train", "--config", str(bad)]) == 2
