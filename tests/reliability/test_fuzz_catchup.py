@@ -205,3 +205,11 @@ def test_paged_catchup_returns_every_event_once_in_order(served):
         since = seen[-1]
     assert seen == list(range(1, N_EVENTS + 1))
     assert reply["journal_head"] == N_EVENTS
+
+
+@pytest.mark.slow
+@settings(max_examples=10000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=REQUESTS)
+def test_long_fuzz_of_catchup_requests(served, request):
+    publisher, _ = served
+    _check_reply(publisher.handle_request(request), request)
