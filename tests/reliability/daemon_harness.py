@@ -156,15 +156,15 @@ class DaemonProcess:
     ----------
     folder : Path
         Working directory (journal, config, log).
-    beds : dict of str to str
-        Bed id -> LSL stream name.
+    beds : dict of str to str or dict
+        Bed id -> LSL stream name, or a whole ``source`` mapping (e.g. an EDF replay).
     thresholds : dict
         ``alarms.thresholds`` of the config.
     probability : float
         What the stand-in model answers for every sample.
     """
 
-    def __init__(self, folder: Path, beds: dict[str, str], thresholds: dict, probability: float = 0.95,
+    def __init__(self, folder: Path, beds: dict[str, str | dict], thresholds: dict, probability: float = 0.95,
                  hop_s: float = 2.0, min_history_s: float = 4.0, heartbeat_s: float = 0.5,
                  extra_env: dict[str, str] | None = None) -> None:
         self.folder = folder
@@ -174,8 +174,8 @@ class DaemonProcess:
         config = {
             "kind": "daemon",
             "log_level": "INFO",
-            "beds": [{"bed_id": bed, "source": {"type": "lsl", "name": stream, "resolve_timeout_s": 1.0,
-                                                 "reconnect_s": 0.5}}
+            "beds": [{"bed_id": bed, "source": stream if isinstance(stream, dict) else {
+                "type": "lsl", "name": stream, "resolve_timeout_s": 1.0, "reconnect_s": 0.5}}
                      for bed, stream in beds.items()],
             "scheduler": {"hop_s": hop_s, "min_history_s": min_history_s},
             "detector": {"checkpoint": str(folder / "no-checkpoint"), "device": "cpu", "max_batch": 8},

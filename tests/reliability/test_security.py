@@ -440,3 +440,24 @@ def test_errors_about_a_broken_identified_file_do_not_quote_its_identifiers(iden
             load_canonical(path)
         except Exception as exc:  # noqa: BLE001 - whatever is raised, its message is checked
             _assert_no_identifier(str(exc), f"the error for {name}")
+
+
+def test_no_patient_identifier_reaches_the_daemons_log_journal_or_metrics(identified_edf, tmp_path):
+    from tests.reliability.daemon_harness import DaemonProcess, wait_for
+
+    daemon = DaemonProcess(tmp_path, {"bed-phi": {"type": "edf", "path": str(identified_edf), "speed": 20.0,
+                                                  "loop": True}},
+                           {"tau_on": 0.8, "tau_off": 0.5, "min_duration_s": 1.0, "max_duration_s": 5.0,
+                            "merge_gap_s": 0.0, "refractory_s": 0.0})
+    try:
+        daemon.start()
+        assert wait_for(lambda: sum(e["kind"] == "onset" for e in daemon.catch_up(0)) >= 2, 60.0), daemon.log()[-3000:]
+        metrics_text = urllib.request.urlopen(daemon.metrics_url, timeout=5).read().decode()
+        journal = json.dumps(daemon.catch_up(0))
+    finally:
+        assert daemon.stop() == 0
+    assert "bed-phi" in metrics_text and "bed-phi" in journal and "bed-phi" in daemon.log()
+    _assert_no_identifier(daemon.log(), "the daemon's log")
+    _assert_no_identifier(metrics_text, "the daemon's metrics")
+    _assert_no_identifier(journal, "the journal")
+    _assert_no_identifier(daemon.journal_path.read_bytes().decode("latin-1"), "the journal file")
