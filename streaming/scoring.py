@@ -61,13 +61,9 @@ class ScoringLoop:
         Iterations completed (idle ones included).
     windows_scored : int
         Windows scored since the start.
-    latencies_s : list of float
-        Scoring latency (s) of the first ``LATENCY_KEEP`` windows, for benchmarks.
     on_scored : callable or None
         ``on_scored(bed_id, pending, result)`` after each window is scored (tests, benchmarks).
     """
-
-    LATENCY_KEEP = 100_000
 
     def __init__(self, detector: Scorer, workers: Callable[[], list[BedWorker]],
                  publish: Callable[..., object], metrics: IctalMetrics, daemon_metrics: DaemonMetrics,
@@ -82,7 +78,6 @@ class ScoringLoop:
         self.max_batch = max_batch
         self.progress = 0
         self.windows_scored = 0
-        self.latencies_s: list[float] = []
         self.error: BaseException | None = None
         self.on_scored: Callable[[str, PendingWindow, ScoreResult], None] | None = None
         self._wake = threading.Event()
@@ -170,8 +165,6 @@ class ScoringLoop:
         with worker.lock:
             result = worker.session.score(item.window, probs)
         latency = time.monotonic() - item.arrived_mono
-        if len(self.latencies_s) < self.LATENCY_KEEP:
-            self.latencies_s.append(latency)
         self.windows_scored += 1
         self.metrics.windows_scored.labels(bed=bed).inc()
         self.metrics.inference_latency.labels(bed=bed).observe(inference_s)
