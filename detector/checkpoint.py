@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,9 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     Raises
     ------
     CheckpointError
-        If the directory or the file is missing, the file is not JSON, or ``format`` is not
-        ``"ictal-checkpoint"`` version 1.
+        If the directory or the file is missing, the file is not JSON (or nested too deeply), ``format``
+        is not ``"ictal-checkpoint"`` version 1, ``montage`` is not the canonical channel order, or
+        ``thresholds`` is neither null nor an object of finite numbers.
     """
     path = Path(path)
     if not path.is_dir():
@@ -190,8 +192,9 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
         metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise CheckpointError(f"{meta_path}: checkpoint metadata missing") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: checkpoint metadata is not readable JSON ({exc})") from exc
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise CheckpointError(f"{meta_path}: checkpoint metadata is not readable JSON ({reason})") from exc
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{meta_path}: expected a JSON object (found {type(metadata).__name__})")
     if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
@@ -199,7 +202,29 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             f"{meta_path}: not an {FORMAT} version {FORMAT_VERSION} file (found format "
             f"{metadata.get('format')!r} version {metadata.get('format_version')!r})"
         )
+    if metadata.get("montage") != list(CANONICAL_CHANNELS):
+        raise CheckpointError(
+            f"{meta_path}: the model was trained on montage {metadata.get('montage')!r}; this detector feeds "
+            f"the canonical montage {list(CANONICAL_CHANNELS)}"
+        )
+    _check_thresholds(metadata.get("thresholds"), meta_path)
     return metadata
+
+
+def _check_thresholds(thresholds: Any, meta_path: Path) -> None:
+    """Thresholds are null or a mapping of names to finite numbers (``AlarmThresholds`` fields)."""
+    if thresholds is None:
+        return
+    if not isinstance(thresholds, dict):
+        raise CheckpointError(
+            f"{meta_path}: thresholds must be an object of named numbers or null (found "
+            f"{type(thresholds).__name__} {str(thresholds)[:40]!r})"
+        )
+    for name, value in thresholds.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise CheckpointError(
+                f"{meta_path}: thresholds.{name} must be a finite number (found {str(value)[:40]!r})"
+            )
 
 
 def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: Path) -> None:

@@ -164,3 +164,30 @@ def test_extra_may_not_override_reserved_keys(saved, tmp_path):
     _, model, config, frontend = saved
     with pytest.raises(ValueError, match="checkpoint_id"):
         save_checkpoint(tmp_path / "x", model, config, frontend, extra={"checkpoint_id": "mine"})
+
+
+@pytest.mark.parametrize("thresholds", ["tau_on high", [0.8, 0.5], {"tau_on": float("nan")}, {"tau_on": "high"}])
+def test_malformed_thresholds_are_refused_naming_them(saved, thresholds):
+    path, *_ = saved
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["thresholds"] = thresholds
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="thresholds"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("montage", [list(reversed(CANONICAL_CHANNELS)), list(CANONICAL_CHANNELS[:18]), None])
+def test_a_checkpoint_for_another_montage_is_refused(saved, montage):
+    path, *_ = saved
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["montage"] = montage
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="montage"):
+        load_checkpoint(path)
+
+
+def test_deeply_nested_metadata_is_refused_clearly(saved):
+    path, *_ = saved
+    (path / "metadata.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        load_checkpoint(path)
