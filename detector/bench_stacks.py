@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -25,12 +28,16 @@ class StackTiming:
         Backend that ran.
     median_ms : float
         Median wall time of one forward pass, in milliseconds.
+    cpu_ms : float
+        Median CPU time of the process (all threads) for one forward pass, in milliseconds; less
+        sensitive than the wall time to other processes sharing the cores.
     """
 
     stack: str
     shape: tuple[int, int, int]
     backend: str
     median_ms: float
+    cpu_ms: float
 
 
 def time_stack_block(
@@ -65,30 +72,41 @@ def time_stack_block(
     """
     module = build_stack(stack, config.model_copy(update={"n_layers": 1}), backend).to(device).eval()
     x = torch.randn(n_sequences, length, config.d_model, device=device)
-    times = []
+    wall, cpu = [], []
     with torch.inference_mode():
         for i in range(repeats + 1):
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             module(x)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if i:
-                times.append(time.perf_counter() - start)
-    times.sort()
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+    shape = (n_sequences, length, config.d_model)
     return StackTiming(
-        stack, (n_sequences, length, config.d_model), module.backend, 1e3 * times[len(times) // 2]
+        stack, shape, module.backend, 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
     )
+
+
+def main(threads: int = 2, length: int = 960, chunk_size: int = 64) -> None:
+    """Print the block timings of both stacks for the node-stream and edge-stream shapes of ``tiny``."""
+    torch.set_num_threads(threads)
+    cases = [
+        (19, StackConfig(d_model=32, chunk_size=chunk_size)),
+        (171, StackConfig(n_layers=1, d_model=8, chunk_size=chunk_size)),
+    ]
+    print(
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f}, chunk_size {cases[0][1].chunk_size}"
+    )
+    print(f"{'stack':<16}{'shape (N, L, D)':<18}{'backend':<11}{'wall ms':>9}{'cpu ms':>9}")
+    for name in ("bimamba2", "gated_deltanet"):
+        for n, cfg in cases:
+            t = time_stack_block(name, n, length, cfg)
+            print(f"{t.stack:<16}{str(t.shape):<18}{t.backend:<11}{t.median_ms:>9.1f}{t.cpu_ms:>9.1f}")
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
-    cases = [(19, StackConfig(d_model=32)), (171, StackConfig(n_layers=1, d_model=8))]
-    print(
-        f"{'stack':<16}{'shape':<18}{'backend':<11}{'ms / forward':>13}  ({torch.get_num_threads()} threads)"
-    )
-    for name in ("bimamba2", "gated_deltanet"):
-        for n, cfg in cases:
-            t = time_stack_block(name, n, 960, cfg)
-            print(f"{t.stack:<16}{str(t.shape):<18}{t.backend:<11}{t.median_ms:>13.1f}")
+    main()
