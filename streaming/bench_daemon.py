@@ -309,7 +309,7 @@ def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: fl
     before = _rss_mb()
     sessions = [BedSession(f"mem-{i}", FrontendConfig(), recording.fs, AlarmThresholds(), hop_s=hop_s)
                 for i in range(beds)]
-    n_loops = int(np.ceil(hours * 3600 / recording.duration_s))
+    n_loops = int(np.ceil((hours * 3600 + 300.0) / recording.duration_s)) + 1  # whole steps of 5 min
     streams = [_chunks(recording, offset=0, n_loops=n_loops) for _ in range(beds)]
     step_s = 300.0
     samples: list[tuple[float, float]] = []
