@@ -82,7 +82,8 @@ def build_stack(stack: Stack, config: StackConfig, backend: Backend = "auto") ->
         Layers, width and mixer hyper-parameters.
     backend : {"auto", "fused", "reference"}
         ``reference``: the pure-PyTorch chunked scans; ``fused``: mamba-ssm / fla kernels (CUDA);
-        ``auto``: fused when available, else reference (the choice is logged).
+        ``auto``: fused when available, else reference (the choice is logged; a kernel package that is
+        installed but fails to import also falls back to reference, with a warning).
 
     Returns
     -------
@@ -102,7 +103,31 @@ def build_stack(stack: Stack, config: StackConfig, backend: Backend = "auto") ->
     Yang, S., Kautz, J. and Hatamizadeh, A. (2024). Gated Delta Networks. arXiv:2412.06464.
     """
     chosen = resolve_backend(stack, backend)
-    make = _fused_mixer if chosen == "fused" else _reference_mixer
+    if chosen == "fused":
+        try:
+            return BidirectionalStack(
+                config.d_model,
+                config.n_layers,
+                functools.partial(_fused_mixer, stack, config),
+                stack=stack,
+                backend="fused",
+            )
+        except (ImportError, OSError) as exc:  # a kernel package that is present but does not import
+            if backend == "fused":
+                raise RuntimeError(
+                    f"backend='fused' for stack {stack!r}: the kernel package does not import "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+            log.warning(
+                "stack %s: backend auto -> reference (fused kernels fail to import: %s: %s)",
+                stack,
+                type(exc).__name__,
+                exc,
+            )
     return BidirectionalStack(
-        config.d_model, config.n_layers, functools.partial(make, stack, config), stack=stack, backend=chosen
+        config.d_model,
+        config.n_layers,
+        functools.partial(_reference_mixer, stack, config),
+        stack=stack,
+        backend="reference",
     )

@@ -132,6 +132,23 @@ def test_forced_fused_without_kernels_names_what_is_missing(
         build_stack(stack, CONFIG, backend="fused")
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_kernel_package_that_fails_to_import_falls_back_under_auto_only(
+    stack: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(stack: str, config: StackConfig) -> torch.nn.Module:
+        raise ImportError("libcudart.so.12: cannot open shared object file")
+
+    monkeypatch.setattr(build_module, "missing_fused_requirements", lambda s: [])
+    monkeypatch.setattr(build_module, "_fused_mixer", broken)
+    with caplog.at_level(logging.WARNING, logger="detector.stacks.build"):
+        module = build_stack(stack, CONFIG, backend="auto")
+    assert module.backend == "reference"
+    assert "fail to import" in caplog.text and "libcudart" in caplog.text
+    with pytest.raises(RuntimeError, match=r"does not import \(ImportError: libcudart"):
+        build_stack(stack, CONFIG, backend="fused")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only environment")
 @pytest.mark.parametrize("stack", STACKS)
 def test_this_cpu_machine_lacks_a_cuda_device_for_the_fused_backend(stack: str) -> None:
