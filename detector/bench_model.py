@@ -12,6 +12,8 @@ Figures
 - Where the time goes: every top-level layer is timed by forward hooks (encoder, node stream, edge
   stream, adjacency, Laplacian PE, graph network, fusion + read-out + decoder), and
   ``torch.linalg.eigh`` alone by a timing wrapper; ms per window, medians over the repeats.
+- CPU time: ``time.process_time`` of the child (all its threads) per window, beside the wall time;
+  on a shared machine it shows the work done when the wall time is inflated by other processes.
 - Peak memory: each (preset, stack) runs in its own child process; on the CPU the figure is the
   child's peak resident set size (ru_maxrss, model and interpreter included), on CUDA the peak of
   ``torch.cuda.max_memory_allocated``.
@@ -122,16 +124,17 @@ def _measure(job: dict) -> dict:
         rows = []
         for batch in job["batches"]:
             x = torch.randn(batch, config.n_chans, config.n_times, device=device)
-            totals, parts = [], []
+            totals, cpu_totals, parts = [], [], []
             with torch.inference_mode(), autocast:
                 for run in range(job["warmup"] + job["repeats"]):
                     spent.clear()
                     sync()
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     model(x)
                     sync()
                     if run >= job["warmup"]:
                         totals.append(time.perf_counter() - t0)
+                        cpu_totals.append(time.process_time() - c0)
                         parts.append(dict(spent))
             median = statistics.median(totals)
             breakdown = {
@@ -139,6 +142,7 @@ def _measure(job: dict) -> dict:
             }
             breakdown["rest"] = sum(breakdown[k] for k in ("projection", "fusion", "readout", "decoder"))
             rows.append({"batch": batch, "ms_per_window": 1e3 * median / batch,
+                         "cpu_ms_per_window": 1e3 * statistics.median(cpu_totals) / batch,
                          "windows_per_s": batch / median, "breakdown": breakdown})
     finally:
         torch.linalg.eigh = real_eigh
@@ -151,7 +155,8 @@ def _measure(job: dict) -> dict:
             "threads": torch.get_num_threads(), "n_times": config.n_times, "peak_mb": peak_mb, "rows": rows}
 
 
-HEADER = (f"{'preset':<6} {'stack':<14} {'params':>7} {'batch':>5} {'ms/window':>10} {'windows/s':>10} "
+HEADER = (f"{'preset':<6} {'stack':<14} {'params':>7} {'batch':>5} {'ms/window':>10} {'cpu ms/w':>9} "
+          f"{'windows/s':>10} "
           f"{'peak MB':>8} {'goal':>11} | " + " ".join(f"{label:>7}" for _, label in SHOWN))
 
 
@@ -165,7 +170,8 @@ def _format(result: dict) -> list[str]:
         b = row["breakdown"]
         lines.append(
             f"{result['preset']:<6} {result['stack']:<14} {result['params'] / 1e6:>6.2f}M {row['batch']:>5} "
-            f"{row['ms_per_window']:>10.1f} {row['windows_per_s']:>10.2f} {result['peak_mb']:>8.0f} "
+            f"{row['ms_per_window']:>10.1f} {row['cpu_ms_per_window']:>9.1f} {row['windows_per_s']:>10.2f} "
+            f"{result['peak_mb']:>8.0f} "
             f"{verdict:>11} | " + " ".join(f"{b[key]:>7.1f}" for key, _ in SHOWN)
         )
     return lines
@@ -194,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<6} {'':<14} (backend {result['backend']}, device {result['device']}, "
                   f"{result['threads']} threads, windows of {result['n_times']} samples)", flush=True)
     print()
-    print("ms/window = median forward time / batch; windows/s = batch / median forward time; peak MB = "
-          "peak RSS of the child process (CPU) or peak CUDA allocation. Columns after '|' are ms per window "
+    print("ms/window = median forward (wall) time / batch; cpu ms/w = CPU time of the process (all its "
+          "threads) per window, which other processes on the machine barely change: on an idle machine wall "
+          "time is about cpu ms/w divided by the threads used in parallel; windows/s = batch / median "
+          "forward time; peak MB = peak RSS of the child process (CPU) or peak CUDA allocation. Columns after '|' are ms per window "
           "spent in: tcn = TCN encoder, node = node stream, edge = edge stream, adj = dynamic adjacency "
           "(top-k), lpe = Laplacian PE (eigh included), eigh = torch.linalg.eigh alone, gnn = 2 x SSGConv, "
           "rest = projection, fusion, read-out, decoder. Goal: batch-1 latency goal of the preset on the "

@@ -21,6 +21,7 @@ def test_bench_times_every_layer_and_eigh_within_the_lpe():
         layers = ("encoder", "node_stream", "edge_stream", "adjacency", "lpe", "graph", "rest")
         parts = sum(b[k] for k in layers)
         assert 0 < parts <= row["ms_per_window"] * 1.001
+        assert row["cpu_ms_per_window"] > 0
         assert abs(row["windows_per_s"] - 1e3 / row["ms_per_window"]) < 1e-6 * row["windows_per_s"]
     lines = _format(result)
     assert len(lines) == 2 and len(lines[0]) == len(HEADER)
