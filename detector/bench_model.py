@@ -204,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
           "threads) per window, which other processes on the machine barely change: on an idle machine wall "
           "time is about cpu ms/w divided by the threads used in parallel; windows/s = batch / median "
           "forward time; peak MB = peak RSS of the child process (CPU) or peak CUDA allocation. Columns "
-          "after '|' are wall ms per window spent in: tcn = TCN encoder, node = node stream, edge = edge stream, adj = dynamic adjacency "
-          "(top-k), lpe = Laplacian PE (eigh included), eigh = torch.linalg.eigh alone, gnn = 2 x SSGConv, "
-          "rest = projection, fusion, read-out, decoder. Goal: batch-1 latency goal of the preset on the "
-          "2-core CPU (ms).")
+          "after '|' are wall ms per window spent in: tcn = TCN encoder, node = node stream, edge = edge "
+          "stream, adj = dynamic adjacency (top-k), lpe = Laplacian PE (eigh included), eigh = "
+          "torch.linalg.eigh alone, gnn = 2 x SSGConv, rest = projection, fusion, read-out, decoder. Goal: "
+          "batch-1 latency goal of the preset on the 2-core CPU (ms).")
     return 0
