@@ -4,7 +4,7 @@ Contract: a checkpoint directory loads into the model its weights were saved fro
 ``CheckpointError`` (a ValueError) is raised naming the checkpoint; altered weights never load, a
 model for another config never loads, and nothing is unpickled (see test_security.py for payloads).
 
-Bugs found (detector/checkpoint.py belongs to the model package; xfail strict):
+Bugs found by these tests (fixed in detector/checkpoint.py by its owner, commit 16aac7e):
 - ``metadata.json`` nested 100000 deep raises RecursionError (``read_metadata`` catches only
   OSError/UnicodeDecodeError/JSONDecodeError);
 - ``thresholds`` in the metadata is passed through unchecked: a string (or NaN ``tau_on``) comes back
@@ -167,7 +167,6 @@ def test_a_checkpoint_for_another_config_names_the_first_mismatching_tensor(sour
         load_checkpoint(path, backend="reference")
 
 
-@pytest.mark.xfail(strict=True, reason="read_metadata lets RecursionError escape for deeply nested JSON")
 def test_deeply_nested_metadata_is_refused_clearly(source, tmp_path):
     path = _copy(source[0], tmp_path, "deep")
     (path / "metadata.json").write_text("[" * 100000 + "]" * 100000)
@@ -175,7 +174,6 @@ def test_deeply_nested_metadata_is_refused_clearly(source, tmp_path):
         load_checkpoint(path, backend="reference")
 
 
-@pytest.mark.xfail(strict=True, reason="metadata thresholds are returned unchecked (a string or a NaN tau_on)")
 @pytest.mark.parametrize("thresholds", ["rm -rf /", [0.8, 0.5], {"tau_on": float("nan")}, {"tau_on": "high"}])
 def test_malformed_thresholds_in_metadata_are_refused(source, tmp_path, thresholds):
     path = _copy(source[0], tmp_path, "thr")
@@ -186,7 +184,6 @@ def test_malformed_thresholds_in_metadata_are_refused(source, tmp_path, threshol
         load_checkpoint(path, backend="reference")
 
 
-@pytest.mark.xfail(strict=True, reason="a montage other than the canonical channel order is accepted silently")
 @pytest.mark.parametrize("montage", [list(reversed(CANONICAL_CHANNELS)), ["Cz"] * 19, CANONICAL_CHANNELS[:18]])
 def test_a_checkpoint_for_another_montage_is_refused(source, tmp_path, montage):
     path = _copy(source[0], tmp_path, "montage")
