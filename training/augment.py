@@ -69,3 +69,58 @@ def time_shift_samples(config: AugmentConfig, fs: float, rng: np.random.Generato
     """Random shift of a window start, uniform in +/- ``time_shift_s`` seconds, in samples at ``fs`` Hz."""
     max_shift = int(round(config.time_shift_s * fs))
     return int(rng.integers(-max_shift, max_shift + 1)) if max_shift > 0 else 0
+
+
+def synthetic_seizure_window(context: np.ndarray, context_labels: np.ndarray, lead: int, fs: float,
+                             config: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inject one simulated evolving seizure into a background window, with labels that follow it.
+
+    The cache holds the front-end's filtered signal (0.5-120 Hz band-pass, mains notch, 256 Hz);
+    the injection acts on that. The simulated discharge (:func:`training.seizure_synthesis.inject_seizure`)
+    is a chirp of 1.5-9 Hz with four phase-locked harmonics (at most 36 Hz), well inside the pass
+    band, so adding it after the filter gives what filtering the sum would give (up to the front-end's
+    edge effects, which lie outside that band).
+
+    Parameters
+    ----------
+    context : ndarray of float32, shape (19, lead + n_window)
+        Filtered EEG in uV of a recording whose labels are all background: ``lead`` samples before
+        the window (as far back as the recording reaches, at most ``synthetic_seizure_max_lead_s``)
+        followed by the window.
+    context_labels : ndarray of int8, shape (lead + n_window,)
+        Its labels (all 0 = background for an eligible recording).
+    lead : int
+        Samples of ``context`` before the window start.
+    fs : float
+        Sampling rate in Hz (256).
+    config : AugmentConfig
+        ``synthetic_seizure_duration_s``, ``synthetic_seizure_amplitude_ratio`` (drawn per seizure)
+        and ``synthetic_seizure_min_inside_s`` (latest onset before the window end).
+    rng : numpy Generator
+        Source of every draw (deterministic for a seeded generator).
+
+    Returns
+    -------
+    window : ndarray of float32, shape (19, n_window)
+        The window with the seizure (and any post-ictal attenuation) added.
+    labels : ndarray of int8, shape (n_window,)
+        1 where the injected seizure runs, the input labels elsewhere.
+
+    Raises
+    ------
+    ValueError
+        If ``lead`` is negative or not shorter than ``context``.
+    """
+    from training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
+
+    n_total = context.shape[1]
+    n_window = n_total - lead
+    if lead < 0 or n_window <= 0:
+        raise ValueError(f"lead must lie in [0, {n_total}) (found {lead})")
+    latest = max(lead, n_total - 1 - int(round(config.synthetic_seizure_min_inside_s * fs)))
+    onset = int(rng.integers(0, latest + 1))
+    synth = SeizureSynthesisConfig(duration_s=tuple(config.synthetic_seizure_duration_s),
+                                   amplitude_ratio=tuple(config.synthetic_seizure_amplitude_ratio))
+    augmented, injected, _ = inject_seizure(context, fs, onset, rng, synth)
+    labels = np.where(injected == 1, np.int8(1), context_labels).astype(np.int8)
+    return augmented[:, lead:], labels[lead:]

@@ -38,6 +38,13 @@ class DataConfig(StrictModel):
         "events files list seizures only, so the rest is background; choose unknown for partly "
         "reviewed files."
     )
+    eval_recordings: list[str] = Field(
+        default_factory=list, description="Shell patterns (fnmatch, case-sensitive) on recording ids "
+        "(the path below root with / replaced by __, e.g. labelled__iiic_03 or "
+        "background__eegmat__Subject08_*): matching recordings are held out in split eval, never "
+        "trained on nor used for dev. Each pattern must match a recording, and a patient's recordings "
+        "must all match or none (a patient-level split)."
+    )
     patient_pattern: str = Field(
         r"^(?:sub-)?([^_]+)", description="edf_folder only: regular expression whose first group, applied "
         "to the file name stem, is the patient id (default: BIDS sub-<label> or the text before the "
@@ -63,6 +70,28 @@ class AugmentConfig(StrictModel):
     time_shift_s: float = Field(
         5.0, ge=0, description="Maximum shift in seconds of the window start around its sampled "
         "position, so events do not sit at the same place in the window; 0 disables it."
+    )
+    synthetic_seizure_p: float = Field(
+        0.0, ge=0, le=1, description="Probability that a background window drawn from a recording whose "
+        "labels are all known background (e.g. EEGMAT) gets a simulated evolving seizure injected "
+        "(training.seizure_synthesis) and its labels set from the injection; 0 disables it (windows "
+        "are then bit-identical to a run without this option). Training only; never in evaluation."
+    )
+    synthetic_seizure_max_lead_s: float = Field(
+        30.0, ge=0, description="The injected seizure's onset is uniform from this many seconds before "
+        "the window start (as far as the recording reaches back) to synthetic_seizure_min_inside_s "
+        "before its end, so seizures also start before or end after the window."
+    )
+    synthetic_seizure_min_inside_s: float = Field(
+        5.0, ge=0, description="Latest onset, in seconds before the window end (a seizure that starts "
+        "inside the window lasts at least this long in it)."
+    )
+    synthetic_seizure_duration_s: tuple[float, float] = Field(
+        (15.0, 90.0), description="Range of the injected seizure's duration in seconds (uniform)."
+    )
+    synthetic_seizure_amplitude_ratio: tuple[float, float] = Field(
+        (1.5, 5.0), description="Range of the discharge's plateau amplitude as a multiple of the "
+        "channel's background standard deviation (uniform)."
     )
 
 

@@ -54,6 +54,12 @@ class WindowSampler:
         Probability that a window is anchored on a seizure sample; when the recordings hold no
         seizure (or no background) every window is anchored on the class that exists.
 
+    Attributes
+    ----------
+    all_background : list of bool
+        Per entry: every sample is labelled background (no seizure, no unknown time), so a simulated
+        seizure may be injected anywhere in it (EEGMAT recordings).
+
     Raises
     ------
     ValueError
@@ -66,8 +72,10 @@ class WindowSampler:
         self.window_samples = int(window_samples)
         self.seizure_fraction = float(seizure_fraction)
         pools: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {SEIZURE: [], BACKGROUND: []}
+        self.all_background: list[bool] = []
         for index, entry in enumerate(self.entries):
             starts, stops, values = label_runs(np.asarray(cache.labels(entry)))
+            self.all_background.append(bool(values.size) and bool(np.all(values == BACKGROUND)))
             for cls in (SEIZURE, BACKGROUND):
                 keep = values == cls
                 if keep.any():
@@ -117,28 +125,32 @@ class WindowSampler:
         start = min(max(start, 0), n - self.window_samples) if n >= self.window_samples else n - self.window_samples
         return rec_index, start, cls
 
-    def read(self, rec_index: int, start: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read one window from the cache.
+    def read(self, rec_index: int, start: int, lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Read one window from the cache, optionally with the samples before it.
 
         Parameters
         ----------
         rec_index, start : int
             As returned by :meth:`draw`.
+        lead : int
+            Samples before ``start`` to read as well (context of an injected seizure); 0 = the
+            window only.
 
         Returns
         -------
-        signal : ndarray of float32, shape (19, window_samples)
+        signal : ndarray of float32, shape (19, lead + window_samples)
             Filtered EEG in uV; a head before the recording's start is zeros.
-        labels : ndarray of int8, shape (window_samples,)
+        labels : ndarray of int8, shape (lead + window_samples,)
             Per-sample labels; the padded head is -1 (unknown).
         """
         entry = self.entries[rec_index]
         signal_map = self.cache.signal(entry)
         label_map = self.cache.labels(entry)
+        start -= int(lead)
         lo = max(start, 0)
-        hi = start + self.window_samples
-        signal = np.zeros((signal_map.shape[0], self.window_samples), dtype=np.float32)
-        labels = np.full(self.window_samples, UNKNOWN, dtype=np.int8)
+        hi = start + int(lead) + self.window_samples
+        signal = np.zeros((signal_map.shape[0], int(lead) + self.window_samples), dtype=np.float32)
+        labels = np.full(int(lead) + self.window_samples, UNKNOWN, dtype=np.int8)
         signal[:, lo - start:] = signal_map[:, lo:hi]
         labels[lo - start:] = label_map[lo:hi]
         return signal, labels
@@ -165,6 +177,13 @@ class WindowDataset(torch.utils.data.Dataset):
 
     Notes
     -----
+    With ``augment.synthetic_seizure_p`` > 0, a window anchored on background in a recording that
+    is background throughout (:attr:`WindowSampler.all_background`) gets, with that probability, a
+    simulated seizure injected into its filtered signal before gain, noise and normalisation
+    (:func:`training.augment.synthetic_seizure_window`); its labels become 1 where the seizure runs.
+    When the option is 0 no random number is drawn for it, so windows are bit-identical to a run
+    without it.
+
     An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
     """
@@ -188,11 +207,23 @@ class WindowDataset(torch.utils.data.Dataset):
 
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, int(index)])
         shift = time_shift_samples(self.augment, self.fs, rng) if self.augment else 0
-        rec_index, start, _cls = self.sampler.draw(rng, shift)
+        rec_index, start, cls = self.sampler.draw(rng, shift)
         signal, labels = self.sampler.read(rec_index, start)
+        if self.augment and self.augment.synthetic_seizure_p > 0 and cls == BACKGROUND \
+                and self.sampler.all_background[rec_index] and start >= 0 \
+                and rng.random() < self.augment.synthetic_seizure_p:
+            signal, labels = self._inject(rec_index, start, rng)
         if self.augment:
             signal = scale_and_noise(signal, self.augment, rng)
         x = np.asarray(self.frontend.prepare_window(signal), dtype=np.float32)
         if self.augment:
             x = channel_dropout(x, self.augment.channel_dropout_p, rng)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels)
+
+    def _inject(self, rec_index: int, start: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The window at ``start`` of an all-background recording with a simulated seizure injected."""
+        from training.augment import synthetic_seizure_window
+
+        lead = min(start, int(round(self.augment.synthetic_seizure_max_lead_s * self.fs)))
+        context, context_labels = self.sampler.read(rec_index, start, lead)
+        return synthetic_seizure_window(context, context_labels, lead, self.fs, self.augment, rng)

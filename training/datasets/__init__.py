@@ -19,7 +19,7 @@ from training.datasets.base import (
 )
 from training.datasets.edf_folder import discover_edf_folder
 from training.datasets.rated_windows import discover_rated_windows
-from training.datasets.splits import assign_splits, check_patient_splits
+from training.datasets.splits import assign_splits, check_patient_splits, hold_out
 from training.datasets.tusz import discover_tusz
 
 
@@ -30,7 +30,8 @@ def discover(config: DataConfig) -> DatasetIndex:
     ----------
     config : DataConfig
         ``format`` picks the layout, ``root`` where it is; ``dev_fraction`` and ``split_seed`` draw
-        the split of layouts that carry none (TUSZ carries its own).
+        the split of layouts that carry none (TUSZ carries its own); ``eval_recordings`` holds
+        recordings out in split eval first (see :func:`training.datasets.splits.hold_out`).
 
     Returns
     -------
@@ -51,6 +52,7 @@ def discover(config: DataConfig) -> DatasetIndex:
         index = discover_edf_folder(config.root, unannotated, config.patient_pattern)
     else:
         index = discover_rated_windows(config.root)
+    hold_out(index.recordings, config.eval_recordings)
     assign_splits(index.recordings, config.dev_fraction, config.split_seed)
     check_patient_splits(index.recordings)
     return index
@@ -59,5 +61,5 @@ def discover(config: DataConfig) -> DatasetIndex:
 __all__ = [
     "BACKGROUND", "SEIZURE", "SPLITS", "UNKNOWN", "DatasetIndex", "LabelSpan", "Recording", "Skipped",
     "assign_splits", "check_patient_splits", "discover", "discover_edf_folder", "discover_rated_windows",
-    "discover_tusz",
+    "discover_tusz", "hold_out",
 ]

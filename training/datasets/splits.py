@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections import defaultdict
 
 import numpy as np
@@ -97,3 +98,51 @@ def check_patient_splits(recordings: list[Recording]) -> dict[str, set[str]]:
     for patient, splits in splits_of.items():
         patients[next(iter(splits))].add(patient)
     return patients
+
+
+def hold_out(recordings: list[Recording], patterns: list[str] | tuple[str, ...]) -> list[Recording]:
+    """Put the recordings whose id matches one of ``patterns`` in split ``eval`` (held out).
+
+    The held-out list is data (``DataConfig.eval_recordings`` in a train config), so the split a
+    checkpoint was trained with is written down once and the same patterns select the held-out
+    recordings in ``ictal evaluate --include``.
+
+    Parameters
+    ----------
+    recordings : list of Recording
+        Modified in place: a matching recording's ``split`` becomes "eval" (overriding a split the
+        layout gave it); the others are left as they are.
+    patterns : sequence of str
+        Shell patterns (:func:`fnmatch.fnmatchcase`) on ``Recording.recording_id``.
+
+    Returns
+    -------
+    held_out : list of Recording
+        The recordings put in eval, in input order.
+
+    Raises
+    ------
+    ValueError
+        If a pattern matches no recording (a typo would silently train on held-out data), or a
+        patient has recordings both matched and not matched (the split would not be per patient).
+    """
+    held: list[Recording] = []
+    unused = [p for p in patterns if not any(fnmatch.fnmatchcase(r.recording_id, p) for r in recordings)]
+    if unused:
+        raise ValueError(f"eval_recordings pattern(s) match no recording: {unused}")
+    if not patterns:
+        return held
+    matched_patients: dict[str, list[bool]] = defaultdict(list)
+    for rec in recordings:
+        matched = any(fnmatch.fnmatchcase(rec.recording_id, p) for p in patterns)
+        matched_patients[rec.patient].append(matched)
+        if matched:
+            rec.split = "eval"
+            held.append(rec)
+    split_patients = sorted(p for p, flags in matched_patients.items() if any(flags) and not all(flags))
+    if split_patients:
+        raise ValueError(
+            f"eval_recordings hold out only some recordings of patient(s) {split_patients}: "
+            "hold out all of a patient's recordings or none"
+        )
+    return held
