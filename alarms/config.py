@@ -120,7 +120,13 @@ class AlarmsConfig(StrictModel):
 
     thresholds: AlarmThresholds = Field(default_factory=AlarmThresholds)
     thresholds_file: Path | None = Field(
-        None, description="Thresholds written by `ictal tune`; when set it overrides `thresholds`."
+        None, description="Thresholds written by `ictal tune`; when set it overrides the checkpoint's tuned "
+        "thresholds and `thresholds`."
+    )
+    use_checkpoint_thresholds: bool = Field(
+        True, description="Without a thresholds_file, use the thresholds tuned into the checkpoint "
+        "(`ictal tune --write-checkpoint`) when it has them: they were chosen for that model's target "
+        "FA/24h, so they are safer than generic defaults. false: always use `thresholds`."
     )
     journal: JournalConfig = Field(default_factory=JournalConfig)
     publisher: PublisherConfig = Field(default_factory=PublisherConfig)

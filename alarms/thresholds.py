@@ -16,6 +16,7 @@ Written by ``ictal tune`` (:func:`save_thresholds`), read by the daemon (:func:`
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -124,8 +125,43 @@ def load_thresholds(path: Path | str) -> AlarmThresholds:
     return load_thresholds_file(path).thresholds
 
 
-def resolve_thresholds(config: AlarmsConfig) -> AlarmThresholds:
-    """The thresholds in force: those of ``config.thresholds_file`` when set, else ``config.thresholds``."""
+def thresholds_in_force(
+    config: AlarmsConfig, checkpoint_thresholds: Mapping[str, Any] | None = None
+) -> tuple[AlarmThresholds, str]:
+    """The thresholds in force and where they come from, in the one order the daemon and evaluation share.
+
+    Parameters
+    ----------
+    config : AlarmsConfig
+        The alarms section of the daemon config (evaluation builds one from its options).
+    checkpoint_thresholds : mapping or None
+        The tuned thresholds stored in the checkpoint's metadata (AlarmThresholds fields), if any.
+
+    Returns
+    -------
+    thresholds : AlarmThresholds
+        ``config.thresholds_file`` when set; else the checkpoint's tuned thresholds when
+        ``config.use_checkpoint_thresholds`` and the checkpoint has them; else ``config.thresholds``.
+    source : str
+        ``"file <path>"``, ``"checkpoint"`` or ``"config"``: logged and reported.
+
+    Raises
+    ------
+    ThresholdsFileError
+        If the thresholds file does not validate.
+    ValueError
+        If the checkpoint's thresholds are not valid AlarmThresholds.
+    """
     if config.thresholds_file is not None:
-        return load_thresholds(config.thresholds_file)
-    return config.thresholds
+        return load_thresholds(config.thresholds_file), f"file {config.thresholds_file}"
+    if config.use_checkpoint_thresholds and checkpoint_thresholds is not None:
+        try:
+            return AlarmThresholds.model_validate(dict(checkpoint_thresholds)), "checkpoint"
+        except ValidationError as exc:
+            raise ValueError(f"the checkpoint's tuned thresholds are invalid: {exc}") from exc
+    return config.thresholds, "config"
+
+
+def resolve_thresholds(config: AlarmsConfig, checkpoint_thresholds: Mapping[str, Any] | None = None) -> AlarmThresholds:
+    """The thresholds in force (see :func:`thresholds_in_force` for the order)."""
+    return thresholds_in_force(config, checkpoint_thresholds)[0]

@@ -44,7 +44,7 @@ from alarms.journal import Journal
 from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
 from alarms.publisher import AlarmPublisher
 from alarms.schema import AlarmEvent, ModelInfo
-from alarms.thresholds import resolve_thresholds
+from alarms.thresholds import thresholds_in_force
 from detector.config import FrontendConfig
 from streaming.bed import Scorer
 from streaming.bed_worker import BedWorker
@@ -189,7 +189,9 @@ class Daemon:
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self.source_factory = source_factory
         self.model = model_info(detector)
-        self.thresholds: AlarmThresholds = resolve_thresholds(config.alarms)
+        self.thresholds: AlarmThresholds
+        self.thresholds, self.thresholds_source = thresholds_in_force(
+            config.alarms, getattr(detector, "thresholds", None))
         self.metrics = IctalMetrics(alarm_rate_window_h=config.alarms.metrics.alarm_rate_window_h)
         self.daemon_metrics = DaemonMetrics(self.metrics.registry)
         self.metrics.set_model_info(stack=self.model.stack, backend=str(self.model.backend),
@@ -266,7 +268,9 @@ class Daemon:
                     pub=self.publisher.pub_endpoint, catchup=self.publisher.catchup_endpoint,
                     metrics=self.metrics_server.url, model=self.model.model_id, stack=self.model.stack,
                     backend=self.model.backend, device=getattr(self.detector, "device", "unknown"),
-                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s))
+                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s,
+                    thresholds=self.thresholds_source, tau_on=self.thresholds.tau_on,
+                    tau_off=self.thresholds.tau_off, min_duration_s=self.thresholds.min_duration_s))
         for bed in self.config.beds:
             self.metrics.set_thresholds(bed.bed_id, self.thresholds)
         with self._workers_lock:
@@ -423,8 +427,9 @@ class Daemon:
                     log.error(kv("reload_refused", file=self.config_path, detail=str(exc)))
                     return False
             try:
-                thresholds = resolve_thresholds(new_config.alarms)
-            except ThresholdsFileError as exc:
+                thresholds, thresholds_source = thresholds_in_force(
+                    new_config.alarms, getattr(self.detector, "thresholds", None))
+            except (ThresholdsFileError, ValueError) as exc:
                 log.error(kv("reload_refused", detail=str(exc)))
                 return False
             for section in ("frontend", "scheduler", "detector", "log_level", "shutdown_timeout_s", "no_data_s"):
@@ -436,7 +441,7 @@ class Daemon:
                     log.warning(kv("reload_needs_restart", section=f"alarms.{part}",
                                    detail="changed in the file; applied at the next restart"))
             changed_thresholds = thresholds != self.thresholds
-            self.thresholds = thresholds
+            self.thresholds, self.thresholds_source = thresholds, thresholds_source
             old_beds = {bed.bed_id: bed for bed in self.config.beds}
             new_beds = {bed.bed_id: bed for bed in new_config.beds}
             removed = [b for b in old_beds if b not in new_beds or new_beds[b] != old_beds[b]]
@@ -457,7 +462,7 @@ class Daemon:
                         for event in events:
                             self.publish(event)
                     self.metrics.set_thresholds(worker.bed_id, thresholds)
-                log.info(kv("thresholds_reloaded", **thresholds.model_dump()))
+                log.info(kv("thresholds_reloaded", source=thresholds_source, **thresholds.model_dump()))
             for bed_id in added:
                 worker = self._make_worker(new_beds[bed_id])
                 with self._workers_lock:

@@ -453,7 +453,10 @@ def load_scored(eval_dir: Path | str) -> list[ScoredRecording]:
 
 
 def resolve_thresholds(thresholds_file: Path | str | None, checkpoint: Path | str) -> tuple[AlarmThresholds, str]:
-    """The thresholds of an evaluation: the file given, else the checkpoint's tuned ones, else the defaults.
+    """The thresholds of an evaluation, in the daemon's order (``alarms.thresholds.thresholds_in_force``).
+
+    The file given, else the checkpoint's tuned ones, else the defaults of ``AlarmThresholds``: what
+    ``ictal serve`` with the default config and this checkpoint would run.
 
     Returns
     -------
@@ -466,14 +469,19 @@ def resolve_thresholds(thresholds_file: Path | str | None, checkpoint: Path | st
     alarms.thresholds.ThresholdsFileError
         If the file given does not validate.
     """
-    from alarms.thresholds import load_thresholds
+    from alarms.config import AlarmsConfig
+    from alarms.thresholds import thresholds_in_force
 
-    if thresholds_file is not None:
-        return load_thresholds(thresholds_file), str(thresholds_file)
-    stored = checkpoint_thresholds(checkpoint)
-    if stored is not None:
-        return stored, f"{checkpoint}/metadata.json"
-    return AlarmThresholds(), "defaults (alarms.config.AlarmThresholds)"
+    config = AlarmsConfig(thresholds_file=Path(thresholds_file) if thresholds_file is not None else None)
+    stored = checkpoint_metadata(checkpoint).get("thresholds")
+    thresholds, source = thresholds_in_force(config, stored)
+    if source == "checkpoint":
+        source = f"{checkpoint}/metadata.json"
+    elif source == "config":
+        source = "defaults (alarms.config.AlarmThresholds)"
+    else:
+        source = str(thresholds_file)
+    return thresholds, source
 
 
 def checkpoint_metadata(checkpoint: Path | str) -> dict:

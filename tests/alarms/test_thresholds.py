@@ -63,3 +63,26 @@ def test_invalid_values_name_the_key(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ThresholdsFileError, match="thresholds.tau_onn"):
         load_thresholds(path)
+
+
+def test_thresholds_in_force_order_file_then_checkpoint_then_config(tmp_path):
+    from alarms.thresholds import thresholds_in_force
+
+    tuned_in_checkpoint = {"tau_on": 0.6, "tau_off": 0.4, "min_duration_s": 4.0}
+    configured = AlarmThresholds(tau_on=0.9, tau_off=0.7)
+    # Without a file: the checkpoint's tuned thresholds win over the config's.
+    thresholds, source = thresholds_in_force(AlarmsConfig(thresholds=configured), tuned_in_checkpoint)
+    assert source == "checkpoint" and thresholds.tau_on == 0.6 and thresholds.min_duration_s == 4.0
+    # The site may insist on its own.
+    config = AlarmsConfig(thresholds=configured, use_checkpoint_thresholds=False)
+    assert thresholds_in_force(config, tuned_in_checkpoint) == (configured, "config")
+    # A checkpoint without tuned thresholds: the config's.
+    assert thresholds_in_force(AlarmsConfig(thresholds=configured), None) == (configured, "config")
+    # A thresholds file beats both.
+    path = tmp_path / "t.json"
+    file_thresholds = AlarmThresholds(tau_on=0.7, tau_off=0.2)
+    save_thresholds(path, file_thresholds, target_fa_per_24h=1.0, dataset="d", checkpoint_id="c")
+    thresholds, source = thresholds_in_force(AlarmsConfig(thresholds_file=path), tuned_in_checkpoint)
+    assert thresholds == file_thresholds and source == f"file {path}"
+    with pytest.raises(ValueError, match="tuned thresholds are invalid"):
+        thresholds_in_force(AlarmsConfig(), {"tau_on": 0.3, "tau_off": 0.5})
