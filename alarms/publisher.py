@@ -9,12 +9,22 @@ Topics: ``alarm.<bed>`` (onset, offset), ``quality.<bed>`` (signal_quality), ``h
 ``alarm.bed1`` also receives ``alarm.bed10``; compare the topic exactly when that matters.
 
 Catch-up REP socket (default ``tcp://127.0.0.1:5557``): one-frame JSON request
-``{"since": <journal_seq>, "limit": <n, optional>}`` (``since`` >= 0; ``limit`` from 1 to
-``max_batch``, default ``max_batch``); reply ``{"ok": true, "journal_head": <newest journal_seq>,
-"first_seq": <oldest retained journal_seq or null>, "more": <bool>, "events": [<event>, ...]}`` with
-the events of ``journal_seq > since`` in order (at most ``limit``; ``more`` says there are others: ask
-again from the last one). A malformed request gets ``{"ok": false, "error": "<what was wrong>"}``;
-the thread never dies on a bad request.
+``{"since": <journal_seq>, "limit": <n, optional>}`` (``since`` an integer from 0 to 2**63 - 1, the
+largest SQLite integer; ``limit`` from 1 to ``max_batch``, default ``max_batch``); reply ``{"ok": true,
+"journal_head": <newest journal_seq>, "first_seq": <oldest retained journal_seq or null>, "more":
+<bool>, "events": [<event>, ...]}`` with the events of ``journal_seq > since`` in order (at most
+``limit``; ``more`` says there are others: ask again from the last one). A malformed request gets
+``{"ok": false, "error": "<what was wrong>"}``: not UTF-8, longer than :data:`MAX_REQUEST_BYTES`, nested
+deeper than :data:`MAX_REQUEST_DEPTH` (both checked before parsing), not JSON, or not the object above.
+An unexpected failure while answering one request is logged with the request's first bytes and
+answered with an error too; the catch-up thread never dies on a request.
+
+Hostile peers: both sockets set ``ZAP_DOMAIN`` (:data:`ZAP_DOMAIN`), which makes libzmq refuse
+unversioned ZMTP 1.0 peers (random bytes on a raw TCP connection would otherwise be read as ZMTP 1.0
+frames and corrupt the REP socket's request/reply state), and ``MAXMSGSIZE``
+(:data:`MAX_FRAME_BYTES`): a peer that announces a larger frame is disconnected before anything is
+allocated for it, without a reply. The catch-up thread receives without blocking after a poll, so a
+message that libzmq drops (a request without a routing envelope) cannot block it.
 
 Heartbeats (topic ``heartbeat``, every ``heartbeat_s``) carry ``journal_head``: a subscriber whose
 last ``journal_seq`` is lower lost messages and catches up.
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -46,6 +57,49 @@ from alarms.schema import AlarmEvent
 log = logging.getLogger("ictal.alarms")
 
 PRUNE_INTERVAL_S = 3600.0
+
+ZAP_DOMAIN = b"ictal"
+"""ZAP domain of both sockets: with one set, libzmq refuses unversioned ZMTP 1.0 peers (and CURVE
+clients are authenticated against the certificates configured for this domain)."""
+
+MAX_SEQ = 2**63 - 1
+"""Largest ``since`` (SQLite integers are signed 64-bit)."""
+
+MAX_REQUEST_BYTES = 4096
+"""Longest catch-up request answered (a real one is under 60 bytes); longer ones get an error reply."""
+
+MAX_REQUEST_DEPTH = 32
+"""Deepest ``[``/``{`` nesting parsed (a real request has depth 1); deeper ones get an error reply
+without being parsed (``json.loads`` recurses once per level and raises RecursionError near 1000)."""
+
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""``MAXMSGSIZE`` of both sockets: libzmq disconnects a peer that sends a larger frame (no reply)."""
+
+_INTERNAL_ERROR_REPLY = json.dumps({"ok": False, "error": "internal error while answering the request "
+                                   "(logged by the daemon)"}).encode()
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _excerpt(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (error replies and logs stay short)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _nesting_depth(text: str, stop_above: int) -> int:
+    """Deepest nesting of ``[``/``{`` in ``text`` outside JSON strings (counting stops past ``stop_above``)."""
+    depth = deepest = 0
+    for char in _JSON_STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    break
+        elif char in "]}" and depth:  # a stray closer is a syntax error; never let it hide deeper nesting
+            depth -= 1
+    return deepest
 
 
 class PublisherError(OSError):
@@ -89,16 +143,20 @@ class AlarmPublisher:
     context : zmq.Context, optional
         Default a private context, terminated by :meth:`close`.
     max_batch : int, default 10000
-        Most events in one catch-up reply.
+        Most events in one catch-up reply, from 1 to ``2**63 - 2``.
 
     Raises
     ------
     PublisherError
         If an endpoint cannot be bound or the CURVE keys cannot be loaded.
+    ValueError
+        If ``max_batch`` is not an integer in range.
     """
 
     def __init__(self, config: PublisherConfig, journal: Journal, metrics: IctalMetrics | None = None,
                  context: zmq.Context | None = None, max_batch: int = 10000) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or not 1 <= max_batch < MAX_SEQ:
+            raise ValueError(f"max_batch must be an integer from 1 to {MAX_SEQ - 1} (found {max_batch!r})")
         self.config = config
         self.journal = journal
         self.metrics = metrics
@@ -127,6 +185,8 @@ class AlarmPublisher:
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
         sock = self._context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)  # refuse unversioned ZMTP 1.0 peers (raw TCP garbage)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         if self.config.curve is not None:
             if self._auth is None and self.config.curve.authorized_clients_dir is not None:
                 clients = Path(self.config.curve.authorized_clients_dir)
@@ -135,7 +195,7 @@ class AlarmPublisher:
                     raise PublisherError(f"CURVE authorized_clients_dir {clients} is not a directory")
                 self._auth = ThreadAuthenticator(self._context)
                 self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(clients))
+                self._auth.configure_curve(domain=ZAP_DOMAIN.decode(), location=str(clients))
             public, secret = load_server_keys(self.config.curve)
             sock.curve_publickey = public
             sock.curve_secretkey = secret
@@ -234,22 +294,55 @@ class AlarmPublisher:
     # -- catch-up -----------------------------------------------------------------------------------
 
     def handle_request(self, payload: bytes) -> bytes:
-        """Answer one catch-up request (see the module docstring for the format); never raises."""
+        """Answer one catch-up request (see the module docstring for the format); never raises.
+
+        Parameters
+        ----------
+        payload : bytes
+            The request frame as received.
+
+        Returns
+        -------
+        reply : bytes
+            The UTF-8 JSON reply: the events, or ``{"ok": false, "error": ...}`` when the request is
+            malformed or answering it failed (an unexpected failure is also logged, with the
+            request's first bytes).
+        """
         try:
-            request = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return self._answer(payload)
+        except Exception as exc:  # one request's failure must not end the catch-up thread
+            log.exception("catch-up request %s (%d bytes) failed unexpectedly; answered with an error",
+                          _excerpt(bytes(payload[:80])), len(payload))
+            return self._error(f"internal error while answering the request: {type(exc).__name__}: "
+                               f"{str(exc)[:200]} (logged by the daemon)")
+
+    def _answer(self, payload: bytes) -> bytes:
+        if len(payload) > MAX_REQUEST_BYTES:
+            return self._error(f"request is {len(payload)} bytes (expected at most {MAX_REQUEST_BYTES})")
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return self._error(f"request is not UTF-8: {exc}")
+        depth = _nesting_depth(text, MAX_REQUEST_DEPTH)
+        if depth > MAX_REQUEST_DEPTH:
+            return self._error(f"request is nested more than {MAX_REQUEST_DEPTH} deep (expected a flat "
+                               "JSON object)")
+        try:
+            request = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over the digit limit
             return self._error(f"request is not JSON: {exc}")
         if not isinstance(request, dict):
             return self._error(f"request must be a JSON object (found {type(request).__name__})")
         unknown = sorted(set(request) - {"since", "limit"})
         if unknown:
-            return self._error(f"unknown request keys {unknown} (expected 'since' and optional 'limit')")
+            return self._error(f"unknown request keys {_excerpt(unknown)} (expected 'since' and optional "
+                               "'limit')")
         since = request.get("since")
-        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            return self._error(f"'since' must be an integer >= 0 (found {since!r})")
+        if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_SEQ:
+            return self._error(f"'since' must be an integer >= 0 and <= {MAX_SEQ} (found {_excerpt(since)})")
         limit = request.get("limit", self.max_batch)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_batch:
-            return self._error(f"'limit' must be an integer from 1 to {self.max_batch} (found {limit!r})")
+            return self._error(f"'limit' must be an integer from 1 to {self.max_batch} (found {_excerpt(limit)})")
         try:
             head = self.journal.last_seq
             rows = self.journal.since_json(since, limit + 1)
@@ -274,18 +367,40 @@ class AlarmPublisher:
         poller.register(self._rep, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                if not poller.poll(100):
-                    continue
-                frames = self._rep.recv_multipart()
-                if len(frames) != 1:
-                    reply = self._error(f"request must be one frame (found {len(frames)})")
-                else:
-                    reply = self.handle_request(frames[0])
-                self._rep.send(reply)
-        except zmq.ContextTerminated:
-            return
+                try:
+                    self._serve_one(poller)
+                except zmq.ContextTerminated:
+                    return
+                except zmq.ZMQError as exc:
+                    log.error("catch-up socket %s failed: %s (errno %d); still serving", self.catchup_endpoint,
+                              exc, exc.errno)
+                    self._stop.wait(0.1)  # no busy loop if the error persists
         finally:
+            if not self._stop.is_set():
+                log.critical("the catch-up thread of %s ended while the publisher is open: subscribers can no "
+                             "longer catch up until the daemon restarts", self.catchup_endpoint)
             self._rep.close(linger=0)
+
+    def _serve_one(self, poller: zmq.Poller) -> None:
+        """Answer the next request if one arrives within 100 ms."""
+        if not poller.poll(100):
+            return
+        try:
+            # Poll may say readable for a message that the REP socket then drops (one without a routing
+            # envelope); a blocking receive would then wait for the next request, unanswered until then.
+            frames = self._rep.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        try:
+            if len(frames) != 1:
+                reply = self._error(f"request must be one frame (found {len(frames)})")
+            else:
+                reply = self.handle_request(frames[0])
+        except Exception:  # handle_request never raises; still, the REP socket owes a reply whatever happens
+            log.exception("catch-up request %s (%d frames) failed unexpectedly; answered with an error",
+                          _excerpt(frames[0][:80]), len(frames))
+            reply = _INTERNAL_ERROR_REPLY
+        self._rep.send(reply)
 
     # -- lifetime -----------------------------------------------------------------------------------
 

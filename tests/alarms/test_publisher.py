@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import time
@@ -13,7 +14,13 @@ import zmq.auth
 
 from alarms.config import CurveConfig
 from alarms.metrics import IctalMetrics
-from alarms.publisher import AlarmPublisher, PublisherError
+from alarms.publisher import (
+    MAX_FRAME_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_REQUEST_DEPTH,
+    AlarmPublisher,
+    PublisherError,
+)
 from alarms.schema import AlarmEvent
 from alarms.subscriber import AlarmSubscriber, CatchupError, ClientCurve
 from tests.alarms.helpers import onset, open_publisher, publisher_config
@@ -250,3 +257,120 @@ def test_curve_client_key_must_hold_a_secret(tmp_path):
     with pytest.raises(ValueError, match="cannot read CURVE certificate"):
         AlarmSubscriber("tcp://127.0.0.1:1", "tcp://127.0.0.1:2",
                         curve=ClientCurve(server_public, tmp_path / "missing.key_secret"))
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """A publisher on free loopback ports over a journal holding one onset, and a client context."""
+    config = publisher_config()
+    journal, publisher = open_publisher(tmp_path, config)
+    publisher.publish(onset())
+    ctx = zmq.Context()
+    yield publisher, ctx
+    ctx.destroy(linger=0)
+    publisher.close()
+    journal.close()
+
+
+def _ask(ctx: zmq.Context, endpoint: str, frames: list[bytes], timeout_ms: int = 3000) -> dict | None:
+    req = ctx.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(endpoint)
+    try:
+        req.send_multipart(frames)
+        return json.loads(req.recv()) if req.poll(timeout_ms) else None
+    finally:
+        req.close(linger=0)
+
+
+def _assert_serving(publisher: AlarmPublisher, ctx: zmq.Context) -> None:
+    reply = _ask(ctx, publisher.catchup_endpoint, [b'{"since": 0}'])
+    assert reply is not None, "the catch-up endpoint no longer answers a good request"
+    assert reply["ok"] is True and [e["journal_seq"] for e in reply["events"]] == [1]
+
+
+@pytest.mark.parametrize("payload, message", [
+    (json.dumps({"since": 2**63}).encode(), "'since' must be an integer >= 0 and <= 9223372036854775807"),
+    (json.dumps({"since": 0, "limit": 2**63}).encode(), "'limit' must be an integer from 1"),
+    (b"9" * 5000, f"request is 5000 bytes (expected at most {MAX_REQUEST_BYTES})"),
+    (b"[" * 2000 + b"]" * 2000, f"nested more than {MAX_REQUEST_DEPTH} deep"),
+    (b"[" * 4000, f"nested more than {MAX_REQUEST_DEPTH} deep"),
+    (b'{"since": "' + b"[" * 3000 + b'"}', "'since' must be an integer"),  # brackets in a string are no nesting
+    (b'{"since": 0, "x": "\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', "unknown request keys"),
+    (b'{"since": \xff}', "not UTF-8"),
+    (b'{"since": ' + b"1" * 4000 + b"}", "'since' must be an integer"),
+])
+def test_out_of_range_oversize_and_deep_requests_get_an_error_reply(served, payload, message):
+    publisher, ctx = served
+    reply = json.loads(publisher.handle_request(payload))
+    assert reply["ok"] is False and message in reply["error"], reply
+    assert len(reply["error"]) < 400, "an error reply quotes at most an excerpt of the request"
+    reply = _ask(ctx, publisher.catchup_endpoint, [payload])
+    assert reply is not None and reply["ok"] is False and message in reply["error"], reply
+    _assert_serving(publisher, ctx)
+
+
+def test_an_unexpected_failure_is_logged_answered_and_the_thread_keeps_serving(served, monkeypatch, caplog):
+    publisher, ctx = served
+    real = publisher.journal.since_json
+    calls = []
+
+    def broken_once(seq, limit=None):
+        calls.append(seq)
+        if len(calls) == 1:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return real(seq, limit)
+
+    monkeypatch.setattr(publisher.journal, "since_json", broken_once)
+    with caplog.at_level(logging.ERROR, logger="ictal.alarms"):
+        reply = _ask(ctx, publisher.catchup_endpoint, [b'{"since": 0, "limit": 5}'])
+    assert reply is not None and reply["ok"] is False
+    assert "internal error" in reply["error"] and "OverflowError" in reply["error"]
+    logged = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert logged and "since" in logged[0].getMessage() and logged[0].exc_info is not None
+    _assert_serving(publisher, ctx)
+
+
+def test_the_socket_loop_answers_even_if_handle_request_raises(served, monkeypatch, caplog):
+    publisher, ctx = served
+    real = publisher.handle_request
+    monkeypatch.setattr(publisher, "handle_request", lambda payload: 1 / 0 if b"boom" in payload else real(payload))
+    with caplog.at_level(logging.ERROR, logger="ictal.alarms"):
+        reply = _ask(ctx, publisher.catchup_endpoint, [b'{"boom": 1}'])
+    assert reply == {"ok": False, "error": "internal error while answering the request (logged by the daemon)"}
+    assert any("boom" in r.getMessage() and r.exc_info for r in caplog.records)
+    _assert_serving(publisher, ctx)
+
+
+def test_a_frame_over_the_socket_limit_drops_that_peer_only(served):
+    publisher, ctx = served
+    assert _ask(ctx, publisher.catchup_endpoint, [b" " * (MAX_FRAME_BYTES + 1)], timeout_ms=500) is None
+    _assert_serving(publisher, ctx)
+
+
+def test_a_request_without_envelope_does_not_block_the_catchup_thread(served):
+    publisher, ctx = served
+    dealer = ctx.socket(zmq.DEALER)  # no empty delimiter: the REP socket drops it after poll said readable
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(publisher.catchup_endpoint)
+    dealer.send(b'{"since": 0}')
+    time.sleep(0.3)
+    _assert_serving(publisher, ctx)
+    dealer.send(b'{"since": 0}')
+    time.sleep(0.3)
+    dealer.close(linger=0)
+    start = time.monotonic()  # a thread blocked in a receive would hold close() for its 5 s join timeout
+    publisher.close()
+    assert time.monotonic() - start < 2.0, "the catch-up thread was blocked in a receive"
+
+
+def test_max_batch_out_of_range_is_refused_before_binding(tmp_path):
+    config = publisher_config()
+    journal, publisher = open_publisher(tmp_path, config)
+    publisher.close()
+    try:
+        for bad in (0, 2**63 - 1, 1.5, True):
+            with pytest.raises(ValueError, match=r"max_batch must be an integer from 1 to \d+ \(found"):
+                AlarmPublisher(config, journal, max_batch=bad)
+    finally:
+        journal.close()
