@@ -1,9 +1,18 @@
-"""Per-channel signal quality of one window: flat line, saturation, non-finite samples, mains noise."""
+"""Per-channel signal quality of one window: flat line, saturation, non-finite samples, mains noise.
+
+Two depths: :func:`assess_window` judges the band-passed window the model scores (flat line, large
+deviations, non-finite samples, mains noise); clipping at an amplifier's rails is judged on the RAW
+microvolt samples (before resampling and filtering), where a rail is a plateau at the extreme value:
+the band-pass makes the plateaus of a clipped lead droop and overshoot, so neither the amplitude nor
+the plateau criterion finds them afterwards. :func:`rail_stats` summarises each raw piece of input as
+it arrives (cheap: a few passes over the piece), :func:`rail_summary` combines the pieces of a window,
+and ``assess_window(..., rails=...)`` reports the channels whose raw samples sit on a rail.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +74,184 @@ independent samples and a few times that for correlated EEG, is a few uV."""
 
 
 @dataclass(frozen=True)
+class RailStats:
+    """Raw-sample statistics of one piece of input, per channel (see :func:`rail_stats`).
+
+    Attributes
+    ----------
+    n_samples : int
+        Samples of the piece (per channel).
+    high, low : ndarray of float64, shape (n_channels,)
+        Largest and smallest finite raw sample (uV); -inf / +inf for a channel without one.
+    n_high, n_low : ndarray of int64, shape (n_channels,)
+        Samples within ``plateau_tolerance_uv`` of ``high`` (``low``) that have a neighbour also within
+        it (a plateau of at least two samples), counted only when the plateau lies more than
+        ``plateau_min_uv`` from the piece's mean or at ``saturation_uv`` or more from 0 uV; 0
+        otherwise. A constant piece counts in ``n_low`` only.
+    """
+
+    n_samples: int
+    high: np.ndarray
+    low: np.ndarray
+    n_high: np.ndarray
+    n_low: np.ndarray
+
+
+@dataclass(frozen=True)
+class RailSummary:
+    """Rail clipping of the raw samples of one window, per channel (see :func:`rail_summary`).
+
+    Attributes
+    ----------
+    fraction_high, fraction_low : ndarray of float64, shape (n_channels,)
+        Fraction of the window's raw samples on a plateau at the window's highest (lowest) value.
+    high, low : ndarray of float64, shape (n_channels,)
+        The window's highest and lowest raw value (uV): the rails when the fractions are large.
+    """
+
+    fraction_high: np.ndarray
+    fraction_low: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+
+    @property
+    def fraction(self) -> np.ndarray:
+        """Fraction of the window's raw samples on either rail, shape (n_channels,)."""
+        return np.minimum(self.fraction_high + self.fraction_low, 1.0)
+
+
+def _plateau_count(x: np.ndarray, level: np.ndarray, scan: np.ndarray, *, above: bool) -> np.ndarray:
+    """Per channel, the samples at or beyond ``level`` that have a neighbour there too (runs of >= 2).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_channels, n_samples)
+    level : ndarray of float64, shape (n_channels,)
+        Threshold per channel: samples ``>= level`` (``above``) or ``<= level`` count.
+    scan : ndarray of bool, shape (n_channels,)
+        Channels to scan; the others get 0.
+    above : bool
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (n_channels,)
+    """
+    counts = np.zeros(x.shape[0], dtype=np.int64)
+    if not scan.any():
+        return counts
+    limit = np.where(scan, level, np.inf if above else -np.inf).astype(x.dtype)[:, None]
+    at = x >= limit if above else x <= limit
+    n_at = np.count_nonzero(at, axis=1)
+    rows = np.flatnonzero(n_at >= 2)  # natural EEG reaches its extreme once: most rows end here
+    if rows.size:
+        at = at[rows]
+        pair = at[:, 1:] & at[:, :-1]
+        in_run = np.zeros_like(at)
+        in_run[:, 1:] |= pair
+        in_run[:, :-1] |= pair
+        counts[rows] = np.count_nonzero(in_run, axis=1)
+    return counts
+
+
+def rail_stats(raw: np.ndarray, thresholds: QualityThresholds | None = None) -> RailStats:
+    """Summarise one piece of raw input for rail (clipping) detection.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (n_channels, n_samples)
+        Raw samples in uV at the source's rate, before any filtering; may contain NaN/Inf (left out).
+        ``n_samples`` may be 0.
+    thresholds : QualityThresholds, optional
+        ``plateau_tolerance_uv`` and ``plateau_min_uv`` are read (default :data:`DEFAULT_THRESHOLDS`).
+
+    Returns
+    -------
+    stats : RailStats
+
+    Raises
+    ------
+    ValueError
+        If ``raw`` is not 2-D.
+
+    Notes
+    -----
+    A clipped lead sits on its rail for runs of consecutive samples; natural EEG reaches its extreme
+    for a sample or two (a few more at the top of a slow wave on a coarsely digitised record). Only
+    channels whose extreme lies more than ``plateau_min_uv`` from the piece's mean are scanned (a quiet
+    channel has many equal small values), and the mean, not a median, is the centre: the piece is a
+    few seconds long, so the mean follows the slow drift of raw ICU signals. A lead pinned at its rail
+    for a whole piece (its mean is the rail) is caught by the level instead: a plateau at
+    ``saturation_uv`` or more from 0 uV. A lead stuck at a small constant (a disconnected electrode at
+    0 uV) is not a rail: it is reported as flat by :func:`assess_window`.
+    """
+    t = thresholds or DEFAULT_THRESHOLDS
+    x = np.asarray(raw)
+    if x.ndim != 2:
+        raise ValueError(f"raw piece must have shape (n_channels, n_samples), found {x.shape}")
+    n_channels, n = x.shape
+    zeros = np.zeros(n_channels, dtype=np.int64)
+    if n == 0:
+        return RailStats(0, np.full(n_channels, -np.inf), np.full(n_channels, np.inf), zeros, zeros.copy())
+    high, low = x.max(axis=1), x.min(axis=1)
+    if np.isfinite(high).all() and np.isfinite(low).all():
+        mean = x.mean(axis=1)
+    else:  # NaN/Inf: left out (the front-end replaces them and counts them)
+        x = np.where(np.isfinite(x), x, np.nan)
+        with np.errstate(all="ignore"):
+            finite_rows = ~np.isnan(x).all(axis=1)
+            high = np.full(n_channels, -np.inf)
+            low = np.full(n_channels, np.inf)
+            mean = np.zeros(n_channels)
+            high[finite_rows] = np.nanmax(x[finite_rows], axis=1)
+            low[finite_rows] = np.nanmin(x[finite_rows], axis=1)
+            mean[finite_rows] = np.nanmean(x[finite_rows], axis=1)
+    high, low, mean = high.astype(np.float64), low.astype(np.float64), mean.astype(np.float64)
+    # A plateau is a rail when it lies far from the piece's mean, or at a level no EEG reaches (a lead
+    # pinned at its rail for the whole piece has its mean on the rail); a constant piece is counted once.
+    distinct = high - low > 2 * t.plateau_tolerance_uv
+    scan_high = distinct & ((high - mean > t.plateau_min_uv) | (np.abs(high) >= t.saturation_uv))
+    scan_low = (mean - low > t.plateau_min_uv) | (np.abs(low) >= t.saturation_uv)
+    return RailStats(n, high, low, _plateau_count(x, high - t.plateau_tolerance_uv, scan_high, above=True),
+                     _plateau_count(x, low + t.plateau_tolerance_uv, scan_low, above=False))
+
+
+def rail_summary(pieces: Iterable[RailStats], thresholds: QualityThresholds | None = None) -> RailSummary | None:
+    """Combine the :class:`RailStats` of the pieces of a window.
+
+    Parameters
+    ----------
+    pieces : iterable of RailStats
+        The raw pieces whose samples make up the window (same number of channels).
+    thresholds : QualityThresholds, optional
+        ``plateau_tolerance_uv`` is read (default :data:`DEFAULT_THRESHOLDS`).
+
+    Returns
+    -------
+    summary : RailSummary or None
+        None when there is no piece or no sample.
+
+    Notes
+    -----
+    The window's rails are its highest and lowest values; a piece's plateau counts when the piece's
+    extreme lies within ``plateau_tolerance_uv`` of the window's (the plateau of every clipped piece
+    sits exactly on the rail). Pieces whose extreme is lower contribute nothing.
+    """
+    t = thresholds or DEFAULT_THRESHOLDS
+    pieces = [p for p in pieces if p.n_samples]
+    if not pieces:
+        return None
+    high = np.stack([p.high for p in pieces])
+    low = np.stack([p.low for p in pieces])
+    top, bottom = high.max(axis=0), low.min(axis=0)
+    on_top = high >= top - t.plateau_tolerance_uv
+    on_bottom = low <= bottom + t.plateau_tolerance_uv
+    total = sum(p.n_samples for p in pieces)
+    n_top = np.where(on_top, np.stack([p.n_high for p in pieces]), 0).sum(axis=0)
+    n_bottom = np.where(on_bottom, np.stack([p.n_low for p in pieces]), 0).sum(axis=0)
+    return RailSummary(fraction_high=n_top / total, fraction_low=n_bottom / total, high=top, low=bottom)
+
+
+@dataclass(frozen=True)
 class QualityReport:
     """Signal quality of one window.
 
@@ -81,7 +268,8 @@ class QualityReport:
     n_nonfinite : ndarray of int64, shape (n_channels,)
         NaN/Inf samples per channel.
     saturated_fraction : ndarray of float64, shape (n_channels,)
-        Fraction of samples beyond ``saturation_uv`` or on the clipping plateau.
+        Fraction of samples beyond ``saturation_uv`` or on the clipping plateau (the larger of the
+        filtered window's and, when ``rails`` was given, the raw samples' rail fraction).
     line_noise_ratio : ndarray of float64, shape (n_channels,)
         Power at 50 or 60 Hz (the larger) over the power in ``band_hz``.
     """
@@ -100,6 +288,7 @@ def assess_window(
     fs: float,
     channels: Sequence[str] = CANONICAL_CHANNELS,
     thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+    rails: RailSummary | None = None,
 ) -> QualityReport:
     """Check each channel of a window for flat line, saturation, non-finite samples and mains noise.
 
@@ -116,6 +305,10 @@ def assess_window(
     channels : sequence of str
         Channel names used in the problem lines (the canonical 19 by default).
     thresholds : QualityThresholds
+    rails : RailSummary, optional
+        Rail clipping of the window's RAW samples (:func:`rail_summary`). A channel with more than
+        ``saturation_fraction`` of its raw samples on a rail is saturated (the problem line gives the
+        rails); without it only the filtered window is judged.
 
     Returns
     -------
@@ -125,7 +318,7 @@ def assess_window(
     ------
     ValueError
         If the window is not 2-D, has a different number of rows than ``channels``, is shorter than
-        1 s, or ``fs`` is 120 Hz or less.
+        1 s, ``fs`` is 120 Hz or less, or ``rails`` has another number of channels.
 
     Notes
     -----
@@ -222,6 +415,12 @@ def assess_window(
     with np.errstate(invalid="ignore", divide="ignore"):
         line_ratio = np.where(band_power > 0, line_power / band_power, 0.0)
 
+    raw_clipped = np.zeros(n_channels, dtype=bool)
+    if rails is not None:
+        if rails.fraction.shape != (n_channels,):
+            raise ValueError(f"rails must describe {n_channels} channels, found {rails.fraction.shape}")
+        raw_clipped = rails.fraction > t.saturation_fraction
+        saturated_fraction = np.maximum(saturated_fraction, rails.fraction)
     is_nonfinite = n_nonfinite > 0
     is_flat = (n_nonfinite < n) & (std < t.flat_std_uv)
     is_saturated = saturated_fraction > t.saturation_fraction
@@ -235,7 +434,14 @@ def assess_window(
             problems.append(f"{name}: non-finite ({n_nonfinite[i]} NaN/Inf samples of {n})")
         if is_flat[i]:
             problems.append(f"{name}: flat (std {std[i]:.2f} uV)")
-        if is_saturated[i]:
+        if raw_clipped[i]:
+            at = [f"{v:.0f} uV" for v, f in ((rails.low[i], rails.fraction_low[i]),
+                                               (rails.high[i], rails.fraction_high[i])) if f > 0]
+            problems.append(
+                f"{name}: saturated ({100 * rails.fraction[i]:.1f}% of raw samples clipped on a plateau at "
+                f"{' and '.join(at)})"
+            )
+        elif is_saturated[i]:
             problems.append(
                 f"{name}: saturated ({100 * saturated_fraction[i]:.1f}% of samples clipped or beyond "
                 f"+/-{t.saturation_uv:.0f} uV, peak {peak[i]:.0f} uV from the median)"

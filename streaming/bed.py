@@ -22,9 +22,11 @@ Signal quality and suppression
 Each scored window is judged usable or not (:meth:`BedSession.assess`): the front-end's
 ``detector.quality.assess_window`` report, plus channels with more than
 :data:`MAX_NONFINITE_FRACTION` of non-finite input samples (replaced by the front-end), plus the
-share of the window that is stream gap (more than :data:`MAX_GAP_FRACTION` makes it unusable). A
-``signal_quality`` event is emitted whenever the state (usable or not, and the set of bad channels)
-changes; the state starts as "usable, no bad channel", so a clean recording emits none. While the
+share of the window that is stream gap (more than :data:`MAX_GAP_FRACTION` makes it unusable), plus
+the input faults the source reported (:meth:`BedSession.set_input_fault`, e.g. a stream whose
+timestamps run at another rate than the announced one): a window holding samples received while such
+a fault lasted is unusable. A ``signal_quality`` event is emitted whenever the state (usable or not,
+and the set of bad channels) changes; the state starts as "usable, no bad channel", so a clean recording emits none. While the
 input is unusable the window's probabilities are not given to the post-processor: on the first
 unusable window the post-processor is closed (an open alarm gets its offset with reason
 ``signal_unusable``; a candidate onset is dropped) and it starts afresh on the first usable window.
@@ -214,6 +216,7 @@ class BedSession:
         self._next_out = 0  # first absolute index (256 Hz) not yet given to the output
         self._resume_from: int | None = None  # stitch_from of the oldest discarded window
         self._next_padded_end: int | None = None
+        self._faults: dict[str, tuple[str, int, int | None]] = {}  # key -> (problem, first, end) at 256 Hz
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -299,12 +302,49 @@ class BedSession:
         # BedPipeline keeps the per-chunk counts of replaced non-finite samples (no public accessor yet)
         nonfinite = self.pipeline._nonfinite_between(start, end)
         return PaddedWindow(
-            data=data, end_index=end, quality=assess_window(filtered, FS_HZ), valid=full_valid,
+            data=data, end_index=end, valid=full_valid,
+            quality=assess_window(filtered, FS_HZ, rails=self.pipeline.rails_between(start, end)),
             stitch_from=start, end_clock_s=self.pipeline.clock_at(end - 1), nonfinite_replaced=nonfinite,
             padding_samples=WINDOW_SAMPLES - history,
         )
 
     # -- quality ----------------------------------------------------------------------------------
+
+    def set_input_fault(self, key: str, problem: str) -> None:
+        """Declare the input unusable from now on for a reason the windows cannot show (source-level).
+
+        Every window scored while the fault lasts is unusable, including the windows already in the
+        ring buffer (the fault concerns the stream, e.g. a wrong sampling rate, so the samples held
+        are as wrong as the next ones). Setting a key again replaces its problem text.
+
+        Parameters
+        ----------
+        key : str
+            Identifies the fault (e.g. ``"rate"``) for :meth:`clear_input_fault`.
+        problem : str
+            The problem line written into the quality state and its ``signal_unusable`` event.
+        """
+        old = self._faults.get(key)
+        first = old[1] if old is not None and old[2] is None else 0
+        self._faults[key] = (problem, first, None)
+
+    def clear_input_fault(self, key: str, end_index: int) -> None:
+        """End a fault set by :meth:`set_input_fault`: windows holding input samples before
+        ``end_index`` stay unusable, later ones are judged on their own.
+
+        Parameters
+        ----------
+        key : str
+            The fault's key; an unknown or already cleared key is ignored.
+        end_index : int
+            Absolute input index (at ``fs_in``) of the first sample received after the fault ended.
+        """
+        old = self._faults.get(key)
+        if old is not None and old[2] is None:
+            self._faults[key] = (old[0], old[1], self.pipeline.out_index(end_index))
+        ring = self.pipeline.ring
+        oldest = 0 if ring.empty else ring.start_index
+        self._faults = {k: v for k, v in self._faults.items() if v[2] is None or v[2] > oldest}
 
     def assess(self, window: Window) -> QualityState:
         """Judge whether a window's input is usable (see the module docstring).
@@ -329,6 +369,10 @@ class BedSession:
                 problems.append(f"{name}: {int(count)} non-finite input samples replaced")
         gap_fraction = (window.gap_samples - padding) / n_real
         usable = len(bad) <= self.quality_thresholds.max_bad_channels
+        for problem, first, end in self._faults.values():
+            if first < window.end_index and (end is None or end > window.start_index + padding):
+                usable = False
+                problems.append(problem)
         if gap_fraction > MAX_GAP_FRACTION:
             usable = False
             problems.append(f"stream gap: {(window.gap_samples - padding) / FS_HZ:.1f} s of the window missing")

@@ -9,10 +9,26 @@ discarded (``BedSession.discard``): memory never grows and the scoring loop alwa
 window.
 
 Stream state is reported as ``signal_quality`` events (reasons ``stream_connected``,
-``stream_lost``, ``no_data``, ``end_of_stream``, ``source_error``, ``gap``) and metrics
-(``ictal_stream_connected``, ``ictal_samples_received``, ``ictal_samples_lost``,
-``ictal_stream_gap_seconds``, ``ictal_ring_buffer_fill_ratio``). A lost stream closes an open alarm
-(reason ``stream_lost``): no alarm stays up on data that no longer arrives.
+``stream_lost``, ``no_data``, ``end_of_stream``, ``source_error``, ``gap``, ``clock_jump_back``,
+``rate_mismatch``, ``rate_ok``) and metrics (``ictal_stream_connected``, ``ictal_samples_received``,
+``ictal_samples_lost``, ``ictal_stream_gap_seconds``, ``ictal_ring_buffer_fill_ratio``, and in
+:class:`streaming.daemon_metrics.DaemonMetrics` ``ictal_source_refusals_total``,
+``ictal_clock_jumps_back_total``, ``ictal_clock_jump_back_seconds_total``,
+``ictal_stream_effective_rate_hz``, ``ictal_stream_rate_mismatch``). A lost stream closes an open
+alarm (reason ``stream_lost``): no alarm stays up on data that no longer arrives.
+
+Refused streams: a source that cannot be opened, or whose stream comes back unusable after a loss
+(a missing channel, a unit or rate change: ``ValueError`` from ``Source.read``, MontageError
+included), is reported as a ``source_error`` event naming the problem at every refusal, and tried
+again (``RETRY_OPEN_S`` before the first opening, the source's ``reconnect_s`` after a loss); the bed
+is served again as soon as the stream is usable. Only an unexpected exception ends a bed.
+
+Source notices (``LslSource.take_notices``): timestamps going back within one connection
+(``clock_jump_back``: the samples are kept, contiguous, see ``streaming.sources.lsl``) are reported
+and counted; an effective rate that differs from the announced one (``rate_mismatch``) makes the
+bed's input unusable (``BedSession.set_input_fault``: alarms suppressed, the front-end would resample
+at the wrong ratio and shift every frequency) until the rate matches again (``rate_ok``) and the
+windows no longer hold mis-rated samples.
 """
 
 from __future__ import annotations
@@ -209,6 +225,8 @@ class BedWorker:
             log.error(kv("source_error", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
             self._emit(self._quality(0.0, "source_error", str(exc)))
             return False
+        if self.daemon_metrics is not None:
+            self.daemon_metrics.rate_mismatch.labels(bed=self.bed_id).set(0)
         if self.session is None:
             self.session = BedSession(
                 self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
@@ -224,15 +242,56 @@ class BedWorker:
             if self._stop.wait(RETRY_OPEN_S):
                 return
         while not self._stop.is_set():
-            chunk = self.source.read(READ_TIMEOUT_S)
+            try:
+                chunk = self.source.read(READ_TIMEOUT_S)
+            except ValueError as exc:
+                if getattr(self.source, "connected", True):
+                    raise  # not a refused reconnection: a bug or a bad file, the bed stops (bed_failed)
+                # the stream came back unusable (montage, unit, rate); the source retries after its pause
+                self._track_connection(time.monotonic())
+                self._refused(exc)
+                continue
             now = time.monotonic()
             self._track_connection(now)
-            if chunk is None:
-                if self.source.exhausted:
-                    self._end_of_stream()
-                    return
-                continue
-            self._handle(chunk, now, time.time())
+            if chunk is not None:
+                self._handle(chunk, now, time.time())
+            self._take_notices()
+            if chunk is None and self.source.exhausted:
+                self._end_of_stream()
+                return
+
+    def _refused(self, exc: ValueError) -> None:
+        log.error(kv("source_error", bed=self.bed_id, detail=str(exc), retry="after the reconnect pause"))
+        if self.daemon_metrics is not None:
+            self.daemon_metrics.source_refusals.labels(bed=self.bed_id).inc()
+        self._emit(self._quality(self._last_stream_s, "source_error", f"stream refused: {exc}"))
+
+    def _take_notices(self) -> None:
+        take = getattr(self.source, "take_notices", None)
+        if take is None:
+            return
+        bed, fs = self.bed_id, self.source.fs
+        dm = self.daemon_metrics
+        effective = getattr(self.source, "effective_fs", None)
+        if dm is not None and effective is not None:
+            dm.effective_rate.labels(bed=bed).set(effective)
+        for notice in take():
+            log.warning(kv(notice.reason, bed=bed, detail=notice.detail))
+            if notice.reason == "clock_jump_back":
+                if dm is not None:
+                    dm.clock_jumps_back.labels(bed=bed).inc()
+                    dm.clock_jump_back_seconds.labels(bed=bed).inc(notice.value)
+            elif notice.reason in ("rate_mismatch", "rate_ok"):
+                mismatch = notice.reason == "rate_mismatch"
+                if dm is not None:
+                    dm.rate_mismatch.labels(bed=bed).set(1 if mismatch else 0)
+                if self.session is not None:
+                    with self.lock:
+                        if mismatch:
+                            self.session.set_input_fault("rate", f"stream rate: {notice.detail}")
+                        else:
+                            self.session.clear_input_fault("rate", notice.first_index)
+            self._emit(self._quality(notice.first_index / fs, notice.reason, notice.detail))
 
     def _track_connection(self, now: float) -> None:
         connected = bool(getattr(self.source, "connected", True))

@@ -33,6 +33,18 @@ class DaemonMetrics:
         Iterations of the scoring loop (idle ones included): flat means a hung loop.
     beds : Gauge ``ictal_beds``
         Beds configured.
+    source_refusals : Counter ``ictal_source_refusals_total{bed}``
+        Times a bed's (re)connecting stream was refused (missing channel, unit, rate), each also a
+        ``source_error`` signal-quality event.
+    clock_jumps_back : Counter ``ictal_clock_jumps_back_total{bed}``
+        Times a stream's timestamps went back within one connection (``clock_jump_back`` events).
+    clock_jump_back_seconds : Counter ``ictal_clock_jump_back_seconds_total{bed}``
+        Seconds they went back in all.
+    effective_rate : Gauge ``ictal_stream_effective_rate_hz{bed}``
+        Sampling rate measured from the stream's timestamps (absent until measured).
+    rate_mismatch : Gauge ``ictal_stream_rate_mismatch{bed}``
+        1 while the measured rate differs from the announced one beyond the tolerance (alarms
+        suppressed), else 0.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -48,3 +60,13 @@ class DaemonMetrics:
         self.loop_iterations = Counter("ictal_scoring_loop_iterations", "Scoring loop iterations (idle "
                                        "included); flat while the loop hangs.", registry=registry)
         self.beds = Gauge("ictal_beds", "Beds configured.", registry=registry)
+        self.source_refusals = Counter("ictal_source_refusals", "Connections of a bed's stream refused "
+                                       "(missing channel, unit or rate).", ["bed"], registry=registry)
+        self.clock_jumps_back = Counter("ictal_clock_jumps_back", "Times a stream's timestamps went back "
+                                        "within one connection.", ["bed"], registry=registry)
+        self.clock_jump_back_seconds = Counter("ictal_clock_jump_back_seconds", "Seconds a stream's "
+                                               "timestamps went back, in all.", ["bed"], registry=registry)
+        self.effective_rate = Gauge("ictal_stream_effective_rate_hz", "Sampling rate measured from the "
+                                    "stream's timestamps (Hz).", ["bed"], registry=registry)
+        self.rate_mismatch = Gauge("ictal_stream_rate_mismatch", "1 while the measured rate differs from "
+                                   "the announced one (alarms suppressed).", ["bed"], registry=registry)

@@ -15,7 +15,7 @@ import numpy as np
 from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
 from detector.config import FrontendConfig
 from detector.frontend import Frontend
-from detector.quality import QualityReport, assess_window
+from detector.quality import QualityReport, RailStats, RailSummary, assess_window, rail_stats, rail_summary
 from streaming.chunk import Chunk
 from streaming.ringbuffer import RingBuffer
 from streaming.scheduler import WindowScheduler
@@ -32,7 +32,8 @@ class Window:
     end_index : int
         Absolute index at 256 Hz one past the window's last sample.
     quality : QualityReport
-        ``detector.quality.assess_window`` of the filtered uV window (before normalisation).
+        ``detector.quality.assess_window`` of the filtered uV window (before normalisation), with the
+        rail clipping of the window's raw samples (``BedPipeline.rails_between``).
     valid : ndarray of bool, shape (15360,)
         False where the sample is gap filler (see ``streaming.ringbuffer``).
     stitch_from : int
@@ -79,6 +80,12 @@ class BedPipeline:
     that became due (``WindowScheduler``: warm-up until the first full 60 s, then one per hop),
     normalised by ``Frontend.prepare_window``. Chunked input gives the same windows as the whole
     recording processed at once, whatever the chunk sizes.
+
+    Raw statistics: the raw input is summarised, a hop at a time (and at every window and gap), by
+    ``detector.quality.rail_stats`` (its extremes and the samples on a plateau at them), so that
+    clipping at an amplifier's rails is judged on the raw microvolts (the band-pass makes the plateaus
+    droop) while the spectral checks stay on the filtered window; a window's report combines the
+    stretches whose output overlaps it (granularity: at most one hop).
 
     Gaps: a chunk whose ``first_index`` lies beyond the end of the previous one starts a new
     segment. The front-end state is reset (carrying filter and resampler state across missing
@@ -132,10 +139,16 @@ class BedPipeline:
         self._emitted_any = False
         self._clock_anchor = (0, 0.0)  # (first_index at fs_in, clock_s) of the newest chunk
         self._nonfinite: deque[tuple[int, int, np.ndarray]] = deque()  # (out_start, out_end, counts)
+        self._rails: deque[tuple[int, int, RailStats]] = deque()  # (out_start, out_end, raw piece stats)
+        self._raw_pending: list[np.ndarray] = []  # raw input not yet summarised (see _flush_rails)
+        self._raw_pending_n = 0
+        self._raw_out_start = 0  # output index (256 Hz) where the pending raw input's output starts
 
-    def _out_index(self, in_index: int) -> int:
-        """Index at 256 Hz of the first output sample of a segment starting at ``in_index``."""
+    def out_index(self, in_index: int) -> int:
+        """Index at 256 Hz of the first output sample of a segment starting at input index ``in_index``."""
         return math.ceil(in_index * FS_HZ / self.fs_in - 1e-9)
+
+    _out_index = out_index
 
     def clock_at(self, index: int) -> float:
         """Source clock time in seconds of the sample at absolute index ``index`` (256 Hz)."""
@@ -173,6 +186,7 @@ class BedPipeline:
                 f"({self._next_in}): overlapping or out-of-order samples"
             )
         elif chunk.first_index > self._next_in:
+            self._flush_rails()  # a summary never spans a gap
             self.frontend.reset()
             self.n_resets += 1
             self._out_end = max(self._out_end, self._out_index(chunk.first_index))
@@ -187,6 +201,11 @@ class BedPipeline:
         return windows
 
     def _push_piece(self, data: np.ndarray) -> list[Window]:
+        if data.shape[1]:
+            if not self._raw_pending:
+                self._raw_out_start = self._out_end
+            self._raw_pending.append(np.array(data, copy=True))
+            self._raw_pending_n += data.shape[1]
         filtered = self.frontend.process(data)
         if self.frontend.n_nonfinite_last.any():
             self._nonfinite.append(
@@ -196,6 +215,8 @@ class BedPipeline:
             self._nonfinite.popleft()
         self.ring.append(filtered, self._out_end)
         self._out_end += filtered.shape[1]
+        if self._raw_pending_n >= self._piece_in:
+            self._flush_rails()
         windows = []
         for end in self.scheduler.due(self._out_end):
             window = self._make_window(end)
@@ -219,7 +240,7 @@ class BedPipeline:
         return Window(
             data=self.frontend.prepare_window(filtered, end_index=end_in_frontend),
             end_index=end,
-            quality=assess_window(filtered, FS_HZ),
+            quality=assess_window(filtered, FS_HZ, rails=self.rails_between(start, end)),
             valid=valid,
             stitch_from=stitch_from,
             end_clock_s=self.clock_at(end - 1),
@@ -245,6 +266,38 @@ class BedPipeline:
             if lo < end and hi > start:
                 counts += n
         return counts
+
+    def _flush_rails(self) -> None:
+        """Summarise the raw input received since the last summary (``detector.quality.rail_stats``).
+
+        Raw input is summarised by the hop (or at a window, or a gap, whichever comes first) rather
+        than by the chunk: one call per hop keeps the cost per bed a few tens of microseconds per hop.
+        """
+        if not self._raw_pending:
+            return
+        raw = self._raw_pending[0] if len(self._raw_pending) == 1 else np.concatenate(self._raw_pending, axis=1)
+        self._rails.append((self._raw_out_start, self._out_end, rail_stats(raw)))
+        self._raw_pending = []
+        self._raw_pending_n = 0
+        while self._rails and self._rails[0][1] <= self._out_end - self.ring.capacity:
+            self._rails.popleft()
+
+    def rails_between(self, start: int, end: int) -> RailSummary | None:
+        """Rail clipping of the raw input whose output lies in ``[start, end)``.
+
+        Parameters
+        ----------
+        start, end : int
+            Absolute indices at 256 Hz (within the newest ``ring_s`` seconds).
+
+        Returns
+        -------
+        rails : RailSummary or None
+            ``detector.quality.rail_summary`` of every summarised stretch of raw input (at most one hop,
+            see ``_flush_rails``) whose output overlaps the range; None when none does.
+        """
+        self._flush_rails()
+        return rail_summary(stats for lo, hi, stats in self._rails if lo < end and hi > start)
 
     _nonfinite_between = nonfinite_between  # the name streaming.bed used before it was public
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import pylsl
@@ -25,6 +27,43 @@ XDF_UNITS: dict[str, str] = {"microvolts": "uV", "millivolts": "mV", "volts": "V
 
 TIME_CORRECTION_EVERY_S = 5.0
 """Seconds between refreshes of the clock offset (liblsl measures it in the background)."""
+
+RATE_SPAN_S = 20.0
+"""Sliding span (s of timestamps) over which the effective sampling rate is measured."""
+
+RATE_MIN_SPAN_S = 10.0
+"""Contiguous samples (s of timestamps) needed before the effective rate is judged: over 10 s, the
+timestamp jitter of a chunked USB/Wi-Fi amplifier (tens of ms per chunk) moves the estimate by well
+under 1 %."""
+
+RATE_TOLERANCE = 0.02
+"""Largest relative difference between the effective and the nominal rate that is accepted (2 %):
+crystal drift of amplifiers is ~1e-4, jitter over ``RATE_MIN_SPAN_S`` below 1 %; a wrong nominal rate
+(200 Hz announced as 256 Hz: -22 %) is far beyond it. A mismatch ends when the difference is back
+within ``RATE_TOLERANCE / 2`` (hysteresis: no flapping at the border)."""
+
+
+@dataclass(frozen=True)
+class SourceNotice:
+    """Something about the stream that the bed must report (drained with ``LslSource.take_notices``).
+
+    Attributes
+    ----------
+    reason : str
+        ``clock_jump_back`` (timestamps went back within one connection), ``rate_mismatch`` (the
+        timestamps advance at a rate other than the nominal one) or ``rate_ok`` (they match again).
+    detail : str
+        Human-readable description with the measured values.
+    first_index : int
+        Absolute sample index (at the nominal rate) of the first sample the notice applies to.
+    value : float
+        The measured quantity: seconds the clock went back, or the effective rate in Hz.
+    """
+
+    reason: str
+    detail: str
+    first_index: int
+    value: float
 
 
 def channels_from_description(info: pylsl.StreamInfo) -> tuple[list[str], list[str]]:
@@ -78,6 +117,23 @@ class LslSource(Source):
     clock, or a sped-up replay whose timestamps run ahead of the wall clock), at least one sample.
     Every gap is logged and kept in ``gaps``.
 
+    Clock jumps back: within one connection, timestamps that go back by more than
+    ``gap_tolerance_s`` (a device clock stepped back, or a replay restarted its timeline) cannot
+    tell whether samples were repeated or the clock was reset; the samples are kept as they came,
+    contiguous with the previous ones (the absolute sample index stays monotonic: no sample is
+    dropped and no index is reused), and ``Chunk.clock_s`` follows the new timestamps. The jump is
+    logged, counted (``n_clock_jumps_back``, ``clock_jump_back_s``) and reported as a
+    :class:`SourceNotice` (reason ``clock_jump_back``). A jump back inside one pulled chunk splits it,
+    like a jump forward.
+
+    Effective rate: the timestamps of contiguous samples (reset at every gap, jump back and
+    reconnection) give the rate at which the device really samples: the samples received divided by
+    the timestamp span, over the last ``RATE_SPAN_S`` s, judged once ``RATE_MIN_SPAN_S`` s are held
+    (``effective_fs``). When it differs from the nominal rate by more than ``RATE_TOLERANCE`` a
+    notice ``rate_mismatch`` is raised (``rate_mismatch`` True), and ``rate_ok`` when it is back within
+    half the tolerance. The samples are still delivered at the nominal rate: the notice is what tells
+    the bed that the front-end resamples them at the wrong ratio.
+
     Parameters
     ----------
     config : LslSourceConfig
@@ -95,6 +151,15 @@ class LslSource(Source):
         Whether an inlet is currently open.
     montage : MontageMapping
         The mapping of the stream's labels (after a connection).
+    n_clock_jumps_back : int
+        Times the timestamps went back within one connection.
+    clock_jump_back_s : float
+        Total seconds they went back.
+    effective_fs : float or None
+        Latest effective rate (Hz) measured from the timestamps; None until ``RATE_MIN_SPAN_S`` s of
+        contiguous samples were received.
+    rate_mismatch : bool
+        True while the effective rate differs from the nominal one (see above).
     """
 
     def __init__(self, config: LslSourceConfig, frontend_config: FrontendConfig | None = None) -> None:
@@ -113,6 +178,12 @@ class LslSource(Source):
         self._lost_at: float | None = None
         self._next_attempt = 0.0
         self._pending: deque[Chunk] = deque()
+        self.n_clock_jumps_back = 0
+        self.clock_jump_back_s = 0.0
+        self.effective_fs: float | None = None
+        self.rate_mismatch = False
+        self._rate_points: deque[tuple[float, int]] = deque()  # (timestamp, index) of a chunk's last sample
+        self._notices: deque[SourceNotice] = deque()
 
     @property
     def fs(self) -> float:
@@ -173,7 +244,11 @@ class LslSource(Source):
             log.warning("LSL stream %s found but not opened (%s); will retry", self.predicate(), exc)
             inlet.close_stream()
             return False
-        self._configure(full)
+        try:
+            self._configure(full)
+        except ValueError:  # MontageError included: refused, the caller reports it and retries later
+            inlet.close_stream()
+            raise
         self._inlet = inlet
         self._offset_s = offset
         self._offset_at = time.monotonic()
@@ -183,8 +258,11 @@ class LslSource(Source):
 
     def _configure(self, info: pylsl.StreamInfo) -> None:
         fs = info.nominal_srate()
-        if fs == pylsl.IRREGULAR_RATE or fs <= 0:
-            raise ValueError(f"LSL stream {info.name()!r} has an irregular rate; expected a fixed EEG rate in Hz")
+        if not math.isfinite(fs) or fs == pylsl.IRREGULAR_RATE or fs <= 0:
+            kind = "an irregular rate" if fs == pylsl.IRREGULAR_RATE else f"a nominal rate of {fs} Hz"
+            raise ValueError(
+                f"LSL stream {info.name()!r} announces {kind}; expected a fixed, finite EEG rate > 0 Hz"
+            )
         if self._fs is not None and fs != self._fs:
             raise ValueError(
                 f"LSL stream {info.name()!r} came back at {fs:g} Hz, expected {self._fs:g} Hz as before the loss"
@@ -235,7 +313,9 @@ class LslSource(Source):
         RuntimeError
             If the source was never opened.
         ValueError
-            If a reconnected stream has another rate or unmappable channels.
+            If a reconnected stream has another rate or unmappable channels (MontageError included).
+            The stream stays lost: the next attempt comes ``reconnect_s`` later, so the caller may
+            report the refusal and keep calling ``read``.
         """
         if self._fs is None:
             raise RuntimeError("LslSource.read called before open()")
@@ -272,14 +352,29 @@ class LslSource(Source):
         except LslTimeoutError:
             log.warning("LSL time_correction timed out; keeping the offset %.6f s", self._offset_s)
 
+    def take_notices(self) -> list[SourceNotice]:
+        """The notices raised since the last call, oldest first (the list is emptied).
+
+        Returns
+        -------
+        notices : list of SourceNotice
+        """
+        out = list(self._notices)
+        self._notices.clear()
+        return out
+
     def _split(self, samples: np.ndarray, timestamps: np.ndarray) -> None:
         """Turn one pull into chunks at every timestamp jump, with their gaps, into ``_pending``."""
         period = 1.0 / self._fs
         tol = self.config.gap_tolerance_s
-        jumps = np.flatnonzero(np.diff(timestamps) > period + tol) + 1
+        step = np.diff(timestamps) - period
+        jumps = np.flatnonzero((step > tol) | (step < -tol)) + 1
         bounds = [0, *jumps.tolist(), len(timestamps)]
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            contiguous = self._last_ts is not None and self._lost_at is None
             gap = self._gap_before(timestamps[lo])
+            if not contiguous or gap or self._jumped_back(timestamps[lo]):
+                self._rate_points.clear()
             self._last_ts = float(timestamps[hi - 1])
             self._lost_at = None
             data = self.montage.apply(samples[lo:hi].T * self._scale[:, None])
@@ -292,6 +387,49 @@ class LslSource(Source):
                 Chunk(data=data, first_index=first, clock_s=float(timestamps[lo]), fs=self._fs, gap_samples=gap)
             )
             self._next_index = first + (hi - lo)
+            self._track_rate(float(timestamps[hi - 1]), self._next_index - 1)
+
+    def _jumped_back(self, first_ts: float) -> bool:
+        """Whether ``first_ts`` went back (beyond the tolerance) from the previous sample, same connection;
+        reported as a notice when it did (call after ``_gap_before``, before ``_last_ts`` moves)."""
+        if self._last_ts is None or self._lost_at is not None:
+            return False
+        back_s = (self._last_ts + 1.0 / self._fs) - first_ts
+        if back_s <= self.config.gap_tolerance_s:
+            return False
+        self.n_clock_jumps_back += 1
+        self.clock_jump_back_s += back_s
+        detail = (f"timestamps went back by {back_s:.3f} s within one connection before input sample "
+                  f"{self._next_index}; samples kept in arrival order, contiguous with the previous ones")
+        log.warning("LSL stream %s: %s", self.predicate(), detail)
+        self._notices.append(SourceNotice("clock_jump_back", detail, self._next_index, back_s))
+        return True
+
+    def _track_rate(self, last_ts: float, last_index: int) -> None:
+        """Update the effective-rate estimate with a chunk's last sample; raise rate notices."""
+        points = self._rate_points
+        points.append((last_ts, last_index))
+        while len(points) > 2 and points[1][0] <= last_ts - RATE_SPAN_S:
+            points.popleft()
+        span_s = last_ts - points[0][0]
+        if span_s < RATE_MIN_SPAN_S:
+            return
+        rate = (last_index - points[0][1]) / span_s
+        self.effective_fs = rate
+        error = rate / self._fs - 1.0
+        if not self.rate_mismatch and abs(error) > RATE_TOLERANCE:
+            self.rate_mismatch = True
+            detail = (f"stream announces {self._fs:g} Hz but its timestamps advance at {rate:.1f} Hz "
+                      f"({100 * error:+.1f} % over {span_s:.1f} s; tolerance {100 * RATE_TOLERANCE:g} %): the "
+                      f"front-end resamples at the wrong ratio")
+            log.warning("LSL stream %s: %s", self.predicate(), detail)
+            self._notices.append(SourceNotice("rate_mismatch", detail, last_index + 1, rate))
+        elif self.rate_mismatch and abs(error) <= RATE_TOLERANCE / 2:
+            self.rate_mismatch = False
+            detail = (f"timestamps advance at {rate:.1f} Hz again, within {100 * RATE_TOLERANCE / 2:g} % of the "
+                      f"announced {self._fs:g} Hz")
+            log.info("LSL stream %s: %s", self.predicate(), detail)
+            self._notices.append(SourceNotice("rate_ok", detail, last_index + 1, rate))
 
     def _gap_before(self, first_ts: float) -> int:
         if self._last_ts is None:
@@ -301,10 +439,7 @@ class LslSource(Source):
         if self._lost_at is None:  # same connection
             if delta > tol:
                 return round(delta * self._fs)
-            if delta < -tol:
-                log.warning("LSL stream %s: timestamps went back by %.3f s within one connection",
-                            self.predicate(), -delta)
-            return 0
+            return 0  # a jump back is reported by _jumped_back
         if delta >= -tol:  # reconnected, timestamps moved forward
             return max(0, round(delta * self._fs))
         offline_s = time.monotonic() - self._lost_at

@@ -147,3 +147,46 @@ def test_window_whose_length_is_not_whole_seconds_is_assessed(clean_window: np.n
     report = assess_window(window, FS)
     assert report.bad_channels == ("T5",) and report.problems[0].startswith("T5: line noise")
     np.testing.assert_allclose(report.std_uv[0], window[0].std(), rtol=1e-6)
+
+
+def _rails(raw: np.ndarray, piece: int = 400):
+    from detector.quality import rail_stats, rail_summary
+
+    return rail_summary(rail_stats(raw[:, i:i + piece]) for i in range(0, raw.shape[1], piece))
+
+
+@pytest.fixture(scope="module")
+def raw_iiic_02(shared_data: Path) -> np.ndarray:
+    edf = edfio.read_edf(shared_data / "labelled/iiic_02.edf")  # seizure plurality, ~1.8 mV peaks
+    return map_montage([s.label for s in edf.signals]).apply(np.stack([s.data for s in edf.signals]))
+
+
+def test_raw_rail_plateaus_make_a_channel_saturated_where_the_filtered_window_shows_none(raw_iiic_02):
+    raw = raw_iiic_02[:, : 30 * 200].copy()
+    raw[T5] = np.clip(raw[T5] * 50.0, -2500.0, 2500.0)
+    filtered = process_recording(raw, 200.0, FrontendConfig())
+    rails = _rails(raw)
+    assert rails.fraction[T5] > 0.1 and rails.high[T5] == 2500.0 and rails.low[T5] == -2500.0
+    report = assess_window(filtered, FS, rails=rails)
+    assert [p for p in report.problems if p.startswith("T5")][0].startswith("T5: saturated (")
+    assert "-2500 uV and 2500 uV" in report.problems[0]
+    assert report.saturated_fraction[T5] == pytest.approx(rails.fraction[T5])
+
+
+def test_a_lead_pinned_at_its_rail_is_saturated_and_a_lead_stuck_at_zero_only_flat(raw_iiic_02):
+    raw = raw_iiic_02[:, : 30 * 200].copy()
+    raw[T5] = np.clip(raw[T5] * 50.0 - 5000.0, -2500.0, 2500.0)  # a DC offset: on the rail nearly always
+    raw[0] = 0.0
+    rails = _rails(raw)
+    assert rails.fraction[T5] > 0.8 and rails.fraction[0] == 0.0
+    report = assess_window(process_recording(raw, 200.0, FrontendConfig()), FS, rails=rails)
+    assert any(p.startswith("T5: saturated") and "-2500 uV" in p for p in report.problems), report.problems
+    assert not any(p.startswith("Fp1: saturated") for p in report.problems)
+
+
+def test_the_raw_samples_of_a_real_seizure_sit_on_no_rail(raw_iiic_02):
+    rails = _rails(raw_iiic_02)
+    assert rails.fraction.max() < 0.002, rails.fraction
+    report = assess_window(process_recording(raw_iiic_02, 200.0, FrontendConfig())[:, : 30 * 256], FS,
+                           rails=_rails(raw_iiic_02[:, : 30 * 200]))
+    assert not any("saturated" in p for p in report.problems)

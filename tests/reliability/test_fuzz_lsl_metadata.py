@@ -10,8 +10,8 @@ channel used, and a rate the front-end can resample.
 Bugs found:
 - ``detector.resample`` raised ZeroDivisionError (``Fraction(1, 0)``) for a rate below 1e-6 Hz;
   fixed (ValueError naming the rates).
-- ``LslSource._configure`` accepts a NaN or infinite nominal rate (``fs <= 0`` is False for NaN);
-  streaming/sources/lsl.py is not this suite's: xfail strict.
+- ``LslSource._configure`` accepted a NaN or infinite nominal rate (``fs <= 0`` is False for NaN);
+  fixed (ValueError naming the stream and the rate).
 """
 
 from __future__ import annotations
@@ -105,8 +105,6 @@ def test_description_with_fewer_channels_than_announced_is_refused():
         channels_from_description(info)
 
 
-@pytest.mark.xfail(strict=True, reason="LslSource._configure accepts a NaN or infinite nominal rate "
-                   "(the check `fs == IRREGULAR_RATE or fs <= 0` is False for NaN and inf)")
 @pytest.mark.parametrize("fs", [math.nan, math.inf])
 def test_a_non_finite_nominal_rate_is_refused(fs):
     source = LslSource(LslSourceConfig(name=STREAM))

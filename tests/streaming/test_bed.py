@@ -187,3 +187,25 @@ def test_non_finite_probabilities_make_the_window_unusable(eegmat):
     assert not result.usable
     assert [(e.kind, e.reason) for e in result.events] == [("signal_quality", "signal_unusable")]
     assert "non-finite" in result.events[0].detail
+
+
+def test_an_input_fault_suppresses_alarms_until_its_windows_are_gone(shared_data):
+    rec = load_canonical(shared_data / "labelled/hms_1628180742.edf", FRONTEND)
+    session = BedSession("bed-x", FRONTEND, rec.fs, AlarmThresholds(), hop_s=4.0, min_history_s=8.0)
+    step, states = int(rec.fs), []
+    for first in range(0, rec.data.shape[1], step):
+        if first == 20 * step:
+            session.set_input_fault("rate", "stream rate: announced 256 Hz, measured 200 Hz")
+        if first == 30 * step:
+            session.clear_input_fault("rate", first)
+        chunk = Chunk(np.ascontiguousarray(rec.data[:, first:first + step]), first, first / rec.fs, rec.fs)
+        windows, _ = session.push(chunk)
+        for window in windows:
+            result = session.score(window, np.full(WINDOW_SAMPLES, 0.1, dtype=np.float32))
+            states.append((window.end_index / 256, result.usable,
+                           [e.reason for e in result.events if e.kind == "signal_quality"]))
+    unusable = [t for t, usable, _ in states if not usable]
+    assert unusable and 20 <= unusable[0] <= 22 and unusable[-1] < 30 + 60 + 5, states
+    reasons = [r for _, _, rs in states for r in rs]
+    assert reasons.count("signal_unusable") == 1
+    assert session.quality.usable or states[-1][0] < 90 + 4, states[-1]

@@ -176,3 +176,71 @@ def test_replay_command_refuses_a_bipolar_file_and_a_negative_speed(shared_data,
     assert "bipolar" in capsys.readouterr().err
     assert main(["replay", str(bipolar), "--speed", "-1"]) == 2
     assert "--speed must be >= 0 (found -1.0)" in capsys.readouterr().err
+
+
+def _configured(fs: float = 256.0) -> LslSource:
+    """An LslSource configured from an in-process stream description (no outlet): ``_split`` can be fed."""
+    info = pylsl.StreamInfo("ictal-test-split", "EEG", 19, fs, "float32", "ictal-test-split")
+    channels = info.desc().append_child("channels")
+    for label in CANONICAL_CHANNELS:
+        channel = channels.append_child("channel")
+        channel.append_child_value("label", label)
+        channel.append_child_value("unit", "microvolts")
+    source = LslSource(LslSourceConfig(name="ictal-test-split", gap_tolerance_s=0.1))
+    source._configure(info)
+    return source
+
+
+def _feed(source: LslSource, timestamps: np.ndarray, chunk: int) -> list:
+    out = []
+    for lo in range(0, timestamps.size, chunk):
+        ts = timestamps[lo:lo + chunk]
+        source._split(np.zeros((ts.size, 19), dtype=np.float32), ts)
+        while source._pending:
+            out.append(source._pending.popleft())
+    return out
+
+
+@pytest.mark.parametrize("fs", [float("nan"), float("inf"), 0.0])  # pylsl refuses negative rates itself
+def test_a_non_finite_or_non_positive_rate_is_refused_naming_it(fs):
+    with pytest.raises(ValueError, match="ictal-test-split.*(rate|irregular)"):
+        _configured(fs)
+
+
+def test_timestamps_going_back_are_a_notice_and_the_index_stays_monotonic():
+    source = _configured()
+    ts = 1000.0 + np.arange(2560) / 256.0
+    ts[1280:] -= 3.0  # the device clock steps back by 3 s, inside one pulled chunk
+    chunks = _feed(source, ts, 2560)
+    assert [(c.first_index, c.n_samples, c.gap_samples) for c in chunks] == [(0, 1280, 0), (1280, 1280, 0)]
+    assert chunks[1].clock_s == pytest.approx(ts[1280])
+    notices = source.take_notices()
+    assert [n.reason for n in notices] == ["clock_jump_back"] and notices[0].first_index == 1280
+    assert notices[0].value == pytest.approx(3.0)  # behind where the next sample was due
+    assert source.n_clock_jumps_back == 1 and source.take_notices() == []
+
+
+@pytest.mark.parametrize("chunk", [1, 20, 64])
+def test_a_stream_sending_200_samples_a_second_as_256_hz_is_a_rate_mismatch(chunk):
+    source = _configured(256.0)
+    n = 200 * 30
+    # an amplifier pushing chunks of real 200 Hz samples: liblsl back-dates within a chunk at 1/256 s
+    last = 1000.0 + (np.arange(n) // chunk * chunk + chunk - 1) / 200.0
+    ts = last - ((np.arange(n) // chunk * chunk + chunk - 1) - np.arange(n)) / 256.0
+    _feed(source, ts, chunk)
+    notices = source.take_notices()
+    assert [n.reason for n in notices] == ["rate_mismatch"], notices
+    assert "256 Hz" in notices[0].detail and "200." in notices[0].detail
+    assert source.rate_mismatch and source.effective_fs == pytest.approx(200.0, rel=0.01)
+
+
+def test_a_jittery_stream_at_its_nominal_rate_raises_no_rate_notice():
+    source = _configured(256.0)
+    rng = np.random.default_rng(0)
+    n = 256 * 40
+    ts = 1000.0 + np.arange(n) / 256.0
+    for lo in range(0, n, 32):  # chunk timestamps jittered by up to 30 ms, as a Wi-Fi amplifier's
+        ts[lo:lo + 32] += rng.uniform(-0.03, 0.03)
+    _feed(source, ts, 32)
+    assert source.take_notices() == [] and not source.rate_mismatch
+    assert source.effective_fs == pytest.approx(256.0, rel=0.005)
