@@ -132,7 +132,10 @@ class LslSource(Source):
     (``effective_fs``). When it differs from the nominal rate by more than ``RATE_TOLERANCE`` a
     notice ``rate_mismatch`` is raised (``rate_mismatch`` True), and ``rate_ok`` when it is back within
     half the tolerance. The samples are still delivered at the nominal rate: the notice is what tells
-    the bed that the front-end resamples them at the wrong ratio.
+    the bed that the front-end resamples them at the wrong ratio. Limit: a mis-announced rate whose
+    chunks are long enough for the back-dated timestamps (liblsl spaces a chunk's samples by the
+    nominal period) to jump by more than ``gap_tolerance_s`` between chunks shows as recurring gaps
+    or jumps back instead (each reported), since the estimate restarts at every discontinuity.
 
     Parameters
     ----------
