@@ -468,12 +468,31 @@ def detect_events(probs: np.ndarray, rate_hz: float, thresholds: AlarmThresholds
     pp = PostProcessor(thresholds)
     transitions = pp.feed(t0_s, probs, rate_hz)
     transitions += pp.finish()
+    return events_from_transitions(transitions)
+
+
+def events_from_transitions(transitions: list[Transition]) -> list[DetectedEvent]:
+    """Pair the onset and offset transitions of one post-processor run into closed events.
+
+    Parameters
+    ----------
+    transitions : list of Transition
+        Everything a :class:`PostProcessor` returned from ``feed`` and ``finish``, in order (so every
+        onset is followed by its offset).
+
+    Returns
+    -------
+    events : list of DetectedEvent
+        One per offset, with ``raised_s`` the time of the onset transition that opened it (NaN when the
+        run started inside an event whose onset was not in ``transitions``).
+    """
     events: list[DetectedEvent] = []
     raised = float("nan")
     for tr in transitions:
         if tr.kind == "onset":
             raised = tr.time_s
         else:
-            assert tr.offset_s is not None
+            if tr.offset_s is None:
+                raise ValueError(f"an {tr.kind!r} transition without offset_s cannot close an event: {tr}")
             events.append(DetectedEvent(tr.onset_s, tr.offset_s, tr.peak, tr.mean, raised, tr.reason))
     return events

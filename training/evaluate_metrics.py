@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alarms.config import AlarmThresholds
-from alarms.postprocess import DetectedEvent, PostProcessor
+from alarms.postprocess import DetectedEvent, PostProcessor, events_from_transitions
 from training.datasets.base import SEIZURE, UNKNOWN
 from training.scoring.annotations import Annotation, Event
 from training.scoring.metrics import OnsetLatency, OperatingPoint, onset_latencies, sensitivity_at_fa
@@ -146,15 +146,7 @@ def events_from_probs(probs: np.ndarray, rate_hz: float, thresholds: AlarmThresh
         transitions += pp.feed(t0_s + start / rate_hz, p[start:stop], rate_hz)
         prev_stop = stop
     transitions += pp.finish()
-    events: list[DetectedEvent] = []
-    raised = float("nan")
-    for tr in transitions:
-        if tr.kind == "onset":
-            raised = tr.time_s
-        else:
-            assert tr.offset_s is not None
-            events.append(DetectedEvent(tr.onset_s, tr.offset_s, tr.peak, tr.mean, raised, tr.reason))
-    return events
+    return events_from_transitions(transitions)
 
 
 def hypothesis(events: Sequence[DetectedEvent], duration_s: float) -> Annotation:
