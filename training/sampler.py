@@ -184,6 +184,10 @@ class WindowDataset(torch.utils.data.Dataset):
     When the option is 0 no random number is drawn for it, so windows are bit-identical to a run
     without it.
 
+    A window that starts before its recording (shorter than a window) is normalised on its real
+    samples only and left-padded with zeros after normalisation, exactly as the daemon's padded
+    warm-up windows (``streaming.bed``), so training and serving see the same inputs.
+
     An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
     """
@@ -215,7 +219,11 @@ class WindowDataset(torch.utils.data.Dataset):
             signal, labels = self._inject(rec_index, start, rng)
         if self.augment:
             signal = scale_and_noise(signal, self.augment, rng)
-        x = np.asarray(self.frontend.prepare_window(signal), dtype=np.float32)
+        # A recording shorter than a window (start < 0) is padded as the daemon pads its warm-up
+        # windows (streaming.bed): the real samples are normalised alone, the head is exact zeros.
+        pad = max(0, -start)
+        x = np.zeros(signal.shape, dtype=np.float32)
+        x[:, pad:] = self.frontend.prepare_window(signal[:, pad:])
         if self.augment:
             x = channel_dropout(x, self.augment.channel_dropout_p, rng)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels)

@@ -78,3 +78,39 @@ def test_split_without_labelled_samples_is_refused(cache):
     assert sampler_ok.seizure_samples == pytest.approx(50 * 256, abs=2)
     with pytest.raises(ValueError, match="no labelled sample"):
         WindowSampler(cache, [], WINDOW, 0.5)
+
+
+def test_short_recording_is_padded_after_normalisation_like_the_daemon():
+    """A window longer than its recording: normalised real samples at the right, exact zeros at the left."""
+    from detector.frontend import Frontend
+
+    n_real, window = 3000, 4096
+    rng = np.random.default_rng(3)
+    real = (40.0 * rng.standard_normal((19, n_real)) + 500.0).astype(np.float32)  # offset: padding order matters
+
+    class ShortRecordingSampler:
+        """Test double: one recording of n_real samples, always read as one left-padded window."""
+
+        window_samples = window
+        all_background = [False]
+
+        def draw(self, rng, shift=0):
+            return 0, n_real - window, 0
+
+        def read(self, rec_index, start, lead=0):
+            signal = np.zeros((19, window), dtype=np.float32)
+            signal[:, -start:] = real
+            return signal, np.zeros(window, dtype=np.int8)
+
+    config = FrontendConfig()
+    dataset = WindowDataset(ShortRecordingSampler(), config, augment=None, length=1, seed=0)
+    x, _ = dataset[0]
+    x = x.numpy()
+    pad = window - n_real
+    assert np.all(x[:, :pad] == 0.0)
+    expected = Frontend(config, float(config.fs_hz)).prepare_window(real)
+    np.testing.assert_allclose(x[:, pad:], expected, atol=1e-6)
+    # Normalising the padded window whole (the old behaviour) would give something else.
+    whole = Frontend(config, float(config.fs_hz)).prepare_window(np.concatenate(
+        [np.zeros((19, pad), np.float32), real], axis=1))
+    assert np.abs(whole[:, pad:] - expected).max() > 0.1
