@@ -63,7 +63,7 @@ class SchedulerConfig(StrictModel):
     hop_s: float = Field(
         4.0, gt=0, le=60,
         description="Seconds between scored windows. 4 s keeps onset latency well under the 10 s "
-        "minimum event duration while letting one CPU serve 32 beds with the tiny preset.",
+        "minimum event duration; a 2-core CPU serves about 24 beds with the tiny preset at this hop (ictal bench daemon).",
     )
     ring_s: float = Field(120.0, ge=60, description="Seconds of signal kept per bed (>= one window).")
     min_history_s: float = Field(
