@@ -30,6 +30,8 @@ import statistics
 import time
 from pathlib import Path
 
+from detector.machine import cpu_model
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
 GOALS_MS = {"tiny": 100.0, "full": 1500.0}
 PARTS = ("encoder", "projection", "node_stream", "edge_stream", "adjacency", "lpe", "graph", "fusion",
@@ -56,12 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_model()
     return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 

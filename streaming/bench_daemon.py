@@ -38,6 +38,7 @@ import numpy as np
 from alarms.config import AlarmThresholds
 from detector import CANONICAL_CHANNELS, WINDOW_SAMPLES
 from detector.config import FrontendConfig
+from detector.machine import cpu_model
 from streaming.bed import BedSession
 from streaming.chunk import Chunk
 from streaming.edf import CanonicalRecording, load_canonical
@@ -73,12 +74,7 @@ def _rss_mb() -> float:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     import torch
 
     load = os.getloadavg()

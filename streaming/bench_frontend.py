@@ -32,6 +32,7 @@ import numpy as np
 from detector import FS_HZ, WINDOW_SAMPLES
 from detector.config import FrontendConfig
 from detector.frontend import Frontend
+from detector.machine import cpu_model
 from detector.quality import assess_window
 from streaming.chunk import Chunk
 from streaming.edf import load_canonical
@@ -54,12 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_model()
     return (f"{platform.node()}: {model}, {os.cpu_count()} CPUs (1 used), Python {platform.python_version()}, "
             f"numpy {np.__version__}")
 

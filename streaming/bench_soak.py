@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from detector.machine import cpu_model
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "background" / "eegmat"
 
@@ -141,12 +143,7 @@ def _scrape(url: str) -> dict[tuple[str, tuple], float]:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()
     return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
             f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (cores shared with other processes: figures are noisy)")
