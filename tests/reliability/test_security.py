@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import socket
 import urllib.error
@@ -366,8 +367,19 @@ def identified_edf(shared_data, tmp_path_factory) -> Path:
     return path
 
 
+def _identifier_in(token: str, text: str) -> bool:
+    """Case-insensitive search; a purely numeric fragment counts only as a whole token.
+
+    Metrics and logs are full of numbers: "7731" inside a sample counter such as 177310 or 7731.0 is
+    not a leak, while ``patient="7731"`` or ``code 7731,`` is.
+    """
+    if token.isdigit():
+        return re.search(rf"(?<![\w.]){token}(?![\w.])", text) is not None
+    return token.lower() in text.lower()
+
+
 def _assert_no_identifier(text: str, where: str) -> None:
-    leaked = [token for token in IDENTIFIERS if token.lower() in text.lower()]
+    leaked = [token for token in IDENTIFIERS if _identifier_in(token, text)]
     assert not leaked, f"patient/recording identifiers {leaked} reached {where}"
 
 
