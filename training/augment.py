@@ -1,4 +1,5 @@
-"""Augmentations of training windows: amplitude scaling, additive noise, channel dropout, time shift.
+"""Augmentations of training windows: amplitude scaling, additive noise, channel dropout, time shift,
+left-right (hemisphere) flip.
 
 Gain and noise act on the filtered signal in uV before normalisation (they model amplifiers and
 electrodes); channel dropout acts on the normalised window (a lead off reads as a flat, zero channel
@@ -11,6 +12,7 @@ import math
 
 import numpy as np
 
+from detector import CANONICAL_CHANNELS
 from training.config import AugmentConfig
 
 
@@ -63,6 +65,69 @@ def channel_dropout(window: np.ndarray, p: float, rng: np.random.Generator) -> n
         drop[rng.integers(window.shape[0])] = False
     window[drop] = 0.0
     return window
+
+
+def hemisphere_mirror(channels: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Row permutation that swaps the left and right electrodes of a 10-20 montage.
+
+    Left electrodes carry odd numbers and right ones even numbers (Fp1/Fp2, F3/F4, C3/C4, P3/P4,
+    O1/O2, F7/F8, T3/T4, T5/T6: the international 10-20 system, Jasper 1958); midline electrodes
+    (``z``) map to themselves.
+
+    Parameters
+    ----------
+    channels : sequence of str
+        Channel names in row order (e.g. ``detector.CANONICAL_CHANNELS``).
+
+    Returns
+    -------
+    permutation : ndarray of int, shape (n_channels,)
+        ``window[permutation]`` is the mirrored window.
+
+    Raises
+    ------
+    ValueError
+        If a lateral electrode's mirror is not among ``channels`` or a name has no side.
+    """
+    index = {name.lower(): i for i, name in enumerate(channels)}
+    permutation = np.empty(len(channels), dtype=np.int64)
+    for i, name in enumerate(channels):
+        head, tail = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
+        if name.lower().endswith("z"):
+            permutation[i] = i
+            continue
+        if not tail:
+            raise ValueError(f"channel {name!r} is neither lateral (a number) nor midline (z)")
+        number = int(tail)
+        mirror = f"{head}{number + 1 if number % 2 else number - 1}".lower()
+        if mirror not in index:
+            raise ValueError(f"channel {name!r} has no mirror {mirror!r} among the channels")
+        permutation[i] = index[mirror]
+    return permutation
+
+
+_MIRROR = hemisphere_mirror(CANONICAL_CHANNELS)
+
+
+def hemisphere_flip(window: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Swap the left and right electrodes of a window with probability ``p``.
+
+    Parameters
+    ----------
+    window : ndarray, shape (19, n_times)
+        Channels in ``detector.CANONICAL_CHANNELS`` order.
+    p : float
+        Flip probability in [0, 1]; at 0 no random number is drawn.
+    rng : numpy Generator
+
+    Returns
+    -------
+    window : ndarray, shape (19, n_times)
+        The mirrored window (a new array) or ``window`` itself.
+    """
+    if p <= 0 or rng.random() >= p:
+        return window
+    return window[_MIRROR]
 
 
 def time_shift_samples(config: AugmentConfig, fs: float, rng: np.random.Generator) -> int:

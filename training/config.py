@@ -71,6 +71,12 @@ class AugmentConfig(StrictModel):
         5.0, ge=0, description="Maximum shift in seconds of the window start around its sampled "
         "position, so events do not sit at the same place in the window; 0 disables it."
     )
+    hemisphere_flip_p: float = Field(
+        0.0, ge=0, le=1, description="Probability that a window's left and right electrodes are swapped "
+        "(Fp1<->Fp2, F3<->F4, ..., T5<->T6, O1<->O2; midline Fz/Cz/Pz kept): a left focal seizure becomes "
+        "a right one, so the few real seizures also teach the other side. Labels are unchanged. "
+        "0 disables it (no random number drawn, windows bit-identical to a run without it)."
+    )
     synthetic_seizure_p: float = Field(
         0.0, ge=0, le=1, description="Probability that a background window drawn from a recording whose "
         "labels are all known background (e.g. EEGMAT) gets a simulated evolving seizure injected "
@@ -116,6 +122,13 @@ class OptimConfig(StrictModel):
     focal_gamma: float = Field(2.0, ge=0, description="Focal loss focusing exponent (0 = weighted BCE).")
     pos_weight: float = Field(1.0, gt=0, description="Weighted BCE: weight of seizure samples.")
     seizure_fraction: float = Field(0.5, ge=0, le=1, description="Share of sampled windows with seizure.")
+    anchor_weighting: Literal["samples", "recording"] = Field(
+        "samples", description="How a window's anchor is drawn within its class: `samples`, uniformly "
+        "among every sample of the class (long recordings weigh in proportion to their length); "
+        "`recording`, first a recording uniformly among those holding the class, then a sample in it "
+        "(each recording weighs the same: ten 10 s rated hard-negative windows then count as much as "
+        "ten 3 min healthy recordings)."
+    )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per training process.")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU, which trains in float32).")
 

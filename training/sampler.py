@@ -32,7 +32,17 @@ class _Pool:
     def total(self) -> int:
         return int(self.cumlen[-1]) if self.cumlen.size else 0
 
-    def draw(self, rng: np.random.Generator) -> tuple[int, int]:
+    def draw(self, rng: np.random.Generator, by_recording: bool = False) -> tuple[int, int]:
+        """A (recording index, sample) uniform over all samples, or over recordings then samples."""
+        if by_recording:
+            recordings = np.unique(self.rec)
+            chosen = recordings[int(rng.integers(recordings.size))]
+            runs = np.flatnonzero(self.rec == chosen)
+            lengths = np.diff(np.concatenate(([0], self.cumlen)))[runs]
+            k = int(rng.integers(int(lengths.sum())))
+            index = int(np.searchsorted(np.cumsum(lengths), k, side="right"))
+            before = int(lengths[:index].sum())
+            return int(chosen), int(self.start[runs[index]]) + (k - before)
         k = int(rng.integers(self.total))
         run = int(np.searchsorted(self.cumlen, k, side="right"))
         before = int(self.cumlen[run - 1]) if run else 0
@@ -53,6 +63,10 @@ class WindowSampler:
     seizure_fraction : float
         Probability that a window is anchored on a seizure sample; when the recordings hold no
         seizure (or no background) every window is anchored on the class that exists.
+    weighting : {"samples", "recording"}
+        ``samples``: the anchor is uniform among every sample of the class. ``recording``: a
+        recording is drawn uniformly among those holding the class, then a sample of the class in
+        it, so short rated segments (10 s hard negatives) weigh as much as long background.
 
     Attributes
     ----------
@@ -63,10 +77,14 @@ class WindowSampler:
     Raises
     ------
     ValueError
-        If the recordings hold no labelled sample at all.
+        If the recordings hold no labelled sample at all, or ``weighting`` is unknown.
     """
 
-    def __init__(self, cache: Cache, entries: list[CacheEntry], window_samples: int, seizure_fraction: float):
+    def __init__(self, cache: Cache, entries: list[CacheEntry], window_samples: int, seizure_fraction: float,
+                 weighting: str = "samples"):
+        if weighting not in ("samples", "recording"):
+            raise ValueError(f"weighting must be 'samples' or 'recording' (found {weighting!r})")
+        self.weighting = weighting
         self.cache = cache
         self.entries = list(entries)
         self.window_samples = int(window_samples)
@@ -119,7 +137,7 @@ class WindowSampler:
         cls = SEIZURE if want_seizure else BACKGROUND
         if self.pools[cls].total == 0:
             cls = BACKGROUND if cls == SEIZURE else SEIZURE
-        rec_index, anchor = self.pools[cls].draw(rng)
+        rec_index, anchor = self.pools[cls].draw(rng, by_recording=self.weighting == "recording")
         n = self.entries[rec_index].n_samples
         start = anchor - int(rng.integers(self.window_samples)) + shift
         start = min(max(start, 0), n - self.window_samples) if n >= self.window_samples else n - self.window_samples
@@ -207,7 +225,7 @@ class WindowDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from training.augment import channel_dropout, scale_and_noise, time_shift_samples
+        from training.augment import channel_dropout, hemisphere_flip, scale_and_noise, time_shift_samples
 
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, int(index)])
         shift = time_shift_samples(self.augment, self.fs, rng) if self.augment else 0
@@ -219,6 +237,7 @@ class WindowDataset(torch.utils.data.Dataset):
             signal, labels = self._inject(rec_index, start, rng)
         if self.augment:
             signal = scale_and_noise(signal, self.augment, rng)
+            signal = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng)
         # A recording shorter than a window (start < 0) is padded as the daemon pads its warm-up
         # windows (streaming.bed): the real samples are normalised alone, the head is exact zeros.
         pad = max(0, -start)

@@ -401,7 +401,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         _barrier(dist_info)
         cache = Cache(config.data.cache_dir, config.frontend)
         window = config.model.n_times
-        sampler = WindowSampler(cache, cache.split("train"), window, config.optim.seizure_fraction)
+        sampler = WindowSampler(cache, cache.split("train"), window, config.optim.seizure_fraction,
+                                config.optim.anchor_weighting)
 
         torch.manual_seed(config.seed)
         model = build_model(config.model).to(device)

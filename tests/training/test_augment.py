@@ -46,3 +46,48 @@ def test_time_shift_is_bounded_and_zero_when_disabled():
     shifts = [time_shift_samples(AugmentConfig(time_shift_s=2.0), 256.0, rng) for _ in range(2000)]
     assert min(shifts) >= -512 and max(shifts) <= 512 and min(shifts) < -400 and max(shifts) > 400
     assert time_shift_samples(AugmentConfig(time_shift_s=0.0), 256.0, rng) == 0
+
+
+def test_hemisphere_mirror_swaps_left_and_right_and_keeps_the_midline():
+    from detector import CANONICAL_CHANNELS
+    from training.augment import hemisphere_mirror
+
+    permutation = hemisphere_mirror(CANONICAL_CHANNELS)
+    names = [CANONICAL_CHANNELS[i] for i in permutation]
+    pairs = dict(zip(CANONICAL_CHANNELS, names, strict=True))
+    assert pairs["Fp1"] == "Fp2" and pairs["T3"] == "T4" and pairs["T6"] == "T5" and pairs["O2"] == "O1"
+    assert pairs["F7"] == "F8" and pairs["P4"] == "P3"
+    assert all(pairs[z] == z for z in ("Fz", "Cz", "Pz"))
+    assert np.array_equal(permutation[permutation], np.arange(len(CANONICAL_CHANNELS)))  # an involution
+    assert sorted(permutation.tolist()) == list(range(len(CANONICAL_CHANNELS)))
+
+
+def test_hemisphere_mirror_refuses_a_montage_without_the_mirror_electrode():
+    import pytest
+
+    from training.augment import hemisphere_mirror
+
+    with pytest.raises(ValueError, match="F3.*'f4'"):
+        hemisphere_mirror(["F3", "Cz", "C4"])
+    with pytest.raises(ValueError, match="EKG"):
+        hemisphere_mirror(["F3", "F4", "EKG"])
+
+
+def test_hemisphere_flip_moves_a_left_focal_pattern_to_the_right_with_probability_p():
+    from detector import CANONICAL_CHANNELS
+    from training.augment import hemisphere_flip
+
+    window = np.zeros((19, 50), dtype=np.float32)
+    window[CANONICAL_CHANNELS.index("T3")] = 1.0  # a left temporal discharge
+    window[CANONICAL_CHANNELS.index("Cz")] = 2.0
+    flipped = hemisphere_flip(window, 1.0, np.random.default_rng(0))
+    assert (flipped[CANONICAL_CHANNELS.index("T4")] == 1.0).all()
+    assert (flipped[CANONICAL_CHANNELS.index("T3")] == 0.0).all()
+    assert (flipped[CANONICAL_CHANNELS.index("Cz")] == 2.0).all()
+    rng = np.random.default_rng(1)
+    share = np.mean([hemisphere_flip(window, 0.3, rng) is not window for _ in range(2000)])
+    assert abs(share - 0.3) < 0.04
+    # p = 0 draws nothing: the generator's stream is untouched.
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert hemisphere_flip(window, 0.0, a) is window
+    assert a.random() == b.random()

@@ -114,3 +114,34 @@ def test_short_recording_is_padded_after_normalisation_like_the_daemon():
     whole = Frontend(config, float(config.fs_hz)).prepare_window(np.concatenate(
         [np.zeros((19, pad), np.float32), real], axis=1))
     assert np.abs(whole[:, pad:] - expected).max() > 0.1
+
+
+def test_recording_weighting_gives_each_recording_the_same_share_of_anchors(cache):
+    entries = cache.split("train")
+    lengths = {i: int((np.asarray(cache.labels(e)) == 0).sum()) for i, e in enumerate(entries)}
+    holding = [i for i, n in lengths.items() if n > 0]
+    assert len(holding) >= 2 and max(lengths[i] for i in holding) > 1.5 * min(lengths[i] for i in holding)
+    counts = {
+        weighting: np.zeros(len(entries))
+        for weighting in ("samples", "recording")
+    }
+    n = 3000
+    for weighting, count in counts.items():
+        sampler = WindowSampler(cache, entries, WINDOW, 0.0, weighting)
+        rng = np.random.default_rng(7)
+        for _ in range(n):
+            rec, start, cls = sampler.draw(rng)
+            assert cls == 0
+            _signal, labels = sampler.read(rec, start)
+            assert (labels == 0).any()  # anchored on a background sample
+            count[rec] += 1
+    uniform = 1.0 / len(holding)
+    assert np.abs(counts["recording"][holding] / n - uniform).max() < 0.04
+    proportional = np.array([lengths[i] for i in holding]) / sum(lengths[i] for i in holding)
+    assert np.abs(counts["samples"][holding] / n - proportional).max() < 0.04
+    assert np.abs(counts["samples"][holding] / n - uniform).max() > 0.05  # the two really differ here
+
+
+def test_unknown_weighting_is_refused(cache):
+    with pytest.raises(ValueError, match="weighting"):
+        WindowSampler(cache, cache.split("train"), WINDOW, 0.5, "patients")
