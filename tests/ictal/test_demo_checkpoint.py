@@ -1,0 +1,73 @@
+"""The shipped demonstration checkpoint: its model card's figures are what `ictal evaluate` prints,
+and `ictal demo` on its built-in input shows alarms arriving at the subscriber.
+
+Both run the real checkpoint in ``checkpoints/demo`` on the real EEG of ../shared/data (skipped when
+that folder is absent). A retrained checkpoint must come with a model card that it reproduces.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CARD = Path("checkpoints/demo/MODEL_CARD.md")
+
+
+def _card_blocks(repo_root: Path) -> tuple[list[str], list[str]]:
+    """The `ictal evaluate` command of the card and the summary it says the command printed."""
+    text = (repo_root / CARD).read_text(encoding="utf-8")
+    section = text[text.index("## Measured figures on held-out real data"):]
+    blocks = re.findall(r"```\n(.*?)```", section, flags=re.S)
+    command = next(b for b in blocks if b.lstrip().startswith("ictal evaluate"))
+    printed = next(b for b in blocks if "NEDC OVERLAP" in b)
+    return shlex.split(command.replace("\\\n", " ")), [line for line in printed.splitlines() if line.strip()]
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", line)]
+
+
+def test_model_card_figures_are_what_ictal_evaluate_prints(repo_root, shared_data, tmp_path):
+    argv, printed = _card_blocks(repo_root)
+    assert argv[:2] == ["ictal", "evaluate"] and "--checkpoint" in argv
+    argv[argv.index("--out") + 1] = str(tmp_path / "eval")
+    argv = [str(shared_data) if a == "../shared/data" else a for a in argv]
+    result = subprocess.run([sys.executable, "-m", "ictal", *argv[1:]], cwd=repo_root, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    first = next(i for i, line in enumerate(lines) if line == printed[0] or re.match(r"\d+ recordings, ", line))
+    got = lines[first:first + len(printed)]
+    assert len(got) == len(printed), result.stdout[-3000:]
+    for want, have in zip(printed, got, strict=True):
+        if want.startswith("AUROC"):
+            # Sample-level areas: equal to the card's 4 decimals up to thread-order rounding.
+            assert have.startswith("AUROC")
+            for a, b in zip(_numbers(want), _numbers(have), strict=True):
+                assert abs(a - b) <= 2e-4, (want, have)
+        else:
+            assert have == want, f"model card says {want!r}, ictal evaluate printed {have!r}"
+
+
+def test_demo_on_its_builtin_input_shows_alarms_at_the_subscriber(repo_root, shared_data, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ictal", "demo", "--speed", "8"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "ICTAL_SHARED_DATA": str(shared_data)})
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    summary = out[out.index("\nsummary"):]
+    raised = int(re.search(r"alarms raised: (\d+)", summary).group(1))
+    assert raised >= 1, summary
+    # The alarm reached the ZeroMQ subscriber: it is printed as it arrived, before the summary.
+    assert "ALARM ONSET bed " in out[:out.index("\nsummary")], out[-3000:]
+    assert "daemon exit code after SIGTERM: 0" in summary
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v"]))
