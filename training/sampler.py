@@ -27,6 +27,7 @@ class _Pool:
     rec: np.ndarray
     start: np.ndarray
     cumlen: np.ndarray
+    _by_recording: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def total(self) -> int:
@@ -35,14 +36,15 @@ class _Pool:
     def draw(self, rng: np.random.Generator, by_recording: bool = False) -> tuple[int, int]:
         """A (recording index, sample) uniform over all samples, or over recordings then samples."""
         if by_recording:
-            recordings = np.unique(self.rec)
-            chosen = recordings[int(rng.integers(recordings.size))]
-            runs = np.flatnonzero(self.rec == chosen)
-            lengths = np.diff(np.concatenate(([0], self.cumlen)))[runs]
-            k = int(rng.integers(int(lengths.sum())))
-            index = int(np.searchsorted(np.cumsum(lengths), k, side="right"))
-            before = int(lengths[:index].sum())
-            return int(chosen), int(self.start[runs[index]]) + (k - before)
+            if self._by_recording is None:  # recording -> (its runs, their cumulative lengths), built once
+                lengths = np.diff(np.concatenate(([0], self.cumlen)))
+                self._by_recording = [(runs, np.cumsum(lengths[runs]))
+                                      for runs in (np.flatnonzero(self.rec == r) for r in np.unique(self.rec))]
+            runs, cumulative = self._by_recording[int(rng.integers(len(self._by_recording)))]
+            k = int(rng.integers(int(cumulative[-1])))
+            index = int(np.searchsorted(cumulative, k, side="right"))
+            before = int(cumulative[index - 1]) if index else 0
+            return int(self.rec[runs[index]]), int(self.start[runs[index]]) + (k - before)
         k = int(rng.integers(self.total))
         run = int(np.searchsorted(self.cumlen, k, side="right"))
         before = int(self.cumlen[run - 1]) if run else 0
