@@ -15,17 +15,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 import zmq
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.reliability.daemon_harness import LiveSubscriber, scrape
 from tests.streaming.daemon_helpers import NotifySocket, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,45 +53,6 @@ def micro_checkpoint(path: Path) -> Path:
     )
     save_checkpoint(path, build_model(config), config, FrontendConfig())
     return path
-
-
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return values
-
-
-class Subscriber:
-    def __init__(self, endpoint: str) -> None:
-        self.context = zmq.Context()
-        self.sock = self.context.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.setsockopt(zmq.RCVTIMEO, 100)
-        self.sock.connect(endpoint)
-        self.events: list[tuple[str, dict]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                topic, payload = self.sock.recv_multipart()
-            except zmq.Again:
-                continue
-            self.events.append((topic.decode(), json.loads(payload)))
-
-    def kinds(self) -> list[str]:
-        return [event["kind"] for _, event in list(self.events)]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close(linger=0)
-        self.context.term()
 
 
 def catch_up(endpoint: str, since: int) -> dict:
@@ -146,7 +105,7 @@ def test_replay_serve_subscribe_scrape_stop_restart(tmp_path, shared_data):
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
 
     notify = NotifySocket(tmp_path / "notify.sock")
-    subscriber = Subscriber(f"tcp://127.0.0.1:{pub}")
+    subscriber = LiveSubscriber(f"tcp://127.0.0.1:{pub}")
     replay = subprocess.Popen(
         [sys.executable, "-m", "ictal", "replay", str(edf), "--speed", "10", "--loop", "--name", stream,
          "--wait-consumer-s", "90"],
@@ -185,7 +144,7 @@ def test_replay_serve_subscribe_scrape_stop_restart(tmp_path, shared_data):
         assert code == 0, out[-3000:]
         assert seconds < 10.0, out[-4000:]
         assert (tmp_path / "state" / "journal.sqlite3").exists()
-        kinds = subscriber.kinds()
+        kinds = [event["kind"] for event in subscriber.of()]
         assert "heartbeat" in kinds and "daemon" in kinds, kinds
         live = [event for _, event in subscriber.events if event.get("journal_seq") is not None]
         assert [e["reason"] for e in live if e["kind"] == "daemon"][-1] == "stopped"

@@ -38,6 +38,16 @@ from tests.reliability.helpers import REPO_ROOT, free_port
 STUB_DAEMON = Path(__file__).with_name("stub_daemon.py")
 
 
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of a Prometheus endpoint, keyed by (name, sorted label items)."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
 def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
     """Poll ``predicate`` until it is true or ``timeout_s`` passes; its last value."""
     deadline = time.monotonic() + timeout_s
@@ -249,12 +259,7 @@ class DaemonProcess:
             return -9
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
-        text = urllib.request.urlopen(self.metrics_url, timeout=5).read().decode()
-        values = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return values
+        return scrape(self.metrics_url)
 
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
