@@ -14,13 +14,20 @@ from training.segments import RatedWindow, flag_window, read_rated_windows, segm
 
 def test_manifest_windows_and_classes(shared_data):
     windows = read_rated_windows(shared_data)
-    # 24 IIIC segments and hms_1000913311 have one rated window; hms_1628180742 has nine
-    assert len(windows) == 34
+    # 24 IIIC segments, hms_1000913311 and the 75 GROND clips have one rated window; hms_1628180742 nine
+    assert len(windows) == 109
     hms = [w for w in windows if w.recording_id == "labelled__hms_1628180742"]
     assert [(w.start_s, w.stop_s) for w in hms][:3] == [(20.0, 30.0), (26.0, 36.0), (28.0, 38.0)]
     assert {w.label for w in hms} == {"seizure"}
     labels = [w.label for w in windows if w.recording_id.startswith("labelled__iiic")]
     assert labels.count("seizure") == 4 and labels.count("lpd") == 4 and labels.count("gpd") == 5
+    # the GROND clips: hard negatives only, each rated over the whole 10 s clip with its own class
+    grond = [w for w in windows if w.recording_id.startswith("labelled__grond_")]
+    assert len(grond) == 75
+    assert all((w.start_s, w.stop_s) == (0.0, 10.0) for w in grond)
+    assert all(w.recording_id.split("_")[-2] == w.label for w in grond)
+    assert {w.label: sum(x.label == w.label for x in grond) for w in grond} == {
+        "lpd": 18, "gpd": 19, "lrda": 19, "grda": 19}
 
 
 def test_manifest_errors_name_the_row(tmp_path):
