@@ -89,6 +89,11 @@ class AlarmEvent(_Frozen):
         None, description="Stream time (s) at which the probability first crossed tau_on (onset/offset)."
     )
     offset_s: float | None = Field(None, description="Stream time (s) at which the event ended (offset).")
+    window_end_s: float | None = Field(
+        None, description="Onset/offset: stream time (s) of the end of the scored window whose "
+        "probabilities decided the transition (its decision time: the newest signal the decision used; "
+        "the event cannot leave the daemon before it). See detector.output_position."
+    )
     probability: Probability | None = Field(None, description="Peak and mean probability (onset/offset).")
     model: ModelInfo | None = Field(None, description="Model id and stack (onset/offset).")
     thresholds: AlarmThresholds | None = Field(None, description="Post-processor thresholds in force.")

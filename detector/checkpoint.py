@@ -11,6 +11,10 @@ metadata records what is needed to rebuild and trust the model:
 - ``montage``: the channel order of the model's input (:data:`detector.CANONICAL_CHANNELS`).
 - ``training``: the training data summary (``extra["training"]``), or null.
 - ``thresholds``: tuned alarm thresholds (``alarms.thresholds.AlarmThresholds`` fields), or null.
+- ``lookahead_s``: the output position the model was trained for (``detector.output_position``):
+  seconds of future signal beyond the newest probability of a window's served span. Written by
+  training; read by the daemon, ``ictal evaluate`` and ``ictal tune``. A checkpoint written before the
+  key existed is read as ``lookahead_s = 0`` and says so (``LoadedCheckpoint.lookahead_declared``).
 - ``code_version``: the installed ``ictal`` version; ``torch_version``; ``created_utc``.
 - any other key of ``extra`` (JSON values only).
 """
@@ -35,6 +39,7 @@ from torch import nn
 
 from detector import CANONICAL_CHANNELS
 from detector.config import Backend, FrontendConfig, ModelConfig
+from detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
@@ -64,6 +69,10 @@ class LoadedCheckpoint:
         The whole ``metadata.json``.
     checkpoint_id : str
         Hash of the weights (16 hex digits).
+    lookahead_s : float
+        The output position the model was trained for (``metadata["lookahead_s"]``; 0 when absent).
+    lookahead_declared : bool
+        False for a checkpoint written before ``lookahead_s`` existed (trained on whole windows).
     """
 
     model: nn.Module
@@ -72,6 +81,8 @@ class LoadedCheckpoint:
     thresholds: dict[str, Any] | None
     metadata: dict[str, Any]
     checkpoint_id: str
+    lookahead_s: float = 0.0
+    lookahead_declared: bool = True
 
 
 def weights_id(state: dict[str, torch.Tensor]) -> str:
@@ -107,6 +118,7 @@ def save_checkpoint(
     model_config: ModelConfig,
     frontend_config: FrontendConfig,
     extra: dict[str, Any] | None = None,
+    lookahead_s: float = 0.0,
 ) -> Path:
     """Write a checkpoint directory.
 
@@ -124,6 +136,9 @@ def save_checkpoint(
     extra : dict, optional
         JSON-serialisable additions: ``training`` (data summary), ``thresholds`` (alarm thresholds as a
         dict), and any other key. They may not override the keys this function writes.
+    lookahead_s : float, default 0
+        The output position the model was trained for (``detector.output_position``), written as
+        ``metadata["lookahead_s"]``.
 
     Returns
     -------
@@ -133,8 +148,10 @@ def save_checkpoint(
     Raises
     ------
     ValueError
-        If ``extra`` is not JSON-serialisable or overrides a reserved key.
+        If ``extra`` is not JSON-serialisable or overrides a reserved key, or ``lookahead_s`` is not
+        a whole number of samples in [0, 30] s.
     """
+    lookahead_s = _check_lookahead(lookahead_s, "lookahead_s")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
@@ -150,6 +167,7 @@ def save_checkpoint(
         "montage": list(CANONICAL_CHANNELS),
         "training": extra.pop("training", None),
         "thresholds": extra.pop("thresholds", None),
+        "lookahead_s": lookahead_s,
         "code_version": _code_version(),
         "torch_version": torch.__version__,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -208,7 +226,22 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             f"the canonical montage {list(CANONICAL_CHANNELS)}"
         )
     _check_thresholds(metadata.get("thresholds"), meta_path)
+    if "lookahead_s" in metadata:
+        try:
+            _check_lookahead(metadata["lookahead_s"], f"{meta_path}: lookahead_s")
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from exc
     return metadata
+
+
+def _check_lookahead(value: Any, name: str) -> float:
+    """A lookahead in seconds: a finite number of whole samples at 256 Hz in [0, MAX_LOOKAHEAD_S]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds (found {str(value)[:40]!r})")
+    seconds_to_samples(float(value), name)
+    if not 0.0 <= value <= MAX_LOOKAHEAD_S:
+        raise ValueError(f"{name} must lie in [0, {MAX_LOOKAHEAD_S:g}] s (found {value})")
+    return float(value)
 
 
 def _check_thresholds(thresholds: Any, meta_path: Path) -> None:
@@ -308,4 +341,6 @@ def load_checkpoint(
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
     thresholds = metadata.get("thresholds") or None
-    return LoadedCheckpoint(model, model_config, frontend_config, thresholds, metadata, checkpoint_id)
+    declared = "lookahead_s" in metadata
+    return LoadedCheckpoint(model, model_config, frontend_config, thresholds, metadata, checkpoint_id,
+                            lookahead_s=float(metadata.get("lookahead_s", 0.0)), lookahead_declared=declared)

@@ -60,6 +60,9 @@ class Detector:
         Front-end the model was trained with (the daemon refuses another).
     thresholds : dict or None
         Tuned alarm thresholds stored in the checkpoint.
+    lookahead_s : float
+        The output position the model was trained for (``detector.output_position``): every caller
+        that stitches its probabilities (daemon, evaluation, tuning) reads it from here.
     checkpoint : LoadedCheckpoint
         Everything that was loaded.
     """
@@ -79,6 +82,12 @@ class Detector:
         self.n_times = loaded.model_config.n_times
         self.frontend_config = loaded.frontend_config
         self.thresholds = loaded.thresholds
+        self.lookahead_s = float(loaded.lookahead_s)
+        if not loaded.lookahead_declared:
+            log.warning(
+                "checkpoint %s declares no lookahead_s (written before the output-position contract; "
+                "trained on whole windows): served at lookahead_s 0, the position it was never trained "
+                "for; retrain it", loaded.checkpoint_id)
 
     @classmethod
     def from_checkpoint(

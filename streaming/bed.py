@@ -38,18 +38,34 @@ A chunk that starts after the end of the previous one (``Chunk.gap_samples``, or
 emits a ``signal_quality`` event with reason ``gap``. Stitched probabilities never cover gap filler
 (only valid runs are fed), and the post-processor closes an open event at a gap (reason ``gap``).
 
-Padded windows (``min_history_s`` < 60)
----------------------------------------
+Output positions
+----------------
+Every window, padded or full, yields the probabilities of its served span only,
+``[end - lookahead - hop, end - lookahead)`` (``detector.output_position``; ``lookahead_s`` is the
+checkpoint's). An alarm decided on a window's span leaves the session when that window is scored:
+its *decision time* is the window's end (``AlarmEvent.window_end_s``), ``lookahead`` to
+``lookahead + hop`` after the samples that completed the minimum duration.
+
+Padded windows (``min_history_s`` < 60): what a bed sees in its first minute
+-----------------------------------------------------------------------------
 Before the first full window exists, a window is scored every hop from ``min_history_s`` of history
 on (ends at ``origin + min_history + k * hop`` samples, while short of 60 s). The history part is
 normalised alone (``Frontend.prepare_window`` on the filtered samples actually held) and placed at
 the right end of the (19, 15360) input; the padding on the left is zeros *after* normalisation (the
-normalised value of a channel's median). Training can reproduce this input exactly by normalising a
-shorter crop and left-padding it with zeros. The quality of a padded window is assessed on its history
-part only. With ``min_history_s = 60`` no padded window is made. Windows end on the hop grid, so
-the samples of a finite recording after its last grid point are not scored (the resampler also
-holds back a few samples: a 50 s file at 200 Hz yields 49.9 s at 256 Hz, scored up to 46 s with
-``min_history_s=30`` and ``hop_s=4``).
+normalised value of a channel's median). Training draws such windows too (``training.sampler``,
+``optim.warmup_fraction``), so the model has seen them. The quality of a padded window is assessed on
+its history part only. With ``min_history_s = 60`` no padded window is made. The first probability
+of the stream is at ``origin + min_history - lookahead - hop`` (earlier samples get none), and the
+first alarm can leave ``min_history_s`` after connecting plus the minimum duration. Windows end on
+the hop grid, so the samples of a finite recording after its last grid point's span are not scored
+(the resampler also holds back a few samples: a 50 s file at 200 Hz yields 49.9 s at 256 Hz).
+
+Long gaps and reconnections
+---------------------------
+A gap of :data:`RESTART_GAP_S` or more (an amplifier unplugged, a stream lost and found again)
+restarts the warm-up at the first sample after it (``BedPipeline.restart_gap_s``): the bed is scored
+again ``min_history_s`` after the signal returns, from padded windows that hold no pre-gap signal,
+instead of waiting for a full minute of windows whose gap share makes them unusable.
 
 Skipping to the newest window
 -----------------------------
@@ -75,6 +91,7 @@ from alarms.postprocess import PostProcessor, Transition
 from alarms.schema import AlarmEvent, ModelInfo, Probability
 from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
 from detector.config import FrontendConfig
+from detector.output_position import seconds_to_samples, served_span
 from detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
 from streaming.chunk import Chunk
 from streaming.edf import CanonicalRecording, load_canonical
@@ -84,6 +101,10 @@ from streaming.sources.base import Source
 MAX_GAP_FRACTION: float = 0.1
 """A window with more than this fraction of gap filler (6 s of 60 s) is unusable: the model would
 score mostly zeros."""
+
+RESTART_GAP_S: float = MAX_GAP_FRACTION * WINDOW_SAMPLES / FS_HZ
+"""A gap at least this long (6 s) restarts the warm-up: every full window reaching back across it
+would be unusable (more than :data:`MAX_GAP_FRACTION` filler) for the next minute."""
 
 MAX_NONFINITE_FRACTION: float = 0.01
 """A channel with more than this fraction of non-finite input samples in a window (replaced by the
@@ -172,8 +193,11 @@ class BedSession:
         Seconds between scored windows (a whole number of samples at 256 Hz).
     ring_s : float, default 120
         Seconds kept in the ring buffer (>= 60).
-    min_history_s : float, default 60
-        History (s) from which windows are scored, left-padded, before 60 s exist (1 to 60).
+    min_history_s : float, default 10
+        History (s) from which windows are scored, left-padded, before 60 s exist (1 to 60, and more
+        than ``lookahead_s``), after connecting and after every gap of :data:`RESTART_GAP_S` or more.
+    lookahead_s : float, default 0
+        The checkpoint's lookahead (``detector.output_position``).
     model : ModelInfo, optional
         Model id and stack written into onset/offset events.
     quality_thresholds : QualityThresholds, optional
@@ -182,7 +206,7 @@ class BedSession:
     Raises
     ------
     ValueError
-        If ``hop_s``, ``ring_s``, ``fs_in`` or ``min_history_s`` is out of range.
+        If ``hop_s``, ``ring_s``, ``fs_in``, ``lookahead_s`` or ``min_history_s`` is out of range.
     """
 
     def __init__(
@@ -194,14 +218,23 @@ class BedSession:
         *,
         hop_s: float,
         ring_s: float = 120.0,
-        min_history_s: float = 60.0,
+        min_history_s: float = 10.0,
+        lookahead_s: float = 0.0,
         model: ModelInfo | None = None,
         quality_thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
     ) -> None:
         if not 1.0 <= min_history_s <= 60.0:
             raise ValueError(f"min_history_s must lie in [1, 60] s (found {min_history_s})")
+        lookahead_samples = seconds_to_samples(lookahead_s, "lookahead_s")
+        if lookahead_samples >= round(min_history_s * FS_HZ):
+            raise ValueError(
+                f"min_history_s ({min_history_s} s) must exceed the checkpoint's lookahead_s ({lookahead_s} s): "
+                "a window with less history yields no probability"
+            )
         self.bed_id = bed_id
-        self.pipeline = BedPipeline(frontend_config, fs_in, hop_s, ring_s)
+        self.pipeline = BedPipeline(frontend_config, fs_in, hop_s, ring_s, lookahead_s=lookahead_s,
+                                    restart_gap_s=RESTART_GAP_S)
+        self.lookahead_samples = lookahead_samples
         self.thresholds = thresholds
         self.model = model
         self.quality_thresholds = quality_thresholds
@@ -216,6 +249,8 @@ class BedSession:
         self._next_out = 0  # first absolute index (256 Hz) not yet given to the output
         self._resume_from: int | None = None  # stitch_from of the oldest discarded window
         self._next_padded_end: int | None = None
+        self._padded_origin: int | None = None
+        self._window_end: int | None = None  # end index of the window being scored (decision time)
         self._faults: dict[str, tuple[str, int, int | None]] = {}  # key -> (problem, first, end) at 256 Hz
 
     # -- input ------------------------------------------------------------------------------------
@@ -272,7 +307,8 @@ class BedSession:
         origin = self.pipeline.scheduler.origin
         if ring.empty or origin is None:
             return []
-        if self._next_padded_end is None:
+        if self._next_padded_end is None or self._padded_origin != origin:  # connected, or restarted
+            self._padded_origin = origin
             self._next_padded_end = origin + self.min_history_samples
         out: list[Window] = []
         full_end = origin + WINDOW_SAMPLES
@@ -288,8 +324,12 @@ class BedSession:
         ring = self.pipeline.ring
         frontend = self.pipeline.frontend
         start = max(origin, ring.start_index)
+        lo, hi = served_span(end, self.hop_samples, self.lookahead_samples)
+        lo = max(lo, start)
+        if hi <= lo:
+            return None
         filtered, valid = ring.read(start, end)
-        if not valid[-self.hop_samples:].any():
+        if not valid[lo - start:hi - start].any():
             return None
         end_in_frontend = frontend.n_out - (ring.end_index - end)
         if frontend.running is not None and end_in_frontend < 1:
@@ -304,8 +344,8 @@ class BedSession:
         return PaddedWindow(
             data=data, end_index=end, valid=full_valid,
             quality=assess_window(filtered, FS_HZ, rails=self.pipeline.rails_between(start, end)),
-            stitch_from=start, end_clock_s=self.pipeline.clock_at(end - 1), nonfinite_replaced=nonfinite,
-            padding_samples=WINDOW_SAMPLES - history,
+            stitch_from=lo, end_clock_s=self.pipeline.clock_at(end - 1), nonfinite_replaced=nonfinite,
+            padding_samples=WINDOW_SAMPLES - history, stitch_to=hi,
         )
 
     # -- quality ----------------------------------------------------------------------------------
@@ -415,7 +455,7 @@ class BedSession:
         probs = np.asarray(probs, dtype=np.float32)
         if probs.shape != (WINDOW_SAMPLES,):
             raise ValueError(f"probabilities must have shape ({WINDOW_SAMPLES},) (found {probs.shape})")
-        if window.end_index <= self._next_out and self.windows_scored:
+        if window.stitch_end <= self._next_out and self.windows_scored:
             raise ValueError(
                 f"window ending at sample {window.end_index} is older than the output already produced "
                 f"(up to {self._next_out}); score windows in push order"
@@ -428,10 +468,12 @@ class BedSession:
             self._resume_from = None
         lo = max(lo, self._next_out, window.start_index)
         offset = lo - window.start_index
-        valid = window.valid[offset:]
-        span = probs[offset:]
+        stop = max(window.stitch_end - window.start_index, offset)
+        valid = window.valid[offset:stop]
+        span = probs[offset:stop]
         segments = [(lo + int(a), span[a:b].copy()) for a, b in _true_runs(valid)]
-        self._next_out = window.end_index
+        self._next_out = max(self._next_out, window.stitch_end)
+        self._window_end = window.end_index
 
         result = ScoreResult(segments=segments)
         state = self.assess(window)
@@ -503,6 +545,7 @@ class BedSession:
     def _alarm_event(self, t: Transition, reason: str | None = None) -> AlarmEvent:
         return AlarmEvent(
             bed_id=self.bed_id, kind=t.kind, stream_time_s=t.time_s, onset_s=t.onset_s, offset_s=t.offset_s,
+            window_end_s=None if self._window_end is None else max(self._window_end / FS_HZ, t.time_s),
             probability=Probability(peak=min(max(t.peak, 0.0), 1.0), mean=min(max(t.mean, 0.0), 1.0)),
             model=self.model, thresholds=self.thresholds, reason=reason if reason is not None else t.reason,
         )
@@ -588,7 +631,8 @@ def run_recording(
     hop_s: float,
     chunk_samples: int | None = None,
     *,
-    min_history_s: float = 60.0,
+    min_history_s: float = 10.0,
+    lookahead_s: float | None = None,
     ring_s: float = 120.0,
     bed_id: str = "offline",
     model: ModelInfo | None = None,
@@ -613,8 +657,11 @@ def run_recording(
         Input samples (at the file's rate) per chunk for a file or recording; default
         ``round(0.25 * fs)``, the chunking of the daemon's EDF source (``EdfSourceConfig.chunk_s``).
         Events do not depend on it beyond the front-end's float rounding.
-    min_history_s : float, default 60
-        See :class:`BedSession` (lower it to score recordings shorter than 60 s).
+    min_history_s : float, default 10
+        See :class:`BedSession`.
+    lookahead_s : float, optional
+        The output position (``detector.output_position``); default the detector's ``lookahead_s``
+        (the checkpoint's), or 0 for a scorer that declares none.
     ring_s : float, default 120
     bed_id : str, default "offline"
     model : ModelInfo, optional
@@ -656,8 +703,10 @@ def run_recording(
         model = ModelInfo(model_id=str(detector.model_id), stack=str(getattr(detector, "stack", "unknown")),
                           backend=getattr(detector, "backend", None))
     batch_size = max_batch or int(getattr(detector, "max_batch", 32))
+    if lookahead_s is None:
+        lookahead_s = float(getattr(detector, "lookahead_s", 0.0))
     session = BedSession(bed_id, frontend_config, fs_in, thresholds, hop_s=hop_s, ring_s=ring_s,
-                         min_history_s=min_history_s, model=model)
+                         min_history_s=min_history_s, lookahead_s=lookahead_s, model=model)
     events: list[AlarmEvent] = []
     quality: list[AlarmEvent] = []
     segments: list[tuple[int, np.ndarray, bool]] = []

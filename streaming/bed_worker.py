@@ -106,6 +106,8 @@ class BedWorker:
         Called (no argument) after a window is queued (wakes the scoring loop).
     daemon_metrics : DaemonMetrics, optional
         Counts discarded windows (``ictal_windows_skipped_total``).
+    lookahead_s : float, default 0
+        The checkpoint's output position (``detector.output_position``), given to the session.
 
     Attributes
     ----------
@@ -120,7 +122,7 @@ class BedWorker:
                  publish: Callable[..., object], metrics: IctalMetrics, *, model: ModelInfo | None = None,
                  queue_windows: int = 2, no_data_s: float = 5.0,
                  on_window: Callable[[], None] | None = None,
-                 daemon_metrics: DaemonMetrics | None = None) -> None:
+                 daemon_metrics: DaemonMetrics | None = None, lookahead_s: float = 0.0) -> None:
         if queue_windows < 1:
             raise ValueError(f"queue_windows must be >= 1 (found {queue_windows})")
         self.config = config
@@ -132,6 +134,7 @@ class BedWorker:
         self.publish = publish
         self.metrics = metrics
         self.model = model
+        self.lookahead_s = float(lookahead_s)
         self.queue_windows = queue_windows
         self.no_data_s = no_data_s
         self.on_window = on_window
@@ -230,7 +233,7 @@ class BedWorker:
         if self.session is None:
             self.session = BedSession(
                 self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
-                ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s, model=self.model,
+                ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s, lookahead_s=self.lookahead_s, model=self.model,
             )
         log.info(kv("bed_opened", bed=self.bed_id, fs_hz=self.source.fs, source=self.config.source.type))
         return True

@@ -67,11 +67,13 @@ class SchedulerConfig(StrictModel):
     )
     ring_s: float = Field(120.0, ge=60, description="Seconds of signal kept per bed (>= one window).")
     min_history_s: float = Field(
-        60.0, ge=1, le=60,
+        10.0, ge=1, le=60,
         description="Before the first full 60 s window exists, score (every hop, from this much history "
         "on) a window left-padded to 60 s: the history is normalised alone and the padding is zeros after "
-        "normalisation (streaming.bed). 60 = no padded windows (the daemon's default: a bed is scored "
-        "from its first full minute); evaluation of recordings shorter than 60 s lowers it.",
+        "normalisation (streaming.bed); training draws such windows too. Applies after connecting and "
+        "after every gap of 6 s or more. 10 s: a bed is scored within about 10 s of connecting (60 left "
+        "it blind for a minute), and 10 s is the usual shortest seizure; must exceed the checkpoint's "
+        "lookahead_s.",
     )
 
 

@@ -235,7 +235,8 @@ class Daemon:
         return BedWorker(bed, source, self.config.frontend, self.config.scheduler, self.thresholds, self.publish,
                          self.metrics, model=self.model, queue_windows=self.config.detector.queue_windows,
                          no_data_s=self.config.no_data_s, on_window=self.scoring.wake,
-                         daemon_metrics=self.daemon_metrics)
+                         daemon_metrics=self.daemon_metrics,
+                         lookahead_s=float(getattr(self.detector, "lookahead_s", 0.0)))
 
     def publish(self, event: AlarmEvent, window_end_wall_s: float | None = None) -> None:
         """Journal and publish one event (any thread)."""

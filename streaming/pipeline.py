@@ -15,6 +15,7 @@ import numpy as np
 from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
 from detector.config import FrontendConfig
 from detector.frontend import Frontend
+from detector.output_position import check_positions, seconds_to_samples, served_span
 from detector.quality import QualityReport, RailStats, RailSummary, assess_window, rail_stats, rail_summary
 from streaming.chunk import Chunk
 from streaming.ringbuffer import RingBuffer
@@ -38,7 +39,8 @@ class Window:
         False where the sample is gap filler (see ``streaming.ringbuffer``).
     stitch_from : int
         First absolute index (256 Hz) whose probability this window contributes to the per-sample
-        output: the window start for the first window of the stream, ``end_index - hop`` after.
+        output: the start of its served span ``end_index - lookahead - hop``
+        (``detector.output_position.served_span``), clipped to the samples the window really holds.
     end_clock_s : float
         Source clock time of the window's last sample in seconds (for latency).
     nonfinite_replaced : ndarray of int64, shape (19,)
@@ -54,6 +56,12 @@ class Window:
     stitch_from: int
     end_clock_s: float
     nonfinite_replaced: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(19, dtype=np.int64))
+    stitch_to: int | None = None
+
+    @property
+    def stitch_end(self) -> int:
+        """One past the last absolute index (256 Hz) this window contributes (``end_index - lookahead``)."""
+        return self.end_index if self.stitch_to is None else self.stitch_to
 
     @property
     def start_index(self) -> int:
@@ -79,7 +87,9 @@ class BedPipeline:
     band-pass and notch) on each, appends the result to the ring buffer and returns every window
     that became due (``WindowScheduler``: warm-up until the first full 60 s, then one per hop),
     normalised by ``Frontend.prepare_window``. Chunked input gives the same windows as the whole
-    recording processed at once, whatever the chunk sizes.
+    recording processed at once, whatever the chunk sizes. Each window yields the probabilities of
+    its served span only (``detector.output_position``: ``[end - lookahead - hop, end - lookahead)``),
+    the first window of a stream included.
 
     Raw statistics: the raw input is summarised, a hop at a time (and at every window and gap), by
     ``detector.quality.rail_stats`` (its extremes and the samples on a plateau at them), so that
@@ -91,10 +101,13 @@ class BedPipeline:
     segment. The front-end state is reset (carrying filter and resampler state across missing
     samples would glue the two sides together), the new segment is placed at its true time
     (``ceil(first_index * 256 / fs_in)`` at 256 Hz) and the ring buffer records the gap (zeros, mask
-    False). A window is emitted when its newest hop holds at least one real sample; windows whose
-    newest hop lies entirely in a gap are skipped (they would score only filler), so the stitched
+    False). A window is emitted when its served span holds at least one real sample; windows whose
+    span lies entirely in a gap are skipped (they would score only filler), so the stitched
     output has no probabilities for the gap. Emitted windows that overlap a gap say so
-    (``Window.valid``, ``Window.has_gap``); the daemon decides what to do with them.
+    (``Window.valid``, ``Window.has_gap``); the daemon decides what to do with them. A gap of
+    ``restart_gap_s`` or more restarts the warm-up: the scheduler's origin moves to the first sample
+    after the gap (``BedPipeline.n_restarts``), so no window reaches back across it (the per-bed
+    session then scores left-padded warm-up windows again, as after connecting).
 
     Parameters
     ----------
@@ -106,14 +119,21 @@ class BedPipeline:
         Seconds between windows; ``hop_s * 256`` must be a whole number of samples in (0, 15360].
     ring_s : float
         Seconds kept in the ring buffer (>= 60).
+    lookahead_s : float, default 0
+        The checkpoint's lookahead (``detector.output_position``); a whole number of samples at 256 Hz
+        with ``hop_s + lookahead_s <= 60``.
+    restart_gap_s : float or None, default None
+        A gap at least this long restarts the warm-up at the first sample after it; None never does.
 
     Raises
     ------
     ValueError
-        If ``hop_s`` is not a whole number of samples at 256 Hz or out of range, or ``ring_s`` < 60.
+        If ``hop_s`` is not a whole number of samples at 256 Hz or out of range, ``ring_s`` < 60, or
+        ``lookahead_s`` is negative, not a whole number of samples or does not fit beside the hop.
     """
 
-    def __init__(self, frontend_config: FrontendConfig, fs_in: float, hop_s: float, ring_s: float = 120.0) -> None:
+    def __init__(self, frontend_config: FrontendConfig, fs_in: float, hop_s: float, ring_s: float = 120.0,
+                 lookahead_s: float = 0.0, restart_gap_s: float | None = None) -> None:
         hop_samples = round(hop_s * FS_HZ)
         if abs(hop_samples - hop_s * FS_HZ) > 1e-6 or not 1 <= hop_samples <= WINDOW_SAMPLES:
             raise ValueError(
@@ -123,6 +143,11 @@ class BedPipeline:
             raise ValueError(f"ring_s must hold one window (>= 60 s) (found {ring_s})")
         if not fs_in > 0:
             raise ValueError(f"fs_in must be > 0 Hz (found {fs_in})")
+        self.lookahead_samples = seconds_to_samples(lookahead_s, "lookahead_s")
+        check_positions(hop_samples, self.lookahead_samples)
+        self.lookahead_s = self.lookahead_samples / FS_HZ
+        self.restart_gap_samples = None if restart_gap_s is None else max(1, int(math.ceil(restart_gap_s * FS_HZ)))
+        self.n_restarts = 0
         self.frontend_config = frontend_config
         self.fs_in = float(fs_in)
         self.hop_s = float(hop_s)
@@ -136,7 +161,6 @@ class BedPipeline:
         self.n_resets = 0
         self._next_in: int | None = None  # expected first_index of the next chunk (at fs_in)
         self._out_end: int | None = None  # one past the newest front-end output (at 256 Hz)
-        self._emitted_any = False
         self._clock_anchor = (0, 0.0)  # (first_index at fs_in, clock_s) of the newest chunk
         self._nonfinite: deque[tuple[int, int, np.ndarray]] = deque()  # (out_start, out_end, counts)
         self._rails: deque[tuple[int, int, RailStats]] = deque()  # (out_start, out_end, raw piece stats)
@@ -189,7 +213,11 @@ class BedPipeline:
             self._flush_rails()  # a summary never spans a gap
             self.frontend.reset()
             self.n_resets += 1
-            self._out_end = max(self._out_end, self._out_index(chunk.first_index))
+            resume = max(self._out_end, self._out_index(chunk.first_index))
+            if self.restart_gap_samples is not None and resume - self._out_end >= self.restart_gap_samples:
+                self.scheduler.restart(resume)
+                self.n_restarts += 1
+            self._out_end = resume
         self._next_in = chunk.end_index
         self._clock_anchor = (chunk.first_index, chunk.clock_s)
         windows = []
@@ -227,7 +255,8 @@ class BedPipeline:
     def _make_window(self, end: int) -> Window | None:
         start = end - WINDOW_SAMPLES
         filtered, valid = self.ring.read(start, end)
-        if not valid[-self.hop_samples :].any():
+        lo, hi = served_span(end, self.hop_samples, self.lookahead_samples)
+        if not valid[lo - start : hi - start].any():
             return None
         # The front-end counts its output from its last reset; running normalisation needs the
         # window's end in that count. A window ending before the newest segment's first running
@@ -235,16 +264,15 @@ class BedPipeline:
         end_in_frontend = self.frontend.n_out - (self._out_end - end)
         if self.frontend.running is not None and end_in_frontend < 1:
             return None
-        stitch_from = end - self.hop_samples if self._emitted_any else start
-        self._emitted_any = True
         return Window(
             data=self.frontend.prepare_window(filtered, end_index=end_in_frontend),
             end_index=end,
             quality=assess_window(filtered, FS_HZ, rails=self.rails_between(start, end)),
             valid=valid,
-            stitch_from=stitch_from,
+            stitch_from=lo,
             end_clock_s=self.clock_at(end - 1),
             nonfinite_replaced=self.nonfinite_between(start, end),
+            stitch_to=hi,
         )
 
     def nonfinite_between(self, start: int, end: int) -> np.ndarray:
@@ -315,9 +343,10 @@ class BedPipeline:
         -------
         first_index : int
             Absolute index (256 Hz) of the first returned probability (``window.stitch_from``).
-        probs_new : ndarray of float32, shape (window.end_index - first_index,)
-            The newest hop's probabilities (``hop_s * 256`` samples), or the whole window's 15360 for
-            the first window of the stream.
+        probs_new : ndarray of float32, shape (window.stitch_end - first_index,)
+            The probabilities of the window's served span (``detector.output_position``:
+            ``hop_s * 256`` samples ending ``lookahead`` before the window's end, fewer for a padded
+            window whose history does not reach back that far).
 
         Raises
         ------
@@ -326,15 +355,15 @@ class BedPipeline:
 
         Notes
         -----
-        Causal output: every probability is emitted once, when the window ending at its hop is
-        scored, and never revised. The first window emits its whole 60 s rather than only its last
-        hop: its earlier samples will never be the newest hop of any window, so emitting only the
-        hop would leave the first 56 s of every recording (and every daemon start) without output,
-        unscored by ``ictal evaluate`` and unwatched at the bedside; they are emitted at the same
-        time as the hop, so no output waits for future samples beyond its own window.
+        Every probability is emitted once, when the window whose served span holds it is scored, and
+        never revised; none is computed with more than ``lookahead + hop`` samples of future signal.
+        The first window of a stream emits only its span too (it used to emit all 60 s, backdating
+        onsets with up to a minute of future context); the samples before it are covered by the
+        left-padded warm-up windows of ``streaming.bed`` from ``min_history_s`` on.
         """
         probs = np.asarray(probs)
         if probs.shape != (WINDOW_SAMPLES,):
             raise ValueError(f"stitch expects probabilities of shape ({WINDOW_SAMPLES},) (found {probs.shape})")
         offset = window.stitch_from - window.start_index
-        return window.stitch_from, probs[offset:].astype(np.float32, copy=True)
+        stop = window.stitch_end - window.start_index
+        return window.stitch_from, probs[offset:stop].astype(np.float32, copy=True)

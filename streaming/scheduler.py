@@ -49,6 +49,29 @@ class WindowScheduler:
         self.origin = int(origin)
         self._next_end = self.origin + self.window_samples
 
+    def restart(self, origin: int) -> None:
+        """Start the warm-up again at ``origin`` (a stream that resumed after a long gap).
+
+        Parameters
+        ----------
+        origin : int
+            Absolute index of the first sample after the gap; the next window is due one full window
+            later, and the windows before it are the session's left-padded warm-up windows.
+
+        Raises
+        ------
+        RuntimeError
+            If the scheduler was never started.
+        ValueError
+            If ``origin`` lies before the current one.
+        """
+        if self.origin is None:
+            raise RuntimeError("WindowScheduler.restart called before start(origin)")
+        if origin < self.origin:
+            raise ValueError(f"restart origin {origin} lies before the current origin {self.origin}")
+        self.origin = int(origin)
+        self._next_end = self.origin + self.window_samples
+
     @property
     def warming_up(self) -> bool:
         """True until the first window has been emitted."""
