@@ -15,6 +15,42 @@ the newest ``journal_seq`` at the time, so a subscriber that missed the last eve
 next heartbeat. An event that could not be journaled (disk full) is still published live with
 ``journal_seq`` None, followed by a ``daemon`` event saying so.
 
+Time to alarm (one definition)
+------------------------------
+An onset event carries four times of one seizure alarm:
+
+- ``onset_s`` / ``onset_wall_time``: the sample at which the probability first crossed tau_on, in the
+  bed's stream time (s) and as UTC wall-clock time. The wall time comes from the source's clock
+  mapping (``streaming.sources.wall_clock``): the source clock time of that sample (LSL: the outlet's
+  timestamp corrected to this machine's ``pylsl.local_clock``; EDF replay: its pacing schedule)
+  plus the source's offset from UTC, and never later than the moment the daemon received the sample.
+- ``stream_time_s`` / ``min_duration_wall_time``: the sample that completed the minimum duration
+  (stream time, UTC).
+- ``window_end_s``: the end of the scored window whose probabilities decided the onset.
+- ``wall_time``: the UTC time at which the publisher took the event to journal and send it (set by
+  :meth:`alarms.publisher.AlarmPublisher.publish`; the journal's fsync and the send follow within
+  milliseconds).
+
+**Alarm latency** (:attr:`AlarmEvent.latency_s`) is ``wall_time - onset_wall_time`` in seconds: the
+true time to alarm, from the onset in the signal to the event leaving the daemon. It holds everything:
+the warm-up after a (re)connection, the window and hop, the model's lookahead, the minimum duration,
+inference, queueing and the journal. ``ictal alarms watch``, ``ictal demo``, the evaluate report and
+the Prometheus histogram ``ictal_alarm_latency_seconds`` all use this one definition. The
+post-processor's share alone (``stream_time_s - onset_s``, what version 1 called latency) is
+:attr:`AlarmEvent.min_duration_delay_s`.
+
+Versions
+--------
+Version 2 (this one) added ``onset_wall_time`` and ``min_duration_wall_time`` and made ``wall_time``
+the publish time. Readers of this package (:func:`parse_event`, the journal, the subscriber,
+``ictal alarms watch``) read versions 1 and 2 (:data:`SUPPORTED_SCHEMA_VERSIONS`): a version-1 event
+(an old journal after an upgrade) parses unchanged, its ``latency_s`` is None (version 1 carried no
+onset wall time) and its ``wall_time`` is its construction time. An event of any other version is
+refused with :class:`UnsupportedSchemaVersionError`, naming the version found and the versions
+supported: a reader never guesses at the meaning of a newer event. Readers built for version 1 only
+(ictal before this change, or a consumer that pinned ``schema_version`` to 1) refuse version-2 events:
+upgrade subscribers together with the daemon.
+
 Regenerate the shipped JSON Schema with ``python -m alarms.schema``.
 """
 
@@ -24,18 +60,61 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from alarms.config import AlarmThresholds
 from alarms.postprocess import Transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version of the events this package writes."""
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+"""Versions this package reads (see "Versions" above)."""
+_UNSUPPORTED = "unsupported_schema_version"
 SCHEMA_PATH = Path(__file__).with_name("alarm_event.schema.json")
 BED_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 EventKind = Literal["onset", "offset", "heartbeat", "signal_quality", "daemon"]
+
+
+class UnsupportedSchemaVersionError(ValueError):
+    """An event of a schema version this package cannot read (a newer daemon, or a foreign producer).
+
+    Attributes
+    ----------
+    found : object
+        The ``schema_version`` of the event.
+    supported : tuple of int
+        :data:`SUPPORTED_SCHEMA_VERSIONS`.
+    """
+
+    def __init__(self, found: object, where: str = "") -> None:
+        self.found = found
+        self.supported = SUPPORTED_SCHEMA_VERSIONS
+        place = f" {where}" if where else ""
+        super().__init__(
+            f"alarm event{place} has schema_version {found!r}; this ictal reads versions "
+            f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}: upgrade ictal to read it (events are refused "
+            "rather than guessed at)"
+        )
+
+
+def unsupported_version(exc: ValidationError, where: str = "") -> UnsupportedSchemaVersionError | None:
+    """The :class:`UnsupportedSchemaVersionError` behind ``exc``, if an event's version caused it.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        From validating an :class:`AlarmEvent` or a model that holds some (a catch-up reply).
+    where : str, optional
+        Where the event came from, for the message (e.g. ``"from tcp://127.0.0.1:5556"``).
+    """
+    for error in exc.errors():
+        if error["type"] == _UNSUPPORTED:
+            return UnsupportedSchemaVersionError((error.get("ctx") or {}).get("found"), where)
+    return None
 
 
 class _Frozen(BaseModel):
@@ -63,11 +142,16 @@ class AlarmEvent(_Frozen):
     ``kind`` is ``onset`` / ``offset`` (a seizure alarm starts / ends; topic ``alarm.<bed>``),
     ``signal_quality`` (the input of a bed became unusable or usable again; topic ``quality.<bed>``),
     ``heartbeat`` (topic ``heartbeat``) or ``daemon`` (the daemon itself: start, stop, journal
-    failure; topic ``daemon``). Times: ``stream_time_s``, ``onset_s`` and ``offset_s`` are seconds of
-    the bed's stream clock; ``wall_time`` is UTC.
+    failure; topic ``daemon``). Times: ``stream_time_s``, ``onset_s``, ``offset_s`` and
+    ``window_end_s`` are seconds of the bed's stream clock; ``wall_time``, ``onset_wall_time`` and
+    ``min_duration_wall_time`` are UTC. Alarm latency: :attr:`latency_s` (see the module docstring).
+    Parse received JSON with :func:`parse_event` (it names an unsupported version).
     """
 
-    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this schema.")
+    schema_version: Literal[1, 2] = Field(
+        SCHEMA_VERSION, description="Version of this schema (2; version-1 events, which lack the wall times "
+        "of the onset, are still read)."
+    )
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique id of the event.")
     journal_seq: int | None = Field(
         None, ge=1, description="Global journal sequence number (assigned by the journal; None if not "
@@ -83,10 +167,22 @@ class AlarmEvent(_Frozen):
         "completed the minimum duration)."
     )
     wall_time: datetime = Field(
-        default_factory=lambda: datetime.now(timezone.utc), description="UTC wall-clock time of emission."
+        default_factory=lambda: datetime.now(timezone.utc), description="UTC wall-clock time at which the "
+        "event was published: set by the publisher when it journals and sends the event (version 1: when "
+        "the event was built). For an onset, latency_s = wall_time - onset_wall_time."
     )
     onset_s: float | None = Field(
         None, description="Stream time (s) at which the probability first crossed tau_on (onset/offset)."
+    )
+    onset_wall_time: datetime | None = Field(
+        None, description="Onset/offset (version 2): UTC wall-clock time of the sample at onset_s, from the "
+        "source's clock mapping (the sample's source clock time plus the source's offset from UTC, never "
+        "later than the daemon received the sample); None when unknown. The alarm latency of an onset is "
+        "wall_time - onset_wall_time (latency_s)."
+    )
+    min_duration_wall_time: datetime | None = Field(
+        None, description="Onset (version 2): UTC wall-clock time of the sample at stream_time_s, the one "
+        "that completed the minimum duration (same clock mapping as onset_wall_time); None when unknown."
     )
     offset_s: float | None = Field(None, description="Stream time (s) at which the event ended (offset).")
     window_end_s: float | None = Field(
@@ -109,15 +205,36 @@ class AlarmEvent(_Frozen):
         default_factory=list, description="Signal-quality problems, e.g. 'T5: flat (std 0.02 uV)'."
     )
 
-    @field_validator("wall_time")
+    @model_validator(mode="before")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
+    def _known_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("schema_version", SCHEMA_VERSION)
+            if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
+                raise PydanticCustomError(
+                    _UNSUPPORTED, "schema_version {found} is not supported (this ictal reads versions "
+                    "{supported})", {"found": version, "supported": ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))},
+                )
+        return data
+
+    @field_validator("wall_time", "onset_wall_time", "min_duration_wall_time")
+    @classmethod
+    def _utc(cls, value: datetime | None, info: Any) -> datetime | None:
+        if value is None:
+            return None
         if value.tzinfo is None:
-            raise ValueError(f"wall_time must be timezone-aware UTC (found naive {value.isoformat()})")
+            raise ValueError(f"{info.field_name} must be timezone-aware UTC (found naive {value.isoformat()})")
         return value.astimezone(timezone.utc)
 
     @model_validator(mode="after")
     def _check_kind(self) -> AlarmEvent:
+        if self.schema_version == 1 and (self.onset_wall_time is not None or self.min_duration_wall_time is not None):
+            raise ValueError("a version-1 event carries no onset_wall_time or min_duration_wall_time (found "
+                             "them: a version-2 event labelled 1?)")
+        if self.kind not in ("onset", "offset") and self.onset_wall_time is not None:
+            raise ValueError(f"a {self.kind} event has no onset_wall_time (found {self.onset_wall_time.isoformat()})")
+        if self.kind != "onset" and self.min_duration_wall_time is not None:
+            raise ValueError(f"only an onset has min_duration_wall_time (found one on a {self.kind} event)")
         if self.kind in ("onset", "offset", "signal_quality") and self.bed_id is None:
             raise ValueError(f"a {self.kind} event needs a bed_id (found None)")
         if self.kind in ("onset", "offset") and self.onset_s is None:
@@ -137,10 +254,59 @@ class AlarmEvent(_Frozen):
 
     @property
     def latency_s(self) -> float | None:
-        """For an onset: seconds of stream time from the tau_on crossing to the alarm (else None)."""
+        """Alarm latency of an onset: ``wall_time - onset_wall_time`` in seconds (the one definition).
+
+        Returns
+        -------
+        latency_s : float or None
+            Seconds from the onset sample (UTC, from the source's clock mapping) to the publication of
+            the event (UTC); None for other kinds and when ``onset_wall_time`` is unknown (always for
+            version-1 events). Resolution 1 us (datetimes).
+        """
+        if self.kind != "onset" or self.onset_wall_time is None:
+            return None
+        return (self.wall_time - self.onset_wall_time).total_seconds()
+
+    @property
+    def min_duration_delay_s(self) -> float | None:
+        """Onset: stream seconds from the tau_on crossing to the sample completing the minimum duration.
+
+        The post-processor's share of the latency only (what version 1 called ``latency_s``); None for
+        other kinds.
+        """
         if self.kind != "onset" or self.stream_time_s is None or self.onset_s is None:
             return None
         return self.stream_time_s - self.onset_s
+
+
+def parse_event(data: str | bytes, where: str = "") -> AlarmEvent:
+    """Parse one event from its JSON (any supported version).
+
+    Parameters
+    ----------
+    data : str or bytes
+        The event's JSON, as published or journaled.
+    where : str, optional
+        Where it came from, for the error message.
+
+    Returns
+    -------
+    event : AlarmEvent
+
+    Raises
+    ------
+    UnsupportedSchemaVersionError
+        If its ``schema_version`` is not in :data:`SUPPORTED_SCHEMA_VERSIONS` (the message names both).
+    pydantic.ValidationError
+        If it is malformed otherwise.
+    """
+    try:
+        return AlarmEvent.model_validate_json(data)
+    except ValidationError as exc:
+        refused = unsupported_version(exc, where)
+        if refused is not None:
+            raise refused from None
+        raise
 
 
 def event_from_transition(transition: Transition, *, bed_id: str, model: ModelInfo | None = None,
@@ -159,7 +325,8 @@ def event_from_transition(transition: Transition, *, bed_id: str, model: ModelIn
     Returns
     -------
     event : AlarmEvent
-        Not yet journaled (no sequence numbers); wall time now.
+        Not yet journaled (no sequence numbers); no onset wall times (the daemon adds them from the
+        source's clock mapping); ``wall_time`` is replaced by the publisher when it is published.
     """
     return AlarmEvent(kind=transition.kind, bed_id=bed_id, stream_time_s=transition.time_s,
                       onset_s=transition.onset_s, offset_s=transition.offset_s,
