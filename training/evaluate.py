@@ -17,6 +17,40 @@ Output folder (``--out DIR``)::
     DIR/report.json, DIR/report.md   the report (:mod:`training.evaluate_report`)
     DIR/plots/sensitivity_vs_fa.png, DIR/plots/timeline_<recording_id>.png
 
+Every recording gets a status
+-----------------------------
+A recording selected for evaluation is either **scored** (some probability reached the
+post-processor) or listed in ``report.json`` ``meta.unscored`` with its reason, never silently counted
+as a miss (:func:`recording_status`):
+
+- ``too_short``: the stream holds less than ``min_history_s`` of signal at 256 Hz, so the daemon never
+  scores a window of it (it scores a bed from ``min_history_s`` after it connects);
+- ``unusable``: every scored window was judged unusable (flat, saturated, gaps...): the daemon
+  withheld all its probabilities and would have raised no alarm ("unusable signal for N s");
+- ``no_window``: long enough, yet no window scored (e.g. gaps everywhere);
+- ``not_evaluated``: the daemon path cannot read it (a montage the detector cannot use, an
+  unreadable file).
+
+Unscored recordings are left out of every figure (event scoring, FA/24h and its duration, sample
+AUROC, sweep, latency); their reference seizures are counted in ``meta`` instead. A scored recording
+counts whole, its unscored start (the first ``min_history_s - hop_s - lookahead_s``) included.
+
+Short rated clips and the resampler's last sample
+-------------------------------------------------
+A 10 s clip at 200 Hz (the GROND clips) holds 2000 samples covering [0, 10) s, but the causal
+resampler (``detector.resample``) can emit only the 256 Hz samples up to the last input sample's
+time, 2559 of the 2560: the stream is 3.9 ms short of the 10 s the first window needs, and the daemon
+replaying the file never scores it. :class:`DaemonPathRunner` therefore holds a recording's last input
+sample (edge hold, as the resampler does before the first sample) for as few samples as needed to
+complete the stream to the EDF's duration -- **only when that is what stands between the recording
+and its first window** (one sample at 200 Hz). The scored window then ends exactly at
+``min_history_s`` with ``min_history_s`` of history, on the daemon's grid: the clip is scored as the
+same 10 s of a continuing stream would be. A recording scored without it is left untouched, so
+evaluate and ``ictal serve`` give identical events on it; the number of held samples is in
+``recordings.json`` (``held_samples``). ``min_history_s`` is not lowered per recording: a stream is
+never scored with less history than the daemon's, and no probability lies before
+``min_history_s - hop_s - lookahead_s``.
+
 Figures are computed by :mod:`training.evaluate_metrics` (definitions there) and
 :mod:`training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
 SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
@@ -42,7 +76,13 @@ from training.config import DataConfig
 from training.datasets import Recording, discover
 from training.datasets.base import Skipped
 from training.datasets.labels import build_labels, seizure_events, spans_from_annotations
-from training.evaluate_metrics import ScoredRecording, events_from_probs, hypothesis
+from training.evaluate_metrics import (
+    DaemonEvent,
+    ScoredRecording,
+    alarm_leaves_s,
+    events_from_probs,
+    hypothesis,
+)
 from training.scoring.annotations import Event, write_csv_bi
 
 
@@ -165,12 +205,19 @@ class RunOutput:
     usable : ndarray of bool, shape (n_samples,), optional
         False where the daemon withheld the probabilities from the post-processor (input unusable);
         None means usable wherever a probability exists.
+    signal_s : float, optional
+        Seconds of signal the stream held at 256 Hz (after resampling and any held last sample);
+        None: take the recording's duration.
+    held_samples : int
+        Input samples appended by holding the last one (module docstring; 0 for most recordings).
     """
 
     probs: np.ndarray
     events: list[DetectedEvent]
     quality_events: list = field(default_factory=list)
     usable: np.ndarray | None = None
+    signal_s: float | None = None
+    held_samples: int = 0
 
 
 Runner = Callable[[Recording], RunOutput]
@@ -187,21 +234,62 @@ def detected_events(alarm_events: Iterable[Any]) -> list[DetectedEvent]:
 
     Returns
     -------
-    list of DetectedEvent
+    list of DaemonEvent
         One per offset: onset and offset times, peak and mean probability, ``raised_s`` = stream time
-        of the matching onset alarm (NaN when the onset is missing), ``end_reason`` = the offset's reason.
+        of the matching onset alarm (the sample that completed the minimum duration), ``window_end_s``
+        = the onset alarm's ``window_end_s`` (when it leaves the daemon), both NaN when the onset is
+        missing; ``end_reason`` = the offset's reason.
     """
-    raised: dict[float, float] = {}
+    nan = float("nan")
+    raised: dict[float, tuple[float, float]] = {}
     out = []
     for ev in alarm_events:
         if ev.kind == "onset":
-            raised[float(ev.onset_s)] = float(ev.stream_time_s)
+            leaves = getattr(ev, "window_end_s", None)
+            raised[float(ev.onset_s)] = (float(ev.stream_time_s), nan if leaves is None else float(leaves))
         elif ev.kind == "offset":
             prob = ev.probability
-            out.append(DetectedEvent(float(ev.onset_s), float(ev.offset_s), float(prob.peak) if prob else float("nan"),
-                                     float(prob.mean) if prob else float("nan"),
-                                     raised.pop(float(ev.onset_s), float("nan")), str(ev.reason or "")))
+            at, leaves = raised.pop(float(ev.onset_s), (nan, nan))
+            out.append(DaemonEvent(float(ev.onset_s), float(ev.offset_s), float(prob.peak) if prob else nan,
+                                   float(prob.mean) if prob else nan, at, str(ev.reason or ""), leaves))
     return out
+
+
+def complete_short_recording(recording: Any, min_history_s: float) -> tuple[Any, int]:
+    """Hold the last input sample of a recording whose resampled stream falls just short of its first window.
+
+    Parameters
+    ----------
+    recording : streaming.edf.CanonicalRecording
+        Data (19, n_in) at ``fs`` Hz.
+    min_history_s : float
+        History the first window needs (s).
+
+    Returns
+    -------
+    recording : CanonicalRecording
+        Unchanged (the same object) unless the 256 Hz stream it gives holds fewer than
+        ``min_history_s * 256`` samples while the EDF's duration is at least ``min_history_s``: then
+        a copy whose last input sample is repeated as few times as needed for the stream to reach
+        ``round(duration * 256)`` samples (see the module docstring).
+    held : int
+        Input samples appended (0 when unchanged).
+    """
+    from dataclasses import replace
+
+    from detector.resample import StreamingResampler
+
+    fs, n_in = float(recording.fs), int(recording.data.shape[1])
+    need = int(round(min_history_s * FS_HZ))
+    target = int(round(n_in / fs * FS_HZ))
+    resampler = StreamingResampler(fs, FS_HZ, n_channels=1)
+    if n_in == 0 or resampler.n_out_for(n_in) >= need or target < need:
+        return recording, 0
+    held = 0
+    while resampler.n_out_for(n_in + held) < target:
+        held += 1
+    data = np.concatenate([recording.data, np.repeat(recording.data[:, -1:], held, axis=1)], axis=1)
+    return replace(recording, data=data), held
 
 
 class DaemonPathRunner:
@@ -219,17 +307,25 @@ class DaemonPathRunner:
     hop_s : float
         Seconds between scored windows (the daemon's ``scheduler.hop_s``).
     min_history_s : float, optional
-        Score a left-padded window once this much signal exists (``SchedulerConfig.min_history_s``);
-        None keeps the daemon's default.
+        Score a left-padded window once this much signal exists; None: the daemon's default
+        (``SchedulerConfig().min_history_s``, 10 s).
+
+    Attributes
+    ----------
+    lookahead_s : float
+        The scorer's ``lookahead_s`` (the checkpoint's; 0 for a scorer that declares none).
     """
 
     def __init__(self, scorer: Any, frontend_config: Any, thresholds: AlarmThresholds, hop_s: float,
                  min_history_s: float | None = None) -> None:
+        from streaming.config import SchedulerConfig
+
         self.scorer = scorer
         self.frontend_config = frontend_config
         self.thresholds = thresholds
         self.hop_s = hop_s
-        self.min_history_s = min_history_s
+        self.min_history_s = float(SchedulerConfig().min_history_s if min_history_s is None else min_history_s)
+        self.lookahead_s = float(getattr(scorer, "lookahead_s", 0.0))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path | str, thresholds: AlarmThresholds, hop_s: float,
@@ -242,34 +338,136 @@ class DaemonPathRunner:
         return cls(detector, detector.frontend_config, thresholds, hop_s, min_history_s)
 
     def __call__(self, rec: Recording) -> RunOutput:
-        """Run one recording; probabilities are laid over the whole recording (see :class:`RunOutput`)."""
-        from streaming.bed import run_recording
+        """Run one recording; probabilities are laid over the whole recording (see :class:`RunOutput`).
 
-        kwargs: dict[str, Any] = {}
-        if self.min_history_s is not None:
-            kwargs["min_history_s"] = self.min_history_s
-        result = run_recording(rec.path, self.scorer, self.frontend_config, self.thresholds, self.hop_s, **kwargs)
-        n = int(round(result.duration_s * FS_HZ))
+        Raises
+        ------
+        ValueError, OSError, detector.montage.MontageError
+            As ``streaming.edf.load_canonical`` (unreadable file, unusable montage).
+        """
+        from detector.resample import StreamingResampler
+        from streaming.bed import run_recording
+        from streaming.edf import load_canonical
+
+        canonical = load_canonical(rec.path, self.frontend_config)
+        duration_s = canonical.duration_s
+        canonical, held = complete_short_recording(canonical, self.min_history_s)
+        signal_s = StreamingResampler(canonical.fs, FS_HZ, n_channels=1).n_out_for(canonical.data.shape[1]) / FS_HZ
+        result = run_recording(canonical, self.scorer, self.frontend_config, self.thresholds, self.hop_s,
+                               min_history_s=self.min_history_s, lookahead_s=self.lookahead_s)
+        n = int(round(duration_s * FS_HZ))
         got = np.asarray(result.probabilities, dtype=np.float32)
         n = max(n, result.first_index + got.size)
         probs = np.full(n, np.nan, dtype=np.float32)
         usable = np.zeros(n, dtype=bool)
         probs[result.first_index:result.first_index + got.size] = got
         usable[result.first_index:result.first_index + got.size] = result.usable
-        return RunOutput(probs, detected_events(result.events), list(result.quality_events), usable)
+        return RunOutput(probs, detected_events(result.events), list(result.quality_events), usable,
+                         signal_s=signal_s, held_samples=held)
+
+
+SCORED = "scored"
+TOO_SHORT = "too_short"
+UNUSABLE = "unusable"
+NO_WINDOW = "no_window"
+NOT_EVALUATED = "not_evaluated"
+STATUSES: tuple[str, ...] = (SCORED, TOO_SHORT, UNUSABLE, NO_WINDOW, NOT_EVALUATED)
+"""Statuses of an evaluated recording (module docstring); every one but ``scored`` is unscored."""
 
 
 @dataclass
 class EvaluatedRecording:
-    """One evaluated recording: the scored data and where it came from."""
+    """One evaluated recording: the scored data, where it came from, and whether it was scored.
+
+    Attributes
+    ----------
+    recording : Recording
+    scored : ScoredRecording
+        Probabilities, labels and events (all-NaN probabilities when nothing was scored).
+    quality_events : int
+        Signal-quality events of the run.
+    rerun_matches : bool
+        Re-running the post-processor on the stored probabilities gives the daemon's events.
+    status : str
+        One of :data:`STATUSES` (:func:`recording_status`).
+    reason : str or None
+        Why it is not scored (None when scored).
+    signal_s : float
+        Seconds of 256 Hz signal the stream held.
+    unusable_s : float
+        Seconds with a probability that the daemon withheld from the post-processor (input unusable).
+    held_samples : int
+        Last input sample holds appended (:func:`complete_short_recording`).
+    """
 
     recording: Recording
     scored: ScoredRecording
     quality_events: int
     rerun_matches: bool
+    status: str = SCORED
+    reason: str | None = None
+    signal_s: float = float("nan")
+    unusable_s: float = 0.0
+    held_samples: int = 0
+
+    @property
+    def first_prob_s(self) -> float | None:
+        """Stream time (s) of the first probability, None when there is none."""
+        idx = np.flatnonzero(np.isfinite(self.scored.probs))
+        return float(idx[0] / self.scored.rate_hz) if idx.size else None
 
 
-def score_recording(rec: Recording, run: RunOutput) -> EvaluatedRecording:
+@dataclass(frozen=True)
+class NotEvaluated:
+    """A selected recording that the daemon path could not read (status ``not_evaluated``)."""
+
+    recording_id: str
+    path: Path
+    reason: str
+
+
+def recording_status(probs: np.ndarray, usable: np.ndarray | None, signal_s: float, min_history_s: float,
+                     quality_events: Sequence[Any] = (), rate_hz: float = FS_HZ) -> tuple[str, str | None]:
+    """Whether a run scored its recording and, when not, why (module docstring).
+
+    Parameters
+    ----------
+    probs : ndarray of float, shape (n_samples,)
+        Probabilities laid over the recording (NaN = no window).
+    usable : ndarray of bool, shape (n_samples,), optional
+        False where the daemon withheld a probability from the post-processor.
+    signal_s : float
+        Seconds of 256 Hz signal the stream held.
+    min_history_s : float
+        History the first window needs (s).
+    quality_events : sequence of AlarmEvent
+        The run's signal-quality events (their ``problems`` name what made the input unusable).
+    rate_hz : float
+        Rate of ``probs``.
+
+    Returns
+    -------
+    status : str
+        ``scored``, ``too_short``, ``unusable`` or ``no_window``.
+    reason : str or None
+        None when scored; else a sentence with the numbers (found and needed).
+    """
+    finite = np.isfinite(np.asarray(probs, dtype=np.float64))
+    ok = finite if usable is None else finite & np.asarray(usable, dtype=bool)
+    if ok.any():
+        return SCORED, None
+    if not finite.any():
+        if signal_s < min_history_s:
+            return TOO_SHORT, (f"too short for min_history_s: {signal_s:.3f} s of signal at {FS_HZ} Hz, the first "
+                               f"window needs {min_history_s:g} s")
+        return NO_WINDOW, f"no window scored although {signal_s:.1f} s of signal exist (min_history_s {min_history_s:g} s)"
+    problems = sorted({str(p) for ev in quality_events for p in (getattr(ev, "problems", None) or [])})
+    why = f": {'; '.join(problems)}" if problems else ""
+    return UNUSABLE, (f"unusable signal for {finite.sum() / rate_hz:.1f} s (every scored window; alarms "
+                      f"suppressed throughout){why}")
+
+
+def score_recording(rec: Recording, run: RunOutput, min_history_s: float | None = None) -> EvaluatedRecording:
     """Attach labels and reference events to a run's probabilities.
 
     Parameters
@@ -283,15 +481,25 @@ def score_recording(rec: Recording, run: RunOutput) -> EvaluatedRecording:
         Labels at 256 Hz over the probabilities' length; reference seizures are the runs of seizure
         labels (overlapping rated windows merge); ``rerun_matches`` says whether re-running the
         post-processor over the stored probabilities (:func:`events_from_probs`) gives the daemon's
-        events, which the sweep and the tuning rely on.
+        events, which the sweep and the tuning rely on; ``status`` and ``reason`` from
+        :func:`recording_status`.
     """
+    from streaming.config import SchedulerConfig
+
+    if min_history_s is None:
+        min_history_s = SchedulerConfig().min_history_s
     probs = np.asarray(run.probs, dtype=np.float32)
     n = probs.size
     labels = build_labels(label_spans(rec), n, FS_HZ, rec.default_label)
     ref = [Event(a, b, "seiz") for a, b in seizure_events(labels, FS_HZ)]
-    scored = ScoredRecording(rec.recording_id, n / FS_HZ, probs, labels, ref, float(FS_HZ), list(run.events),
-                             None if run.usable is None else np.asarray(run.usable, dtype=bool))
-    return EvaluatedRecording(rec, scored, len(run.quality_events), True)
+    usable = None if run.usable is None else np.asarray(run.usable, dtype=bool)
+    scored = ScoredRecording(rec.recording_id, n / FS_HZ, probs, labels, ref, float(FS_HZ), list(run.events), usable)
+    signal_s = float(n / FS_HZ if run.signal_s is None else run.signal_s)
+    status, reason = recording_status(probs, usable, signal_s, min_history_s, run.quality_events)
+    finite = np.isfinite(probs)
+    unusable_s = float(np.count_nonzero(finite & ~usable) / FS_HZ) if usable is not None else 0.0
+    return EvaluatedRecording(rec, scored, len(run.quality_events), True, status, reason, signal_s, unusable_s,
+                              int(run.held_samples))
 
 
 def _same_events(a: Sequence[DetectedEvent], b: Sequence[DetectedEvent], tol_s: float = 1.0 / FS_HZ) -> bool:
@@ -302,7 +510,8 @@ def _same_events(a: Sequence[DetectedEvent], b: Sequence[DetectedEvent], tol_s: 
 
 def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: AlarmThresholds,
                 progress: Callable[[str], None] | None = None,
-                skipped: list[Skipped] | None = None) -> list[EvaluatedRecording]:
+                skipped: list[Skipped] | None = None, min_history_s: float | None = None,
+                not_evaluated: list[NotEvaluated] | None = None) -> list[EvaluatedRecording]:
     """Run every recording through ``runner`` and attach its reference.
 
     Parameters
@@ -317,16 +526,25 @@ def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: Ala
         A recording the daemon path cannot read (a montage the detector cannot use, an unreadable
         file: ``MontageError``, ``ValueError``, ``OSError``) is appended here with the reason and left
         out; without this list the error propagates.
+    min_history_s : float, optional
+        The runner's history before its first window (for :func:`recording_status`); default the
+        runner's ``min_history_s`` attribute, else ``SchedulerConfig().min_history_s``.
+    not_evaluated : list of NotEvaluated, optional
+        Each recording appended to ``skipped`` is also appended here, with its id (status
+        ``not_evaluated`` in the report).
 
     Returns
     -------
     list of EvaluatedRecording
+        Every recording the runner read, scored or not (see ``status``).
 
     Raises
     ------
     EvaluationError
         If ``skipped`` is given and no recording could be evaluated.
     """
+    if min_history_s is None:
+        min_history_s = getattr(runner, "min_history_s", None)
     out = []
     n_seen = 0
     for rec in recordings:
@@ -338,18 +556,21 @@ def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: Ala
             if skipped is None:
                 raise
             skipped.append(Skipped(rec.path, f"not evaluated: {exc}"))
+            if not_evaluated is not None:
+                not_evaluated.append(NotEvaluated(rec.recording_id, rec.path, f"not evaluated: {exc}"))
             if progress is not None:
                 progress(f"{rec.recording_id}: skipped ({exc})")
             continue
-        ev = score_recording(rec, run)
+        ev = score_recording(rec, run, min_history_s)
         rerun = events_from_probs(ev.scored.probs, ev.scored.rate_hz, thresholds, usable=ev.scored.usable)
         ev.rerun_matches = _same_events(rerun, ev.scored.events)
         out.append(ev)
         if progress is not None:
             p = ev.scored.probs
             pmax = float(np.nanmax(p)) if np.isfinite(p).any() else float("nan")
+            state = "" if ev.status == SCORED else f", NOT SCORED: {ev.reason}"
             progress(f"{rec.recording_id}: {ev.scored.duration_s:.1f} s, {len(ev.scored.events)} events, "
-                     f"max p {pmax:.3f} ({time.perf_counter() - t0:.1f} s)")
+                     f"max p {pmax:.3f} ({time.perf_counter() - t0:.1f} s){state}")
     if skipped is not None and n_seen and not out:
         raise EvaluationError(
             f"none of the {n_seen} recordings could be evaluated: "
@@ -359,7 +580,9 @@ def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: Ala
 
 
 def _event_dict(e: DetectedEvent) -> dict:
+    leaves = alarm_leaves_s(e)
     return {"onset_s": e.onset_s, "offset_s": e.offset_s, "raised_s": None if math.isnan(e.raised_s) else e.raised_s,
+            "window_end_s": None if math.isnan(leaves) else leaves,
             "peak": e.peak, "mean": e.mean, "end_reason": e.end_reason}
 
 
@@ -371,6 +594,8 @@ def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> 
     out_dir : Path
         Created if needed.
     evaluated : sequence of EvaluatedRecording
+        Every run recording; the arrays of all are written, but only scored ones get csv_bi files and
+        a line in ``ref.list``/``hyp.list`` (the lists score exactly what the report scores).
 
     Returns
     -------
@@ -390,16 +615,19 @@ def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> 
         if s.usable is not None:
             (out_dir / "usable").mkdir(exist_ok=True)
             np.save(out_dir / "usable" / f"{rid}.npy", s.usable)
-        write_csv_bi(out_dir / "ref" / f"{rid}.csv_bi", s.reference, bname=rid)
-        write_csv_bi(out_dir / "hyp" / f"{rid}.csv_bi", hypothesis(s.events, s.duration_s), bname=rid)
-        ref_lines.append(f"ref/{rid}.csv_bi")
-        hyp_lines.append(f"hyp/{rid}.csv_bi")
+        if ev.status == SCORED:
+            write_csv_bi(out_dir / "ref" / f"{rid}.csv_bi", s.reference, bname=rid)
+            write_csv_bi(out_dir / "hyp" / f"{rid}.csv_bi", hypothesis(s.events, s.duration_s), bname=rid)
+            ref_lines.append(f"ref/{rid}.csv_bi")
+            hyp_lines.append(f"hyp/{rid}.csv_bi")
         index.append({
             "recording_id": rid, "path": str(ev.recording.path), "patient": ev.recording.patient,
             "split": ev.recording.split, "duration_s": s.duration_s, "rate_hz": s.rate_hz,
             "ref_events": [[e.start_s, e.stop_s] for e in s.ref_events],
             "events": [_event_dict(e) for e in s.events],
             "quality_events": ev.quality_events, "rerun_matches_daemon": ev.rerun_matches,
+            "status": ev.status, "reason": ev.reason, "signal_s": ev.signal_s, "first_prob_s": ev.first_prob_s,
+            "unusable_s": ev.unusable_s, "held_samples": ev.held_samples,
         })
     (out_dir / "ref.list").write_text("\n".join(ref_lines) + "\n", encoding="utf-8")
     (out_dir / "hyp.list").write_text("\n".join(hyp_lines) + "\n", encoding="utf-8")
@@ -419,6 +647,8 @@ def load_scored(eval_dir: Path | str) -> list[ScoredRecording]:
     Returns
     -------
     list of ScoredRecording
+        The scored recordings (entries whose ``status`` is not ``scored`` are left out, as in the
+        report); events carry ``window_end_s`` when it was stored.
 
     Raises
     ------
@@ -431,6 +661,8 @@ def load_scored(eval_dir: Path | str) -> list[ScoredRecording]:
         raise EvaluationError(f"{index_path} not found (expected the output folder of `ictal evaluate`)")
     out = []
     for entry in json.loads(index_path.read_text(encoding="utf-8")):
+        if entry.get("status", SCORED) != SCORED:
+            continue
         rid = entry["recording_id"]
         try:
             probs = np.load(eval_dir / "probs" / f"{rid}.npy")
@@ -441,8 +673,9 @@ def load_scored(eval_dir: Path | str) -> list[ScoredRecording]:
             raise EvaluationError(
                 f"{eval_dir}: {rid} has {probs.shape} probabilities but {labels.shape} labels, expected equal shapes"
             )
-        events = [DetectedEvent(e["onset_s"], e["offset_s"], e["peak"], e["mean"],
-                                float("nan") if e["raised_s"] is None else e["raised_s"], e["end_reason"])
+        events = [DaemonEvent(e["onset_s"], e["offset_s"], e["peak"], e["mean"],
+                              float("nan") if e["raised_s"] is None else e["raised_s"], e["end_reason"],
+                              float("nan") if e.get("window_end_s") is None else e["window_end_s"])
                   for e in entry["events"]]
         usable_path = eval_dir / "usable" / f"{rid}.npy"
         usable = np.load(usable_path) if usable_path.is_file() else None
@@ -541,7 +774,8 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
         Thresholds file (``alarms.thresholds``); default the checkpoint's tuned thresholds, else the
         defaults.
     min_history_s : float, optional
-        Score a left-padded window once this much history exists (needed for files shorter than 60 s).
+        Score a left-padded window once this much history exists; default the daemon's
+        (``SchedulerConfig().min_history_s``, 10 s). The same for every recording (module docstring).
     data_format, include, split
         See :func:`dataset_config` and :func:`select_recordings`.
     device, backend : str
@@ -561,7 +795,8 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     Raises
     ------
     EvaluationError
-        If the dataset holds nothing to evaluate or the checkpoint metadata is unreadable.
+        If the dataset holds nothing to evaluate, no recording could be scored (each one's reason is
+        given), or the checkpoint metadata is unreadable.
     """
     from streaming.config import SchedulerConfig
     from training.evaluate_report import build_report, write_report
@@ -569,21 +804,32 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     out_dir = Path(out_dir)
     started = time.perf_counter()
     hop_s = SchedulerConfig().hop_s if hop_s is None else float(hop_s)
-    if min_history_s is None and "min_history_s" in SchedulerConfig.model_fields:
-        min_history_s = getattr(SchedulerConfig(), "min_history_s", None)
+    if min_history_s is None:
+        min_history_s = SchedulerConfig().min_history_s
     thresholds, th_source = resolve_thresholds(thresholds_file, checkpoint)
     config = dataset_config(data, data_format)
     recordings, skipped = select_recordings(config, include, split)
     skipped = list(skipped)
     if runner is None:
         runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend)
-    evaluated = run_dataset(recordings, runner, thresholds, progress, skipped)
+    # an injected runner runs with its own history and lookahead: report those
+    if getattr(runner, "min_history_s", None) is not None:
+        min_history_s = float(runner.min_history_s)
+    lookahead_s = float(getattr(runner, "lookahead_s", 0.0))
+    discovery_skipped = list(skipped)
+    failed: list[NotEvaluated] = []
+    evaluated = run_dataset(recordings, runner, thresholds, progress, skipped, min_history_s, failed)
+    if not any(ev.status == SCORED for ev in evaluated):
+        reasons = [f"{ev.scored.recording_id}: {ev.reason}" for ev in evaluated]
+        reasons += [f"{x.recording_id}: {x.reason}" for x in failed]
+        raise EvaluationError(f"none of the {len(reasons)} recordings was scored (min_history_s {min_history_s:g} s, "
+                              f"hop_s {hop_s:g} s): " + "; ".join(reasons))
     paths = write_recordings(out_dir, evaluated)
     report = build_report(
         evaluated, thresholds, out_dir=out_dir, checkpoint=str(checkpoint), checkpoint_id=checkpoint_id(checkpoint),
         dataset=str(config.root), data_format=config.format, hop_s=hop_s, min_history_s=min_history_s,
-        thresholds_source=th_source, skipped=skipped, ref_list=paths["ref_list"], hyp_list=paths["hyp_list"],
-        plots=plots,
+        thresholds_source=th_source, skipped=discovery_skipped, ref_list=paths["ref_list"],
+        hyp_list=paths["hyp_list"], plots=plots, not_evaluated=failed, lookahead_s=lookahead_s,
     )
     report.meta["elapsed_s"] = round(time.perf_counter() - started, 2)
     report.meta["out_dir"] = str(out_dir)

@@ -369,38 +369,83 @@ def sensitivity_at_budgets(points: Sequence[SweepPoint],
 
 
 @dataclass(frozen=True)
+class DaemonEvent(DetectedEvent):
+    """A detected event as the daemon raised it, with the time its onset alarm left the daemon.
+
+    Attributes
+    ----------
+    window_end_s : float
+        Stream time (s) of the end of the scored window whose probabilities completed the minimum
+        duration: the signal time at which the onset alarm leaves the daemon (``AlarmEvent.window_end_s``,
+        ``detector.output_position``). It lies ``lookahead_s`` to ``lookahead_s + hop_s`` after
+        ``raised_s``. NaN when unknown (events re-derived from stored probabilities by
+        :func:`events_from_probs` carry no window).
+    """
+
+    window_end_s: float = float("nan")
+
+
+def alarm_leaves_s(event: DetectedEvent) -> float:
+    """Signal time (s) at which the event's onset alarm leaves the daemon; NaN when the event does not say."""
+    return float(getattr(event, "window_end_s", float("nan")))
+
+
+@dataclass(frozen=True)
 class SeizureLatency:
-    """Onset latency of one detected reference seizure (seconds).
+    """Latencies of one detected reference seizure (seconds of signal time).
 
     Attributes
     ----------
     recording_id : str
     seizure_onset_s : float
-        Annotated onset.
+        Annotated onset (reference).
     event_onset_s : float
-        When the probability first crossed tau_on for the detecting event.
-    alarm_s : float
-        When the onset alarm was raised (stream time of the sample that completed the minimum duration).
+        Hypothesis onset: when the probability first crossed tau_on for the detecting event.
+    min_duration_met_s : float
+        Stream time of the sample that completed the minimum duration (``DetectedEvent.raised_s``;
+        the event onset when unknown).
+    alarm_leaves_s : float
+        Signal time at which the onset alarm leaves the daemon: end of the scored window that
+        completed the minimum duration (``window_end_s``, which includes the checkpoint's lookahead).
+        NaN when the event does not carry it.
     """
 
     recording_id: str
     seizure_onset_s: float
     event_onset_s: float
-    alarm_s: float
+    min_duration_met_s: float
+    alarm_leaves_s: float
 
     @property
     def latency_s(self) -> float:
-        """Alarm time minus annotated onset (negative: alarm before the annotated onset)."""
-        return self.alarm_s - self.seizure_onset_s
+        """Alarm latency: ``alarm_leaves_s - seizure_onset_s`` (negative: alarm before the annotated
+        onset; NaN when the alarm time is unknown). The daemon adds its compute time on top."""
+        return self.alarm_leaves_s - self.seizure_onset_s
+
+    @property
+    def hypothesis_onset_latency_s(self) -> float:
+        """The classic onset latency of event scoring: hypothesis onset minus reference onset.
+
+        It ignores the minimum duration, the hop and the lookahead, so it is not when a nurse could
+        know; :attr:`latency_s` is.
+        """
+        return self.event_onset_s - self.seizure_onset_s
 
 
 def seizure_latencies(rec: ScoredRecording, events: Sequence[DetectedEvent]) -> list[SeizureLatency]:
-    """Onset latency of every detected reference seizure of one recording.
+    """Latencies of every detected reference seizure of one recording.
 
     A seizure is detected by the events that overlap it (OVERLAP); the detecting event is chosen by
     :func:`training.scoring.metrics.onset_latencies` (the earliest starting at or after the onset,
-    else the earliest overlapping) and the latency is its alarm time (``raised_s``) minus the
-    annotated onset.
+    else the earliest overlapping). Its alarm latency is the time its onset alarm leaves the daemon
+    (:func:`alarm_leaves_s`) minus the annotated onset.
+
+    Parameters
+    ----------
+    rec : ScoredRecording
+    events : sequence of DetectedEvent
+        Events of the recording; :class:`DaemonEvent` carries the alarm time, other events give a
+        NaN :attr:`SeizureLatency.latency_s`.
 
     Returns
     -------
@@ -415,8 +460,8 @@ def seizure_latencies(rec: ScoredRecording, events: Sequence[DetectedEvent]) -> 
     for lat in onset_latencies(list(rec.ref_events), hyp):
         assert isinstance(lat, OnsetLatency)
         event = by_onset[lat.alarm_s]
-        alarm = event.raised_s if math.isfinite(event.raised_s) else event.onset_s
-        out.append(SeizureLatency(rec.recording_id, lat.onset_s, event.onset_s, alarm))
+        met = event.raised_s if math.isfinite(event.raised_s) else event.onset_s
+        out.append(SeizureLatency(rec.recording_id, lat.onset_s, event.onset_s, met, alarm_leaves_s(event)))
     return out
 
 

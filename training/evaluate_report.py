@@ -4,22 +4,43 @@ JSON layout (``report.json``; ratios are fractions, times in seconds, rates per 
 figure is undefined)::
 
     {
-      "meta": {checkpoint, checkpoint_id, dataset, data_format, hop_s, min_history_s, thresholds,
-               thresholds_source, n_recordings, duration_s, skipped: [[path, reason]], elapsed_s,
+      "meta": {checkpoint, checkpoint_id, dataset, data_format, hop_s, min_history_s, lookahead_s,
+               first_probability_s (= max(0, min_history_s - hop_s - lookahead_s)), thresholds,
+               thresholds_source, n_recordings (selected), n_scored, n_unscored,
+               unscored: [{recording_id, status, reason, ref_seizures}], unscored_by_status: {status: n},
+               unscored_ref_seizures, duration_s (scored recordings), skipped: [[path, reason]] (files
+               discovery left out), elapsed_s,
                rerun_mismatches: [recording ids whose re-run post-processor differs from the daemon]},
       "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore ...},
       "sample_level": {auroc, auprc, n_positive, n_negative, n_unscored},
       "sensitivity_at_fa": [{budget_fa_per_24h, point: {tau_on, tau_off, min_duration_s, targets, hits,
                              false_alarms, sensitivity, fa_per_24h} | null}],
       "sweep": [points as above, for every tau_on of the sweep],
-      "latency": {n, median_s, p90_s, seizures: [{recording_id, seizure_onset_s, event_onset_s,
-                  alarm_s, latency_s}]},
+      "latency": {definition, n, p50_s, p90_s, n_without_alarm_time,
+                  hypothesis_onset: {definition, n, p50_s, p90_s},
+                  seizures: [{recording_id, seizure_onset_s, event_onset_s, min_duration_met_s,
+                              alarm_leaves_s, latency_s, hypothesis_onset_latency_s}]},
       "background_only": {n_recordings, duration_s, false_alarms, fa_per_24h},
-      "recordings": [{recording_id, duration_s, ref_seizures, events, false_alarms, hits, max_prob,
-                      quality_events, timeline}],
-      "segments": segment report (training.segments) or null,
+      "recordings": [{recording_id, status, reason, duration_s, signal_s, first_prob_s, scored_fraction,
+                      unusable_s, held_samples, ref_seizures, events, false_alarms, hits, max_prob,
+                      quality_events, timeline}]  (every selected recording; counts null when unscored),
+      "segments": segment report (training.segments: per-class counts, seizure-vs-class AUCs, spans)
+                  or null,
       "plots": {"sensitivity_vs_fa": path, "timelines": {recording_id: path}}
     }
+
+Unscored recordings (``training.evaluate``: too short, unusable, not evaluated) are listed in
+``meta.unscored`` and ``recordings`` and left out of every figure; their rated spans are ``unscored``
+in the segment report.
+
+Alarm latency
+-------------
+``latency_s`` = the signal time at which the onset alarm leaves the daemon (``window_end_s`` of the
+onset event: the end of the scored window that completed the minimum duration, which lies
+``lookahead_s`` after that window's served span) minus the annotated onset; p50 and p90 over the
+detected reference seizures (numpy's linear interpolation). The daemon's compute time comes on
+top. ``hypothesis_onset_latency_s`` is the classic figure of event scoring (hypothesis onset -
+reference onset), kept under its own name.
 """
 
 from __future__ import annotations
@@ -89,12 +110,14 @@ class EvaluationReport:
 def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: Path, checkpoint: str,
                  checkpoint_id: str, dataset: str, data_format: str, hop_s: float, min_history_s: float | None,
                  thresholds_source: str, skipped: Sequence[Skipped], ref_list: Path, hyp_list: Path,
-                 plots: bool = True) -> EvaluationReport:
+                 plots: bool = True, not_evaluated: Sequence = (), lookahead_s: float = 0.0) -> EvaluationReport:
     """Compute every figure of the report and draw the plots.
 
     Parameters
     ----------
     evaluated : sequence of training.evaluate.EvaluatedRecording
+        Every recording the daemon path read; only those whose ``status`` is ``scored`` enter the
+        figures.
     thresholds : AlarmThresholds
         The thresholds of the run (the sweep keeps their tau_on - tau_off gap and minimum duration).
     out_dir : Path
@@ -104,45 +127,76 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
     ref_list, hyp_list : Path
         The list files written for the recordings (recorded in the scores).
     plots : bool
-        Draw the PNG plots.
+        Draw the PNG plots (a timeline per recording; an unscored one says so).
+    not_evaluated : sequence of training.evaluate.NotEvaluated
+        Selected recordings the daemon path could not read (listed in ``meta.unscored``).
+    lookahead_s : float
+        The checkpoint's lookahead (recorded in ``meta``).
 
     Returns
     -------
     EvaluationReport
+
+    Raises
+    ------
+    ValueError
+        If no recording is scored (the message lists each one's reason).
     """
-    recs = [ev.scored for ev in evaluated]
+    scored_evs = [ev for ev in evaluated if ev.status == "scored"]
+    unscored = [{"recording_id": ev.scored.recording_id, "status": ev.status, "reason": ev.reason,
+                 "ref_seizures": len(ev.scored.ref_events)} for ev in evaluated if ev.status != "scored"]
+    unscored += [{"recording_id": x.recording_id, "status": "not_evaluated", "reason": x.reason,
+                  "ref_seizures": None} for x in not_evaluated]
+    if not scored_evs:
+        raise ValueError(f"none of the {len(evaluated) + len(not_evaluated)} recordings was scored: "
+                         + "; ".join(f"{u['recording_id']}: {u['reason']}" for u in unscored))
+    recs = [ev.scored for ev in scored_evs]
     pairs = [(r.reference, _hyp(r)) for r in recs]
     scores = score_pairs(pairs, str(ref_list), str(hyp_list)).to_dict()
     taus = tau_on_grid(recs, extra=[thresholds.tau_on])
     points = sweep(recs, [with_tau_on(thresholds, t) for t in taus])
     best = sensitivity_at_budgets(points, FA_BUDGETS_PER_24H)
     lat = [x for r in recs for x in seizure_latencies(r, r.events)]
-    lat_summary = summarise_latencies(x.latency_s for x in lat)
+    lat_summary = summarise_latencies(x.latency_s for x in lat if math.isfinite(x.latency_s))
+    classic = summarise_latencies(x.hypothesis_onset_latency_s for x in lat)
     bg = [r for r in recs if r.background_only]
     bg_counts = overlap_counts(bg, [r.events for r in bg]) if bg else EventCounts(0, 0, 0, 0.0)
     rows = []
     for ev in evaluated:
         r = ev.scored
-        c = overlap_counts([r], [r.events])
+        is_scored = ev.status == "scored"
+        c = overlap_counts([r], [r.events]) if is_scored else None
         finite = r.probs[np.isfinite(r.probs)]
         rows.append({
-            "recording_id": r.recording_id, "duration_s": r.duration_s, "ref_seizures": len(r.ref_events),
-            "events": len(r.events), "hits": c.hits, "false_alarms": c.false_alarms,
-            "max_prob": float(finite.max()) if finite.size else None,
+            "recording_id": r.recording_id, "status": ev.status, "reason": ev.reason, "duration_s": r.duration_s,
+            "signal_s": ev.signal_s, "first_prob_s": ev.first_prob_s,
             "scored_fraction": float(finite.size / r.probs.size) if r.probs.size else 0.0,
+            "unusable_s": ev.unusable_s, "held_samples": ev.held_samples, "ref_seizures": len(r.ref_events),
+            "events": len(r.events), "hits": c.hits if c else None, "false_alarms": c.false_alarms if c else None,
+            "max_prob": float(finite.max()) if finite.size else None,
             "quality_events": ev.quality_events, "timeline": None,
         })
     segments = None
     if data_format == "rated_windows" and (Path(dataset) / "labelled" / "manifest.csv").is_file():
-        segments = segment_report(read_rated_windows(dataset), {r.recording_id: r.probs for r in recs},
+        # spans of unscored recordings are listed, unscored (their probabilities never reached the alarms)
+        probs = {ev.scored.recording_id: ev.scored.probs if ev.status == "scored"
+                 else np.full(ev.scored.probs.shape, np.nan, dtype=np.float32) for ev in evaluated}
+        segments = segment_report(read_rated_windows(dataset), probs,
                                   {r.recording_id: r.events for r in recs}, thresholds, min_history_s=min_history_s)
+    by_status: dict[str, int] = {}
+    for u in unscored:
+        by_status[u["status"]] = by_status.get(u["status"], 0) + 1
     meta = {
         "checkpoint": checkpoint, "checkpoint_id": checkpoint_id, "dataset": dataset, "data_format": data_format,
-        "hop_s": hop_s, "min_history_s": min_history_s, "thresholds": thresholds.model_dump(),
-        "thresholds_source": thresholds_source, "n_recordings": len(recs),
+        "hop_s": hop_s, "min_history_s": min_history_s, "lookahead_s": lookahead_s,
+        "first_probability_s": None if min_history_s is None else max(0.0, min_history_s - hop_s - lookahead_s),
+        "thresholds": thresholds.model_dump(),
+        "thresholds_source": thresholds_source, "n_recordings": len(evaluated) + len(not_evaluated),
+        "n_scored": len(recs), "n_unscored": len(unscored), "unscored": unscored, "unscored_by_status": by_status,
+        "unscored_ref_seizures": sum(u["ref_seizures"] or 0 for u in unscored),
         "duration_s": float(sum(r.duration_s for r in recs)),
         "skipped": [[str(s.path), s.reason] for s in skipped],
-        "rerun_mismatches": [ev.scored.recording_id for ev in evaluated if not ev.rerun_matches],
+        "rerun_mismatches": [ev.scored.recording_id for ev in scored_evs if not ev.rerun_matches],
         "fa_definition": "false alarms (NEDC OVERLAP, SEIZ) / total duration of the recordings x 86400; "
                          "unrated time counts as background",
     }
@@ -151,12 +205,19 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         sensitivity_at_fa=[{"budget_fa_per_24h": b, "point": None if p is None else p.to_dict()}
                            for b, p in best.items()],
         sweep=[p.to_dict() for p in points],
-        latency={"n": lat_summary.n, "median_s": _none(lat_summary.median_s), "p90_s": _none(lat_summary.p90_s),
-                 "alarm_time": "raised_s: stream time of the sample that completed the minimum duration; the "
-                               "daemon emits the alarm when the window ending after that sample is scored "
-                               f"(up to hop_s = {hop_s:g} s later, plus compute time)",
+        latency={"definition": "alarm latency = signal time at which the onset alarm leaves the daemon (end of "
+                               "the scored window that completed the minimum duration, lookahead included) - "
+                               "annotated onset; the daemon's compute time comes on top",
+                 "n": lat_summary.n, "p50_s": _none(lat_summary.median_s), "p90_s": _none(lat_summary.p90_s),
+                 "n_without_alarm_time": sum(not math.isfinite(x.latency_s) for x in lat),
+                 "hypothesis_onset": {"definition": "hypothesis onset (tau_on crossing) - reference onset (the "
+                                                    "classic onset latency; not when the alarm is known)",
+                                      "n": classic.n, "p50_s": _none(classic.median_s),
+                                      "p90_s": _none(classic.p90_s)},
                  "seizures": [{"recording_id": x.recording_id, "seizure_onset_s": x.seizure_onset_s,
-                               "event_onset_s": x.event_onset_s, "alarm_s": x.alarm_s, "latency_s": x.latency_s}
+                               "event_onset_s": x.event_onset_s, "min_duration_met_s": x.min_duration_met_s,
+                               "alarm_leaves_s": _none(x.alarm_leaves_s), "latency_s": _none(x.latency_s),
+                               "hypothesis_onset_latency_s": x.hypothesis_onset_latency_s}
                               for x in lat]},
         background_only={"n_recordings": len(bg), "duration_s": bg_counts.duration_s,
                          "false_alarms": bg_counts.false_alarms, "fa_per_24h": _none(bg_counts.fa_per_24h)},
@@ -171,8 +232,10 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
                                        title=f"{checkpoint_id} on {Path(dataset).name}: tau_on sweep "
                                        f"(gap {thresholds.tau_on - thresholds.tau_off:g}, min {thresholds.min_duration_s:g} s)")
         timelines = {}
-        for r, row in zip(recs, rows, strict=True):
-            path = plot_timeline(r, r.events, thresholds, plot_dir / f"timeline_{r.recording_id}.png")
+        for ev, row in zip(evaluated, rows, strict=True):
+            r = ev.scored
+            note = None if ev.status == "scored" else f"NOT SCORED ({ev.status}): {ev.reason}"
+            path = plot_timeline(r, r.events, thresholds, plot_dir / f"timeline_{r.recording_id}.png", note=note)
             timelines[r.recording_id] = str(path.relative_to(out_dir))
             row["timeline"] = timelines[r.recording_id]
         report.plots = {"sensitivity_vs_fa": str(curve.relative_to(out_dir)), "timelines": timelines}
@@ -193,6 +256,16 @@ def _num(x: float | None, fmt: str = ".2f") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
+STATUS_WORDS = {"too_short": "too short for min_history_s", "unusable": "unusable signal",
+                "no_window": "no window scored", "not_evaluated": "not evaluated"}
+"""How the header names each unscored status."""
+
+
+def _by_status(meta: dict) -> str:
+    """``"too short for min_history_s: 2, not evaluated: 1"`` from ``meta.unscored_by_status``."""
+    return ", ".join(f"{STATUS_WORDS.get(k, k)}: {n}" for k, n in meta["unscored_by_status"].items())
+
+
 def format_markdown(report: EvaluationReport) -> str:
     """The report as Markdown (headline tables, per-recording table, segment report, plot links)."""
     m = report.meta
@@ -200,9 +273,13 @@ def format_markdown(report: EvaluationReport) -> str:
     lines = [
         f"# Evaluation of `{m['checkpoint_id']}` on `{m['dataset']}`",
         "",
-        f"- checkpoint: `{m['checkpoint']}`; dataset layout: {m['data_format']}; recordings: {m['n_recordings']} "
-        f"({m['duration_s'] / 3600:.3f} h); skipped: {len(m['skipped'])}",
-        f"- daemon path: hop {m['hop_s']:g} s, min history {m['min_history_s']} s; thresholds from "
+        f"- checkpoint: `{m['checkpoint']}`; dataset layout: {m['data_format']}; recordings: {m['n_recordings']}, "
+        f"scored {m['n_scored']} ({m['duration_s'] / 3600:.3f} h), unscored {m['n_unscored']}"
+        + (f" ({_by_status(m)}; {m['unscored_ref_seizures']} reference seizures in them, not counted)"
+           if m["n_unscored"] else "")
+        + f"; files skipped by discovery: {len(m['skipped'])}",
+        f"- daemon path: hop {m['hop_s']:g} s, min history {m['min_history_s']} s, lookahead {m['lookahead_s']:g} s "
+        f"(first probability of a recording at {_num(m['first_probability_s'], 'g')} s); thresholds from "
         f"{m['thresholds_source']}: tau_on {th['tau_on']:g}, tau_off {th['tau_off']:g}, min duration "
         f"{th['min_duration_s']:g} s, merge gap {th['merge_gap_s']:g} s, max duration {th['max_duration_s']:g} s, "
         f"refractory {th['refractory_s']:g} s",
@@ -219,10 +296,13 @@ def format_markdown(report: EvaluationReport) -> str:
               f"- sample level (labelled, scored samples): AUROC {_num(report.sample_level['auroc'], '.4f')}, "
               f"AUPRC {_num(report.sample_level['auprc'], '.4f')} ({report.sample_level['n_positive']} seizure / "
               f"{report.sample_level['n_negative']} background samples, {report.sample_level['n_unscored']} unscored)",
-              f"- onset latency (alarm time - annotated onset) over {report.latency['n']} detected seizures: "
-              f"median {_num(report.latency['median_s'], '.1f')} s, 90th percentile "
-              f"{_num(report.latency['p90_s'], '.1f')} s (alarm time = the sample completing the minimum duration; "
-              f"the daemon sends it when its window is scored, up to {m['hop_s']:g} s later)",
+              f"- alarm latency (signal time the onset alarm leaves the daemon - annotated onset) over "
+              f"{report.latency['n']} detected seizures: p50 {_num(report.latency['p50_s'], '.1f')} s, p90 "
+              f"{_num(report.latency['p90_s'], '.1f')} s (the alarm leaves at the end of the scored window that "
+              f"completed the minimum duration, lookahead {m['lookahead_s']:g} s included; compute time on top); "
+              f"classic hypothesis-onset latency (tau_on crossing - annotated onset): p50 "
+              f"{_num(report.latency['hypothesis_onset']['p50_s'], '.1f')} s, p90 "
+              f"{_num(report.latency['hypothesis_onset']['p90_s'], '.1f')} s",
               "", "## Event scoring (SEIZ)", "",
               "| scorer | targets | hits | misses | false alarms | sensitivity | precision | F1 | FA/24h |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -246,23 +326,34 @@ def format_markdown(report: EvaluationReport) -> str:
             lines.append(f"| {row['budget_fa_per_24h']:g} | {_pct(p['sensitivity'])} | {p['fa_per_24h']:.2f} | "
                          f"{p['tau_on']:g} | {p['tau_off']:g} | {p['hits']} / {p['targets']} |")
     if report.latency["seizures"]:
-        lines += ["", "## Onset latency per detected seizure", "",
-                  "| recording | seizure onset (s) | tau_on crossing (s) | alarm (s) | latency (s) |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += ["", "## Latency per detected seizure", "",
+                  "| recording | seizure onset (s) | tau_on crossing (s) | min duration met (s) | alarm leaves (s) "
+                  "| alarm latency (s) | hypothesis-onset latency (s) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for x in report.latency["seizures"]:
             lines.append(f"| {x['recording_id']} | {x['seizure_onset_s']:.2f} | {x['event_onset_s']:.2f} | "
-                         f"{x['alarm_s']:.2f} | {x['latency_s']:.2f} |")
+                         f"{x['min_duration_met_s']:.2f} | {_num(x['alarm_leaves_s'])} | {_num(x['latency_s'])} | "
+                         f"{x['hypothesis_onset_latency_s']:.2f} |")
+    if m["unscored"]:
+        lines += ["", "## Unscored recordings (left out of every figure)", "",
+                  "| recording | status | reason | ref seizures |", "|---|---|---|---:|"]
+        for u in m["unscored"]:
+            lines.append(f"| {u['recording_id']} | {u['status']} | {u['reason']} | "
+                         f"{'n/a' if u['ref_seizures'] is None else u['ref_seizures']} |")
     lines += ["", "## Recordings", "",
-              "| recording | duration (s) | ref seizures | events | hits | false alarms | max p | timeline |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| recording | status | duration (s) | first p (s) | ref seizures | events | hits | false alarms "
+              "| max p | timeline |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report.recordings:
         tl = f"[png]({r['timeline']})" if r["timeline"] else ""
-        lines.append(f"| {r['recording_id']} | {r['duration_s']:.1f} | {r['ref_seizures']} | {r['events']} | "
-                     f"{r['hits']} | {r['false_alarms']} | {_num(r['max_prob'], '.3f')} | {tl} |")
+        lines.append(f"| {r['recording_id']} | {r['status']} | {r['duration_s']:.1f} | {_num(r['first_prob_s'])} | "
+                     f"{r['ref_seizures']} | {r['events']} | {_num(r['hits'], 'd')} | {_num(r['false_alarms'], 'd')} | "
+                     f"{_num(r['max_prob'], '.3f')} | {tl} |")
     if report.segments is not None:
         lines += ["", "## Rated windows (segment level)", "",
-                  f"flagged = an event overlaps the window or a scored sample in it has p >= tau_on "
-                  f"({report.segments.tau_on:g}); min history {report.segments.min_history_s} s", "",
+                  f"Each rated span: its maximum probability and whether an alarm overlaps it. flagged = an event "
+                  f"overlaps the window or a scored sample in it has p >= tau_on ({report.segments.tau_on:g}); min "
+                  f"history {report.segments.min_history_s} s; a span without any probability is unscored.", "",
                   segments_markdown(report.segments)]
     if report.plots:
         lines += ["", "## Plots", "", f"- ![sensitivity vs FA/24h]({report.plots['sensitivity_vs_fa']})",

@@ -6,6 +6,7 @@ matplotlib with the Agg backend (no display); each function writes one file and 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def plot_timeline(rec: ScoredRecording, events: Sequence[DetectedEvent], thresholds: AlarmThresholds,
-                  path: Path) -> Path:
+                  path: Path, note: str | None = None) -> Path:
     """Timeline of one recording: probability, tau_on/tau_off, reference and hypothesis events.
 
     Parameters
@@ -111,6 +112,9 @@ def plot_timeline(rec: ScoredRecording, events: Sequence[DetectedEvent], thresho
         tau_on and tau_off are drawn as horizontal lines.
     path : Path
         Output PNG.
+    note : str, optional
+        Why the recording is not scored (``training.evaluate.recording_status``): written across the
+        probability panel and in the title, so an empty plot is never read as "no seizure".
 
     Returns
     -------
@@ -131,7 +135,11 @@ def plot_timeline(rec: ScoredRecording, events: Sequence[DetectedEvent], thresho
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("probability")
     ax.legend(loc="upper right", fontsize=7, ncol=3)
-    ax.set_title(f"{rec.recording_id}  (grey: unrated; red: reference seizure)", fontsize=9)
+    ax.set_title(f"{rec.recording_id}  (grey: unrated; red: reference seizure)"
+                 + ("  NOT SCORED" if note else ""), fontsize=9, color="tab:red" if note else "black")
+    if note:
+        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(note, 90)), transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="tab:red", bbox={"facecolor": "white", "edgecolor": "tab:red", "lw": 0.8})
     for e in rec.ref_events:
         axe.plot([e.start_s, e.stop_s], [1, 1], lw=6, color="tab:red", solid_capstyle="butt")
     for e in events:

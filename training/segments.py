@@ -18,9 +18,23 @@ probabilities ``p`` at 256 Hz and the events raised at the evaluated thresholds:
   (the post-processor's "above tau_on"), whether or not the minimum duration was then met;
 - ``flagged = alarm or above_tau_on``.
 
-A window none of whose samples was scored (the file is shorter than the scheduler's history) is
-``unscored`` and left out of the rates. Rates per class are flagged / scored windows; for seizure
-windows that is a segment-level sensitivity, for the other classes a false-flag rate on hard negatives.
+A window none of whose samples was scored (the file is shorter than the scheduler's history, or the
+span ends before the first probability at ``min_history_s - hop_s - lookahead_s``) is ``unscored``
+and left out of the rates. Rates per class are flagged / scored windows; for seizure windows that is
+a segment-level sensitivity, for the other classes a false-flag rate on hard negatives.
+
+Threshold-free separation (rated-segment mode)
+----------------------------------------------
+For each hard-negative class (:data:`HARD_NEGATIVES`) the report gives the AUC of seizure against
+that class with each scored rated span scored by its maximum probability ``max_prob``: the
+probability that a random seizure span has a higher maximum than a random span of the class (ties
+count half; Mann-Whitney). Spans of one recording are not independent (hms_1628180742 has nine
+overlapping seizure spans), so the 95% interval is a **cluster bootstrap over recordings**: each of
+:data:`AUC_BOOTSTRAP_RESAMPLES` resamples draws, with replacement, as many seizure recordings as
+there are and as many recordings of the class as there are, pools their spans and recomputes the
+AUC; the interval is the 2.5th and 97.5th percentiles (percentile method, fixed seed). With a
+handful of seizure recordings the interval is wide and itself rough; ``n_seizure_recordings`` says
+how many there were.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +53,16 @@ from training.datasets.base import recording_id_for
 
 CLASSES: tuple[str, ...] = ("seizure", "lpd", "gpd", "lrda", "grda", "other")
 """Plurality classes of the manifest, seizure first; any other value (e.g. ``tie``) is reported as is."""
+
+HARD_NEGATIVES: tuple[str, ...] = ("lpd", "gpd", "lrda", "grda", "other")
+"""Classes compared with seizure by the threshold-free AUC (the IIIC patterns that are not seizures)."""
+
+AUC_BOOTSTRAP_RESAMPLES: int = 2000
+"""Cluster-bootstrap resamples of the AUC interval: enough for stable 2.5/97.5 percentiles (Efron &
+Tibshirani 1993 advise 1000 or more for percentile intervals) at a fraction of a second per class."""
+
+AUC_BOOTSTRAP_SEED: int = 0
+"""Seed of the bootstrap, so a report is reproducible."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +211,86 @@ class ClassRow:
         return self.flagged / self.scored if self.scored else float("nan")
 
 
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney AUC, P(pos > neg) + 0.5 P(pos == neg); NaN when a side is empty."""
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    equal = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * equal) / (pos.size * neg.size))
+
+
+@dataclass(frozen=True)
+class ClassAuc:
+    """Threshold-free separation of seizure spans from the spans of one hard-negative class.
+
+    Attributes
+    ----------
+    label : str
+        The hard-negative class.
+    n_seizure_spans, n_seizure_recordings : int
+        Scored seizure spans, and the recordings they come from (the bootstrap's clusters).
+    n_spans, n_recordings : int
+        Scored spans of ``label``, and their recordings.
+    auc : float
+        P(max_prob of a seizure span > that of a ``label`` span), ties half; NaN when a side is empty.
+    ci_low, ci_high : float
+        95% cluster-bootstrap percentile interval (module docstring); NaN when ``auc`` is.
+    """
+
+    label: str
+    n_seizure_spans: int
+    n_seizure_recordings: int
+    n_spans: int
+    n_recordings: int
+    auc: float
+    ci_low: float
+    ci_high: float
+
+
+def auc_vs_seizure(results: Sequence[WindowResult], label: str, n_resamples: int = AUC_BOOTSTRAP_RESAMPLES,
+                   seed: int = AUC_BOOTSTRAP_SEED) -> ClassAuc:
+    """AUC of seizure spans against ``label`` spans by per-span maximum probability, with its interval.
+
+    Parameters
+    ----------
+    results : sequence of WindowResult
+        Flagged rated spans; unscored ones are left out.
+    label : str
+        The negative class (e.g. ``"lpd"``).
+    n_resamples : int
+        Bootstrap resamples (see the module docstring for the cluster bootstrap over recordings).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    ClassAuc
+    """
+    def groups(name: str) -> dict[str, np.ndarray]:
+        by_rec: dict[str, list[float]] = {}
+        for w in results:
+            if w.label == name and w.scored and w.max_prob is not None:
+                by_rec.setdefault(w.recording_id, []).append(float(w.max_prob))
+        return {k: np.asarray(v, dtype=np.float64) for k, v in by_rec.items()}
+
+    pos, neg = groups("seizure"), groups(label)
+    pos_all = np.concatenate(list(pos.values())) if pos else np.zeros(0)
+    neg_all = np.concatenate(list(neg.values())) if neg else np.zeros(0)
+    auc = _auc(pos_all, neg_all)
+    lo = hi = float("nan")
+    if not math.isnan(auc) and n_resamples > 0:
+        rng = np.random.default_rng(seed)
+        pos_list, neg_list = list(pos.values()), list(neg.values())
+        boot = np.empty(n_resamples)
+        for b in range(n_resamples):
+            p = np.concatenate([pos_list[i] for i in rng.integers(0, len(pos_list), len(pos_list))])
+            n = np.concatenate([neg_list[i] for i in rng.integers(0, len(neg_list), len(neg_list))])
+            boot[b] = _auc(p, n)
+        lo, hi = (float(x) for x in np.percentile(boot, [2.5, 97.5]))
+    return ClassAuc(label, int(pos_all.size), len(pos), int(neg_all.size), len(neg), auc, lo, hi)
+
+
 @dataclass
 class SegmentReport:
     """The segment-level report.
@@ -200,12 +304,19 @@ class SegmentReport:
     windows : list of WindowResult
     classes : list of ClassRow
         One row per class present, in :data:`CLASSES` order then alphabetical.
+    aucs : list of ClassAuc
+        Seizure against each hard-negative class present (:func:`auc_vs_seizure`).
     """
 
     tau_on: float
     min_history_s: float | None
     windows: list[WindowResult]
     classes: list[ClassRow]
+    aucs: list[ClassAuc] = field(default_factory=list)
+
+    def auc(self, label: str) -> ClassAuc | None:
+        """The seizure-vs-``label`` AUC, or None."""
+        return next((a for a in self.aucs if a.label == label), None)
 
     def row(self, label: str) -> ClassRow | None:
         """The row of a class, or None."""
@@ -233,6 +344,11 @@ class SegmentReport:
             "min_history_s": self.min_history_s,
             "classes": [{**asdict(c), "rate": None if math.isnan(c.rate) else c.rate} for c in self.classes],
             "seizure_vs_rest": self.seizure_vs_rest,
+            "auc_definition": "seizure vs each hard-negative class, each scored rated span scored by its maximum "
+                              "probability (Mann-Whitney, ties half); 95% interval: percentile cluster bootstrap "
+                              f"over recordings, {AUC_BOOTSTRAP_RESAMPLES} resamples, seed {AUC_BOOTSTRAP_SEED}",
+            "auc_vs_seizure": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                for k, v in asdict(a).items()} for a in self.aucs],
             "windows": [asdict(w) for w in self.windows],
         }
 
@@ -259,6 +375,7 @@ def segment_report(windows: Iterable[RatedWindow], probs: dict[str, np.ndarray],
     Returns
     -------
     SegmentReport
+        With the per-class counts and the seizure-vs-class AUCs (module docstring).
     """
     results = [flag_window(w, probs[w.recording_id], rate_hz, events.get(w.recording_id, []), thresholds.tau_on)
                for w in windows if w.recording_id in probs]
@@ -269,11 +386,12 @@ def segment_report(windows: Iterable[RatedWindow], probs: dict[str, np.ndarray],
         scored = [r for r in rs if r.scored]
         classes.append(ClassRow(label, len(rs), len(scored), sum(r.flagged for r in scored),
                                 sum(r.alarm for r in scored), sum(r.above_tau_on for r in scored)))
-    return SegmentReport(thresholds.tau_on, min_history_s, results, classes)
+    aucs = [auc_vs_seizure(results, label) for label in labels if label in HARD_NEGATIVES]
+    return SegmentReport(thresholds.tau_on, min_history_s, results, classes, aucs)
 
 
 def format_markdown(report: SegmentReport) -> str:
-    """A Markdown table of the per-class counts and the per-window results."""
+    """Markdown tables: per-class counts, seizure-vs-class AUCs, and the per-window results."""
     lines = [
         "| class | rated windows | scored | flagged | by alarm | above tau_on | flag rate |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -281,6 +399,16 @@ def format_markdown(report: SegmentReport) -> str:
     for c in report.classes:
         rate = "n/a" if math.isnan(c.rate) else f"{100 * c.rate:.1f}%"
         lines.append(f"| {c.label} | {c.windows} | {c.scored} | {c.flagged} | {c.alarm} | {c.above_tau_on} | {rate} |")
+    if report.aucs:
+        lines += ["", "Seizure vs each hard-negative class, threshold-free (per-span maximum probability; 95% "
+                  f"percentile cluster bootstrap over recordings, {AUC_BOOTSTRAP_RESAMPLES} resamples):", "",
+                  "| seizure vs | AUC | 95% interval | seizure spans (recordings) | class spans (recordings) |",
+                  "|---|---:|---|---:|---:|"]
+        for a in report.aucs:
+            auc = "n/a" if math.isnan(a.auc) else f"{a.auc:.3f}"
+            ci = "n/a" if math.isnan(a.ci_low) else f"{a.ci_low:.3f}-{a.ci_high:.3f}"
+            lines.append(f"| {a.label} | {auc} | {ci} | {a.n_seizure_spans} ({a.n_seizure_recordings}) | "
+                         f"{a.n_spans} ({a.n_recordings}) |")
     lines += ["", "| recording | window (s) | class | max p | alarm | above tau_on | flagged |",
               "|---|---|---|---:|---|---|---|"]
     for w in report.windows:

@@ -43,7 +43,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("train", "dev", "eval"), default=None, help="keep one split only")
     parser.add_argument("--hop-s", type=float, default=None, help="seconds between scored windows (default: daemon's)")
     parser.add_argument("--min-history-s", type=float, default=None,
-                        help="score a left-padded window once this much signal exists (files under 60 s)")
+                        help="score a left-padded window once this much signal exists (default: the daemon's, "
+                             "SchedulerConfig.min_history_s = 10 s); a shorter recording is listed as unscored")
     parser.add_argument("--device", default="auto", help="torch device (auto: cuda if available)")
     parser.add_argument("--backend", choices=("auto", "fused", "reference"), default="auto", help="stack backend")
     parser.add_argument("--quiet", action="store_true", help="no progress line per recording")
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_UNSCORED_LINES = 5
+"""Unscored recordings named in the printed summary (all of them are in report.json and report.md)."""
+
+
 def summary_lines(report) -> str:
     """The headline figures of a report, a few lines of text."""
     def fmt(x, spec=".2f", scale=1.0):
@@ -84,9 +89,11 @@ def summary_lines(report) -> str:
     ta = report.scores["nedc"]["taes"]["labels"]["seiz"]
     sz = report.scores["szcore"]
     bg = report.background_only
+    lat = report.latency
     lines = [
-        f"{m['n_recordings']} recordings, {m['duration_s'] / 3600:.3f} h, hop {m['hop_s']:g} s, "
-        f"tau_on {m['thresholds']['tau_on']:g} (from {m['thresholds_source']})",
+        f"{m['n_recordings']} recordings, {m['n_scored']} scored ({m['duration_s'] / 3600:.3f} h), "
+        f"{m['n_unscored']} unscored, hop {m['hop_s']:g} s, min history {m['min_history_s']:g} s, lookahead "
+        f"{m['lookahead_s']:g} s, tau_on {m['thresholds']['tau_on']:g} (from {m['thresholds_source']})",
         f"NEDC OVERLAP: {ov['hits']:.0f}/{ov['targets']:.0f} seizures, sensitivity {100 * ov['sensitivity']:.2f}%, "
         f"{ov['false_alarms']:.0f} FA, {ov['fa_per_24h']:.2f} FA/24h",
         f"NEDC TAES: sensitivity {100 * ta['sensitivity']:.2f}%, {ta['false_alarms']:.2f} FA, {ta['fa_per_24h']:.2f} FA/24h",
@@ -96,12 +103,21 @@ def summary_lines(report) -> str:
             f"{r['budget_fa_per_24h']:g}: " + ("n/a" if r["point"] is None or r["point"]["sensitivity"] is None
                                                else f"{100 * r['point']['sensitivity']:.1f}%")
             for r in report.sensitivity_at_fa),
-        f"onset latency: median {fmt(report.latency['median_s'], '.1f')} s, p90 {fmt(report.latency['p90_s'], '.1f')} s "
-        f"({report.latency['n']} seizures)",
+        f"alarm latency (alarm leaves daemon - annotated onset): p50 {fmt(lat['p50_s'], '.1f')} s, p90 "
+        f"{fmt(lat['p90_s'], '.1f')} s ({lat['n']} seizures)",
         f"background-only: {bg['false_alarms']} FA in {bg['duration_s'] / 3600:.3f} h = {fmt(bg['fa_per_24h'])} FA/24h",
     ]
     if report.segments is not None:
         lines.append("rated windows flagged: " + ", ".join(
             f"{c.label} {c.flagged}/{c.scored}" for c in report.segments.classes))
+        if report.segments.aucs:
+            lines.append("rated-span AUC seizure vs (95% cluster bootstrap): " + ", ".join(
+                f"{a.label} " + ("n/a" if a.auc != a.auc else f"{a.auc:.2f} [{a.ci_low:.2f}, {a.ci_high:.2f}]")
+                + f" (n {a.n_seizure_spans}/{a.n_spans})" for a in report.segments.aucs))
+    if m["n_unscored"]:
+        lines.append(f"unscored ({m['unscored_ref_seizures']} reference seizures not counted): " + "; ".join(
+            f"{u['recording_id']}: {u['reason']}" for u in m["unscored"][:MAX_UNSCORED_LINES])
+            + (f"; ... {m['n_unscored'] - MAX_UNSCORED_LINES} more in report.json" if m["n_unscored"] > MAX_UNSCORED_LINES
+               else ""))
     lines.append(f"report: {Path(m.get('out_dir', '.')) / 'report.md'}")
     return "\n".join(lines)

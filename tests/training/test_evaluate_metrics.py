@@ -11,6 +11,7 @@ import pytest
 from alarms.config import AlarmThresholds
 from alarms.postprocess import PostProcessor, detect_events
 from training.evaluate_metrics import (
+    DaemonEvent,
     ScoredRecording,
     auroc_auprc,
     events_from_probs,
@@ -140,10 +141,20 @@ def test_sweep_keeps_the_gap_and_finds_sensitivity_within_each_budget():
     assert best[12.5].tau_on == max(t for t in taus if t <= 0.75)
 
 
-def test_latency_is_the_alarm_time_minus_the_annotated_onset():
+def test_latency_is_when_the_alarm_leaves_the_daemon_minus_the_annotated_onset():
     p = _probs(300.0, [(95, 140, 0.9)])
     rec = _rec("r", p, [Event(100.0, 150.0, "seiz")])
-    lat = seizure_latencies(rec, events_from_probs(p, RATE, RULES))
+    rerun = events_from_probs(p, RATE, RULES)
+    lat = seizure_latencies(rec, rerun)
     assert len(lat) == 1
-    # crossing at 95 s, alarm raised when 10 s above tau_on are complete (104.75 s)
-    assert lat[0].event_onset_s == 95.0 and lat[0].latency_s == pytest.approx(4.75)
+    # crossing at 95 s, minimum duration met at 104.75 s; a re-run post-processor knows no window:
+    # the alarm time is unknown, not guessed
+    assert lat[0].event_onset_s == 95.0 and lat[0].min_duration_met_s == pytest.approx(104.75)
+    assert math.isnan(lat[0].latency_s)
+    assert lat[0].hypothesis_onset_latency_s == pytest.approx(-5.0)  # the classic figure, under its own name
+    # the daemon's event: the window ending at 108 s (hop 4 s, lookahead 0) completed the minimum duration
+    e = rerun[0]
+    daemon = DaemonEvent(e.onset_s, e.offset_s, e.peak, e.mean, e.raised_s, e.end_reason, window_end_s=108.0)
+    lat = seizure_latencies(rec, [daemon])
+    assert lat[0].alarm_leaves_s == 108.0 and lat[0].latency_s == pytest.approx(8.0)
+    assert lat[0].hypothesis_onset_latency_s == pytest.approx(-5.0)

@@ -48,7 +48,7 @@ def evaluated(shared_data, tmp_path_factory):
 def test_hypothesis_files_hold_the_daemon_events(evaluated):
     out, report, shared = evaluated
     direct = run_recording(shared / "labelled" / "hms_1628180742.edf", AmplitudeScorer(), FrontendConfig(),
-                           THRESHOLDS, 4.0)
+                           THRESHOLDS, 4.0, min_history_s=60.0)
     expected = [(e.onset_s, e.offset_s) for e in detected_events(direct.events)]
     assert expected, "the stand-in scorer must raise events on this file for the comparison to mean anything"
     hyp = read_csv_bi(out / "hyp" / "labelled__hms_1628180742.csv_bi")
@@ -83,11 +83,20 @@ def test_report_json_markdown_and_plots(evaluated):
     eeg = next(r for r in data["recordings"] if r["recording_id"] == FILES[1])
     assert bg["false_alarms"] == eeg["false_alarms"] == eeg["events"]  # every alarm on EEGMAT is false
     hms = next(r for r in data["recordings"] if r["recording_id"] == FILES[0])
-    assert data["latency"]["n"] == hms["hits"]
+    assert data["latency"]["n"] == hms["hits"] == 1
     for lat in data["latency"]["seizures"]:
-        assert lat["latency_s"] == pytest.approx(lat["alarm_s"] - 20.0)
-    # only the rated windows of the HMS file (20-70 s) and all of EEGMAT are labelled
-    assert data["sample_level"]["n_positive"] == 50 * 256
+        # the alarm leaves the daemon at the end of the window that completed the minimum duration:
+        # on the hop grid (60 + 4k s, lookahead 0), at or after the sample that completed it
+        assert lat["latency_s"] == pytest.approx(lat["alarm_leaves_s"] - 20.0)
+        assert lat["alarm_leaves_s"] >= lat["min_duration_met_s"] > lat["event_onset_s"]
+        assert lat["alarm_leaves_s"] - lat["min_duration_met_s"] <= 4.0
+        assert (lat["alarm_leaves_s"] - 60.0) % 4.0 == pytest.approx(0.0)
+        assert lat["hypothesis_onset_latency_s"] == pytest.approx(lat["event_onset_s"] - 20.0)
+    assert data["latency"]["p50_s"] == pytest.approx(data["latency"]["seizures"][0]["latency_s"])
+    # only the rated windows of the HMS file (20-70 s) and all of EEGMAT are labelled; with min history 60 s
+    # and hop 4 s the first probability is at 56 s, so 56-70 s of the seizure are scored samples
+    assert data["sample_level"]["n_positive"] == (70 - 56) * 256
+    assert all(r["first_prob_s"] == 56.0 and r["status"] == "scored" for r in data["recordings"])
     assert (out / data["plots"]["sensitivity_vs_fa"]).stat().st_size > 10_000
     assert all((out / p).is_file() for p in data["plots"]["timelines"].values())
     assert data["segments"]["tau_on"] == 0.6 and len(data["segments"]["windows"]) == 9
@@ -133,8 +142,12 @@ def test_a_file_the_detector_cannot_read_is_skipped_with_its_reason(shared_data,
     runner = DaemonPathRunner(AmplitudeScorer(), FrontendConfig(), AlarmThresholds(), hop_s=30.0)
     report = evaluate(ckpt, shared_data / "quirks", tmp_path / "out", hop_s=30.0, runner=runner, plots=False)
     assert [r["recording_id"] for r in report.recordings] == ["neonatal_burst_malformed_header"]
-    (path, reason), = report.meta["skipped"]
-    assert path.endswith("neonatal_bipolar_8ch.edf") and "bipolar" in reason
+    # a recording the daemon path cannot read is unscored, with its reason, and counted as such
+    (unscored,) = report.meta["unscored"]
+    assert unscored["recording_id"] == "neonatal_bipolar_8ch" and unscored["status"] == "not_evaluated"
+    assert "bipolar" in unscored["reason"]
+    assert report.meta["n_recordings"] == 2 and report.meta["n_scored"] == 1 and report.meta["n_unscored"] == 1
+    assert report.meta["skipped"] == []  # discovery left nothing out
     with pytest.raises(EvaluationError, match="none of the 1 recordings"):
         evaluate(ckpt, shared_data / "quirks", tmp_path / "out2", hop_s=30.0, runner=runner, plots=False,
                  include=["neonatal_bipolar_8ch"])
