@@ -8,6 +8,11 @@ Layout: table ``events`` (``journal_seq`` primary key, ``bed_id``, ``bed_seq``, 
 ``wall_time`` in Unix seconds, ``event_id`` unique, ``json`` = the event as published) and table
 ``counters`` (the last global sequence number and the last per-bed ones), so sequence numbers continue
 after a restart and are never reused, also after pruning.
+
+Schema versions: the stored JSON is kept as it was published, so a journal written before an upgrade
+holds version-1 events. :meth:`Journal.since_json` (the catch-up replies) returns them as stored;
+:meth:`Journal.since` parses versions 1 and 2 and refuses a newer version (a journal written by a
+newer ictal, read after a downgrade) with :class:`alarms.schema.UnsupportedSchemaVersionError`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from pathlib import Path
 
 from alarms.config import JournalConfig
-from alarms.schema import AlarmEvent
+from alarms.schema import AlarmEvent, parse_event
 
 _GLOBAL = ""  # counters row of the global sequence (bed ids are never empty)
 
@@ -208,8 +213,16 @@ class Journal:
         return [r[0] for r in rows]
 
     def since(self, seq: int, limit: int | None = None) -> list[AlarmEvent]:
-        """The events with ``journal_seq > seq``, oldest first (see :meth:`since_json`)."""
-        return [AlarmEvent.model_validate_json(text) for text in self.since_json(seq, limit)]
+        """The events with ``journal_seq > seq``, oldest first (see :meth:`since_json`).
+
+        Raises
+        ------
+        JournalError
+            If the read fails.
+        alarms.schema.UnsupportedSchemaVersionError
+            If a stored event has a schema version this ictal does not read (the message names it).
+        """
+        return [parse_event(text, where=f"in alarm journal {self.path}") for text in self.since_json(seq, limit)]
 
     def first_seq(self) -> int | None:
         """The oldest retained ``journal_seq`` (None when the journal holds no event)."""

@@ -29,6 +29,14 @@ message that libzmq drops (a request without a routing envelope) cannot block it
 Heartbeats (topic ``heartbeat``, every ``heartbeat_s``) carry ``journal_head``: a subscriber whose
 last ``journal_seq`` is lower lost messages and catches up.
 
+Publish time and alarm latency
+------------------------------
+:meth:`AlarmPublisher.publish` sets the event's ``wall_time`` to the moment it takes the event (under
+the send lock, right before the journal append; the fsync and the send follow within milliseconds),
+so the journaled and the sent event carry the same publish time, however long ago the event object
+was built. For an onset it then observes ``ictal_alarm_latency_seconds`` with exactly the event's
+``latency_s`` (publish wall time - onset wall time, see :mod:`alarms.schema`).
+
 Failure of the journal
 ----------------------
 If the journal append fails (disk full, read-only file), the event is still published live (with
@@ -43,6 +51,8 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import zmq
@@ -144,6 +154,8 @@ class AlarmPublisher:
         Default a private context, terminated by :meth:`close`.
     max_batch : int, default 10000
         Most events in one catch-up reply, from 1 to ``2**63 - 2``.
+    wall_clock : callable, default time.time
+        Unix time (s) now; stamps each event's publish time (``wall_time``). Injectable for tests.
 
     Raises
     ------
@@ -154,13 +166,15 @@ class AlarmPublisher:
     """
 
     def __init__(self, config: PublisherConfig, journal: Journal, metrics: IctalMetrics | None = None,
-                 context: zmq.Context | None = None, max_batch: int = 10000) -> None:
+                 context: zmq.Context | None = None, max_batch: int = 10000,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or not 1 <= max_batch < MAX_SEQ:
             raise ValueError(f"max_batch must be an integer from 1 to {MAX_SEQ - 1} (found {max_batch!r})")
         self.config = config
         self.journal = journal
         self.metrics = metrics
         self.max_batch = max_batch
+        self.wall_clock = wall_clock
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
         self._send_lock = threading.Lock()
@@ -210,20 +224,23 @@ class AlarmPublisher:
     # -- publishing ------------------------------------------------------------------------------
 
     def publish(self, event: AlarmEvent, *, window_end_wall_s: float | None = None) -> AlarmEvent:
-        """Journal ``event`` (fsync), then send it as ``[topic, json]``.
+        """Stamp the publish time, journal ``event`` (fsync), then send it as ``[topic, json]``.
 
         Parameters
         ----------
         event : AlarmEvent
-            Any kind but ``heartbeat`` (heartbeats are the publisher's own).
+            Any kind but ``heartbeat`` (heartbeats are the publisher's own). Its ``wall_time`` is
+            replaced by the publish time.
         window_end_wall_s : float, optional
-            Unix time (s) at which the last sample of the window that produced this event was
-            received; when given, ``ictal_alarm_latency_seconds`` observes the time to the send.
+            Ignored; accepted for callers of the previous signature. The latency observed is the
+            event's own ``latency_s`` (publish wall time - ``onset_wall_time``).
 
         Returns
         -------
         event : AlarmEvent
-            As sent: with ``journal_seq``/``bed_seq`` set, or None when the journal failed.
+            As sent: ``wall_time`` the publish time, ``journal_seq``/``bed_seq`` set (None when the
+            journal failed). For an onset with ``onset_wall_time``, ``ictal_alarm_latency_seconds``
+            observed exactly its ``latency_s``.
 
         Raises
         ------
@@ -239,6 +256,7 @@ class AlarmPublisher:
         with self._send_lock:
             if self._closed:
                 raise RuntimeError("AlarmPublisher is closed; cannot publish")
+            event = event.model_copy(update={"wall_time": datetime.fromtimestamp(self.wall_clock(), timezone.utc)})
             try:
                 sent = self.journal.append(event)
             except JournalError as exc:
@@ -257,8 +275,9 @@ class AlarmPublisher:
                 self.metrics.journal_errors.inc()
             if event.kind == "onset" and event.bed_id is not None:
                 self.metrics.record_alarm(event.bed_id)
-            if window_end_wall_s is not None and event.bed_id is not None:
-                self.metrics.alarm_latency.labels(bed=event.bed_id).observe(time.time() - window_end_wall_s)
+            latency_s = sent.latency_s
+            if latency_s is not None and event.bed_id is not None:
+                self.metrics.alarm_latency.labels(bed=event.bed_id).observe(latency_s)
         return sent
 
     def _send(self, event: AlarmEvent) -> None:

@@ -7,6 +7,12 @@ hole in ``journal_seq`` (or a heartbeat whose ``journal_head`` is ahead) trigger
 it. Silence longer than ``heartbeat_timeout_s`` is reported as a lost heartbeat.
 
 Gap detection uses the global ``journal_seq``, so the subscriber listens to every topic.
+
+Schema versions: events of versions 1 and 2 are delivered (a version-1 event, e.g. caught up from a
+journal written before an upgrade, has ``latency_s`` None). An event of another version, live or in a
+catch-up reply, ends the iteration with :class:`alarms.schema.UnsupportedSchemaVersionError` naming the
+version found and the ones supported: a subscriber that skipped events it cannot read would miss
+alarms without anyone knowing.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import zmq
 import zmq.auth
 from pydantic import BaseModel, ValidationError
 
-from alarms.schema import AlarmEvent
+from alarms.schema import AlarmEvent, parse_event, unsupported_version
 
 
 class _CatchupReply(BaseModel):
@@ -174,6 +180,9 @@ class AlarmSubscriber:
         try:
             reply = _CatchupReply.model_validate_json(payload)
         except ValidationError as exc:
+            refused = unsupported_version(exc, f"from catch-up endpoint {self.catchup_endpoint}")
+            if refused is not None:
+                raise refused from None
             raise CatchupError(f"malformed catch-up reply from {self.catchup_endpoint}: {exc}") from exc
         if not reply.ok:
             raise CatchupError(f"catch-up endpoint {self.catchup_endpoint} answered: {reply.error}")
@@ -191,6 +200,8 @@ class AlarmSubscriber:
         ------
         CatchupError
             If the endpoint does not answer in ``request_timeout_s`` or answers with an error.
+        alarms.schema.UnsupportedSchemaVersionError
+            If an event has a schema version this ictal does not read.
         """
         out: list[AlarmEvent] = []
         while True:
@@ -224,6 +235,11 @@ class AlarmSubscriber:
         event : AlarmEvent
             Journaled events in ``journal_seq`` order; events that could not be journaled
             (``journal_seq`` None, e.g. the daemon's journal-failure notice) as they arrive.
+
+        Raises
+        ------
+        alarms.schema.UnsupportedSchemaVersionError
+            At the first event (live or caught up) of a schema version this ictal does not read.
         """
         stop = stop if stop is not None else threading.Event()
         yield from self._safe_catch_up("initial catch-up")
@@ -246,7 +262,8 @@ class AlarmSubscriber:
                 self._notice(f"ignored a message of {len(frames)} frames (expected [topic, json])")
                 continue
             try:
-                event = AlarmEvent.model_validate_json(frames[1])
+                event = parse_event(frames[1], where=f"on topic {frames[0].decode(errors='replace')!r} from "
+                                    f"{self.pub_endpoint}")
             except ValidationError as exc:
                 self._notice(f"ignored a malformed event on topic {frames[0]!r}: {exc.errors()[0]['msg']}")
                 continue

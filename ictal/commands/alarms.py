@@ -1,4 +1,11 @@
-"""`ictal alarms ...`: tools for alarm subscribers."""
+"""`ictal alarms ...`: tools for alarm subscribers.
+
+``ictal alarms watch`` prints one line per event. An onset line gives the times of the alarm as the
+event schema defines them (``alarms.schema``): the onset in stream time and UTC, the sample that
+completed the minimum duration, the publish time and the latency = publish wall time - onset wall
+time. An event of a schema version this ictal does not read ends the watch with exit code 1 and a
+message naming the version found and the ones supported.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,11 @@ import argparse
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from alarms.config import PublisherConfig
-from alarms.schema import AlarmEvent
+from alarms.schema import AlarmEvent, UnsupportedSchemaVersionError
 from alarms.subscriber import AlarmSubscriber, ClientCurve, catchup_endpoint_for
 
 _DEFAULTS = PublisherConfig()
@@ -44,16 +52,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.set_defaults(func=run_watch)
 
 
+def _utc(when: datetime | None) -> str:
+    """``2026-01-01T10:00:20.123Z`` (milliseconds), or ``?`` when unknown."""
+    return "?" if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def format_onset_times(event: AlarmEvent) -> str:
+    """The times of an onset: onset, minimum duration completed, published, latency (one definition).
+
+    Example: ``onset 20.00 s = 2026-01-01T10:00:20.000Z, min duration done 22.00 s =
+    2026-01-01T10:00:22.000Z, published 2026-01-01T10:00:31.500Z, latency 11.50 s (published - onset)``.
+    Stream times are seconds since the bed's first sample; wall times UTC. Without an onset wall time
+    (a version-1 event, or a sample the daemon could not date) the latency is said to be unknown.
+    """
+    text = f"onset {event.onset_s:.2f} s = {_utc(event.onset_wall_time)}"
+    if event.stream_time_s is not None:
+        text += f", min duration done {event.stream_time_s:.2f} s = {_utc(event.min_duration_wall_time)}"
+    text += f", published {_utc(event.wall_time)}"
+    if event.latency_s is not None:
+        return text + f", latency {event.latency_s:.2f} s (published - onset)"
+    why = "a version-1 event" if event.schema_version == 1 else "the onset sample was not dated"
+    return text + f", latency unknown ({why}: no onset wall time)"
+
+
 def format_event(event: AlarmEvent) -> str:
-    """One human-readable line for an event."""
-    when = event.wall_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """One human-readable line for an event (publish time first; onsets: see :func:`format_onset_times`)."""
+    when = _utc(event.wall_time)
     seq = f"#{event.journal_seq}" if event.journal_seq is not None else "#-"
     bed = f"{event.bed_id}/{event.bed_seq}" if event.bed_id is not None else "-"
     parts = [when, seq, bed, event.kind.upper()]
     if event.kind == "onset":
-        parts.append(f"onset {event.onset_s:.2f} s, raised {event.stream_time_s:.2f} s "
-                     f"(latency {event.latency_s:.2f} s)" if event.latency_s is not None
-                     else f"onset {event.onset_s:.2f} s")
+        parts.append(format_onset_times(event))
     elif event.kind == "offset":
         parts.append(f"onset {event.onset_s:.2f} s, offset {event.offset_s:.2f} s "
                      f"(duration {event.offset_s - event.onset_s:.2f} s)")
@@ -73,7 +102,8 @@ def format_event(event: AlarmEvent) -> str:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    """Run `ictal alarms watch`; returns the exit code (0 on Ctrl-C, SIGTERM or --count reached)."""
+    """Run `ictal alarms watch`; returns the exit code (0 on Ctrl-C, SIGTERM or --count reached; 1 at an
+    event of an unsupported schema version; 2 on bad options)."""
     if (args.server_key is None) != (args.client_key is None):
         print("ictal alarms watch: CURVE needs both --server-key and --client-key", file=sys.stderr)
         return 2
@@ -111,6 +141,9 @@ def run_watch(args: argparse.Namespace) -> int:
                 break
     except KeyboardInterrupt:
         pass
+    except UnsupportedSchemaVersionError as exc:
+        print(f"ictal alarms watch: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         subscriber.close()
     return 0

@@ -8,14 +8,20 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from alarms.config import JournalConfig
+from alarms.journal import Journal
+from alarms.publisher import AlarmPublisher
 from alarms.schema import AlarmEvent
 from alarms.subscriber import catchup_endpoint_for
 from ictal.commands import alarms as alarms_command
 from tests.alarms.helpers import onset, open_publisher, publisher_config
+from tests.alarms.test_latency import FakeClock, journal_with_raw_rows
+from tests.alarms.test_schema import V1_ONSET_JSON
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,9 +68,14 @@ def run_in_process(*args: str) -> int:
 
 def test_watch_prints_one_readable_line_per_event(tmp_path, capsys):
     config = publisher_config()
-    journal, publisher = open_publisher(tmp_path, config)
+    journal = Journal(JournalConfig(path=tmp_path / "journal.sqlite3"))
+    published = datetime(2026, 1, 1, 10, 1, 2, 500000, tzinfo=timezone.utc)
+    publisher = AlarmPublisher(config, journal, wall_clock=FakeClock(published.timestamp()))
+    event = onset("icu7", 50.0).model_copy(update={
+        "onset_wall_time": datetime(2026, 1, 1, 10, 0, 0, tzinfo=timezone.utc),
+        "min_duration_wall_time": datetime(2026, 1, 1, 10, 0, 10, 250000, tzinfo=timezone.utc)})
     try:
-        publisher.publish(onset("icu7", 50.0))
+        publisher.publish(event)
         code = run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
                               "--count", "1")
     finally:
@@ -72,8 +83,45 @@ def test_watch_prints_one_readable_line_per_event(tmp_path, capsys):
         journal.close()
     assert code == 0
     line, = capsys.readouterr().out.splitlines()
-    assert "#1 icu7/1 ONSET onset 50.00 s, raised 60.00 s (latency 10.00 s)" in line
+    assert line.startswith("2026-01-01T10:01:02.500Z #1 icu7/1 ONSET ")
+    assert ("onset 50.00 s = 2026-01-01T10:00:00.000Z, min duration done 60.00 s = 2026-01-01T10:00:10.250Z, "
+            "published 2026-01-01T10:01:02.500Z, latency 62.50 s (published - onset)") in line
     assert "p peak 0.970 mean 0.900" in line
+
+
+def test_watch_reads_a_version_1_event_and_says_its_latency_is_unknown(tmp_path, capsys):
+    config = publisher_config()
+    journal_with_raw_rows(tmp_path / "journal.sqlite3", [V1_ONSET_JSON])
+    journal = Journal(JournalConfig(path=tmp_path / "journal.sqlite3"))
+    publisher = AlarmPublisher(config, journal)
+    try:
+        code = run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
+                              "--count", "1")
+    finally:
+        publisher.close()
+        journal.close()
+    assert code == 0
+    line, = capsys.readouterr().out.splitlines()
+    assert ("#1 icu-3/1 ONSET onset 100.00 s = ?, min duration done 110.00 s = ?, published "
+            "2025-11-03T08:15:02.250Z, latency unknown (a version-1 event: no onset wall time)") in line
+
+
+def test_watch_refuses_an_event_of_a_newer_schema_version_with_exit_code_1(tmp_path, capsys):
+    config = publisher_config()
+    newer = json.loads(V1_ONSET_JSON) | {"schema_version": 3}
+    journal_with_raw_rows(tmp_path / "journal.sqlite3", [json.dumps(newer)])
+    journal = Journal(JournalConfig(path=tmp_path / "journal.sqlite3"))
+    publisher = AlarmPublisher(config, journal)
+    try:
+        code = run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
+                              "--count", "1")
+    finally:
+        publisher.close()
+        journal.close()
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "schema_version 3; this ictal reads versions 1, 2" in captured.err
 
 
 def test_watch_rejects_half_curve_options(capsys):
