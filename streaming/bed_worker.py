@@ -29,6 +29,12 @@ and counted; an effective rate that differs from the announced one (``rate_misma
 bed's input unusable (``BedSession.set_input_fault``: alarms suppressed, the front-end would resample
 at the wrong ratio and shift every frequency) until the rate matches again (``rate_ok``) and the
 windows no longer hold mis-rated samples.
+
+Wall-clock times of alarms: every chunk is recorded as it arrives in the bed's
+:class:`streaming.sources.wall_clock.SampleWallClock` with the source's clock mapping
+(``Source.clock_offset_s``), and :meth:`BedWorker.stamp` gives each onset its ``onset_wall_time`` and
+``min_duration_wall_time`` (each offset the ``onset_wall_time`` of its onset) before it is published;
+the publisher sets ``wall_time`` when it sends, so ``AlarmEvent.latency_s`` is the true time to alarm.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from alarms.config import AlarmThresholds
 from alarms.metrics import IctalMetrics
@@ -52,6 +59,7 @@ from streaming.daemon_metrics import DaemonMetrics
 from streaming.logfmt import kv
 from streaming.pipeline import Window
 from streaming.sources.base import Source
+from streaming.sources.wall_clock import SampleWallClock
 
 log = logging.getLogger("ictal.bed")
 
@@ -60,6 +68,9 @@ READ_TIMEOUT_S = 0.2
 
 RETRY_OPEN_S = 5.0
 """Pause between attempts to open a source that failed to open."""
+
+MAX_OPEN_ONSETS = 16
+"""Onset wall times remembered for their offsets (one alarm is open at a time; a few spare)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ class PendingWindow:
     arrived_mono : float
         ``time.monotonic()`` when the chunk that completed the window was read from the source (s).
     arrived_wall : float
-        ``time.time()`` at the same moment (Unix s), for ``ictal_alarm_latency_seconds``.
+        ``time.time()`` at the same moment (Unix s).
     """
 
     window: Window
@@ -94,7 +105,7 @@ class BedWorker:
         ``hop_s``, ``ring_s``, ``min_history_s``.
     thresholds : AlarmThresholds
     publish : callable
-        ``publish(event, window_end_wall_s=None)``: where events go (the daemon's publisher).
+        ``publish(event)``: where events go (the daemon's publisher).
     metrics : IctalMetrics
     model : ModelInfo, optional
         Written into alarm events.
@@ -115,6 +126,8 @@ class BedWorker:
         Created when the source is first opened (its rate is known then).
     lock : threading.Lock
         Held while the session's scoring state (post-processor, quality) or the queue is used.
+    wall_clock : SampleWallClock
+        UTC times of the bed's samples, recorded as chunks arrive (see :meth:`stamp`).
     """
 
     def __init__(self, config: BedConfig, source: Source, frontend_config: FrontendConfig,
@@ -152,6 +165,8 @@ class BedWorker:
         self._last_chunk_mono: float | None = None
         self._no_data_reported = False
         self._last_stream_s = 0.0
+        self.wall_clock = SampleWallClock()
+        self._onset_walls: dict[float, datetime] = {}  # onset_s -> onset_wall_time of the open alarms
         metrics.stream_connected.labels(bed=self.bed_id).set(0)
         metrics.set_thresholds(self.bed_id, thresholds)
 
@@ -329,6 +344,7 @@ class BedWorker:
             self._no_data_reported = False
             self._emit(self._quality(chunk.first_index / chunk.fs, "stream_resumed", "samples arrive again"))
         self._last_chunk_mono = now_mono
+        self.wall_clock.record(chunk, now_wall, self._clock_offset_s())
         bed = self.bed_id
         self.metrics.samples_received.labels(bed=bed).inc(chunk.n_samples)
         lost_before = self.session.samples_lost
@@ -366,8 +382,41 @@ class BedWorker:
         return AlarmEvent(bed_id=self.bed_id, kind="signal_quality", stream_time_s=stream_time_s, reason=reason,
                           detail=detail)
 
+    def _clock_offset_s(self) -> float | None:
+        offset = getattr(self.source, "clock_offset_s", None)  # duck-typed sources may lack it: no mapping
+        return None if offset is None else offset()
+
+    def stamp(self, event: AlarmEvent) -> AlarmEvent:
+        """Add the UTC wall-clock times of an onset or offset from the bed's samples (others unchanged).
+
+        Parameters
+        ----------
+        event : AlarmEvent
+            From this bed's session.
+
+        Returns
+        -------
+        event : AlarmEvent
+            Onset: a copy with ``onset_wall_time`` (the sample at ``onset_s``) and
+            ``min_duration_wall_time`` (the sample at ``stream_time_s``) from :attr:`wall_clock`; offset:
+            with the ``onset_wall_time`` its onset got (looked up again if the onset was not stamped
+            here). A time stays None when its sample is not recorded (older than the horizon).
+        """
+        if event.kind == "onset":
+            onset_wall = self.wall_clock.utc_at(event.onset_s)
+            if onset_wall is not None:
+                self._onset_walls[event.onset_s] = onset_wall
+                while len(self._onset_walls) > MAX_OPEN_ONSETS:  # offsets published elsewhere: forget the oldest
+                    del self._onset_walls[next(iter(self._onset_walls))]
+            return event.model_copy(update={"onset_wall_time": onset_wall,
+                                            "min_duration_wall_time": self.wall_clock.utc_at(event.stream_time_s)})
+        if event.kind == "offset":
+            onset_wall = self._onset_walls.pop(event.onset_s, None) or self.wall_clock.utc_at(event.onset_s)
+            return event.model_copy(update={"onset_wall_time": onset_wall})
+        return event
+
     def _emit(self, event: AlarmEvent) -> None:
-        self.publish(event)
+        self.publish(self.stamp(event))
 
 
 def stream_time_s(window: Window) -> float:

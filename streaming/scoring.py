@@ -12,6 +12,11 @@ Falling behind is said three ways: ``ictal_windows_skipped_total{bed}``, a warni
 ``signal_quality`` event (reason ``scoring_behind``, then ``scoring_caught_up`` once a window is
 scored with none skipped before it).
 
+Onset and offset events get their UTC wall-clock times from the bed (:meth:`BedWorker.stamp`, the
+source's clock mapping) right before they are published; the publisher stamps the publish time and
+observes ``ictal_alarm_latency_seconds`` = ``AlarmEvent.latency_s`` (publish wall time - onset wall
+time: one definition, see ``alarms.schema``).
+
 ``progress`` counts iterations, idle ones included: the daemon's watchdog keep-alive is sent only
 while it moves, so a hung ``predict`` stops the keep-alives.
 """
@@ -49,7 +54,7 @@ class ScoringLoop:
     workers : callable
         Returns the current list of :class:`BedWorker` (the bed list may change on reload).
     publish : callable
-        ``publish(event, window_end_wall_s=None)``.
+        ``publish(event)``: the daemon's publisher (journal, send, latency metric).
     metrics : IctalMetrics
     daemon_metrics : DaemonMetrics
     max_batch : int
@@ -186,10 +191,7 @@ class ScoringLoop:
                                reason=event.reason))
             elif event.kind == "signal_quality":
                 log.info(kv("signal_quality", bed=bed, reason=event.reason, detail=event.detail))
-            if event.kind == "onset":  # ictal_alarm_latency_seconds: window's last sample in -> alarm out
-                self.publish(event, window_end_wall_s=item.arrived_wall)
-            else:
-                self.publish(event)
+            self.publish(worker.stamp(event))
 
     def _finish(self, worker: BedWorker) -> None:
         """A finite source ended and its last window was scored: close the bed's alarm state."""
@@ -197,4 +199,4 @@ class ScoringLoop:
             worker.closed = True
             events = worker.session.finish()
         for event in events:
-            self.publish(event)
+            self.publish(worker.stamp(event))

@@ -55,6 +55,21 @@ class Source(ABC):
     def close(self) -> None:
         """Release the device or file; idempotent."""
 
+    def clock_offset_s(self) -> float | None:
+        """UTC minus source clock, now: Unix time (s) = ``Chunk.clock_s`` + this offset.
+
+        The source's clock mapping, measured when called (so a stepped wall clock is followed); the
+        daemon turns sample times into UTC with it (``streaming.sources.wall_clock``). None when the
+        source's clock is not tied to real time (the default, and an unpaced replay): the daemon then
+        dates a sample by the moment it received it.
+
+        Returns
+        -------
+        offset_s : float or None
+            Seconds; ``time.time() - <source clock now>``.
+        """
+        return None
+
     @property
     def exhausted(self) -> bool:
         """True when a finite source (EDF replay without loop) has delivered its last chunk."""

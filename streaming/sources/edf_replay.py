@@ -86,6 +86,16 @@ class EdfReplaySource(Source):
         """Forget the loaded file."""
         self.recording = None
 
+    def clock_offset_s(self) -> float | None:
+        """UTC minus the replay's clock now (s), or None at ``speed = 0``.
+
+        At ``speed > 0`` ``Chunk.clock_s`` is the pacing schedule on ``time.monotonic``, so the offset
+        is ``time.time() - time.monotonic()``; at ``speed = 0`` it is file time, tied to no real clock.
+        """
+        if self.config.speed > 0:
+            return time.time() - time.monotonic()
+        return None
+
     def release_time(self, end_index: int) -> float:
         """Monotonic time in seconds at which the samples before ``end_index`` are acquired."""
         if self._t0 is None:

@@ -200,6 +200,14 @@ class LslSource(Source):
         """True while an inlet is open."""
         return self._inlet is not None
 
+    def clock_offset_s(self) -> float:
+        """UTC minus ``pylsl.local_clock()`` now (s): ``Chunk.clock_s`` + this = the sample's Unix time.
+
+        ``Chunk.clock_s`` is on this machine's ``pylsl.local_clock`` (the outlet timestamp plus the
+        inlet's ``time_correction``); both clocks are read here, microseconds apart.
+        """
+        return time.time() - pylsl.local_clock()
+
     def predicate(self) -> str:
         """The XPath predicate used to resolve the stream."""
         parts = [f"type='{self.config.stream_type}'"]
