@@ -15,13 +15,21 @@ It ends by itself once the replay has ended and the daemon has scored what it re
 is stopped with SIGTERM (it exits 0) and a summary is printed (alarms raised, windows scored and
 skipped, latency figures).
 
+Alarm latency is the one definition of ``alarms.schema``: the wall time the onset event was published
+minus the wall time of the onset sample (``AlarmEvent.latency_s``), shown for each onset received and
+as the daemon's ``ictal_alarm_latency_seconds`` histogram. The onset sample's wall time comes from
+the LSL clock mapping, never later than the daemon received the sample: the replay runs at ``--speed``
+times real time, so the latency is wall-clock time at that pace (its stream-time part runs ``speed``
+times faster than at the bedside).
+
 Built-in input (without ``--edf``): ``labelled/hms_1628180742.edf`` of the shared real-EEG folder
 (``$ICTAL_SHARED_DATA``, default ``../shared/data`` beside the repository): a continuous 90 s ICU
 recording (HMS, Kaggle, CC BY-NC 4.0, research use only), 19 referential channels at 200 Hz, rated
 "seizure" by 3/3 experts in every rated window from 20 s to 70 s.
 
 Speed: 4x real time by default, so the 90 s recording takes about 23 s; the first window is scored
-once 60 s of signal exist (15 s into the replay), then one every ``hop_s`` (4 s of signal = 1 s).
+once ``min_history_s`` of signal exist (10 s by default: 2.5 s into the replay), then one every
+``hop_s`` (4 s of signal = 1 s).
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from alarms.schema import AlarmEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = Path("labelled") / "hms_1628180742.edf"
@@ -281,14 +291,32 @@ def _wait_settled(metrics_url: str, events: list[dict], timeout_s: float) -> Non
         time.sleep(0.5)
 
 
+def _clock(when: object) -> str:
+    """``HH:MM:SS.mmm`` UTC of an event's ISO wall time, ``?`` when absent."""
+    if not when:
+        return "?"
+    return AlarmEvent.model_validate({"kind": "daemon", "wall_time": when}).wall_time.strftime("%H:%M:%S.%f")[:-3]
+
+
+def alarm_latency_s(event: dict) -> float | None:
+    """``AlarmEvent.latency_s`` of an event as received (publish wall time - onset wall time), or None."""
+    if event.get("kind") != "onset":
+        return None
+    return AlarmEvent.model_validate(event).latency_s
+
+
 def describe(event: dict) -> str:
     """One line for an event, as the demo prints it."""
     kind = event["kind"]
     seq = event.get("journal_seq")
     where = f"[{seq}] " if seq is not None else ""
     if kind == "onset":
-        return (f"{where}ALARM ONSET bed {event['bed_id']}: seizure from {event['onset_s']:.1f} s, raised at "
-                f"{event['stream_time_s']:.1f} s (peak p={event['probability']['peak']:.2f})")
+        latency = alarm_latency_s(event)
+        return (f"{where}ALARM ONSET bed {event['bed_id']}: seizure from {event['onset_s']:.1f} s "
+                f"({_clock(event.get('onset_wall_time'))} UTC), minimum duration done at "
+                f"{event['stream_time_s']:.1f} s, published {_clock(event.get('wall_time'))} UTC: time to alarm "
+                + (f"{latency:.2f} s" if latency is not None else "unknown")
+                + f" (peak p={event['probability']['peak']:.2f})")
     if kind == "offset":
         return (f"{where}alarm offset bed {event['bed_id']}: {event['onset_s']:.1f}-{event['offset_s']:.1f} s "
                 f"({event['reason']})")
@@ -313,14 +341,26 @@ def summary(recording: Path, speed: float, events: list[dict], values: dict[tupl
     lat_mean = _total(values, "ictal_scoring_latency_seconds_sum") / lat_n if lat_n else float("nan")
     p50 = histogram_quantile(values, "ictal_scoring_latency_seconds", 0.5)
     p99 = histogram_quantile(values, "ictal_scoring_latency_seconds", 0.99)
+    alarm_n = _total(values, "ictal_alarm_latency_seconds_count")
+    alarm_mean = _total(values, "ictal_alarm_latency_seconds_sum") / alarm_n if alarm_n else float("nan")
+
+    def latency_text(event: dict) -> str:
+        latency = alarm_latency_s(event)
+        return "unknown (no onset wall time)" if latency is None else f"{latency:.2f} s"
+
     lines = [
         "",
         "summary",
         f"  recording: {recording.name}, replayed at {speed:g}x; {received:.0f} samples per channel received",
         f"  windows scored: {scored:.0f}; skipped (scoring behind): {skipped:.0f}",
         f"  alarms raised: {len(onsets)}" + "".join(
-            f"\n    onset at {e['onset_s']:.1f} s of the recording, raised {e['stream_time_s'] - e['onset_s']:.1f} s "
-            f"of signal later (post-processor minimum duration)" for e in onsets),
+            f"\n    onset at {e['onset_s']:.1f} s of the recording ({_clock(e.get('onset_wall_time'))} UTC), "
+            f"minimum duration done at {e['stream_time_s']:.1f} s, published {_clock(e.get('wall_time'))} UTC; "
+            f"time to alarm {latency_text(e)}" for e in onsets),
+        "  time to alarm = publish wall time - onset wall time (AlarmEvent.latency_s); "
+        "ictal_alarm_latency_seconds: "
+        + (f"mean {alarm_mean:.2f} s over {alarm_n:.0f} alarms" if alarm_n else "no alarm observed")
+        + (f" (wall clock at {speed:g}x replay pace)" if speed != 1 else ""),
         f"  signal-quality events: {len(quality)}; heartbeats heard: {heartbeats}",
         f"  inference per batch: mean {inf_mean:.3f} s over {inf_n:.0f} windows",
         f"  window complete -> probabilities at the post-processor: mean {lat_mean:.3f} s"
