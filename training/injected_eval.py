@@ -676,8 +676,13 @@ def run(args: argparse.Namespace) -> int:
     from detector.inference import Detector
     from detector.montage import MontageError
     from streaming.edf import load_canonical
-    from training.evaluate import (EvaluationError, checkpoint_id, dataset_config, resolve_thresholds,
-                                   select_recordings)
+    from training.evaluate import (
+        EvaluationError,
+        checkpoint_id,
+        dataset_config,
+        resolve_thresholds,
+        select_recordings,
+    )
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     include = args.include or list(DEFAULT_INCLUDE)
