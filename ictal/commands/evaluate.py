@@ -113,7 +113,8 @@ def summary_lines(report) -> str:
         if report.segments.aucs:
             lines.append("rated-span AUC seizure vs (95% cluster bootstrap): " + ", ".join(
                 f"{a.label} " + ("n/a" if a.auc != a.auc else f"{a.auc:.2f} [{a.ci_low:.2f}, {a.ci_high:.2f}]")
-                + f" (n {a.n_seizure_spans}/{a.n_spans})" for a in report.segments.aucs))
+                + f" ({a.n_seizure_spans} seizure spans of {a.n_seizure_recordings} recordings vs {a.n_spans} of "
+                f"{a.n_recordings})" for a in report.segments.aucs))
     if m["n_unscored"]:
         lines.append(f"unscored ({m['unscored_ref_seizures']} reference seizures not counted): " + "; ".join(
             f"{u['recording_id']}: {u['reason']}" for u in m["unscored"][:MAX_UNSCORED_LINES])
