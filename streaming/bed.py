@@ -194,8 +194,9 @@ class BedSession:
     ring_s : float, default 120
         Seconds kept in the ring buffer (>= 60).
     min_history_s : float, default 10
-        History (s) from which windows are scored, left-padded, before 60 s exist (1 to 60, and more
-        than ``lookahead_s``), after connecting and after every gap of :data:`RESTART_GAP_S` or more.
+        History (s) from which windows are scored, left-padded, before 60 s exist (1 to 60), after
+        connecting and after every gap of :data:`RESTART_GAP_S` or more. A window whose served span lies
+        before the first sample yields nothing (``lookahead_s + hop_s`` > history).
     lookahead_s : float, default 0
         The checkpoint's lookahead (``detector.output_position``).
     model : ModelInfo, optional
@@ -226,11 +227,6 @@ class BedSession:
         if not 1.0 <= min_history_s <= 60.0:
             raise ValueError(f"min_history_s must lie in [1, 60] s (found {min_history_s})")
         lookahead_samples = seconds_to_samples(lookahead_s, "lookahead_s")
-        if lookahead_samples >= round(min_history_s * FS_HZ):
-            raise ValueError(
-                f"min_history_s ({min_history_s} s) must exceed the checkpoint's lookahead_s ({lookahead_s} s): "
-                "a window with less history yields no probability"
-            )
         self.bed_id = bed_id
         self.pipeline = BedPipeline(frontend_config, fs_in, hop_s, ring_s, lookahead_s=lookahead_s,
                                     restart_gap_s=RESTART_GAP_S)

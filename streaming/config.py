@@ -72,8 +72,8 @@ class SchedulerConfig(StrictModel):
         "on) a window left-padded to 60 s: the history is normalised alone and the padding is zeros after "
         "normalisation (streaming.bed); training draws such windows too. Applies after connecting and "
         "after every gap of 6 s or more. 10 s: a bed is scored within about 10 s of connecting (60 left "
-        "it blind for a minute), and 10 s is the usual shortest seizure; must exceed the checkpoint's "
-        "lookahead_s.",
+        "it blind for a minute), and 10 s is the usual shortest seizure. The first probability is at "
+        "min_history_s - hop_s - lookahead_s.",
     )
 
 

@@ -133,6 +133,56 @@ class OptimConfig(StrictModel):
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU, which trains in float32).")
 
 
+class ServingConfig(StrictModel):
+    """Where the daemon reads the model, so training takes its loss there (``detector.output_position``).
+
+    A window ending at sample t is served (its probabilities used) on [t - lookahead - hop,
+    t - lookahead). With ``loss_positions: served`` the loss is taken on that span of every training
+    window (plus ``whole_window_loss_weight`` times the loss over the whole window), the window is
+    placed so that its anchor sample lies in that span, and windows near a recording's start, or with
+    probability ``warmup_fraction`` anywhere, are left-padded warm-up windows with ``min_history_s`` to
+    60 s of history, as the daemon scores them after connecting (``streaming.bed``).
+    """
+
+    loss_positions: Literal["served", "window"] = Field(
+        "served", description="served: the loss on the span the daemon reads (the output-position "
+        "contract); window: the loss on all 15360 samples of a window, anchor anywhere in it (the "
+        "seeds' and ictal's first recipe; kept as the baseline of the lookahead study)."
+    )
+    lookahead_s: float = Field(
+        0.0, ge=0, le=30, description="Seconds of signal after the newest served probability (written "
+        "into the checkpoint as lookahead_s; every alarm waits this long for its future context). 0: "
+        "the daemon reads the newest hop, chosen by the lookahead study of README.md."
+    )
+    hop_s: float = Field(
+        4.0, gt=0, le=30, description="Width of the served span (s): the daemon's scheduler.hop_s."
+    )
+    min_history_s: float = Field(
+        10.0, ge=1, le=60, description="Least history of a warm-up window (s): the daemon's "
+        "scheduler.min_history_s."
+    )
+    warmup_fraction: float = Field(
+        0.2, ge=0, le=1, description="Share of training windows cropped to a left-padded warm-up window "
+        "(history uniform in [min_history_s, 60) s) wherever they lie, beyond the windows that are padded "
+        "because they lie near a recording's start; a bed is in warm-up for its first minute after every "
+        "connect and long gap. served only."
+    )
+    whole_window_loss_weight: float = Field(
+        0.0, ge=0, description="Weight of an auxiliary loss over the whole window added to the served-span "
+        "loss (served only). 0: the model is trained only where it is read; the lookahead study found no "
+        "need for more (README.md)."
+    )
+
+    @model_validator(mode="after")
+    def _check_positions(self) -> ServingConfig:
+        from detector.output_position import check_positions, seconds_to_samples
+
+        hop = seconds_to_samples(self.hop_s, "serving.hop_s")
+        lookahead = seconds_to_samples(self.lookahead_s, "serving.lookahead_s")
+        check_positions(hop, lookahead)
+        return self
+
+
 class EvalConfig(StrictModel):
     """Dev evaluation after each epoch, which picks the best checkpoint."""
 
@@ -161,6 +211,7 @@ class TrainConfig(StrictModel):
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     thresholds: AlarmThresholds = Field(default_factory=AlarmThresholds)
@@ -174,6 +225,12 @@ class TrainConfig(StrictModel):
         if self.model.n_times % self.model.downsample != 0:
             raise ValueError(
                 f"model.n_times must be divisible by {self.model.downsample} (found {self.model.n_times})"
+            )
+        span = round((self.serving.hop_s + self.serving.lookahead_s) * self.frontend.fs_hz)
+        if self.serving.loss_positions == "served" and span > self.model.n_times:
+            raise ValueError(
+                f"serving.hop_s + serving.lookahead_s ({self.serving.hop_s} + {self.serving.lookahead_s} s = "
+                f"{span} samples) must fit in the model's window (model.n_times {self.model.n_times})"
             )
         if self.model.sfreq != self.frontend.fs_hz:
             raise ValueError(

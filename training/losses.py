@@ -100,3 +100,43 @@ def loss_from_config(optim) -> Callable[[torch.Tensor, torch.Tensor], torch.Tens
     if optim.loss == "focal":
         return lambda logits, labels: focal_loss(logits, labels, optim.focal_alpha, optim.focal_gamma)
     return lambda logits, labels: weighted_bce(logits, labels, optim.pos_weight)
+
+
+def served_position_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], serving,
+                         n_times: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss taken where the daemon reads the model (``detector.output_position``).
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(logits (B, T), labels (B, T)) -> scalar`` (e.g. :func:`loss_from_config`).
+    serving : training.config.ServingConfig
+        ``loss_positions``, ``hop_s``, ``lookahead_s``, ``whole_window_loss_weight``.
+    n_times : int
+        Window length in samples (15360).
+
+    Returns
+    -------
+    loss_fn : callable
+        ``loss_fn(logits (B, n_times), labels (B, n_times)) -> scalar``: with ``loss_positions:
+        served``, ``loss`` over the served span ``[n_times - lookahead - hop, n_times - lookahead)``
+        (the offsets of ``detector.output_position.served_offsets``, the very function the daemon's
+        stitching uses) plus ``whole_window_loss_weight`` times ``loss`` over the whole window; with
+        ``window``, ``loss`` over the whole window.
+    """
+    if serving.loss_positions == "window":
+        return loss
+    from detector.output_position import seconds_to_samples, served_offsets
+
+    lo, hi = served_offsets(seconds_to_samples(serving.hop_s, "serving.hop_s"),
+                            seconds_to_samples(serving.lookahead_s, "serving.lookahead_s"), n_times)
+    weight = float(serving.whole_window_loss_weight)
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        value = loss(logits[:, lo:hi], labels[:, lo:hi])
+        if weight > 0:
+            value = value + weight * loss(logits, labels)
+        return value
+
+    loss_fn.served_offsets = (lo, hi)  # type: ignore[attr-defined]
+    return loss_fn

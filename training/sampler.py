@@ -2,9 +2,18 @@
 
 A window is drawn in two steps: its class (seizure with probability ``seizure_fraction``, else
 background), then an *anchor* sample of that class uniformly among every such sample of the split
-(so long recordings and long seizures weigh in proportion to their length); the window is placed
-so that the anchor lies at a uniform position inside it, then shifted by the time-shift augmentation.
-Unknown (unrated) samples are never anchors, and their labels stay -1 so the loss ignores them.
+(so long recordings and long seizures weigh in proportion to their length, or by recording, see
+``anchor_weighting``). Unknown (unrated) samples are never anchors, and their labels stay -1 so the
+loss ignores them. Where the window is placed depends on where the loss is taken:
+
+- ``serving.loss_positions: served`` (:meth:`WindowSampler.draw_served`): the window ends so that the
+  anchor lies at a uniform position of its served span ``[end - lookahead - hop, end - lookahead)``
+  (``detector.output_position``), never past the recording's end and with at least ``min_history``
+  of signal; a window that reaches before the recording's start is the daemon's left-padded warm-up
+  window (only the real history is normalised; zeros on the left after normalisation). With
+  probability ``warmup_fraction`` any window is cropped to a warm-up window of ``min_history`` to 60 s.
+- ``window``: the anchor lies at a uniform position of the whole window, then the time-shift
+  augmentation moves it (the first recipe; the loss covers every sample).
 """
 
 from __future__ import annotations
@@ -145,6 +154,47 @@ class WindowSampler:
         start = min(max(start, 0), n - self.window_samples) if n >= self.window_samples else n - self.window_samples
         return rec_index, start, cls
 
+    def draw_served(self, rng: np.random.Generator, hop_samples: int, lookahead_samples: int,
+                    min_history_samples: int) -> tuple[int, int, int]:
+        """Draw one window whose served span holds its anchor (``serving.loss_positions: served``).
+
+        Parameters
+        ----------
+        rng : numpy Generator
+        hop_samples, lookahead_samples : int
+            The served span of a window ending at ``end`` is ``[end - lookahead - hop, end - lookahead)``.
+        min_history_samples : int
+            Least signal a window holds (the daemon's ``min_history_s``), or the recording's length
+            when shorter.
+
+        Returns
+        -------
+        rec_index : int
+            Index into ``self.entries``.
+        start : int
+            First sample of the window (``end - window_samples``); negative for a warm-up window that
+            reaches before the recording's start (the head is padded).
+        cls : int
+            Class of the anchor (1 seizure, 0 background).
+
+        Notes
+        -----
+        The end is ``anchor + lookahead + u`` with ``u`` uniform in [1, hop], then clipped to
+        ``[min(max(min_history, lookahead + 1), n), n]`` (a recording has no signal after its end; the
+        daemon scores no window with less than ``min_history`` of history), so near a recording's edges the anchor may
+        sit outside the span; its labels then still count where the span holds labelled samples.
+        """
+        want_seizure = rng.random() < self.seizure_fraction
+        cls = SEIZURE if want_seizure else BACKGROUND
+        if self.pools[cls].total == 0:
+            cls = BACKGROUND if cls == SEIZURE else SEIZURE
+        rec_index, anchor = self.pools[cls].draw(rng, by_recording=self.weighting == "recording")
+        n = self.entries[rec_index].n_samples
+        end = anchor + int(lookahead_samples) + int(rng.integers(1, int(hop_samples) + 1))
+        least = max(int(min_history_samples), int(lookahead_samples) + 1)  # a span that holds a sample
+        end = min(max(end, min(least, n)), n)
+        return rec_index, end - self.window_samples, cls
+
     def read(self, rec_index: int, start: int, lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Read one window from the cache, optionally with the samples before it.
 
@@ -208,12 +258,17 @@ class WindowDataset(torch.utils.data.Dataset):
     samples only and left-padded with zeros after normalisation, exactly as the daemon's padded
     warm-up windows (``streaming.bed``), so training and serving see the same inputs.
 
+    With ``serving`` given and ``serving.loss_positions == "served"``, windows are placed by
+    :meth:`WindowSampler.draw_served` (no time shift) and, with probability
+    ``serving.warmup_fraction``, cropped to a warm-up window: history uniform in
+    [``min_history_s``, 60) s, the rest zeros after normalisation and labels -1 there.
+
     An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
     """
 
     def __init__(self, sampler: WindowSampler, frontend_config, augment: AugmentConfig | None, length: int,
-                 seed: int, epoch: int = 0, rank: int = 0):
+                 seed: int, epoch: int = 0, rank: int = 0, serving=None):
         from detector.frontend import Frontend
 
         self.sampler = sampler
@@ -222,6 +277,14 @@ class WindowDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.length = int(length)
         self.seed, self.epoch, self.rank = int(seed), int(epoch), int(rank)
+        self.served = serving is not None and serving.loss_positions == "served"
+        if self.served:
+            from detector.output_position import seconds_to_samples
+
+            self.hop_samples = seconds_to_samples(serving.hop_s, "serving.hop_s", self.fs)
+            self.lookahead_samples = seconds_to_samples(serving.lookahead_s, "serving.lookahead_s", self.fs)
+            self.min_history_samples = int(round(serving.min_history_s * self.fs))
+            self.warmup_fraction = float(serving.warmup_fraction)
 
     def __len__(self) -> int:
         return self.length
@@ -230,8 +293,12 @@ class WindowDataset(torch.utils.data.Dataset):
         from training.augment import channel_dropout, hemisphere_flip, scale_and_noise, time_shift_samples
 
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, int(index)])
-        shift = time_shift_samples(self.augment, self.fs, rng) if self.augment else 0
-        rec_index, start, cls = self.sampler.draw(rng, shift)
+        if self.served:
+            rec_index, start, cls = self.sampler.draw_served(rng, self.hop_samples, self.lookahead_samples,
+                                                             self.min_history_samples)
+        else:
+            shift = time_shift_samples(self.augment, self.fs, rng) if self.augment else 0
+            rec_index, start, cls = self.sampler.draw(rng, shift)
         signal, labels = self.sampler.read(rec_index, start)
         if self.augment and self.augment.synthetic_seizure_p > 0 and cls == BACKGROUND \
                 and self.sampler.all_background[rec_index] and start >= 0 \
@@ -243,6 +310,12 @@ class WindowDataset(torch.utils.data.Dataset):
         # A recording shorter than a window (start < 0) is padded as the daemon pads its warm-up
         # windows (streaming.bed): the real samples are normalised alone, the head is exact zeros.
         pad = max(0, -start)
+        if self.served and self.warmup_fraction > 0 and rng.random() < self.warmup_fraction:
+            n_window = signal.shape[1]
+            history = int(rng.integers(min(self.min_history_samples, n_window - pad), n_window - pad + 1))
+            pad = n_window - history  # a bed that (re)connected `history` samples before the window's end
+            labels = labels.copy()
+            labels[:pad] = -1
         x = np.zeros(signal.shape, dtype=np.float32)
         x[:, pad:] = self.frontend.prepare_window(signal[:, pad:])
         if self.augment:

@@ -13,6 +13,14 @@ is drawn from a generator seeded with ``(seed, e, r, i)``, and torch's generator
 from ``(seed, step, rank)`` at every optimizer step, so a run resumed from a checkpoint continues
 exactly as the uninterrupted run would (on the same hardware and library versions).
 
+Where the loss is taken (``serving``, :class:`training.config.ServingConfig`): by default on the
+served span of each window, ``[end - lookahead - hop, end - lookahead)``, the positions the daemon
+reads (``detector.output_position``; :func:`training.losses.served_position_loss`), with windows
+placed so that their anchor lies in that span and left-padded warm-up windows drawn as the daemon
+scores them after connecting (:mod:`training.sampler`); dev evaluation reads the model at the same
+positions (:func:`training.validation.predict_served_logits`). The checkpoint records ``lookahead_s``.
+``loss_positions: window`` restores the whole-window loss of the first recipe.
+
 Checkpoints (``out_dir/checkpoints/``): ``epoch_NNN`` after each epoch, ``last`` (after each epoch
 and when ``--max-steps`` stops the run) and ``best`` (highest dev sensitivity at the target FA/24h,
 then lowest dev loss). Each is a detector checkpoint (``model.safetensors`` + ``metadata.json``,
@@ -40,7 +48,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from training.config import TrainConfig
-from training.losses import loss_from_config
+from training.losses import loss_from_config, served_position_loss
 from training.schedule import warmup_cosine
 
 STATE_TENSORS = "training_state.safetensors"
@@ -283,7 +291,13 @@ def write_checkpoint(path: Path, model: torch.nn.Module, config: TrainConfig, op
         shutil.rmtree(tmp)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in state.items() if k != "config"}
-    save_checkpoint(tmp, model, config.model, config.frontend, extra={"training": summary})
+    serving = config.serving
+    save_checkpoint(tmp, model, config.model, config.frontend, lookahead_s=serving.lookahead_s,
+                    extra={"training": summary,
+                           "serving": {"loss_positions": serving.loss_positions, "hop_s": serving.hop_s,
+                                       "min_history_s": serving.min_history_s,
+                                       "warmup_fraction": serving.warmup_fraction,
+                                       "whole_window_loss_weight": serving.whole_window_loss_weight}})
     save_training_state(tmp, optimizer, scheduler, state)
     _replace_dir(tmp, path)
     return path
@@ -416,7 +430,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         total_steps = optim.epochs * optim.steps_per_epoch
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, optim.warmup_steps, total_steps, optim.min_lr_ratio))
-        loss_fn = loss_from_config(optim)
+        base_loss = loss_from_config(optim)
+        loss_fn = served_position_loss(base_loss, config.serving, config.model.n_times)
         state: dict[str, Any] = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_score": None,
                                  "best_step": None, "world_size": dist_info.world_size}
         if resume is not None:
@@ -450,7 +465,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
             epoch = state["epoch"]
             dataset = WindowDataset(sampler, config.frontend, config.augment,
                                     optim.steps_per_epoch * optim.batch_size * micro_batches,
-                                    config.seed, epoch, dist_info.rank)
+                                    config.seed, epoch, dist_info.rank, serving=config.serving)
             first = state["step_in_epoch"] * optim.batch_size * micro_batches
             subset = torch.utils.data.Subset(dataset, range(first, len(dataset)))
             loader = torch.utils.data.DataLoader(subset, batch_size=optim.batch_size, shuffle=False,
@@ -513,7 +528,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
             if dist_info.is_main:
                 state["config"] = _config_json(config)
                 if epoch_done:
-                    dev = _evaluate(raw_model, cache, dev_entries, config, loss_fn, device, autocast)
+                    dev = _evaluate(raw_model, cache, dev_entries, config, base_loss, device, autocast)
                     if dev is not None:
                         log.write({"kind": "dev", "step": state["global_step"], "epoch": epoch,
                                    "dev_loss": dev.loss, "dev_sensitivity": dev.sensitivity,
@@ -579,4 +594,5 @@ def _evaluate(model, cache, entries, config: TrainConfig, loss_fn, device, autoc
     if not config.eval.enabled or not entries:
         return None
     return evaluate_dev(model, cache, entries, config.frontend, config.model.n_times, config.thresholds,
-                        config.target_fa_per_24h, loss_fn, device, config.eval.batch_size, autocast)
+                        config.target_fa_per_24h, loss_fn, device, config.eval.batch_size, autocast,
+                        serving=config.serving)

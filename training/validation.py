@@ -73,6 +73,78 @@ class DevResult:
         return (sens, loss)
 
 
+UNSERVED_LOGIT: float = -30.0
+"""Logit given to samples no served span covers (before the first one of a recording): p ~ 1e-13,
+so no alarm can start there; their labels are masked as unknown in :func:`evaluate_dev`."""
+
+
+@torch.no_grad()
+def predict_served_logits(model: torch.nn.Module, signal: np.ndarray, window_samples: int, frontend,
+                          device: torch.device, hop_samples: int, lookahead_samples: int,
+                          min_history_samples: int, batch_size: int = 8,
+                          autocast: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample logits of a cached recording read where the daemon reads them.
+
+    Windows end every ``hop_samples`` from ``min_history_samples`` on (windows shorter than
+    ``window_samples`` of history are left-padded as the daemon's warm-up windows: the real samples
+    normalised alone, zeros on the left), and each yields its served span only
+    (``detector.output_position.served_span``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps (B, 19, window_samples) normalised windows to logits (B, window_samples).
+    signal : ndarray of float32, shape (19, n)
+        Front-end output in uV at 256 Hz (from the cache).
+    window_samples : int
+    frontend : detector.frontend.Frontend
+        Supplies ``prepare_window``.
+    device : torch.device
+    hop_samples, lookahead_samples, min_history_samples : int
+        The served positions (``training.config.ServingConfig``) in samples.
+    batch_size : int
+    autocast : bool
+
+    Returns
+    -------
+    logits : ndarray of float32, shape (n,)
+        Per-sample logits; :data:`UNSERVED_LOGIT` where no span reaches.
+    served : ndarray of bool, shape (n,)
+        True where a span gave the logit.
+
+    Notes
+    -----
+    The window ends lie on one grid from the recording's start (``min_history + k * hop``), where the
+    daemon switches from its warm-up grid to the full-window grid at 60 s; the two coincide when
+    ``60 s - min_history`` is a multiple of the hop (the served positions are the same either way).
+    """
+    from detector.output_position import served_span
+
+    n = signal.shape[1]
+    out = np.full(n, UNSERVED_LOGIT, dtype=np.float32)
+    served = np.zeros(n, dtype=bool)
+    ends = list(range(min(min_history_samples, n), n + 1, hop_samples)) if n else []
+    for b in range(0, len(ends), batch_size):
+        batch_ends = ends[b:b + batch_size]
+        windows = []
+        for end in batch_ends:
+            start = end - window_samples
+            lo = max(start, 0)
+            window = np.zeros((signal.shape[0], window_samples), dtype=np.float32)
+            window[:, lo - start:] = frontend.prepare_window(signal[:, lo:end])
+            windows.append(window)
+        x = torch.from_numpy(np.stack(windows)).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            rows = model(x).float().cpu().numpy()
+        for end, row in zip(batch_ends, rows, strict=True):
+            lo, hi = served_span(end, hop_samples, lookahead_samples, window_samples)
+            lo = max(lo, 0, end - window_samples)
+            if hi > lo:
+                out[lo:hi] = row[lo - (end - window_samples):hi - (end - window_samples)]
+                served[lo:hi] = True
+    return out, served
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, signal: np.ndarray, window_samples: int, frontend,
                       device: torch.device, batch_size: int = 8, autocast: bool = False) -> np.ndarray:
@@ -195,6 +267,7 @@ def evaluate_dev(
     device: torch.device,
     batch_size: int = 8,
     autocast: bool = False,
+    serving=None,
 ) -> DevResult:
     """Score the dev recordings (see the module docstring for the method).
 
@@ -215,6 +288,10 @@ def evaluate_dev(
     device : torch.device
     batch_size : int
     autocast : bool
+    serving : training.config.ServingConfig, optional
+        With ``loss_positions: served``, recordings are scored where the daemon reads the model
+        (:func:`predict_served_logits`) and samples no span reaches are left out of loss and sweep;
+        otherwise by consecutive whole windows (:func:`predict_logits`).
 
     Returns
     -------
@@ -234,7 +311,17 @@ def evaluate_dev(
         for entry in entries:
             signal = np.asarray(cache.signal(entry))
             labels = np.asarray(cache.labels(entry))
-            logits = predict_logits(model, signal, window_samples, frontend, device, batch_size, autocast)
+            if serving is not None and serving.loss_positions == "served":
+                from detector.output_position import seconds_to_samples
+
+                logits, served = predict_served_logits(
+                    model, signal, window_samples, frontend, device,
+                    seconds_to_samples(serving.hop_s, "serving.hop_s"),
+                    seconds_to_samples(serving.lookahead_s, "serving.lookahead_s"),
+                    int(round(serving.min_history_s * fs)), batch_size, autocast)
+                labels = np.where(served, labels, UNKNOWN).astype(labels.dtype)
+            else:
+                logits = predict_logits(model, signal, window_samples, frontend, device, batch_size, autocast)
             known = int(np.count_nonzero(labels != UNKNOWN))
             if known:
                 loss = loss_fn(torch.from_numpy(logits)[None], torch.from_numpy(labels.astype(np.int64))[None])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import pytest
 import torch
@@ -191,3 +192,44 @@ def test_deeply_nested_metadata_is_refused_clearly(saved):
     (path / "metadata.json").write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(CheckpointError, match="nested too deeply"):
         load_checkpoint(path)
+
+
+def test_lookahead_is_written_read_and_given_to_the_detector(tmp_path, caplog):
+    from detector.inference import Detector
+
+    torch.manual_seed(0)
+    config = small_config()
+    model = build_model(config).eval()
+    path = save_checkpoint(tmp_path / "la", model, config, FrontendConfig(), lookahead_s=2.5)
+    assert json.loads((path / "metadata.json").read_text())["lookahead_s"] == 2.5
+    loaded = load_checkpoint(path)
+    assert loaded.lookahead_s == 2.5 and loaded.lookahead_declared
+    assert Detector.from_checkpoint(path, device="cpu").lookahead_s == 2.5
+
+
+def test_a_checkpoint_without_lookahead_is_read_as_zero_and_says_so(saved, caplog):
+    from detector.inference import Detector
+
+    path = saved[0]
+    metadata = json.loads((path / "metadata.json").read_text())
+    del metadata["lookahead_s"]
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    loaded = load_checkpoint(path)
+    assert loaded.lookahead_s == 0.0 and not loaded.lookahead_declared
+    with caplog.at_level("WARNING"):
+        assert Detector.from_checkpoint(path, device="cpu").lookahead_s == 0.0
+    assert "declares no lookahead_s" in caplog.text
+
+
+@pytest.mark.parametrize("value, message", [(-1.0, r"\[0, 30\]"), (31.0, r"\[0, 30\]"), (0.001, "whole number"),
+                                            ("2", "number of seconds"), (True, "number of seconds")])
+def test_an_impossible_lookahead_is_refused_by_name(saved, value, message):
+    path = saved[0]
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["lookahead_s"] = value
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="lookahead_s") as info:
+        load_checkpoint(path)
+    assert re.search(message, str(info.value)), str(info.value)
+    with pytest.raises(ValueError, match="lookahead_s"):
+        save_checkpoint(path.parent / "bad", saved[1], saved[2], saved[3], lookahead_s=-1.0)

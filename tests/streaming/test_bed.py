@@ -84,7 +84,10 @@ def test_alarms_suppressed_while_input_unusable_and_resumed_after(eegmat):
         ("onset", "min_duration"),
     ], kinds
     first_onset, offset, unusable, usable, second_onset = events
-    assert first_onset.onset_s == 0.0 and first_onset.stream_time_s == pytest.approx(10.0, abs=0.01)
+    # scored from min_history_s (10 s) on; the first window's span is its newest hop: 6-10 s
+    assert first_onset.onset_s == 6.0 and first_onset.stream_time_s == pytest.approx(16.0, abs=0.01)
+    # 16 s lies in the span [14, 18) of the window ending at 18 s: the alarm leaves when it is scored
+    assert first_onset.window_end_s == pytest.approx(18.0)
     # the first window overlapping the burst ends one hop after it starts; the last one starts before it ends
     assert 70.0 < unusable.stream_time_s <= 76.0
     assert any("non-finite" in p for p in unusable.problems)
@@ -117,14 +120,15 @@ def test_run_recording_events_do_not_depend_on_chunking(shared_data):
     thresholds = AlarmThresholds(tau_on=0.2, tau_off=0.15, min_duration_s=3.0, merge_gap_s=5.0, refractory_s=5.0)
     a = run_recording(path, LineLengthScorer(), FRONTEND, thresholds, 4.0, None, min_history_s=30.0)
     b = run_recording(path, LineLengthScorer(), FRONTEND, thresholds, 4.0, 37, min_history_s=30.0)
-    assert a.first_index == b.first_index == 0
-    assert a.probabilities.shape == b.probabilities.shape == (88 * 256,)
+    # the first window ends at 30 s and yields its newest hop, 26-30 s; the last ends at 88 s
+    assert a.first_index == b.first_index == 26 * 256
+    assert a.probabilities.shape == b.probabilities.shape == (62 * 256,)
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
     strip = [(e.kind, e.stream_time_s, e.onset_s, e.offset_s, e.reason) for e in a.events]
     assert strip == [(e.kind, e.stream_time_s, e.onset_s, e.offset_s, e.reason) for e in b.events]
     assert [e.kind for e in a.events] == ["onset", "offset"]
     # the session's events are the post-processor's over the stitched output
-    detected = detect_events(a.probabilities, 256.0, thresholds)
+    detected = detect_events(a.probabilities, 256.0, thresholds, t0_s=26.0)
     assert [(d.onset_s, d.offset_s) for d in detected] == [(a.events[0].onset_s, a.events[1].offset_s)]
 
 
@@ -148,22 +152,28 @@ def test_short_recording_is_scored_with_left_padded_windows(shared_data):
     # every padded window is judged on its history only: the zero padding is not a gap
     assert all(session.assess(w).usable for w in windows)
 
+    # every window yields its newest hop only: 26-30 s, ..., 42-46 s
+    assert [(w.stitch_from // 256, w.stitch_end // 256) for w in windows] == [(26 + 4 * k, 30 + 4 * k)
+                                                                              for k in range(5)]
     result = run_recording(path, ConstantScorer(0.1), FRONTEND, THRESHOLDS, 4.0, min_history_s=30.0)
-    assert result.first_index == 0 and result.probabilities.size == 46 * 256
+    assert result.first_index == 26 * 256 and result.probabilities.size == 20 * 256
     assert not np.isnan(result.probabilities).any()
-    unscored = run_recording(path, ConstantScorer(0.1), FRONTEND, THRESHOLDS, 4.0)
+    # by default (min_history_s 10) the 50 s clip is scored from 6 s on
+    default = run_recording(path, ConstantScorer(0.1), FRONTEND, THRESHOLDS, 4.0)
+    assert default.first_index == 6 * 256 and default.probabilities.size == 40 * 256
+    unscored = run_recording(path, ConstantScorer(0.1), FRONTEND, THRESHOLDS, 4.0, min_history_s=60.0)
     assert unscored.probabilities.size == 0 and unscored.events == []
 
 
 def test_discarded_windows_are_covered_by_the_newest_one(eegmat):
     fs = eegmat.fs
-    session = BedSession("bed-d", FRONTEND, fs, THRESHOLDS, hop_s=4.0)
+    session = BedSession("bed-d", FRONTEND, fs, THRESHOLDS, hop_s=4.0, min_history_s=60.0)
     windows = []
     for chunk in _chunks(eegmat.data[:, : int(80 * fs)], fs, 500):
         windows.extend(session.push(chunk)[0])
     assert [w.end_index // 256 for w in windows] == [60, 64, 68, 72, 76, 80]
     first = session.score(windows[0], np.full(WINDOW_SAMPLES, 0.1, dtype=np.float32))
-    assert first.segments[0][0] == 0 and first.segments[0][1].size == WINDOW_SAMPLES
+    assert first.segments[0][0] == 56 * 256 and first.segments[0][1].size == 4 * 256  # its newest hop only
     for stale in windows[1:5]:
         session.discard(stale)
     newest = session.score(windows[5], np.linspace(0, 1, WINDOW_SAMPLES, dtype=np.float32))

@@ -10,6 +10,7 @@ import pytest
 from detector import WINDOW_SAMPLES
 from detector.config import FrontendConfig
 from detector.frontend import Frontend
+from detector.output_position import served_span
 from streaming.chunk import Chunk
 from streaming.edf import load_canonical
 from streaming.pipeline import BedPipeline
@@ -80,18 +81,25 @@ def test_iiic_files_stream_to_the_offline_filtered_signal(shared_data):
         assert np.abs(streamed - offline).max() <= 1e-4
 
 
-def test_stitched_output_covers_every_sample_once_first_window_whole(shared_data):
+@pytest.mark.parametrize("lookahead_s", [0.0, 2.0, 5.0])
+def test_every_window_the_first_included_yields_only_its_served_span(shared_data, lookahead_s):
     rec = load_canonical(shared_data / "labelled" / "hms_1628180742.edf")
-    pipeline = BedPipeline(FrontendConfig(), rec.fs, HOP_S)
+    pipeline = BedPipeline(FrontendConfig(), rec.fs, HOP_S, lookahead_s=lookahead_s)
     windows = _stream(pipeline, rec.data, rec.fs, np.random.default_rng(5))
+    lookahead = int(lookahead_s * 256)
     pieces = []
     for window in windows:
         probs = (window.start_index + np.arange(WINDOW_SAMPLES)).astype(np.float32)  # "probability" = index
         pieces.append(pipeline.stitch(window, probs))
-    assert pieces[0][0] == 0 and pieces[0][1].size == WINDOW_SAMPLES
-    assert all(p[1].size == HOP for p in pieces[1:])
+    # the first window of the stream too: [end - lookahead - hop, end - lookahead), no more
+    assert pieces[0][0] == WINDOW_SAMPLES - lookahead - HOP and pieces[0][1].size == HOP
+    assert all(p[1].size == HOP for p in pieces)
+    for window, (first, _) in zip(windows, pieces, strict=True):
+        assert (first, first + HOP) == served_span(window.end_index, HOP, lookahead)
+    # successive spans are contiguous: every sample from the first span on gets one probability, once
     output = np.concatenate([p[1] for p in pieces])
-    np.testing.assert_array_equal(output, np.arange(windows[-1].end_index, dtype=np.float32))
+    np.testing.assert_array_equal(output, np.arange(pieces[0][0], windows[-1].end_index - lookahead,
+                                                    dtype=np.float32))
     with pytest.raises(ValueError, match=r"\(15360,\)"):
         pipeline.stitch(windows[0], np.zeros(100))
 

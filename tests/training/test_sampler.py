@@ -145,3 +145,52 @@ def test_recording_weighting_gives_each_recording_the_same_share_of_anchors(cach
 def test_unknown_weighting_is_refused(cache):
     with pytest.raises(ValueError, match="weighting"):
         WindowSampler(cache, cache.split("train"), WINDOW, 0.5, "patients")
+
+
+@pytest.mark.parametrize("lookahead", [0, 512, 1280])
+def test_served_windows_hold_their_anchor_in_the_served_span(cache, lookahead):
+    from detector.output_position import served_span
+
+    hop, min_history = 1024, 2560
+    sampler = WindowSampler(cache, cache.split("train"), 60 * 256, 0.5)
+    rng = np.random.default_rng(4)
+    in_span = padded = 0
+    n = 600
+    for _ in range(n):
+        rec, start, cls = sampler.draw_served(rng, hop, lookahead, min_history)
+        end = start + sampler.window_samples
+        n_rec = sampler.entries[rec].n_samples
+        assert end <= n_rec and end >= min(min_history, n_rec)
+        lo, hi = served_span(end, hop, lookahead)
+        _signal, labels = sampler.read(rec, start)
+        span = labels[lo - start:hi - start]
+        in_span += int((span == cls).any())
+        padded += int(start < 0)
+    # the anchor's class is in the served span of (almost) every window: only windows clipped at a
+    # recording's edges may miss it
+    assert in_span / n > 0.95
+    assert padded > 0  # windows near a recording's start are the daemon's warm-up windows
+
+
+def test_warm_up_fraction_crops_windows_to_a_left_padded_history(cache):
+    from training.config import ServingConfig
+
+    window = 60 * 256
+    sampler = WindowSampler(cache, cache.split("train"), window, 0.5)
+    serving = ServingConfig(hop_s=4.0, lookahead_s=0.0, min_history_s=10.0, warmup_fraction=0.5)
+    dataset = WindowDataset(sampler, FrontendConfig(), augment=None, length=200, seed=1, serving=serving)
+    cropped = 0
+    for i in range(len(dataset)):
+        x, y = dataset[i]
+        x, y = x.numpy(), y.numpy()
+        zero_head = int(np.argmax(np.abs(x).sum(axis=0) > 0))  # first column with signal
+        if zero_head > 0:
+            assert (y[:zero_head] == -1).all()  # the padding is never trained on
+            assert window - zero_head >= 10 * 256  # at least min_history of history
+            cropped += 1
+        assert (y[window - 1024:] != -1).any() or (y == -1).all()  # labels where the loss is taken
+    assert 0.4 < cropped / len(dataset) < 0.9  # the drawn half plus windows padded at recording starts
+    unserved = WindowDataset(sampler, FrontendConfig(), augment=None, length=5, seed=1,
+                             serving=serving.model_copy(update={"loss_positions": "window"}))
+    first_plain = WindowDataset(sampler, FrontendConfig(), augment=None, length=5, seed=1)
+    assert torch.equal(unserved[0][0], first_plain[0][0])  # window mode draws as the first recipe did

@@ -47,7 +47,10 @@ def make_config(repo_root, tusz_root, out_dir, dev_eval: bool = True, **optim) -
     optim = config.optim.model_copy(update={"steps_per_epoch": 2, "epochs": 2, "batch_size": 2,
                                             "warmup_steps": 1, **optim})
     return TrainConfig.model_validate({**config.model_dump(), "data": data.model_dump(), "model": small_model(),
-                                       "optim": optim.model_dump(), "out_dir": out_dir, "eval": {"enabled": dev_eval, "batch_size": 25, "max_dev_hours": 0.01},
+                                       "optim": optim.model_dump(), "out_dir": out_dir,
+                                       # 1 s windows: a 0.25 s served span (the daemon's 4 s hop does not fit)
+                                       "serving": {"hop_s": 0.25, "min_history_s": 1.0},
+                                       "eval": {"enabled": dev_eval, "batch_size": 25, "max_dev_hours": 0.01},
                                        "log": {"every_steps": 1, "tensorboard": False, "progress_bar": False}})
 
 
