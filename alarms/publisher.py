@@ -223,7 +223,7 @@ class AlarmPublisher:
 
     # -- publishing ------------------------------------------------------------------------------
 
-    def publish(self, event: AlarmEvent, *, window_end_wall_s: float | None = None) -> AlarmEvent:
+    def publish(self, event: AlarmEvent) -> AlarmEvent:
         """Stamp the publish time, journal ``event`` (fsync), then send it as ``[topic, json]``.
 
         Parameters
@@ -231,9 +231,6 @@ class AlarmPublisher:
         event : AlarmEvent
             Any kind but ``heartbeat`` (heartbeats are the publisher's own). Its ``wall_time`` is
             replaced by the publish time.
-        window_end_wall_s : float, optional
-            Ignored; accepted for callers of the previous signature. The latency observed is the
-            event's own ``latency_s`` (publish wall time - ``onset_wall_time``).
 
         Returns
         -------

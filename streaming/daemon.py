@@ -238,11 +238,12 @@ class Daemon:
                          daemon_metrics=self.daemon_metrics,
                          lookahead_s=float(getattr(self.detector, "lookahead_s", 0.0)))
 
-    def publish(self, event: AlarmEvent, window_end_wall_s: float | None = None) -> None:
-        """Journal and publish one event (any thread)."""
+    def publish(self, event: AlarmEvent) -> None:
+        """Journal and publish one event (any thread); a bed's events are stamped by its worker first
+        (``BedWorker.stamp``: the UTC wall-clock times of their samples)."""
         if self.publisher is None:
             raise RuntimeError("Daemon.publish called before start()")
-        self.publisher.publish(event, window_end_wall_s=window_end_wall_s)
+        self.publisher.publish(event)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -395,7 +396,7 @@ class Daemon:
             worker.closed = True
             events = worker.session.close(reason)
         for event in events:
-            self.publish(event)
+            self.publish(worker.stamp(event))
 
     # -- reload -----------------------------------------------------------------------------------
 
@@ -461,7 +462,7 @@ class Daemon:
                         with worker.lock:
                             events = worker.session.set_thresholds(thresholds)
                         for event in events:
-                            self.publish(event)
+                            self.publish(worker.stamp(event))
                     self.metrics.set_thresholds(worker.bed_id, thresholds)
                 log.info(kv("thresholds_reloaded", source=thresholds_source, **thresholds.model_dump()))
             for bed_id in added:

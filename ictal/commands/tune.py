@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from alarms.thresholds import ThresholdsFileError
     from detector.montage import MontageError
     from training.evaluate import (
+        SCORED,
         DaemonPathRunner,
         EvaluationError,
         checkpoint_id,
@@ -85,7 +86,13 @@ def run(args: argparse.Namespace) -> int:
             skipped = list(skipped)
             runner = DaemonPathRunner.from_checkpoint(args.checkpoint, base, hop_s, args.min_history_s, args.device,
                                                         args.backend)
-            recordings = [ev.scored for ev in run_dataset(recs, runner, base, _progress(args), skipped)]
+            evaluated = run_dataset(recs, runner, base, _progress(args), skipped)
+            # recordings that could not be scored (too short, unusable) have no probability to tune on
+            recordings = [ev.scored for ev in evaluated if ev.status == SCORED]
+            for ev in evaluated:
+                if ev.status != SCORED:
+                    print(f"ictal tune: not scored, left out: {ev.recording.recording_id}: {ev.reason}",
+                          file=sys.stderr)
             for item in skipped:
                 print(f"ictal tune: skipped {item.path}: {item.reason}", file=sys.stderr)
             dataset = str(config.root)
