@@ -18,7 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str, int]] = {
     "daemon": ("streaming.bench_daemon", "Beds served in real time, latency, memory per bed.", 9),
     "train": ("training.bench_train", "Cache build speed and training throughput.", 10),
     "soak": ("streaming.bench_soak", "Many beds x 24 h replay: RSS slope, lost events.", 7),
-    "injected": ("training.injected_eval", "Simulated seizures in held-out EEG: latency, sensitivity, FA/24h.", 0),
+    "injected": ("training.injected_eval", "Simulated seizures in held-out EEG: latency, sensitivity, FA/24h.", 14),
 }
 
 
