@@ -121,7 +121,8 @@ def test_replay_serve_subscribe_scrape_stop_restart(tmp_path, shared_data):
 
         assert wait_for(lambda: scored() >= 2, 90.0, interval_s=0.5), serve.poll()
         values = scrape(metrics_url)
-        assert values[("ictal_samples_received_total", (("bed", BED),))] > 60 * 200
+        # two windows: the warm-up windows ending at min_history_s (10 s) and one hop later (14 s)
+        assert values[("ictal_samples_received_total", (("bed", BED),))] > 13 * 200
         assert values[("ictal_stream_connected", (("bed", BED),))] == 1.0
         assert values[("ictal_threshold_tau_on", (("bed", BED),))] == 0.8
         assert wait_for(lambda: "WATCHDOG=1" in notify.lines(), 5.0)
