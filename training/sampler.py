@@ -125,6 +125,15 @@ class WindowSampler:
         """Seizure samples available as anchors."""
         return self.pools[SEIZURE].total
 
+    def _draw_anchor(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(recording index, anchor sample, class): the class by ``seizure_fraction``, then the anchor."""
+        want_seizure = rng.random() < self.seizure_fraction
+        cls = SEIZURE if want_seizure else BACKGROUND
+        if self.pools[cls].total == 0:
+            cls = BACKGROUND if cls == SEIZURE else SEIZURE
+        rec_index, anchor = self.pools[cls].draw(rng, by_recording=self.weighting == "recording")
+        return rec_index, anchor, cls
+
     def draw(self, rng: np.random.Generator, shift: int = 0) -> tuple[int, int, int]:
         """Draw one window.
 
@@ -144,11 +153,7 @@ class WindowSampler:
         cls : int
             Class of the anchor (1 seizure, 0 background).
         """
-        want_seizure = rng.random() < self.seizure_fraction
-        cls = SEIZURE if want_seizure else BACKGROUND
-        if self.pools[cls].total == 0:
-            cls = BACKGROUND if cls == SEIZURE else SEIZURE
-        rec_index, anchor = self.pools[cls].draw(rng, by_recording=self.weighting == "recording")
+        rec_index, anchor, cls = self._draw_anchor(rng)
         n = self.entries[rec_index].n_samples
         start = anchor - int(rng.integers(self.window_samples)) + shift
         start = min(max(start, 0), n - self.window_samples) if n >= self.window_samples else n - self.window_samples
@@ -184,11 +189,7 @@ class WindowSampler:
         daemon scores no window with less than ``min_history`` of history), so near a recording's edges the anchor may
         sit outside the span; its labels then still count where the span holds labelled samples.
         """
-        want_seizure = rng.random() < self.seizure_fraction
-        cls = SEIZURE if want_seizure else BACKGROUND
-        if self.pools[cls].total == 0:
-            cls = BACKGROUND if cls == SEIZURE else SEIZURE
-        rec_index, anchor = self.pools[cls].draw(rng, by_recording=self.weighting == "recording")
+        rec_index, anchor, cls = self._draw_anchor(rng)
         n = self.entries[rec_index].n_samples
         end = anchor + int(lookahead_samples) + int(rng.integers(1, int(hop_samples) + 1))
         least = max(int(min_history_samples), int(lookahead_samples) + 1)  # a span that holds a sample
