@@ -624,6 +624,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="history before the first (padded) window, s (default: %(default)s)")
     parser.add_argument("--clean-before-s", type=float, default=CLEAN_BEFORE_S,
                         help="clean signal before each onset, s (default: %(default)s)")
+    parser.add_argument("--thresholds", type=Path, default=None, metavar="FILE",
+                        help="a thresholds file (ictal tune's format) used for every checkpoint instead of its "
+                        "own: one fixed operating point to compare checkpoints at (default: each checkpoint's)")
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
 
@@ -698,7 +701,9 @@ def run(args: argparse.Namespace) -> int:
           f"{SEIZURE_DURATION_S[0]:g}-{SEIZURE_DURATION_S[1]:g} s, amplitude {AMPLITUDE_RATIO[0]:g}-"
           f"{AMPLITUDE_RATIO[1]:g} x background SD (training range), onset >= {args.clean_before_s:g} s after "
           f"the start and >= {KEEP_AFTER_S:g} s before the end; seed {args.seed}; hop {args.hop_s:g} s, "
-          f"min history {args.min_history_s:g} s; the checkpoint's own thresholds (nothing tuned here)")
+          f"min history {args.min_history_s:g} s; "
+          + (f"thresholds of {args.thresholds} for every checkpoint" if args.thresholds is not None
+             else "the checkpoint's own thresholds") + " (nothing tuned here)")
     rows: list[tuple[str, InjectedResult]] = []
     report: dict[str, Any] = dict(
         data=str(args.data), include=include, seizures_per_recording=args.seizures_per_recording, seed=args.seed,
@@ -710,7 +715,7 @@ def run(args: argparse.Namespace) -> int:
     for checkpoint in args.checkpoint:
         try:
             detector = Detector.from_checkpoint(checkpoint, device=args.device)
-            thresholds, source = resolve_thresholds(None, checkpoint)
+            thresholds, source = resolve_thresholds(args.thresholds, checkpoint)
             loaded = [(r.recording_id, load_canonical(r.path, detector.frontend_config)) for r in recs]
         except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError, ValueError) as exc:
             print(f"ictal bench injected: {checkpoint}: {exc}", file=sys.stderr)
