@@ -150,9 +150,11 @@ class ServingConfig(StrictModel):
         "seeds' and ictal's first recipe; kept as the baseline of the lookahead study)."
     )
     lookahead_s: float = Field(
-        0.0, ge=0, le=30, description="Seconds of signal after the newest served probability (written "
-        "into the checkpoint as lookahead_s; every alarm waits this long for its future context). 0: "
-        "the daemon reads the newest hop, chosen by the lookahead study of README.md."
+        2.0, ge=0, le=30, description="Seconds of signal after the newest served probability (written "
+        "into the checkpoint as lookahead_s; every alarm waits this long for its future context). 2 s: "
+        "the choice of the lookahead study of README.md by the rule fixed before its results (a larger "
+        "lookahead only if it detects at least 2 more of the 12 injected held-out seizures at no more "
+        "false alarms; 2 s detected 9/12 against 6/12 at 0 s, within noise)."
     )
     hop_s: float = Field(
         4.0, gt=0, le=30, description="Width of the served span (s): the daemon's scheduler.hop_s."

@@ -49,7 +49,7 @@ def make_config(repo_root, tusz_root, out_dir, dev_eval: bool = True, **optim) -
     return TrainConfig.model_validate({**config.model_dump(), "data": data.model_dump(), "model": small_model(),
                                        "optim": optim.model_dump(), "out_dir": out_dir,
                                        # 1 s windows: a 0.25 s served span (the daemon's 4 s hop does not fit)
-                                       "serving": {"hop_s": 0.25, "min_history_s": 1.0},
+                                       "serving": {"hop_s": 0.25, "lookahead_s": 0.0, "min_history_s": 1.0},
                                        "eval": {"enabled": dev_eval, "batch_size": 25, "max_dev_hours": 0.01},
                                        "log": {"every_steps": 1, "tensorboard": False, "progress_bar": False}})
 
