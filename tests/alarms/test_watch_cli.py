@@ -89,17 +89,22 @@ def test_watch_prints_one_readable_line_per_event(tmp_path, capsys):
     assert "p peak 0.970 mean 0.900" in line
 
 
-def test_watch_reads_a_version_1_event_and_says_its_latency_is_unknown(tmp_path, capsys):
+def _watch_one_journaled_row(tmp_path, row: str) -> int:
+    """`ictal alarms watch --count 1` against a publisher whose journal holds ``row`` as stored JSON."""
     config = publisher_config()
-    journal_with_raw_rows(tmp_path / "journal.sqlite3", [V1_ONSET_JSON])
+    journal_with_raw_rows(tmp_path / "journal.sqlite3", [row])
     journal = Journal(JournalConfig(path=tmp_path / "journal.sqlite3"))
     publisher = AlarmPublisher(config, journal)
     try:
-        code = run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
+        return run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
                               "--count", "1")
     finally:
         publisher.close()
         journal.close()
+
+
+def test_watch_reads_a_version_1_event_and_says_its_latency_is_unknown(tmp_path, capsys):
+    code = _watch_one_journaled_row(tmp_path, V1_ONSET_JSON)
     assert code == 0
     line, = capsys.readouterr().out.splitlines()
     assert ("#1 icu-3/1 ONSET onset 100.00 s = ?, min duration done 110.00 s = ?, published "
@@ -107,17 +112,8 @@ def test_watch_reads_a_version_1_event_and_says_its_latency_is_unknown(tmp_path,
 
 
 def test_watch_refuses_an_event_of_a_newer_schema_version_with_exit_code_1(tmp_path, capsys):
-    config = publisher_config()
     newer = json.loads(V1_ONSET_JSON) | {"schema_version": 3}
-    journal_with_raw_rows(tmp_path / "journal.sqlite3", [json.dumps(newer)])
-    journal = Journal(JournalConfig(path=tmp_path / "journal.sqlite3"))
-    publisher = AlarmPublisher(config, journal)
-    try:
-        code = run_in_process("--endpoint", config.pub_endpoint, "--catchup-endpoint", config.catchup_endpoint,
-                              "--count", "1")
-    finally:
-        publisher.close()
-        journal.close()
+    code = _watch_one_journaled_row(tmp_path, json.dumps(newer))
     assert code == 1
     captured = capsys.readouterr()
     assert captured.out == ""
