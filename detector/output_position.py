@@ -1,7 +1,7 @@
 """The output-position contract: which per-sample probabilities a scored window yields.
 
 One function decides it, for every part of ictal that reads the model: training takes its loss there
-(``training.train``), the daemon and ``ictal evaluate`` stitch it (``streaming.pipeline``,
+(``training.losses.served_position_loss``), the daemon and ``ictal evaluate`` stitch it (``streaming.pipeline``,
 ``streaming.bed``), dev validation and ``ictal tune`` score recordings through it.
 
 The contract
@@ -27,7 +27,7 @@ at ``origin + min_history - lookahead - hop`` (or at ``origin`` when that is neg
 Position inside a window
 ------------------------
 The span is the same place of every window: offsets ``[W - lookahead - hop, W - lookahead)``
-(:func:`served_offsets`). Training reads the model's logits there (:func:`served_mask`), so the
+(:func:`served_offsets`). Training reads the model's logits there, so the
 output the daemon reads is the output the loss trains.
 
 Times in events
@@ -40,8 +40,6 @@ daemon (its *decision time*, ``window_end_s`` in alarm events).
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 from detector import FS_HZ, WINDOW_SAMPLES
 
@@ -140,20 +138,6 @@ def served_offsets(hop_samples: int, lookahead_samples: int,
         ``(W - lookahead - hop, W - lookahead)``, with ``0 <= lo < hi <= W``.
     """
     return served_span(window_samples, hop_samples, lookahead_samples, window_samples)
-
-
-def served_mask(hop_samples: int, lookahead_samples: int, window_samples: int = WINDOW_SAMPLES) -> np.ndarray:
-    """Boolean mask of the served positions of a window (where training takes its loss).
-
-    Returns
-    -------
-    mask : ndarray of bool, shape (window_samples,)
-        True exactly at the offsets of :func:`served_offsets`.
-    """
-    lo, hi = served_offsets(hop_samples, lookahead_samples, window_samples)
-    mask = np.zeros(window_samples, dtype=bool)
-    mask[lo:hi] = True
-    return mask
 
 
 def first_served_index(origin: int, min_history_samples: int, hop_samples: int, lookahead_samples: int) -> int:

@@ -82,13 +82,10 @@ class PendingWindow:
     window : Window
     arrived_mono : float
         ``time.monotonic()`` when the chunk that completed the window was read from the source (s).
-    arrived_wall : float
-        ``time.time()`` at the same moment (Unix s).
     """
 
     window: Window
     arrived_mono: float
-    arrived_wall: float
 
 
 class BedWorker:
@@ -248,7 +245,8 @@ class BedWorker:
         if self.session is None:
             self.session = BedSession(
                 self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
-                ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s, lookahead_s=self.lookahead_s, model=self.model,
+                ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s,
+                lookahead_s=self.lookahead_s, model=self.model,
             )
         log.info(kv("bed_opened", bed=self.bed_id, fs_hz=self.source.fs, source=self.config.source.type))
         return True
@@ -366,7 +364,7 @@ class BedWorker:
                 for window in windows:
                     if len(self.pending) >= self.queue_windows:
                         self._discard(self.pending.popleft())
-                    self.pending.append(PendingWindow(window, now_mono, now_wall))
+                    self.pending.append(PendingWindow(window, now_mono))
             if self.on_window is not None:
                 self.on_window()
 

@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 
 from alarms.config import AlarmThresholds
+from detector import FS_HZ
+from detector.output_position import first_served_index
 from training.datasets.base import Skipped
 from training.evaluate_metrics import (
     FA_BUDGETS_PER_24H,
@@ -189,7 +191,8 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
     meta = {
         "checkpoint": checkpoint, "checkpoint_id": checkpoint_id, "dataset": dataset, "data_format": data_format,
         "hop_s": hop_s, "min_history_s": min_history_s, "lookahead_s": lookahead_s,
-        "first_probability_s": None if min_history_s is None else max(0.0, min_history_s - hop_s - lookahead_s),
+        "first_probability_s": None if min_history_s is None else first_served_index(
+            0, round(min_history_s * FS_HZ), round(hop_s * FS_HZ), round(lookahead_s * FS_HZ)) / FS_HZ,
         "thresholds": thresholds.model_dump(),
         "thresholds_source": thresholds_source, "n_recordings": len(evaluated) + len(not_evaluated),
         "n_scored": len(recs), "n_unscored": len(unscored), "unscored": unscored, "unscored_by_status": by_status,

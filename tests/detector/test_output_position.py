@@ -12,7 +12,6 @@ from detector.config import FrontendConfig
 from detector.output_position import (
     first_served_index,
     seconds_to_samples,
-    served_mask,
     served_offsets,
     served_span,
 )
@@ -26,8 +25,6 @@ def test_served_span_is_the_hop_that_ends_lookahead_before_the_window_end():
     assert served_span(20_000, 1024, 0) == (18_976, 20_000)
     assert served_span(20_000, 1024, 512) == (18_464, 19_488)
     assert served_offsets(1024, 512) == (WINDOW_SAMPLES - 1536, WINDOW_SAMPLES - 512)
-    mask = served_mask(1024, 512)
-    assert mask.sum() == 1024 and mask[WINDOW_SAMPLES - 1536] and not mask[WINDOW_SAMPLES - 512]
     assert first_served_index(0, 10 * FS_HZ, 4 * FS_HZ, 0) == 6 * FS_HZ
     assert first_served_index(100, 2 * FS_HZ, 4 * FS_HZ, 0) == 100  # clipped to the samples that exist
 
