@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from alarms.config import AlarmThresholds, JournalConfig, PublisherConfig
 from alarms.journal import Journal
 from alarms.publisher import AlarmPublisher
 from alarms.schema import AlarmEvent, ModelInfo, Probability
+from tests.reliability.helpers import free_port  # one definition, below the ephemeral range
+
+__all__ = ["free_port", "onset", "open_publisher", "publisher_config"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (never the defaults 5556/5557/9108)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def publisher_config(heartbeat_s: float = 0.1, **kwargs) -> PublisherConfig:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,11 @@ import yaml
 import zmq
 
 from tests.reliability.daemon_harness import LiveSubscriber, scrape
+from tests.reliability.helpers import free_port
 from tests.streaming.daemon_helpers import NotifySocket, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BED = "bed-e2e"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def micro_checkpoint(path: Path) -> Path:

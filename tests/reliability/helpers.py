@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -68,8 +69,31 @@ def assert_clear_error(result: dict, path: Path, words: tuple[str, ...]) -> None
     )
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (Linux; 32768-60999 by default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now, chosen below the ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` lies in the ephemeral range, where every outgoing
+    connection (a REQ socket of an earlier test, an HTTP scrape) also takes its local port: between
+    this call and the caller's bind, such a connection can take it ("Address already in use", seen in
+    CI). Ports below that range are never given to outgoing connections.
+    """
+    low, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 below the ephemeral range ({low}) after 200 tries")
