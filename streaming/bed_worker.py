@@ -19,9 +19,10 @@ alarm (reason ``stream_lost``): no alarm stays up on data that no longer arrives
 
 Refused streams: a source that cannot be opened, or whose stream comes back unusable after a loss
 (a missing channel, a unit or rate change: ``ValueError`` from ``Source.read``, MontageError
-included), is reported as a ``source_error`` event naming the problem at every refusal, and tried
-again (``RETRY_OPEN_S`` before the first opening, the source's ``reconnect_s`` after a loss); the bed
-is served again as soon as the stream is usable. Only an unexpected exception ends a bed.
+included), is reported as a ``source_error`` event naming the problem (once per distinct problem: the
+bed's ``not_monitored`` state carries it from then on, in every heartbeat), counted at every refusal
+(``ictal_source_refusals_total``), and tried again (``RETRY_OPEN_S`` before the first opening, the
+source's ``reconnect_s`` after a loss); the bed is served again as soon as the stream is usable.
 
 Source notices (``LslSource.take_notices``): timestamps going back within one connection
 (``clock_jump_back``: the samples are kept, contiguous, see ``streaming.sources.lsl``) are reported
@@ -29,6 +30,36 @@ and counted; an effective rate that differs from the announced one (``rate_misma
 bed's input unusable (``BedSession.set_input_fault``: alarms suppressed, the front-end would resample
 at the wrong ratio and shift every frequency) until the rate matches again (``rate_ok``) and the
 windows no longer hold mis-rated samples.
+
+Monitored state (one contract, in this one place)
+------------------------------------------------
+Every bed is in exactly one of three states, published as ``signal_quality`` events on the bed's topic
+(reason ``not_monitored`` or ``monitored``; ``detail`` names the state and why), exported as
+``ictal_bed_monitored{bed}`` (1 only while monitored) and ``ictal_bed_state{bed,state}`` (one-hot), and
+repeated in every heartbeat (``BedWorker.status``):
+
+- ``connecting``: the source is being opened or has just (re)connected, and no window of the new
+  connection has been scored yet (the warm-up: the first window is due ``min_history_s`` after the
+  connection). Published with reason ``not_monitored``: no probability covers the bed yet.
+- ``monitored``: a window of the current connection was scored and its input was usable: alarms can be
+  raised.
+- ``not_monitored``: the stream is not found, lost, silent (``no_data``), refused, finished, its input is
+  unusable (every window's quality says so: alarms suppressed), or the bed's thread failed and retries.
+
+A state event is published at every change of state or of its reason (never repeated while nothing
+changes); the first one, ``connecting``, as soon as the bed starts, so a subscriber knows of every
+configured bed from the start. A stream that cannot be found makes the bed ``not_monitored`` after the
+first failed attempt (within the source's ``resolve_timeout_s`` of the start), and the bed keeps trying.
+
+Failures: no exception ends a bed. An unexpected exception in the bed's thread is logged with its
+traceback, published (``source_error``, "bed failed: ..."), counted (``ictal_bed_failures_total``), makes
+the bed ``not_monitored`` and is retried after a back-off (``FAILURE_BACKOFF_S``, doubling up to
+``FAILURE_BACKOFF_MAX_S``) with a fresh source connection and a fresh session.
+
+Connections and queued windows: each connection of the source (and each restart after a failure) is a
+new *generation*; windows queued before a loss belong to the old one and are dropped, never scored after
+the loss (their alarm state was closed by the loss: an onset raised from them would stay open on data
+that no longer arrives).
 
 Wall-clock times of alarms: every chunk is recorded as it arrives in the bed's
 :class:`streaming.sources.wall_clock.SampleWallClock` with the source's clock mapping
@@ -45,7 +76,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from alarms.config import AlarmThresholds
 from alarms.metrics import IctalMetrics
@@ -69,6 +100,15 @@ READ_TIMEOUT_S = 0.2
 RETRY_OPEN_S = 5.0
 """Pause between attempts to open a source that failed to open."""
 
+FAILURE_BACKOFF_S = 1.0
+"""First pause before a failed bed is started again (s); doubled at each failure in a row."""
+
+FAILURE_BACKOFF_MAX_S = 60.0
+"""Longest pause between restarts of a failing bed (s): a bed is never given up."""
+
+BED_STATES: tuple[str, ...] = ("connecting", "monitored", "not_monitored")
+"""The states of a bed (see "Monitored state" above)."""
+
 MAX_OPEN_ONSETS = 16
 """Onset wall times remembered for their offsets (one alarm is open at a time; a few spare)."""
 
@@ -86,6 +126,26 @@ class PendingWindow:
 
     window: Window
     arrived_mono: float
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class BedStatusSnapshot:
+    """A bed's monitored state at one moment (see "Monitored state" in the module docstring).
+
+    Attributes
+    ----------
+    state : str
+        ``connecting``, ``monitored`` or ``not_monitored``.
+    reason : str
+        Why (e.g. ``"stream not found: ..."``, ``"stream lost"``, ``"signal unusable: ..."``).
+    since : datetime
+        UTC time of the last change of state or reason.
+    """
+
+    state: str
+    reason: str
+    since: datetime
 
 
 class BedWorker:
@@ -164,13 +224,21 @@ class BedWorker:
         self._last_stream_s = 0.0
         self.wall_clock = SampleWallClock()
         self._onset_walls: dict[float, datetime] = {}  # onset_s -> onset_wall_time of the open alarms
+        self.generation = 0
+        self.n_failures = 0
+        self._state_lock = threading.Lock()
+        self._status = BedStatusSnapshot("connecting", "starting", datetime.now(timezone.utc))
+        self._last_refusal: str | None = None
         metrics.stream_connected.labels(bed=self.bed_id).set(0)
+        metrics.signal_usable.labels(bed=self.bed_id).set(0)
         metrics.set_thresholds(self.bed_id, thresholds)
+        self._export_state("connecting")
 
     # -- lifetime ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the source thread."""
+        """Start the source thread; the bed's first state event (``connecting``) is published first."""
+        self._emit(self._state_event(self._status))
         self._thread.start()
 
     def stop(self, timeout_s: float = 2.0) -> bool:
@@ -183,6 +251,64 @@ class BedWorker:
     def alive(self) -> bool:
         """Whether the source thread runs."""
         return self._thread.is_alive()
+
+    # -- monitored state --------------------------------------------------------------------------
+
+    def status(self) -> BedStatusSnapshot:
+        """The bed's monitored state now (any thread; see "Monitored state" in the module docstring)."""
+        with self._state_lock:
+            return self._status
+
+    def set_state(self, state: str, reason: str) -> AlarmEvent | None:
+        """Change the bed's state; the ``signal_quality`` event to publish, or None when unchanged.
+
+        Parameters
+        ----------
+        state : str
+            One of :data:`BED_STATES`.
+        reason : str
+            Why; a change of reason alone is a change too (a bed not monitored for another reason).
+
+        Returns
+        -------
+        event : AlarmEvent or None
+            Reason ``monitored`` or ``not_monitored`` (connecting is not monitored); the caller
+            publishes it (through :meth:`stamp`-free ``publish``: it is not an alarm).
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not one of :data:`BED_STATES`.
+        """
+        if state not in BED_STATES:
+            raise ValueError(f"bed state must be one of {', '.join(BED_STATES)} (found {state!r})")
+        with self._state_lock:
+            if (state, reason) == (self._status.state, self._status.reason):
+                return None
+            self._status = BedStatusSnapshot(state, reason, datetime.now(timezone.utc))
+            status = self._status
+        self._export_state(state)
+        if state != "monitored":
+            self.metrics.signal_usable.labels(bed=self.bed_id).set(0)
+        log.log(logging.INFO if state != "not_monitored" else logging.WARNING,
+                kv("bed_state", bed=self.bed_id, state=state, reason=reason))
+        return self._state_event(status)
+
+    def _change_state(self, state: str, reason: str) -> None:
+        event = self.set_state(state, reason)
+        if event is not None:
+            self._emit(event)
+
+    def _state_event(self, status: BedStatusSnapshot) -> AlarmEvent:
+        return self._quality(self._last_stream_s, "monitored" if status.state == "monitored" else "not_monitored",
+                             f"{status.state}: {status.reason}")
+
+    def _export_state(self, state: str) -> None:
+        if self.daemon_metrics is None:
+            return
+        self.daemon_metrics.bed_monitored.labels(bed=self.bed_id).set(1 if state == "monitored" else 0)
+        for name in BED_STATES:
+            self.daemon_metrics.bed_state.labels(bed=self.bed_id, state=name).set(1 if name == state else 0)
 
     # -- queue (called by the scoring loop) -------------------------------------------------------
 
@@ -218,36 +344,72 @@ class BedWorker:
     # -- the thread -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            self._serve()
-        except Exception as exc:  # the bed stops, the daemon and the other beds go on
-            log.exception(kv("bed_failed", bed=self.bed_id, error=str(exc)))
-            self._emit(self._quality(self._last_stream_s, "source_error", f"bed stopped: {exc}"))
-            self._set_connected(False)
-        finally:
+        backoff_s = FAILURE_BACKOFF_S
+        while not self._stop.is_set():
             try:
-                self.source.close()
-            except OSError as exc:
-                log.warning(kv("source_close_failed", bed=self.bed_id, error=str(exc)))
+                self._serve()
+                return  # asked to stop, or a finite source ended
+            except Exception as exc:  # noqa: BLE001 - no exception ends a bed: reported, retried
+                self._failed(exc, backoff_s)
+            finally:
+                try:
+                    self.source.close()
+                except OSError as exc:
+                    log.warning(kv("source_close_failed", bed=self.bed_id, error=str(exc)))
+            if self._stop.wait(backoff_s):
+                return
+            backoff_s = min(2.0 * backoff_s, FAILURE_BACKOFF_MAX_S)
+
+    def _failed(self, exc: Exception, backoff_s: float) -> None:
+        """An unexpected exception in the bed's thread: report, close the bed's state, start afresh later."""
+        self.n_failures += 1
+        log.exception(kv("bed_failed", bed=self.bed_id, error=f"{type(exc).__name__}: {exc}", retry_s=backoff_s))
+        if self.daemon_metrics is not None:
+            self.daemon_metrics.bed_failures.labels(bed=self.bed_id).inc()
+        events = self._new_generation("bed_failed")
+        with self.lock:
+            self.session = None  # a fresh session (front-end, ring, post-processor) at the restart
+        self._set_connected(False)
+        self._no_data_reported = False
+        self._last_chunk_mono = None
+        for event in events:
+            self._emit(event)
+        self._emit(self._quality(self._last_stream_s, "source_error",
+                                 f"bed failed: {type(exc).__name__}: {exc}; restarting in {backoff_s:g} s"))
+        self._change_state("not_monitored", f"bed failed ({type(exc).__name__}: {exc}); restarting in "
+                           f"{backoff_s:g} s")
+
+    def _new_generation(self, reason: str) -> list[AlarmEvent]:
+        """Start a new generation: queued windows dropped, the open alarm closed (events returned)."""
+        with self.lock:
+            self.generation += 1
+            self.pending.clear()
+            self.discarded_since_scored = 0
+            self.behind = False
+            return self.session.close(reason) if self.session is not None else []
 
     def _open(self) -> bool:
         try:
             self.source.open()
         except ConnectionError as exc:
             log.warning(kv("source_not_found", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
+            self._change_state("not_monitored", f"stream not found ({exc}); still looking")
             return False
         except (ValueError, OSError) as exc:  # montage, unit, rate or file problem: named, retried
             log.error(kv("source_error", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
-            self._emit(self._quality(0.0, "source_error", str(exc)))
+            self._refusal_event(str(exc), str(exc))
+            self._change_state("not_monitored", f"source refused: {exc}")
             return False
         if self.daemon_metrics is not None:
             self.daemon_metrics.rate_mismatch.labels(bed=self.bed_id).set(0)
         if self.session is None:
-            self.session = BedSession(
+            session = BedSession(
                 self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
                 ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s,
                 lookahead_s=self.lookahead_s, model=self.model,
             )
+            with self.lock:
+                self.session = session
         log.info(kv("bed_opened", bed=self.bed_id, fs_hz=self.source.fs, source=self.config.source.type))
         return True
 
@@ -257,12 +419,13 @@ class BedWorker:
                 break
             if self._stop.wait(RETRY_OPEN_S):
                 return
+        self._last_refusal = None
         while not self._stop.is_set():
             try:
                 chunk = self.source.read(READ_TIMEOUT_S)
             except ValueError as exc:
                 if getattr(self.source, "connected", True):
-                    raise  # not a refused reconnection: a bug or a bad file, the bed stops (bed_failed)
+                    raise  # not a refused reconnection: a bug or a bad file (bed_failed, restarted)
                 # the stream came back unusable (montage, unit, rate); the source retries after its pause
                 self._track_connection(time.monotonic())
                 self._refused(exc)
@@ -280,7 +443,15 @@ class BedWorker:
         log.error(kv("source_error", bed=self.bed_id, detail=str(exc), retry="after the reconnect pause"))
         if self.daemon_metrics is not None:
             self.daemon_metrics.source_refusals.labels(bed=self.bed_id).inc()
-        self._emit(self._quality(self._last_stream_s, "source_error", f"stream refused: {exc}"))
+        self._refusal_event(str(exc), f"stream refused: {exc}")
+        self._change_state("not_monitored", f"stream refused: {exc}")
+
+    def _refusal_event(self, problem: str, detail: str) -> None:
+        """A ``source_error`` event, once per distinct problem in a row (the state carries it after)."""
+        if problem == self._last_refusal:
+            return
+        self._last_refusal = problem
+        self._emit(self._quality(self._last_stream_s, "source_error", detail))
 
     def _take_notices(self) -> None:
         take = getattr(self.source, "take_notices", None)
@@ -314,8 +485,12 @@ class BedWorker:
         if connected != self.connected:
             self._set_connected(connected)
             if connected:
+                with self.lock:
+                    self.generation += 1  # windows of the new connection only
+                self._last_refusal = None
                 self._emit(self._quality(self._last_stream_s, "stream_connected", "stream connected"))
                 log.info(kv("stream_connected", bed=self.bed_id))
+                self._change_state("connecting", "stream connected; warming up")
             else:
                 self._lost("stream_lost", "stream lost; reconnecting")
         elif connected and self._last_chunk_mono is not None and not self._no_data_reported:
@@ -325,12 +500,10 @@ class BedWorker:
 
     def _lost(self, reason: str, detail: str) -> None:
         log.warning(kv(reason, bed=self.bed_id, detail=detail))
-        events = [self._quality(self._last_stream_s, reason, detail)]
-        if self.session is not None:
-            with self.lock:
-                events = self.session.close(reason) + events
+        events = self._new_generation(reason) + [self._quality(self._last_stream_s, reason, detail)]
         for event in events:
             self._emit(event)
+        self._change_state("not_monitored", detail)
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
@@ -340,7 +513,10 @@ class BedWorker:
         assert self.session is not None
         if self._no_data_reported:
             self._no_data_reported = False
+            with self.lock:
+                self.generation += 1
             self._emit(self._quality(chunk.first_index / chunk.fs, "stream_resumed", "samples arrive again"))
+            self._change_state("connecting", "samples arrive again; warming up")
         self._last_chunk_mono = now_mono
         self.wall_clock.record(chunk, now_wall, self._clock_offset_s())
         bed = self.bed_id
@@ -364,7 +540,7 @@ class BedWorker:
                 for window in windows:
                     if len(self.pending) >= self.queue_windows:
                         self._discard(self.pending.popleft())
-                    self.pending.append(PendingWindow(window, now_mono))
+                    self.pending.append(PendingWindow(window, now_mono, self.generation))
             if self.on_window is not None:
                 self.on_window()
 
@@ -373,6 +549,7 @@ class BedWorker:
         self.finished = True
         self._set_connected(False)
         self._emit(self._quality(self._last_stream_s, "end_of_stream", "the source has no more samples"))
+        self._change_state("not_monitored", "end of stream: the source has no more samples")
 
     # -- events -----------------------------------------------------------------------------------
 

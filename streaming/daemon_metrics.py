@@ -45,6 +45,22 @@ class DaemonMetrics:
     rate_mismatch : Gauge ``ictal_stream_rate_mismatch{bed}``
         1 while the measured rate differs from the announced one beyond the tolerance (alarms
         suppressed), else 0.
+    bed_monitored : Gauge ``ictal_bed_monitored{bed}``
+        1 while the bed is monitored (a window of its current connection was scored and its input was
+        usable), else 0 (``streaming.bed_worker``, "Monitored state"). Set for every configured bed
+        from its start: ``ictal_bed_monitored == 0`` is the alert a site needs.
+    bed_state : Gauge ``ictal_bed_state{bed,state}``
+        One-hot: 1 for the bed's current state (``connecting``, ``monitored``, ``not_monitored``).
+    bed_failures : Counter ``ictal_bed_failures_total{bed}``
+        Unexpected failures of a bed's thread (each reported, then the bed restarted after a back-off).
+    scoring_busy : Gauge ``ictal_scoring_busy_ratio``
+        Fraction of the last ``CAPACITY_SPAN_S`` seconds the scoring loop spent in the model (1: no
+        spare time; windows are then being skipped or soon will be).
+    scoring_load : Gauge ``ictal_scoring_load_ratio``
+        Windows per second the configured beds need (beds / hop_s) divided by the windows per second the
+        model scored per second of inference, measured (start: a timed batch; then over the last
+        ``CAPACITY_SPAN_S``). Above 1 the daemon cannot keep up with its beds (``daemon`` event
+        ``over_capacity``).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -68,5 +84,15 @@ class DaemonMetrics:
                                                "timestamps went back, in all.", ["bed"], registry=registry)
         self.effective_rate = Gauge("ictal_stream_effective_rate_hz", "Sampling rate measured from the "
                                     "stream's timestamps (Hz).", ["bed"], registry=registry)
+        self.bed_monitored = Gauge("ictal_bed_monitored", "1 while the bed is monitored (scored, input "
+                                   "usable), else 0.", ["bed"], registry=registry)
+        self.bed_state = Gauge("ictal_bed_state", "1 for the bed's current state (connecting, monitored, "
+                               "not_monitored).", ["bed", "state"], registry=registry)
+        self.bed_failures = Counter("ictal_bed_failures", "Unexpected failures of a bed's thread (reported, "
+                                    "restarted after a back-off).", ["bed"], registry=registry)
+        self.scoring_busy = Gauge("ictal_scoring_busy_ratio", "Fraction of recent time the scoring loop spent "
+                                  "in the model.", registry=registry)
+        self.scoring_load = Gauge("ictal_scoring_load_ratio", "Windows/s the configured beds need divided by "
+                                  "the windows/s the model achieves (above 1: cannot keep up).", registry=registry)
         self.rate_mismatch = Gauge("ictal_stream_rate_mismatch", "1 while the measured rate differs from "
                                    "the announced one (alarms suppressed).", ["bed"], registry=registry)

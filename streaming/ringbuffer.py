@@ -174,3 +174,37 @@ class RingBuffer:
             valid[offset : offset + hi - lo] = self._valid[lo:hi]
             offset += hi - lo
         return data, valid
+
+    def read_recent(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`read`, but samples older than ``start_index`` come back as invalid filler.
+
+        A window that reaches back before what the buffer holds (after an outage longer than the
+        buffer, every sample before the outage has been overwritten or never existed) is read as gap
+        filler there, like any lost sample: a gap of any length cannot make a read fail.
+
+        Parameters
+        ----------
+        start, stop : int
+            Absolute indices, ``start <= stop <= end_index`` (``start`` may lie before ``start_index``).
+
+        Returns
+        -------
+        data : ndarray, shape (n_channels, stop - start)
+            The samples; zeros where a gap was recorded or the sample is no longer (or never was) held.
+        valid : ndarray of bool, shape (stop - start,)
+            False where the sample is filler.
+
+        Raises
+        ------
+        IndexError
+            If ``stop`` lies beyond ``end_index`` (samples not acquired yet) or ``start > stop``.
+        """
+        self._require_started()
+        if not start <= stop <= self._end:
+            raise IndexError(f"RingBuffer.read_recent [{start}, {stop}) reaches beyond the newest sample {self._end}")
+        held = min(max(start, self.start_index), stop)
+        data = np.zeros((self.n_channels, stop - start), dtype=self._data.dtype)
+        valid = np.zeros(stop - start, dtype=bool)
+        if held < stop:
+            data[:, held - start:], valid[held - start:] = self.read(held, stop)
+        return data, valid

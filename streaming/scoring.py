@@ -66,6 +66,9 @@ class ScoringLoop:
         Iterations completed (idle ones included).
     windows_scored : int
         Windows scored since the start.
+    windows_dropped : int
+        Windows not scored because their bed lost its stream (or restarted) after they were queued
+        (``streaming.bed_worker``: generations).
     on_scored : callable or None
         ``on_scored(bed_id, pending, result)`` after each window is scored (tests, benchmarks).
     """
@@ -83,6 +86,7 @@ class ScoringLoop:
         self.max_batch = max_batch
         self.progress = 0
         self.windows_scored = 0
+        self.windows_dropped = 0
         self.error: BaseException | None = None
         self.on_scored: Callable[[str, PendingWindow, ScoreResult], None] | None = None
         self._wake = threading.Event()
@@ -161,30 +165,46 @@ class ScoringLoop:
         bed = worker.bed_id
         stream_s = item.window.end_index / FS_HZ
         events: list[AlarmEvent] = []
-        if discarded > 0 and not worker.behind:
-            worker.behind = True
-            detail = (f"scoring fell behind: {discarded} window(s) skipped, scored the newest (ending at "
-                      f"{stream_s:.1f} s)")
-            log.warning(kv("scoring_behind", bed=bed, skipped=discarded, stream_s=stream_s))
-            events.append(worker.session.quality_event(stream_s, "scoring_behind", detail))
         with worker.lock:
-            result = worker.session.score(item.window, probs)
+            session = worker.session
+            if session is None or item.generation != worker.generation:
+                # queued before the stream was lost (or the bed restarted): its alarm state was closed
+                self.windows_dropped += 1
+                log.info(kv("window_dropped", bed=bed, stream_s=stream_s,
+                            detail="queued before a loss of the stream; not scored after it"))
+                return
+            if discarded > 0 and not worker.behind:
+                worker.behind = True
+                detail = (f"scoring fell behind: {discarded} window(s) skipped, scored the newest (ending at "
+                          f"{stream_s:.1f} s)")
+                log.warning(kv("scoring_behind", bed=bed, skipped=discarded, stream_s=stream_s))
+                events.append(session.quality_event(stream_s, "scoring_behind", detail))
+            result = session.score(item.window, probs)
+            quality = session.quality
+            caught_up = discarded == 0 and alone and worker.behind and not worker.pending
+            if caught_up:
+                worker.behind = False
+                events.append(session.quality_event(stream_s, "scoring_caught_up", "scoring keeps up again"))
         latency = time.monotonic() - item.arrived_mono
         self.windows_scored += 1
         self.metrics.windows_scored.labels(bed=bed).inc()
         self.metrics.inference_latency.labels(bed=bed).observe(inference_s)
         self.daemon_metrics.scoring_latency.labels(bed=bed).observe(latency)
-        quality = worker.session.quality
         bad = set(quality.bad_channels)
         self.metrics.set_channel_quality(bed, {c: c not in bad for c in CANONICAL_CHANNELS})
         self.metrics.signal_usable.labels(bed=bed).set(1.0 if quality.usable else 0.0)
         events.extend(result.events)
+        if quality.usable:
+            state = worker.set_state("monitored", "windows scored; input usable")
+        else:
+            why = f"bad channels {', '.join(quality.bad_channels)}" if quality.bad_channels else "input fault"
+            state = worker.set_state("not_monitored", f"signal unusable ({why}); alarms suppressed")
+        if state is not None:
+            events.append(state)
         if self.on_scored is not None:
             self.on_scored(bed, item, result)
-        if discarded == 0 and alone and worker.behind and not worker.pending:
-            worker.behind = False
+        if caught_up:
             log.info(kv("scoring_caught_up", bed=bed, stream_s=stream_s))
-            events.append(worker.session.quality_event(stream_s, "scoring_caught_up", "scoring keeps up again"))
         for event in events:
             if event.kind in ("onset", "offset"):
                 log.warning(kv(f"alarm_{event.kind}", bed=bed, onset_s=event.onset_s, offset_s=event.offset_s,
@@ -196,6 +216,8 @@ class ScoringLoop:
     def _finish(self, worker: BedWorker) -> None:
         """A finite source ended and its last window was scored: close the bed's alarm state."""
         with worker.lock:
+            if worker.session is None:
+                return
             worker.closed = True
             events = worker.session.finish()
         for event in events:

@@ -1,5 +1,5 @@
-"""BedWorker: a stream that comes back unusable is refused, reported at every attempt and served again once
-usable; source notices (clock jump back, rate mismatch) become quality events, metrics and suppression."""
+"""BedWorker: a stream that comes back unusable is refused, reported once per distinct problem (counted at
+every attempt) and served again once usable; source notices (clock jump back, rate mismatch) become quality events, metrics and suppression."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _value(metrics: IctalMetrics, name: str) -> float:
     return metrics.registry.get_sample_value(name, {"bed": "bed-w"}) or 0.0
 
 
-def test_a_refused_stream_is_reported_at_every_attempt_and_served_again():
+def test_a_refused_stream_is_reported_once_counted_at_every_attempt_and_served_again():
     events: list = []
     source = ScriptedSource(refuse_from=20, refuse_n=3)
     worker, metrics = _worker(source, events)
@@ -86,9 +86,12 @@ def test_a_refused_stream_is_reported_at_every_attempt_and_served_again():
         assert worker.stop()
     reasons = [e.reason for e in events if e.kind == "signal_quality"]
     refusals = [e for e in events if e.reason == "source_error"]
-    assert len(refusals) == 3 and all("T5" in e.detail for e in refusals), reasons
+    assert len(refusals) == 1 and "T5" in refusals[0].detail, reasons  # not repeated at every retry
     assert reasons.count("stream_connected") == 2 and "stream_lost" in reasons, reasons
     assert _value(metrics, "ictal_source_refusals_total") == 3.0
+    states = [e.detail for e in events if e.reason == "not_monitored"]
+    assert states[0].startswith("connecting") and any("stream refused" in d and "T5" in d for d in states), states
+    assert worker.status().state == "connecting"  # served again (no scoring loop here: warming up)
     assert worker.alive is False and source.index > 30 * int(FS / 10)
 
 

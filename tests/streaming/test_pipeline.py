@@ -173,3 +173,21 @@ def test_bad_chunks_are_errors():
         Chunk(np.zeros((8, 10), np.float32), 0, 0.0, 250.0)
     with pytest.raises(ValueError, match="float32"):
         Chunk(np.zeros((19, 10)), 0, 0.0, 250.0)
+
+
+@pytest.mark.parametrize("gap_s", [60.0, 70.0, 120.0, 300.0])
+def test_a_gap_longer_than_the_ring_buffer_never_fails_a_read(gap_s):
+    # without a warm-up restart the scheduler still wants windows reaching back over the gap: the
+    # samples before it are no longer held and are read as filler (nothing scored from them)
+    pipeline = BedPipeline(FrontendConfig(), 256.0, hop_s=4.0, ring_s=120.0)
+    rng = np.random.default_rng(0)
+    windows = []
+    index = 0
+    for _part in range(2):
+        for _ in range(int(90 * 256 / 64)):
+            windows += pipeline.push(Chunk(rng.normal(0, 20, (19, 64)).astype(np.float32), index, index / 256, 256.0))
+            index += 64
+        index += int(gap_s * 256)
+    after = [w for w in windows if w.end_index > 90 * 256 + gap_s * 256]
+    assert after, "nothing scored after the gap"
+    assert all(w.valid[w.stitch_from - w.start_index:w.stitch_to - w.start_index].any() for w in after)

@@ -97,3 +97,13 @@ def test_random_appends_match_a_plain_array(steps):
     for offset, i in enumerate(range(start, ring.end_index)):
         assert valid[offset] == (i in reference)
         assert data[0, offset] == (reference[i] if i in reference else 0.0)
+
+
+def test_read_recent_gives_filler_for_samples_older_than_the_buffer_holds():
+    ring = RingBuffer(2, 10)
+    ring.append(np.arange(30, dtype=np.float32).reshape(2, 15) + 1, first_index=100)  # holds [105, 115)
+    data, valid = ring.read_recent(95, 115)
+    assert valid.tolist() == [False] * 10 + [True] * 10
+    assert np.all(data[:, :10] == 0) and np.array_equal(data[:, 10:], ring.read(105, 115)[0])
+    with pytest.raises(IndexError, match="beyond the newest sample 115"):
+        ring.read_recent(100, 116)
