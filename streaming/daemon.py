@@ -17,7 +17,11 @@ Lifecycle
 2. ``start``: journal (a relative path resolves in the working directory: ``/var/lib/ictal`` under
    systemd), metrics endpoint, publisher (its own heartbeat thread), bed threads, scoring thread, a
    ``daemon`` event (reason ``started``), then ``READY=1``. Beds whose stream is not there yet do not
-   delay READY: they connect when their stream appears.
+   delay READY: they connect when their stream appears; each bed says its monitored state from its start
+   (``streaming.bed_worker``, "Monitored state"). Before READY the model is timed on a batch like the
+   daemon's and compared with what the configured beds need (``streaming.capacity``): a daemon that
+   cannot keep up says so (``daemon`` event ``over_capacity``, ERROR log, ``ictal_scoring_load_ratio``),
+   and the keep-alive thread repeats the check on the measured scoring every ``STATUS_INTERVAL_S``.
 3. SIGHUP (``systemctl reload``): the config file is read again. Thresholds (``alarms.thresholds`` or
    ``alarms.thresholds_file``) apply to every bed (an open alarm is closed, reason
    ``thresholds_reloaded``); beds added are started, beds removed are stopped (an open alarm is
@@ -48,6 +52,7 @@ from alarms.thresholds import thresholds_in_force
 from detector.config import FrontendConfig
 from streaming.bed import Scorer
 from streaming.bed_worker import BedWorker
+from streaming.capacity import measure_start
 from streaming.config import BedConfig, DaemonConfig, EdfSourceConfig
 from streaming.daemon_metrics import DaemonMetrics
 from streaming.logfmt import kv
@@ -279,6 +284,7 @@ class Daemon:
             for bed in self.config.beds:
                 self.workers[bed.bed_id] = self._make_worker(bed)
         self.daemon_metrics.beds.set(len(self.workers))
+        self._check_capacity_at_start()
         self.scoring.start()
         for worker in self._worker_list():
             worker.start()
@@ -290,13 +296,45 @@ class Daemon:
         self.notifier.ready(self.status_line())
         log.info(kv("daemon_ready", beds=",".join(self.workers)))
 
+    def _check_capacity_at_start(self) -> None:
+        """Time the model on a batch like the daemon's; say so before READY if the beds cannot be served."""
+        hop_s = self.config.scheduler.hop_s
+        estimate, seconds = measure_start(self.detector.predict, len(self.workers), hop_s, self.scoring.max_batch)
+        if estimate.n_beds:
+            self.daemon_metrics.scoring_load.set(estimate.load_ratio)
+        log.info(kv("capacity_measured", seconds=round(seconds, 3), detail=estimate.describe()))
+        if estimate.load_ratio > 1.0:
+            self.scoring.capacity.over = True
+            detail = (f"cannot keep up at start: {estimate.describe()}; windows will be skipped and alarms come "
+                      "late: serve fewer beds per process, a longer hop_s, or a faster device")
+            log.error(kv("over_capacity", detail=detail))
+            self.publish(AlarmEvent(kind="daemon", reason="over_capacity", detail=detail))
+
+    def _check_capacity(self) -> None:
+        """The running check (``streaming.capacity``): gauges always, an event at a transition."""
+        n_beds, hop_s = len(self._worker_list()), self.config.scheduler.hop_s
+        busy, _, _ = self.scoring.capacity.snapshot()
+        self.daemon_metrics.scoring_busy.set(busy)
+        load = self.scoring.capacity.load_ratio(n_beds, hop_s)
+        if load is not None:
+            self.daemon_metrics.scoring_load.set(load)
+        transition, detail = self.scoring.capacity.judge(n_beds, hop_s)
+        if transition == "over_capacity":
+            log.error(kv("over_capacity", detail=f"cannot keep up: {detail}"))
+            self.publish(AlarmEvent(kind="daemon", reason="over_capacity", detail=f"cannot keep up: {detail}"))
+        elif transition == "capacity_ok":
+            log.info(kv("capacity_ok", detail=detail))
+            self.publish(AlarmEvent(kind="daemon", reason="capacity_ok", detail=f"keeps up again: {detail}"))
+
     def status_line(self) -> str:
         """One line: beds connected, windows scored and skipped, last journal sequence number."""
         workers = self._worker_list()
         connected = sum(1 for w in workers if w.connected)
+        monitored = sum(1 for w in workers if w.status().state == "monitored")
         skipped = sum(w.session.windows_discarded for w in workers if w.session is not None)
         head = self.journal.last_seq if self.journal is not None else 0
-        return (f"{connected}/{len(workers)} beds connected, {self.scoring.windows_scored} windows scored, "
+        return (f"{monitored}/{len(workers)} beds monitored, {connected}/{len(workers)} connected, "
+                f"{self.scoring.windows_scored} windows scored, "
                 f"{skipped} skipped, journal at {head}")
 
     def _keepalive_loop(self) -> None:
@@ -317,6 +355,7 @@ class Daemon:
             now = time.monotonic()
             if now - last_status >= STATUS_INTERVAL_S:
                 last_status = now
+                self._check_capacity()
                 line = self.status_line()
                 self.notifier.status(line)
                 n_status += 1

@@ -35,6 +35,7 @@ from alarms.schema import AlarmEvent
 from detector import CANONICAL_CHANNELS, FS_HZ
 from streaming.bed import Scorer, ScoreResult
 from streaming.bed_worker import BedWorker, PendingWindow
+from streaming.capacity import CapacityMonitor
 from streaming.daemon_metrics import DaemonMetrics
 from streaming.logfmt import kv
 
@@ -66,6 +67,8 @@ class ScoringLoop:
         Iterations completed (idle ones included).
     windows_scored : int
         Windows scored since the start.
+    capacity : CapacityMonitor
+        Every batch's inference time and every skip, for the daemon's capacity check.
     windows_dropped : int
         Windows not scored because their bed lost its stream (or restarted) after they were queued
         (``streaming.bed_worker``: generations).
@@ -87,6 +90,7 @@ class ScoringLoop:
         self.progress = 0
         self.windows_scored = 0
         self.windows_dropped = 0
+        self.capacity = CapacityMonitor()
         self.error: BaseException | None = None
         self.on_scored: Callable[[str, PendingWindow, ScoreResult], None] | None = None
         self._wake = threading.Event()
@@ -154,6 +158,7 @@ class ScoringLoop:
         t0 = time.monotonic()
         probs = np.asarray(self.detector.predict(data))
         inference_s = time.monotonic() - t0
+        self.capacity.record_batch(inference_s, len(batch))
         self.daemon_metrics.batch_size.observe(len(batch))
         for (worker, item, discarded, alone), p in zip(batch, probs, strict=True):
             self._deliver(worker, item, discarded, alone, p, inference_s)
@@ -173,6 +178,8 @@ class ScoringLoop:
                 log.info(kv("window_dropped", bed=bed, stream_s=stream_s,
                             detail="queued before a loss of the stream; not scored after it"))
                 return
+            if discarded > 0:
+                self.capacity.record_skips(discarded)
             if discarded > 0 and not worker.behind:
                 worker.behind = True
                 detail = (f"scoring fell behind: {discarded} window(s) skipped, scored the newest (ending at "
