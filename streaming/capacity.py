@@ -16,8 +16,8 @@ The load ratio is need / throughput: above 1 the daemon cannot keep up. The daem
 throughput and about how many beds it can serve; an ERROR log line; the gauges
 ``ictal_scoring_load_ratio`` and ``ictal_scoring_busy_ratio``) at start and whenever the running check
 finds it (load ratio above 1, busy ratio at or above ``BUSY_HIGH``, or windows skipped within the span),
-and says ``capacity_ok`` once none of that held over a whole span (busy ratio below ``BUSY_OK``: no
-flapping at the border).
+and says ``capacity_ok`` once none of that held for a whole span of measured scoring (busy ratio below
+``BUSY_OK``: no flapping at the border).
 """
 
 from __future__ import annotations
@@ -37,7 +37,11 @@ CAPACITY_SPAN_S = 60.0
 batch (a garbage collection, a page fault storm) does not decide, short enough to say it within a minute."""
 
 START_REPEATS = 2
-"""Timed forward passes at start (the fastest counts: the first may still pay for allocations)."""
+"""Timed forward passes at start (the fastest counts: the first may still pay for allocations); one
+only when the first took longer than ``START_REPEAT_MAX_S`` (64 beds of the tiny preset on a loaded
+2-core CPU: 15 s a batch, and READY waits for it)."""
+
+START_REPEAT_MAX_S = 2.0
 
 BUSY_HIGH = 0.95
 """Busy ratio from which the daemon is over capacity: no spare time left for a burst (a reconnection
@@ -116,6 +120,8 @@ def measure_start(predict, n_beds: int, hop_s: float, max_batch: int) -> tuple[C
             t0 = time.perf_counter()
             predict(windows)
             best = min(best, time.perf_counter() - t0)
+            if best > START_REPEAT_MAX_S:
+                break
     rate = batch / best if n_beds > 0 and best > 0 else math.inf
     estimate = CapacityEstimate(n_beds, hop_s, n_beds / hop_s, rate)
     return estimate, time.monotonic() - t_start
@@ -137,6 +143,7 @@ class CapacityMonitor:
         self._lock = threading.Lock()
         self.started = time.monotonic()
         self.over = False
+        self.over_since = -math.inf
 
     def record_batch(self, inference_s: float, n_windows: int, now: float | None = None) -> None:
         """The scoring loop scored ``n_windows`` in one forward pass of ``inference_s`` seconds."""
@@ -188,15 +195,24 @@ class CapacityMonitor:
         detail = (f"over the last {self.span_s:g} s: busy {busy:.0%} of the time in the model, {skipped} window(s) "
                   f"skipped; {n_beds} bed(s) at hop {hop_s:g} s need {need:.2f} windows/s, the model scored "
                   + (f"{throughput:.2f} windows/s (load ratio {load:.2f})" if throughput else "nothing yet"))
+        now = time.monotonic() if now is None else now
         over = load > 1.0 or busy >= BUSY_HIGH or skipped > 0
-        recovered = load <= 1.0 and busy < BUSY_OK and skipped == 0
+        recovered = (throughput is not None and load <= 1.0 and busy < BUSY_OK and skipped == 0
+                     and now - self.over_since >= self.span_s)  # a whole span of scoring, measured
         if over and not self.over:
-            self.over = True
+            self.mark_over(now)
             return "over_capacity", detail
+        if over:
+            self.over_since = now
         if self.over and recovered:
             self.over = False
             return "capacity_ok", detail
         return None, detail
+
+    def mark_over(self, now: float | None = None) -> None:
+        """The daemon is over capacity from ``now`` (the start check found it, or :meth:`judge` did)."""
+        self.over = True
+        self.over_since = time.monotonic() if now is None else now
 
     def load_ratio(self, n_beds: int, hop_s: float, now: float | None = None) -> float | None:
         """Need / measured throughput over the span; None before any batch."""

@@ -31,7 +31,11 @@ Lifecycle
 4. SIGTERM/SIGINT: ``STOPPING=1``; bed threads stop; the scoring loop finishes the batch in flight and
    scores what was queued (abandoned after ``shutdown_timeout_s``); open alarms are closed (reason
    ``shutdown``); a ``daemon`` event (reason ``stopped``); the publisher and the journal are closed;
-   exit code 0.
+   exit code 0. A thread still inside native code then (an abandoned batch in PyTorch, a bed blocked in
+   liblsl) cannot be stopped, and finalising the interpreter under it aborts the process (C++
+   ``std::terminate``: "terminate called without an active exception", exit 134, seen with 64 beds
+   under SIGTERM): :meth:`Daemon.threads_left_running` names them, and ``ictal serve`` then ends the
+   process with ``os._exit`` after flushing its logs, once everything durable is closed.
 """
 
 from __future__ import annotations
@@ -304,7 +308,7 @@ class Daemon:
             self.daemon_metrics.scoring_load.set(estimate.load_ratio)
         log.info(kv("capacity_measured", seconds=round(seconds, 3), detail=estimate.describe()))
         if estimate.load_ratio > 1.0:
-            self.scoring.capacity.over = True
+            self.scoring.capacity.mark_over()
             detail = (f"cannot keep up at start: {estimate.describe()}; windows will be skipped and alarms come "
                       "late: serve fewer beds per process, a longer hop_s, or a faster device")
             log.error(kv("over_capacity", detail=detail))
@@ -427,6 +431,23 @@ class Daemon:
         self.notifier.close()
         log.info(kv("daemon_stopped", seconds=time.monotonic() - t0, journal_head=head))
         return True
+
+    def threads_left_running(self) -> list[str]:
+        """Names of the daemon's threads still alive (call after :meth:`shutdown`).
+
+        The scoring thread of an abandoned batch, or a bed thread blocked in its source, is still
+        inside native code: the process must then end without finalising the interpreter (see the
+        module docstring, step 4).
+
+        Returns
+        -------
+        names : list of str
+            Thread names (``ictal-scoring``, ``ictal-bed-<bed>``); empty when every thread ended.
+        """
+        names = [f"ictal-bed-{w.bed_id}" for w in self._worker_list() if w.alive]
+        if self.scoring.alive:
+            names.append("ictal-scoring")
+        return names
 
     def _close_bed(self, worker: BedWorker, reason: str) -> None:
         if worker.session is None or worker.closed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -56,9 +57,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"ictal serve: {exc}", file=sys.stderr)
         return 2
     try:
-        return daemon.run()  # signal handlers first, then start(), then serve
+        code = daemon.run()  # signal handlers first, then start(), then serve
     except (JournalError, PublisherError, OSError) as exc:
         log.error(kv("start_failed", detail=str(exc)))
         notifier.status(f"failed to start: {exc}")
         print(f"ictal serve: {exc}", file=sys.stderr)
         return 1
+    left = daemon.threads_left_running()
+    if left:  # finalising the interpreter under a thread in PyTorch/liblsl aborts (streaming.daemon, step 4)
+        log.warning(kv("exit_without_finalising", code=code, threads=",".join(left),
+                       detail="threads still in native code after the shutdown (journal and publisher are "
+                       "closed); the process ends without interpreter finalisation"))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

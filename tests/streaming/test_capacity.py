@@ -46,11 +46,20 @@ def test_the_running_check_reports_over_capacity_once_and_recovery_once():
     assert monitor.judge(n_beds=4, hop_s=1.0, now=t0 + 10.5)[0] is None  # said once
     for k in range(20):  # then 0.1 s per batch of 4: busy 10 %, no skips
         monitor.record_batch(0.1, 4, now=t0 + 11 + k)
+        if k == 5:  # fine for 6 s only: not yet a whole span since it was last over
+            assert monitor.judge(n_beds=4, hop_s=1.0, now=t0 + 17)[0] is None
     transition, detail = monitor.judge(n_beds=4, hop_s=1.0, now=t0 + 31)
     assert transition == "capacity_ok", detail
     monitor.record_skips(3, now=t0 + 32)
     assert monitor.judge(n_beds=4, hop_s=1.0, now=t0 + 32)[0] == "over_capacity"  # skipped windows: over
     assert BUSY_HIGH > 0.8
+
+
+def test_capacity_is_not_said_to_be_fine_before_anything_was_scored():
+    monitor = CapacityMonitor(span_s=10.0)
+    monitor.mark_over(now=monitor.started)  # the start check found the beds too many
+    assert monitor.judge(n_beds=64, hop_s=4.0, now=monitor.started + 30)[0] is None  # nothing scored yet
+    assert monitor.over
 
 
 def test_a_daemon_with_more_beds_than_it_can_score_says_so_before_ready(tmp_path, shared_data):
