@@ -16,7 +16,7 @@ Lifecycle
    the model would see inputs it was not trained on) and the model warmed up.
 2. ``start``: journal (a relative path resolves in the working directory: ``/var/lib/ictal`` under
    systemd), metrics endpoint, publisher (its own heartbeat thread), bed threads, scoring thread, a
-   ``daemon`` event (reason ``started``), then ``READY=1``. Beds whose stream is not there yet do not
+   ``daemon`` event (reason ``started``; the beds' first state events follow it), then ``READY=1``. Beds whose stream is not there yet do not
    delay READY: they connect when their stream appears; each bed says its monitored state from its start
    (``streaming.bed_worker``, "Monitored state"). Before READY the model is timed on a batch like the
    daemon's and compared with what the configured beds need (``streaming.capacity``): a daemon that
@@ -288,13 +288,13 @@ class Daemon:
             for bed in self.config.beds:
                 self.workers[bed.bed_id] = self._make_worker(bed)
         self.daemon_metrics.beds.set(len(self.workers))
-        self._check_capacity_at_start()
-        self.scoring.start()
-        for worker in self._worker_list():
-            worker.start()
         self.publish(AlarmEvent(kind="daemon", reason="started", detail=(
             f"serving {len(self.workers)} bed(s) with model {self.model.model_id} ({self.model.stack}, "
             f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s")))
+        self._check_capacity_at_start()  # before the beds: a quiet measurement
+        self.scoring.start()
+        for worker in self._worker_list():
+            worker.start()
         self._started = True
         self._keepalive.start()
         self.notifier.ready(self.status_line())

@@ -168,7 +168,10 @@ def test_an_outage_closes_the_open_alarm_and_scoring_resumes_after_the_return(re
 
 def test_the_control_bed_is_untouched_by_the_other_beds_faults(record):
     reasons = {e["reason"] for e in record.of("bed-control", "signal_quality")}
-    assert reasons == {"stream_connected"}, reasons
+    assert reasons <= {"stream_connected", "not_monitored", "monitored"}, reasons
+    states = [e["detail"] for e in record.of("bed-control", "signal_quality") if "monitored" in e["reason"]]
+    assert states[-1].startswith("monitored") and sum(s.startswith("monitored") for s in states) == 1, states
+    assert all(s.startswith("connecting") for s in states[:-1]), states  # never not monitored after it
     assert record.metric("ictal_samples_lost_total", bed="bed-control") == 0.0
     before, during, after = record.scored["bed-control"]
     assert during > before and after > during, record.scored["bed-control"]

@@ -90,7 +90,10 @@ class LineLengthScorer:
 
 
 class BlockingScorer(LineLengthScorer):
-    """A scorer whose ``predict`` hangs while ``hang`` is set (until ``release`` is set)."""
+    """A scorer whose ``predict`` hangs on real windows while ``hang`` is set (until ``release`` is set).
+
+    The daemon's capacity check before READY times the model on all-zero windows: those never hang.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,7 +102,7 @@ class BlockingScorer(LineLengthScorer):
         self.entered = threading.Event()
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        if self.hang.is_set():
+        if self.hang.is_set() and np.any(windows):
             self.entered.set()
             self.release.wait(30.0)
         return super().predict(windows)

@@ -75,7 +75,8 @@ def test_a_daemon_with_more_beds_than_it_can_score_says_so_before_ready(tmp_path
         daemon.shutdown()
     over = [e for e in events if e.kind == "daemon" and e.reason == "over_capacity"]
     started = next(i for i, e in enumerate(events) if e.reason == "started")
-    assert over and events.index(over[0]) < started, [e.reason for e in events]
+    first_bed = next(i for i, e in enumerate(events) if e.bed_id is not None)
+    assert over and started < events.index(over[0]) < first_bed, [e.reason for e in events]  # before READY
     assert "4 bed(s) at hop 0.25 s need 16.00 windows/s" in over[0].detail, over[0].detail
     assert load == pytest.approx(1.6, rel=0.1), load
 
