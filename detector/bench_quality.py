@@ -36,6 +36,7 @@ import argparse
 import importlib.util
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -174,6 +175,7 @@ def _load(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ValueError(f"--baseline {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
