@@ -266,3 +266,19 @@ def test_a_lead_pinned_on_its_rail_for_the_whole_window_is_flat_only(raw_iiic_02
     assert rails.fraction[T5] == 0.0
     report = assess_window(process_recording(raw, 200.0, FrontendConfig()), FS, rails=rails)
     assert [p.split(" (")[0] for p in report.problems if p.startswith("T5")] == ["T5: flat"]
+
+
+def test_non_finite_raw_samples_are_left_out_of_the_rails(raw_iiic_02):
+    from detector.quality import rail_stats, rail_summary
+
+    raw = np.clip(raw_iiic_02[:, : 30 * 200], -100.0, 100.0)
+    clean = _rails(raw)
+    raw[T5, 1000:1100] = np.nan
+    raw[T5, 2000] = np.inf  # beyond the rail, but no sample: it must not become the rail
+    raw[0] = np.nan  # a channel without a finite sample has no rail
+    rails = _rails(raw)
+    assert rails.high[T5] == 100.0 and rails.fraction[0] == 0.0
+    # the 101 replaced samples no longer count, the others on the rail still do
+    assert clean.fraction[T5] - 101 / raw.shape[1] - 1e-12 <= rails.fraction[T5] < clean.fraction[T5]
+    empty = rail_summary([rail_stats(raw[:, :0])])
+    assert empty is None
