@@ -1,7 +1,7 @@
 """Rail (clipping) detection: its validation on real EEG and its cost per 60 s window.
 
 ``python -m detector.bench_quality [--scan] [--cost] [--data DIR] [--baseline FILE]`` prints tables
-with units and the machine; asserts nothing.
+with units and the machine; asserts nothing (both tables when neither flag is given).
 
 Scan (``--scan``)
 -----------------
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import platform
 import statistics
 import sys
@@ -208,8 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scan", action="store_true", help="Validate on every real EDF under --data.")
     parser.add_argument("--cost", action="store_true", help="CPU time per 60 s window.")
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
-                        help="Folder of real EDFs (default ../shared/data).")
+    default_data = os.environ.get("ICTAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path(default_data),
+                        help="Folder of real EDFs (default $ICTAL_SHARED_DATA, else ../shared/data).")
     parser.add_argument("--repeats", type=int, default=200, help="Timed runs for --cost (default 200).")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="Another detector/quality.py to time beside this one (--cost).")
