@@ -190,3 +190,95 @@ def test_the_raw_samples_of_a_real_seizure_sit_on_no_rail(raw_iiic_02):
     report = assess_window(process_recording(raw_iiic_02, 200.0, FrontendConfig())[:, : 30 * 256], FS,
                            rails=_rails(raw_iiic_02[:, : 30 * 200]))
     assert not any("saturated" in p for p in report.problems)
+
+
+def _labelled_raw(shared_data: Path, name: str) -> np.ndarray:
+    edf = edfio.read_edf(shared_data / "labelled" / name)
+    return map_montage([s.label for s in edf.signals]).apply(np.stack([s.data for s in edf.signals])).astype(np.float32)
+
+
+@pytest.mark.parametrize("level", [50.0, 100.0, 150.0, 500.0])
+def test_real_eeg_clipped_at_any_level_is_found_on_the_clipped_leads_only(shared_data, level):
+    from detector.quality import DEFAULT_THRESHOLDS
+
+    for name in ("iiic_01.edf", "iiic_04.edf", "iiic_10.edf", "iiic_19.edf"):
+        raw = _labelled_raw(shared_data, name)[:, : 30 * 200]
+        rails = _rails(np.clip(raw, -level, level))
+        share = (np.abs(raw) >= level).mean(axis=1)
+        found = rails.fraction > DEFAULT_THRESHOLDS.saturation_fraction
+        pinned = rails.high - rails.low < DEFAULT_THRESHOLDS.rail_min_range_uv  # on the rail all along: flat
+        assert np.all(found[(share > 0.02) & ~pinned]), (name, share, rails.fraction)
+        assert not np.any(found[share == 0]), (name, share, rails.fraction)
+        np.testing.assert_allclose(rails.fraction[found], share[found], atol=0.01)  # the natural extreme
+
+
+def test_a_lead_clipped_at_100_uv_is_named_with_its_rails_and_share(raw_iiic_02):
+    raw = raw_iiic_02[:, : 30 * 200].copy()
+    raw[T5] = np.clip(raw[T5], -100.0, 100.0)
+    report = assess_window(process_recording(raw, 200.0, FrontendConfig()), FS, rails=_rails(raw))
+    share = 100 * np.mean(np.abs(raw_iiic_02[T5, : 30 * 200]) >= 100.0)
+    assert share > 50.0
+    assert report.problems == [f"T5: saturated (clipped at -100 uV and 100 uV: {share:.1f}% of raw samples on a rail)"]
+    assert report.bad_channels == ("T5",) and report.usable
+
+
+def test_a_clipped_spike_one_sample_on_the_rail_each_time_is_found(shared_data):
+    """grond_gpd_11's Fp1 carries a 20 Hz spike train: beyond 500 uV for single samples, 4 % of them."""
+    raw = _labelled_raw(shared_data, "grond_gpd_11.edf")
+    clipped = np.clip(raw, -500.0, 500.0)
+    assert not np.any(np.abs(np.diff(np.flatnonzero(np.abs(raw[0]) >= 500.0))) == 1)  # never two in a row
+    rails = _rails(clipped)
+    assert rails.fraction[0] == pytest.approx(np.mean(np.abs(raw[0]) >= 500.0)) and rails.fraction[0] > 0.02
+
+
+def test_no_rail_on_any_real_recording_as_recorded_or_digitised_at_half_a_microvolt(shared_data):
+    """Every EEG signal of every EDF of ../shared/data, windows of 8-60 s of 4 s pieces (the scan of
+    ``detector.bench_quality``); the one recording whose amplifier clipped is left to the next test."""
+    from detector.bench_quality import REALLY_CLIPPED, eeg_signals, judge
+
+    n_windows = n_files = 0
+    for path in sorted(shared_data.rglob("*.edf")):
+        if path.name == REALLY_CLIPPED:
+            continue
+        x, fs = eeg_signals(path)
+        n_files += 1
+        for y in (x, np.round(x / 0.5).astype(np.float32) * 0.5):
+            for found, fraction, _, _, _ in judge(y, fs):
+                n_windows += found.size
+                assert not found.any(), (path.name, fraction)
+    assert n_files >= 140 and n_windows > 40000
+
+
+def test_the_real_recording_clipped_by_its_amplifier_at_1000_uv_is_found(shared_data):
+    from detector.bench_quality import REALLY_CLIPPED, eeg_signals, judge
+
+    x, fs = eeg_signals(shared_data / "quirks" / REALLY_CLIPPED)
+    verdicts = judge(x, fs)
+    found = np.array([v[0] for v in verdicts])
+    share = np.array([(np.abs(x[:, a:b]) >= 1000.0).mean(axis=1) for _, _, _, a, b in verdicts])
+    assert found.sum() >= 50 and np.array_equal(found, share > 0.01)
+
+
+def test_a_lead_pinned_on_its_rail_for_the_whole_window_is_flat_only(raw_iiic_02):
+    raw = raw_iiic_02[:, : 30 * 200].copy()
+    raw[T5] = 100.0  # beyond +100 uV all along: one value
+    rails = _rails(raw)
+    assert rails.fraction[T5] == 0.0
+    report = assess_window(process_recording(raw, 200.0, FrontendConfig()), FS, rails=rails)
+    assert [p.split(" (")[0] for p in report.problems if p.startswith("T5")] == ["T5: flat"]
+
+
+def test_non_finite_raw_samples_are_left_out_of_the_rails(raw_iiic_02):
+    from detector.quality import rail_stats, rail_summary
+
+    raw = np.clip(raw_iiic_02[:, : 30 * 200], -100.0, 100.0)
+    clean = _rails(raw)
+    raw[T5, 1000:1100] = np.nan
+    raw[T5, 2000] = np.inf  # beyond the rail, but no sample: it must not become the rail
+    raw[0] = np.nan  # a channel without a finite sample has no rail
+    rails = _rails(raw)
+    assert rails.high[T5] == 100.0 and rails.fraction[0] == 0.0
+    # the 101 replaced samples no longer count, the others on the rail still do
+    assert clean.fraction[T5] - 101 / raw.shape[1] - 1e-12 <= rails.fraction[T5] < clean.fraction[T5]
+    empty = rail_summary([rail_stats(raw[:, :0])])
+    assert empty is None
