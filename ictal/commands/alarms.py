@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("--count", type=int, default=None, metavar="N", help="Exit after N events.")
     watch.add_argument("--heartbeat-timeout", type=float, default=3 * _DEFAULTS.heartbeat_s, metavar="S",
                        help="Report the heartbeat lost after S seconds of silence (default %(default)s).")
+    watch.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
+                       help="Give up on a catch-up reply after S seconds and resume later from the last event "
+                       "printed (default %(default)s).")
     watch.add_argument("--server-key", type=Path, default=None,
                        help="CURVE: the server's public certificate file.")
     watch.add_argument("--client-key", type=Path, default=None,
@@ -162,6 +165,9 @@ def run_watch(args: argparse.Namespace) -> int:
     if args.since < 0:
         print(f"ictal alarms watch: --since must be >= 0 (found {args.since})", file=sys.stderr)
         return 2
+    if not args.request_timeout > 0:
+        print(f"ictal alarms watch: --request-timeout must be > 0 (found {args.request_timeout})", file=sys.stderr)
+        return 2
     try:
         catchup = args.catchup_endpoint or catchup_endpoint_for(args.endpoint)
     except ValueError as exc:
@@ -180,7 +186,8 @@ def run_watch(args: argparse.Namespace) -> int:
 
     try:
         subscriber = AlarmSubscriber(args.endpoint, catchup, since=args.since, curve=curve,
-                                     heartbeat_timeout_s=args.heartbeat_timeout, on_notice=notice)
+                                     heartbeat_timeout_s=args.heartbeat_timeout,
+                                     request_timeout_s=args.request_timeout, on_notice=notice)
     except ValueError as exc:
         print(f"ictal alarms watch: {exc}", file=sys.stderr)
         return 2
