@@ -18,7 +18,8 @@ heartbeat): the path no longer names the open file (``deleted``: unlinked; ``rep
 at the path) or the file cannot be written (``unwritable``). An append never writes to a file that is
 no longer at its path: it raises :class:`JournalFaultError` instead, and :meth:`Journal.recreate`
 saves what the open file holds beside the path (``<path>.<fault>-<UTC stamp>``, via ``VACUUM INTO``),
-moves whatever is at the path aside the same way, and opens a new, empty journal with a new
+moves whatever is at the path aside (``<path>.<fault>-<UTC stamp>.found``, and ``.found.wal`` /
+``.found.shm`` for the side files, named so that SQLite never pairs them by itself), and opens a new, empty journal with a new
 ``journal_id`` (``journal_seq`` starts again at 1; subscribers resynchronise on the new id).
 
 Locking mode: ``locking_mode=EXCLUSIVE`` is set before WAL mode is entered, so SQLite keeps the
@@ -243,7 +244,9 @@ class Journal:
             for suffix in ("", "-wal", "-shm"):
                 src = Path(f"{self.path}{suffix}")
                 if src.exists():
-                    dst = Path(f"{self.path}.{fault}-{stamp}.found{suffix}")
+                    # ".found.wal", not ".found-wal": SQLite must not pair a -wal found at the path (the old
+                    # journal's, or the newcomer's: no telling) with the file found there when it is opened
+                    dst = Path(f"{self.path}.{fault}-{stamp}.found{suffix.replace('-', '.')}")
                     try:
                         os.replace(src, dst)
                         notes.append(f"{src} moved to {dst}")
@@ -255,6 +258,10 @@ class Journal:
                     self._conn.close()
                 except sqlite3.Error as exc:
                     notes.append(f"closing the old file failed: {exc}")
+            if self.path.exists():
+                raise JournalError(f"cannot recreate alarm journal {self.path} ({fault}): " + "; ".join(notes)
+                                   + "; the journal stays closed (events are published live only) until the "
+                                   "file can be moved aside")
             self._open()
         return (f"alarm journal {self.path} {fault}: " + "; ".join(notes) + f"; new journal opened "
                 f"(journal_id {old_id} -> {self._journal_id}, journal_seq starts again at 1)")
