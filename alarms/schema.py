@@ -81,9 +81,17 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from alarms.config import AlarmThresholds
@@ -251,7 +259,7 @@ class AlarmEvent(_Frozen):
     journal_head: int | None = Field(
         None, ge=0, description="Heartbeats: newest journal_seq at the time (0 when the journal is empty)."
     )
-    beds: dict[str, BedStatus] | None = Field(
+    beds: dict[Annotated[str, StringConstraints(pattern=BED_ID_PATTERN)], BedStatus] | None = Field(
         None, description="Heartbeats (version 3): each configured bed's state, by bed id; None when unknown."
     )
     detail: str | None = Field(None, description="Free text for signal_quality and daemon events.")

@@ -136,6 +136,7 @@ def test_an_unknown_version_is_refused_naming_found_and_supported(version):
     (dict(kind="daemon", schema_version=2, journal_id="0f8e7a1c-3b2d-4c5e-9f6a-7b8c9d0e1f2a"),
      "version-2 event carries no journal_id"),
     (dict(kind="heartbeat", beds={"b": {"state": "asleep"}}), "monitored"),
+    (dict(kind="heartbeat", beds={"bed 1": {"state": "monitored"}}), "pattern"),
     (dict(kind="onset", bed_id="b", onset_s=1.0, onset_wall_time=datetime(2026, 1, 1)), "onset_wall_time must be "
      "timezone-aware"),
     (dict(kind="signal_quality", bed_id="b", onset_wall_time=T0), "has no onset_wall_time"),
