@@ -120,6 +120,10 @@ MAX_REPLY_BYTES = 2 * 1024 * 1024
 """Most bytes of events in one catch-up reply (about 3,000 events of 700 bytes): with one reply
 waiting per peer, a peer costs the daemon at most about twice this."""
 
+REFUSED_LOG_INTERVAL_S = 10.0
+"""Connections refused for max_connections are logged at most this often per socket (a flood of them
+must not flood the log; the metric counts each)."""
+
 CATCHUP_RCVHWM = 4
 """Requests libzmq queues per catch-up peer; further ones wait in that peer's TCP connection."""
 
@@ -318,6 +322,8 @@ class AlarmPublisher:
         self._closed = False
         self._writer = _JournalWriter(journal, config.journal_timeout_s)
         self._monitors: dict[zmq.Socket, tuple[str, int, set[int]]] = {}
+        self._refused: dict[str, int] = {}
+        self._refused_logged: dict[str, float] = {}
         try:
             self._pub = self._bind(zmq.PUB, config.pub_endpoint)
             self._rep = self._bind(zmq.ROUTER, config.catchup_endpoint)
@@ -392,8 +398,13 @@ class AlarmPublisher:
             peers.add(fd)
             return
         if _shutdown_fd(fd, port):
-            log.warning("alarm socket %s (%s) has %d peers (max_connections); closed a new connection",
-                        name, port, len(peers))
+            self._refused[name] = self._refused.get(name, 0) + 1
+            now = time.monotonic()
+            if now - self._refused_logged.get(name, -REFUSED_LOG_INTERVAL_S) >= REFUSED_LOG_INTERVAL_S:
+                self._refused_logged[name] = now
+                log.warning("alarm socket %s (port %d) has %d peers (max_connections): closed a new connection "
+                            "(%d refused so far; logged at most every %.0f s)", name, port, len(peers),
+                            self._refused[name], REFUSED_LOG_INTERVAL_S)
             if self.metrics is not None:
                 self.metrics.connections_refused.labels(socket=name).inc()
 
