@@ -537,12 +537,13 @@ class AlarmPublisher:
         with self._send_lock:
             if self._closed:
                 raise RuntimeError("AlarmPublisher is closed; cannot send a heartbeat")
-            try:
-                fault = self._writer.call(self.journal.check)
-                if fault is not None:
-                    self._recreate(fault)
-            except JournalError as exc:
-                log.error("alarm journal check at heartbeat: %s", exc)
+            if not self._writer.stalled:  # a stuck append was already said; the heartbeat does not wait
+                try:
+                    fault = self._writer.call(self.journal.check)
+                    if fault is not None:
+                        self._recreate(fault)
+                except JournalError as exc:
+                    log.error("alarm journal check at heartbeat: %s", exc)
             event = AlarmEvent(kind="heartbeat", journal_head=self.journal.last_seq,
                                journal_id=self.journal.journal_id, beds=beds)
             self._send(event)
