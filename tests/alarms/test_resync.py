@@ -256,3 +256,41 @@ def test_a_recreated_journal_under_a_running_publisher_is_followed_by_a_running_
     assert got[5].kind == "daemon" and got[5].reason == "journal_recreated" and got[5].journal_seq == 1
     assert ids[6:] == [e.event_id for e in after] and [e.journal_seq for e in after] == [2, 3, 4, 5, 6]
     assert subscriber.journal_id == journal.journal_id != before[0].journal_id
+
+
+def test_many_subscribers_started_at_once_each_get_every_event_once_despite_timeouts(tmp_path):
+    """The issue's case, scaled down: watchers started together on a big journal, catch-up pages timing out."""
+    config = publisher_config(heartbeat_s=0.2)
+    journal = Journal(JournalConfig(path=tmp_path / "journal.sqlite3"))
+    journal.append_many([_mixed(i) for i in range(5005)])
+    publisher = AlarmPublisher(config, journal, max_batch=1000)
+    slow = _SlowPage(publisher, nth=7, delay_s=0.6)  # one slow page on top of the contention
+    stop = threading.Event()
+    subscribers = [AlarmSubscriber(config.pub_endpoint, config.catchup_endpoint, request_timeout_s=0.3)
+                   for _ in range(8)]
+    got: list[list[int]] = [[] for _ in subscribers]
+
+    def follow(k: int) -> None:
+        for event in subscribers[k].iter_events(stop):
+            got[k].append(event.journal_seq)
+
+    threads = [threading.Thread(target=follow, args=(k,), daemon=True) for k in range(len(subscribers))]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60.0
+        while any(len(g) < 5005 for g in got) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        for subscriber in subscribers:
+            subscriber.close()
+        publisher.close()
+        journal.close()
+    assert slow.calls > 8 * 6
+    timeouts = sum("catch-up failed" in n for s in subscribers for n in s.notices)
+    assert timeouts >= 1  # the case happened at least once
+    for seqs in got:
+        assert seqs == list(range(1, 5006))
