@@ -1,4 +1,4 @@
-"""The ZeroMQ alarm publisher: journal first, then PUB; heartbeats; catch-up REQ/REP.
+"""The ZeroMQ alarm publisher: journal first, then PUB; heartbeats; catch-up (ROUTER, REQ/REP wire format).
 
 Wire format
 -----------
