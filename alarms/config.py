@@ -91,6 +91,20 @@ class PublisherConfig(StrictModel):
         "the daemon is gone."
     )
     curve: CurveConfig | None = Field(None, description="CURVE authentication; required off loopback.")
+    journal_timeout_s: float = Field(
+        1.0, gt=0, description="Longest an event waits for its journal append (fsync) before it is published "
+        "live without a journal_seq, with a daemon event 'journal_stalled' (1 s: a healthy fsync takes "
+        "milliseconds; a hung disk must not hold an alarm back)."
+    )
+    max_connections: int = Field(
+        128, ge=1, description="Most peers connected to each of the two sockets; a connection beyond it is "
+        "closed at once (128 x 2 sockets stays far below the usual 1024 file descriptors, so idle connections "
+        "cannot starve the daemon; a ward has a handful of subscribers)."
+    )
+    handshake_timeout_s: float = Field(
+        5.0, gt=0, description="A connection that has not completed the ZMTP handshake after this long is "
+        "closed (ZMQ_HANDSHAKE_IVL; 5 s is ample on a LAN, libzmq's default is 30 s)."
+    )
 
     @model_validator(mode="after")
     def _refuse_open_bind(self) -> PublisherConfig:

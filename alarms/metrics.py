@@ -125,6 +125,12 @@ class IctalMetrics:
                                         registry=r)
         self.catchup_requests = Counter("ictal_catchup_requests", "Catch-up requests served.", ["result"],
                                         registry=r)
+        self.journal_faults = Counter("ictal_journal_faults", "Journal faults found (fault: deleted, replaced, "
+                                      "unwritable, stalled); deleted/replaced/unwritable open a new journal.",
+                                      ["fault"], registry=r)
+        self.connections_refused = Counter("ictal_alarm_connections_refused", "Connections to an alarm socket "
+                                           "closed at once because the socket had max_connections peers.",
+                                           ["socket"], registry=r)
         self._alarm_rate = _AlarmRateCollector(alarm_rate_window_h * 3600.0, clock)
         r.register(self._alarm_rate)
         self._clock = clock

@@ -1,4 +1,4 @@
-"""The ZeroMQ alarm publisher: journal first, then PUB; heartbeats; catch-up REQ/REP.
+"""The ZeroMQ alarm publisher: journal first, then PUB; heartbeats; catch-up (ROUTER, REQ/REP wire format).
 
 Wire format
 -----------
@@ -8,26 +8,38 @@ Topics: ``alarm.<bed>`` (onset, offset), ``quality.<bed>`` (signal_quality), ``h
 ``alarms/alarm_event.schema.json``). ZeroMQ subscriptions match topic *prefixes*: subscribing to
 ``alarm.bed1`` also receives ``alarm.bed10``; compare the topic exactly when that matters.
 
-Catch-up REP socket (default ``tcp://127.0.0.1:5557``): one-frame JSON request
-``{"since": <journal_seq>, "limit": <n, optional>}`` (``since`` an integer from 0 to 2**63 - 1, the
-largest SQLite integer; ``limit`` from 1 to ``max_batch``, default ``max_batch``); reply ``{"ok": true,
-"journal_head": <newest journal_seq>, "first_seq": <oldest retained journal_seq or null>, "more":
-<bool>, "events": [<event>, ...]}`` with the events of ``journal_seq > since`` in order (at most
-``limit``; ``more`` says there are others: ask again from the last one). A malformed request gets
+Catch-up socket (default ``tcp://127.0.0.1:5557``; a ROUTER socket that a REQ client talks to as to a
+REP socket): one-frame JSON request ``{"since": <journal_seq>, "limit": <n, optional>}`` (``since`` an
+integer from 0 to 2**63 - 1, the largest SQLite integer; ``limit`` from 1 to ``max_batch``, default
+``max_batch``); reply ``{"ok": true, "journal_id": <uuid of the journal>, "journal_head": <newest
+journal_seq>, "first_seq": <oldest retained journal_seq or null>, "more": <bool>, "events": [<event>,
+...]}`` with the events of ``journal_seq > since`` in order (at most ``limit`` and at most
+:data:`MAX_REPLY_BYTES` of events, always at least one when there is one; ``more`` says there are
+others: ask again from the last one). ``journal_id`` names the journal the ``journal_seq`` numbers
+belong to (see "Journal identity" in :mod:`alarms.schema`). A malformed request gets
 ``{"ok": false, "error": "<what was wrong>"}``: not UTF-8, longer than :data:`MAX_REQUEST_BYTES`, nested
 deeper than :data:`MAX_REQUEST_DEPTH` (both checked before parsing), not JSON, or not the object above.
 An unexpected failure while answering one request is logged with the request's first bytes and
 answered with an error too; the catch-up thread never dies on a request.
 
-Hostile peers: both sockets set ``ZAP_DOMAIN`` (:data:`ZAP_DOMAIN`), which makes libzmq refuse
+Hostile or greedy peers: at most one reply waits per catch-up peer (``SNDHWM`` 1 and
+``ROUTER_MANDATORY``: a reply to a peer that has not read its previous one is dropped, counted as
+``ictal_catchup_requests_total{result="dropped"}``, so pipelined requests cannot grow the daemon's
+memory); a peer's unread requests queue in its own TCP connection (``RCVHWM`` 4), not in the daemon.
+Each socket accepts at most ``max_connections`` peers (a socket monitor counts them; one beyond is
+shut down at once and counted in ``ictal_alarm_connections_refused_total``); a connection that has not
+finished its handshake in ``handshake_timeout_s`` is closed; TCP keepalive finds dead peers.
+Both sockets set ``ZAP_DOMAIN`` (:data:`ZAP_DOMAIN`), which makes libzmq refuse
 unversioned ZMTP 1.0 peers (random bytes on a raw TCP connection would otherwise be read as ZMTP 1.0
 frames and corrupt the REP socket's request/reply state), and ``MAXMSGSIZE``
 (:data:`MAX_FRAME_BYTES`): a peer that announces a larger frame is disconnected before anything is
 allocated for it, without a reply. The catch-up thread receives without blocking after a poll, so a
 message that libzmq drops (a request without a routing envelope) cannot block it.
 
-Heartbeats (topic ``heartbeat``, every ``heartbeat_s``) carry ``journal_head``: a subscriber whose
-last ``journal_seq`` is lower lost messages and catches up.
+Heartbeats (topic ``heartbeat``, every ``heartbeat_s``) carry ``journal_head`` and ``journal_id``: a
+subscriber whose last ``journal_seq`` is lower lost messages and catches up; one that knew another
+journal id resynchronises on the new journal. They also carry ``beds`` (each configured bed's
+:class:`alarms.schema.BedStatus`) when the publisher was given a ``bed_states`` callable.
 
 Publish time and alarm latency
 ------------------------------
@@ -40,29 +52,48 @@ was built. For an onset it then observes ``ictal_alarm_latency_seconds`` with ex
 Failure of the journal
 ----------------------
 If the journal append fails (disk full, read-only file), the event is still published live (with
-``journal_seq`` None), then a ``daemon`` event says so, ``ictal_journal_errors_total`` is
-incremented, and the error is logged. An alarm is never held back because the disk is full.
+``journal_seq`` None), then a ``daemon`` event (reason ``journal_error``) says so,
+``ictal_journal_errors_total`` is incremented, and the error is logged. An alarm is never held back
+because the disk is full.
+
+Appends run in one journal-writer thread; an event waits at most ``journal_timeout_s`` for its append.
+When the disk hangs, the event is published live (``journal_seq`` None) with a ``daemon`` event
+(reason ``journal_stalled``), ``ictal_journal_faults_total{fault="stalled"}`` and an ERROR log; while
+the append is still stuck, later events do not wait at all (they are queued behind it and journaled
+when the disk comes back: a subscriber then catches them up and recognises them by ``event_id``).
+
+The journal's file is checked before every append and at every heartbeat
+(:meth:`alarms.journal.Journal.check`). When it was deleted, replaced or became unwritable, the
+publisher saves it aside and opens a new journal (:meth:`alarms.journal.Journal.recreate`), logs at
+ERROR, counts ``ictal_journal_faults_total{fault}`` and ``ictal_journal_errors_total``, and publishes
+a ``daemon`` event (reason ``journal_recreated``, journaled as the first event of the new journal)
+whose detail names the fault, where the old contents went and the old and new ``journal_id``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
+import os
 import re
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from alarms.config import CurveConfig, PublisherConfig
-from alarms.journal import Journal, JournalError
+from alarms.journal import Journal, JournalError, JournalFaultError
 from alarms.metrics import IctalMetrics
-from alarms.schema import AlarmEvent
+from alarms.schema import AlarmEvent, BedStatus
 
 log = logging.getLogger("ictal.alarms")
 
@@ -84,6 +115,107 @@ without being parsed (``json.loads`` recurses once per level and raises Recursio
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """``MAXMSGSIZE`` of both sockets: libzmq disconnects a peer that sends a larger frame (no reply)."""
+
+MAX_REPLY_BYTES = 2 * 1024 * 1024
+"""Most bytes of events in one catch-up reply (about 3,000 events of 700 bytes): with one reply
+waiting per peer, a peer costs the daemon at most about twice this."""
+
+REFUSED_LOG_INTERVAL_S = 10.0
+"""Connections refused for max_connections are logged at most this often per socket (a flood of them
+must not flood the log; the metric counts each)."""
+
+CATCHUP_RCVHWM = 4
+"""Requests libzmq queues per catch-up peer; further ones wait in that peer's TCP connection."""
+
+T = TypeVar("T")
+
+
+class JournalStalledError(JournalError):
+    """A journal call did not finish within ``journal_timeout_s`` (or an earlier one is still stuck)."""
+
+
+class _JournalWriter:
+    """Runs journal calls in one thread, so a caller stops waiting after ``timeout_s`` (hung disk).
+
+    A call that times out keeps running; until it finishes, later calls are queued behind it and
+    :meth:`call` raises :class:`JournalStalledError` at once instead of waiting again.
+    """
+
+    def __init__(self, journal: Journal, timeout_s: float) -> None:
+        self.journal = journal
+        self.timeout_s = timeout_s
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                               thread_name_prefix="ictal-journal-writer")
+        self._stuck: concurrent.futures.Future | None = None
+        self.stalled_since: float | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """Whether a call that timed out is still running."""
+        if self._stuck is not None and self._stuck.done():
+            self._stuck = None
+            self.stalled_since = None
+        return self._stuck is not None
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the writer thread, waiting at most ``timeout_s``.
+
+        Raises
+        ------
+        JournalStalledError
+            If it did not finish in time (it goes on in the background), or an earlier call is stuck.
+        """
+        if self.stalled:
+            future = self._executor.submit(fn, *args)
+            future.add_done_callback(self._report_late)
+            raise JournalStalledError(
+                f"alarm journal {self.journal.path} has been stuck for "
+                f"{time.monotonic() - (self.stalled_since or time.monotonic()):.1f} s (disk hung?); the call "
+                "is queued behind it")
+        future = self._executor.submit(fn, *args)
+        try:
+            return future.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            self._stuck = future
+            self.stalled_since = time.monotonic()
+            future.add_done_callback(self._report_late)
+            raise JournalStalledError(f"alarm journal {self.journal.path}: the call did not finish in "
+                                      f"{self.timeout_s} s (disk hung?); it goes on in the background") from None
+
+    def _report_late(self, future: concurrent.futures.Future) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("a journal call that had timed out failed when it finished: %s", exc)
+        else:
+            log.warning("a journal call that had timed out finished late (journal %s)", self.journal.path)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _shutdown_fd(fd: int, port: int) -> bool:
+    """Shut down the TCP connection on ``fd`` if it is one to local ``port`` (libzmq then closes it).
+
+    The fd is duplicated, so libzmq's own descriptor stays valid; only a connection whose local port is
+    ``port`` is touched (the number could have been reused by the time the monitor event is read).
+    """
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return False
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return False
+    with sock:
+        try:
+            if sock.type != socket.SOCK_STREAM or sock.getsockname()[1] != port:
+                return False
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return False
+    return True
 
 _INTERNAL_ERROR_REPLY = json.dumps({"ok": False, "error": "internal error while answering the request "
                                    "(logged by the daemon)"}).encode()
@@ -145,17 +277,22 @@ class AlarmPublisher:
     ----------
     config : PublisherConfig
         Endpoints (``tcp://host:*`` binds any free port; see :attr:`pub_endpoint`), heartbeat period,
-        optional CURVE keys.
+        journal timeout, connection limits, optional CURVE keys.
     journal : Journal
         Where every event is appended before it is sent.
     metrics : IctalMetrics, optional
-        Events published, journal errors and size, catch-up requests, alarm latency and rate.
+        Events published, journal errors, faults and size, catch-up requests, refused connections,
+        alarm latency and rate.
     context : zmq.Context, optional
         Default a private context, terminated by :meth:`close`.
     max_batch : int, default 10000
-        Most events in one catch-up reply, from 1 to ``2**63 - 2``.
+        Most events in one catch-up reply, from 1 to ``2**63 - 2`` (:data:`MAX_REPLY_BYTES` also applies).
     wall_clock : callable, default time.time
         Unix time (s) now; stamps each event's publish time (``wall_time``). Injectable for tests.
+    bed_states : callable, optional
+        Returns each configured bed's :class:`alarms.schema.BedStatus` by bed id; called for every
+        heartbeat (its ``beds``). If it raises or returns something invalid, the error is logged and
+        that heartbeat goes without ``beds``.
 
     Raises
     ------
@@ -167,7 +304,8 @@ class AlarmPublisher:
 
     def __init__(self, config: PublisherConfig, journal: Journal, metrics: IctalMetrics | None = None,
                  context: zmq.Context | None = None, max_batch: int = 10000,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 bed_states: Callable[[], Mapping[str, BedStatus]] | None = None) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or not 1 <= max_batch < MAX_SEQ:
             raise ValueError(f"max_batch must be an integer from 1 to {MAX_SEQ - 1} (found {max_batch!r})")
         self.config = config
@@ -175,15 +313,22 @@ class AlarmPublisher:
         self.metrics = metrics
         self.max_batch = max_batch
         self.wall_clock = wall_clock
+        self.bed_states = bed_states
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._auth: ThreadAuthenticator | None = None
         self._closed = False
+        self._writer = _JournalWriter(journal, config.journal_timeout_s)
+        self._monitors: dict[zmq.Socket, tuple[str, int, set[int]]] = {}
+        self._refused: dict[str, int] = {}
+        self._refused_logged: dict[str, float] = {}
         try:
             self._pub = self._bind(zmq.PUB, config.pub_endpoint)
-            self._rep = self._bind(zmq.REP, config.catchup_endpoint)
+            self._rep = self._bind(zmq.ROUTER, config.catchup_endpoint)
+            self._watch_connections(self._pub, "pub")
+            self._watch_connections(self._rep, "catchup")
         except BaseException:
             self._teardown_sockets()
             raise
@@ -201,6 +346,15 @@ class AlarmPublisher:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)  # refuse unversioned ZMTP 1.0 peers (raw TCP garbage)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.HANDSHAKE_IVL, int(self.config.handshake_timeout_s * 1000))
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 60)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 10)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.SNDHWM, 1)  # one reply waits per peer; more is dropped (ROUTER_MANDATORY)
+            sock.setsockopt(zmq.RCVHWM, CATCHUP_RCVHWM)
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         if self.config.curve is not None:
             if self._auth is None and self.config.curve.authorized_clients_dir is not None:
                 clients = Path(self.config.curve.authorized_clients_dir)
@@ -221,6 +375,43 @@ class AlarmPublisher:
             raise PublisherError(f"cannot bind {endpoint}: {exc}") from exc
         return sock
 
+    def _watch_connections(self, sock: zmq.Socket, name: str) -> None:
+        """Count ``sock``'s TCP peers with a socket monitor (read by the catch-up thread)."""
+        endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if not endpoint.startswith("tcp://"):
+            return
+        port = int(endpoint.rpartition(":")[2])
+        monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._monitors[monitor] = (name, port, set())
+
+    def _on_monitor_event(self, monitor: zmq.Socket) -> None:
+        name, port, peers = self._monitors[monitor]
+        try:
+            message = recv_monitor_message(monitor, zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        fd = int(message["value"])
+        if message["event"] == zmq.EVENT_DISCONNECTED:
+            peers.discard(fd)
+            return
+        if len(peers) < self.config.max_connections:
+            peers.add(fd)
+            return
+        if _shutdown_fd(fd, port):
+            self._refused[name] = self._refused.get(name, 0) + 1
+            now = time.monotonic()
+            if now - self._refused_logged.get(name, -REFUSED_LOG_INTERVAL_S) >= REFUSED_LOG_INTERVAL_S:
+                self._refused_logged[name] = now
+                log.warning("alarm socket %s (port %d) has %d peers (max_connections): closed a new connection "
+                            "(%d refused so far; logged at most every %.0f s)", name, port, len(peers),
+                            self._refused[name], REFUSED_LOG_INTERVAL_S)
+            if self.metrics is not None:
+                self.metrics.connections_refused.labels(socket=name).inc()
+
+    def connection_counts(self) -> dict[str, int]:
+        """Peers connected now to each socket (``pub``, ``catchup``), as the monitors counted them."""
+        return {name: len(peers) for name, _, peers in self._monitors.values()}
+
     # -- publishing ------------------------------------------------------------------------------
 
     def publish(self, event: AlarmEvent) -> AlarmEvent:
@@ -235,9 +426,9 @@ class AlarmPublisher:
         Returns
         -------
         event : AlarmEvent
-            As sent: ``wall_time`` the publish time, ``journal_seq``/``bed_seq`` set (None when the
-            journal failed). For an onset with ``onset_wall_time``, ``ictal_alarm_latency_seconds``
-            observed exactly its ``latency_s``.
+            As sent: ``wall_time`` the publish time, ``journal_seq``/``bed_seq``/``journal_id`` set
+            (None when the journal failed or stalled). For an onset with ``onset_wall_time``,
+            ``ictal_alarm_latency_seconds`` observed exactly its ``latency_s``.
 
         Raises
         ------
@@ -255,21 +446,26 @@ class AlarmPublisher:
                 raise RuntimeError("AlarmPublisher is closed; cannot publish")
             event = event.model_copy(update={"wall_time": datetime.fromtimestamp(self.wall_clock(), timezone.utc)})
             try:
-                sent = self.journal.append(event)
+                sent = self._append(event)
             except JournalError as exc:
                 failure, sent = exc, event
             self._send(sent)
             if failure is not None:
+                stalled = isinstance(failure, JournalStalledError)
                 self._send(AlarmEvent(
-                    kind="daemon", bed_id=event.bed_id, reason="journal_error",
-                    detail=f"journal append failed: {failure}; event {event.event_id} ({event.kind}) was "
-                    "published live only and cannot be caught up",
+                    kind="daemon", bed_id=event.bed_id, reason="journal_stalled" if stalled else "journal_error",
+                    detail=f"journal append {'stalled' if stalled else 'failed'}: {failure}; event "
+                    f"{event.event_id} ({event.kind}) was published live only"
+                    + (" (it will be journaled when the disk answers)" if stalled else " and cannot be caught up"),
                 ))
         if failure is not None:
-            log.error("alarm journal append failed, event %s published live only: %s", event.event_id, failure)
+            log.error("alarm journal append %s, event %s published live only: %s",
+                      "stalled" if isinstance(failure, JournalStalledError) else "failed", event.event_id, failure)
         if self.metrics is not None:
             if failure is not None:
                 self.metrics.journal_errors.inc()
+                if isinstance(failure, JournalStalledError):
+                    self.metrics.journal_faults.labels(fault="stalled").inc()
             if event.kind == "onset" and event.bed_id is not None:
                 self.metrics.record_alarm(event.bed_id)
             latency_s = sent.latency_s
@@ -277,17 +473,79 @@ class AlarmPublisher:
                 self.metrics.alarm_latency.labels(bed=event.bed_id).observe(latency_s)
         return sent
 
+    def _append(self, event: AlarmEvent) -> AlarmEvent:
+        """Journal ``event`` through the writer thread; on a file fault, recreate the journal and retry once.
+
+        Call with the send lock held. Raises :class:`JournalError` (or :class:`JournalStalledError`).
+        """
+        try:
+            return self._writer.call(self.journal.append, event)
+        except JournalFaultError as fault:
+            self._recreate(fault.fault)
+        return self._writer.call(self.journal.append, event)
+
+    def _recreate(self, fault: str) -> None:
+        """Open a new journal after a file fault and announce it (send lock held).
+
+        Raises
+        ------
+        JournalError
+            If no new journal could be opened (the caller treats it as a failed append).
+        """
+        if self.metrics is not None:
+            self.metrics.journal_faults.labels(fault=fault).inc()
+            self.metrics.journal_errors.inc()
+        try:
+            detail = self._writer.call(self.journal.recreate, fault)
+        except JournalError as exc:
+            log.error("alarm journal %s %s and no new journal could be opened: %s", self.journal.path, fault, exc)
+            raise
+        log.error("%s", detail)
+        notice = AlarmEvent(kind="daemon", reason="journal_recreated", detail=detail)
+        try:
+            notice = self._writer.call(self.journal.append, notice)
+        except JournalError as exc:
+            log.error("the journal_recreated event could not be journaled: %s", exc)
+        self._send(notice)
+
     def _send(self, event: AlarmEvent) -> None:
         self._pub.send_multipart([event.topic.encode(), event.model_dump_json().encode()])
         if self.metrics is not None:
             self.metrics.events_published.labels(kind=event.kind).inc()
 
+    def _beds(self) -> dict[str, BedStatus] | None:
+        if self.bed_states is None:
+            return None
+        try:
+            beds = dict(self.bed_states())
+            for bed, status in beds.items():
+                if not isinstance(status, BedStatus):
+                    raise TypeError(f"bed_states()[{bed!r}] is a {type(status).__name__} (expected BedStatus)")
+            AlarmEvent(kind="heartbeat", beds=beds)  # validate the bed ids here, not in the heartbeat
+        except Exception:  # the callback is the daemon's; a heartbeat must go out whatever it does
+            log.exception("bed_states() failed; this heartbeat goes without bed states")
+            return None
+        return beds
+
     def heartbeat(self) -> AlarmEvent:
-        """Send a heartbeat now (the heartbeat thread calls this every ``heartbeat_s``)."""
+        """Check the journal's file, then send a heartbeat (the heartbeat thread calls this every ``heartbeat_s``).
+
+        A journal file that was deleted, replaced or became unwritable is recreated first (see the
+        module docstring); a stalled journal is not waited for (the heartbeat goes out regardless).
+        """
+        beds = self._beds()
         with self._send_lock:
             if self._closed:
                 raise RuntimeError("AlarmPublisher is closed; cannot send a heartbeat")
-            event = AlarmEvent(kind="heartbeat", journal_head=self.journal.last_seq)
+            if not self._writer.stalled:  # a stuck append was already said; the heartbeat does not wait
+                try:
+                    fault = self._writer.call(self.journal.check)
+                    if fault is not None:
+                        self._recreate(fault)
+                except JournalError as exc:
+                    log.error("alarm journal check at heartbeat: %s", exc)
+            event = AlarmEvent(kind="heartbeat", journal_head=self.journal.last_seq,
+                               journal_id=self.journal.journal_id, beds=beds)
             self._send(event)
         return event
 
@@ -300,10 +558,10 @@ class AlarmPublisher:
                 return  # closed
             if self._stop.wait(self.config.heartbeat_s):
                 return
-            if time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
+            if time.monotonic() - last_prune >= PRUNE_INTERVAL_S and not self._writer.stalled:
                 last_prune = time.monotonic()
                 try:
-                    self.journal.prune()
+                    self._writer.call(self.journal.prune)
                 except JournalError as exc:
                     log.error("alarm journal pruning failed: %s", exc)
 
@@ -360,17 +618,22 @@ class AlarmPublisher:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.max_batch:
             return self._error(f"'limit' must be an integer from 1 to {self.max_batch} (found {_excerpt(limit)})")
         try:
-            head = self.journal.last_seq
-            rows = self.journal.since_json(since, limit + 1)
-            first = self.journal.first_seq()
+            journal_id, head, first, rows = self.journal.snapshot(since, limit + 1)
         except JournalError as exc:
             log.error("catch-up request failed: %s", exc)
             return self._error(str(exc))
         more = len(rows) > limit
         rows = rows[:limit]
+        size = 0
+        for n, row in enumerate(rows):
+            size += len(row) + 1
+            if size > MAX_REPLY_BYTES and n > 0:
+                rows, more = rows[:n], True
+                break
         if self.metrics is not None:
             self.metrics.catchup_requests.labels(result="ok").inc()
-        header = json.dumps({"ok": True, "journal_head": head, "first_seq": first, "more": more})
+        header = json.dumps({"ok": True, "journal_id": str(journal_id), "journal_head": head, "first_seq": first,
+                             "more": more})
         return (header[:-1] + ', "events": [' + ",".join(rows) + "]}").encode()
 
     def _error(self, message: str) -> bytes:
@@ -381,6 +644,8 @@ class AlarmPublisher:
     def _serve_catchup(self) -> None:
         poller = zmq.Poller()
         poller.register(self._rep, zmq.POLLIN)
+        for monitor in self._monitors:
+            poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 try:
@@ -395,38 +660,59 @@ class AlarmPublisher:
             if not self._stop.is_set():
                 log.critical("the catch-up thread of %s ended while the publisher is open: subscribers can no "
                              "longer catch up until the daemon restarts", self.catchup_endpoint)
+            for monitor in self._monitors:
+                monitor.close(linger=0)
             self._rep.close(linger=0)
 
     def _serve_one(self, poller: zmq.Poller) -> None:
-        """Answer the next request if one arrives within 100 ms."""
-        if not poller.poll(100):
+        """Handle what arrived within 100 ms: connection events, then at most one request."""
+        ready = dict(poller.poll(100))
+        for monitor in self._monitors:
+            if monitor in ready:
+                self._on_monitor_event(monitor)
+        if self._rep not in ready:
             return
         try:
-            # Poll may say readable for a message that the REP socket then drops (one without a routing
-            # envelope); a blocking receive would then wait for the next request, unanswered until then.
             frames = self._rep.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
+        # [peer id, (envelope..., b""), request]: a REQ client sends one empty delimiter before its frame
+        peer, rest = frames[0], frames[1:]
+        envelope: list[bytes] = []
+        if b"" in rest:
+            cut = rest.index(b"") + 1
+            envelope, rest = rest[:cut], rest[cut:]
         try:
-            if len(frames) != 1:
-                reply = self._error(f"request must be one frame (found {len(frames)})")
+            if len(rest) != 1:
+                reply = self._error(f"request must be one frame (found {len(rest)})")
             else:
-                reply = self.handle_request(frames[0])
-        except Exception:  # handle_request never raises; still, the REP socket owes a reply whatever happens
+                reply = self.handle_request(rest[0])
+        except Exception:  # handle_request never raises; still, the peer owes a reply whatever happens
             log.exception("catch-up request %s (%d frames) failed unexpectedly; answered with an error",
-                          _excerpt(frames[0][:80]), len(frames))
+                          _excerpt(rest[0][:80] if rest else b""), len(rest))
             reply = _INTERNAL_ERROR_REPLY
-        self._rep.send(reply)
+        try:
+            self._rep.send_multipart([peer, *envelope, reply], zmq.NOBLOCK)
+        except zmq.Again:
+            # the peer has not read its previous reply (pipelined requests): drop, never queue more
+            if self.metrics is not None:
+                self.metrics.catchup_requests.labels(result="dropped").inc()
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:  # the peer left before its reply
+                raise
 
     # -- lifetime -----------------------------------------------------------------------------------
 
     def _teardown_sockets(self) -> None:
+        for monitor in self._monitors:
+            monitor.close(linger=0)
         for name in ("_pub", "_rep"):
             sock = getattr(self, name, None)
             if sock is not None and not sock.closed:
                 sock.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
+        self._writer.close()
         if self._own_context:
             self._context.term()
 
@@ -442,6 +728,7 @@ class AlarmPublisher:
         self._pub.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
+        self._writer.close()
         if self._own_context:
             self._context.term()
 

@@ -12,8 +12,26 @@ Every journaled event carries two sequence numbers, both assigned by :class:`ala
 
 Heartbeats are not journaled (``journal_seq`` and ``bed_seq`` are None); they carry ``journal_head``,
 the newest ``journal_seq`` at the time, so a subscriber that missed the last event learns it from the
-next heartbeat. An event that could not be journaled (disk full) is still published live with
-``journal_seq`` None, followed by a ``daemon`` event saying so.
+next heartbeat. An event that could not be journaled (disk full, hung disk) is still published live
+with ``journal_seq`` None, followed by a ``daemon`` event saying so.
+
+Journal identity (version 3)
+----------------------------
+Sequence numbers are only comparable within one journal. Each journal file holds a random UUID,
+created with the file (table ``meta``); it changes when the journal is recreated (the file was lost,
+deleted or replaced, and the daemon opened a new one). Every journaled event carries it as
+``journal_id`` (the journal that assigned its ``journal_seq``), every heartbeat carries the id of the
+journal in use, and so does every catch-up reply. A subscriber that sees a new ``journal_id`` knows
+that ``journal_seq`` started again: it says so, catches up on the new journal from 0, and identifies
+events by ``(journal_id, journal_seq)`` (never by ``journal_seq`` alone).
+
+Bed states (version 3)
+----------------------
+A heartbeat carries ``beds``: each configured bed's :class:`BedStatus`, ``monitored`` (samples arrive
+and are scored), ``connecting`` (the daemon is looking for or (re)connecting to the bed's stream) or
+``not_monitored`` (no alarm can be raised for the bed; ``reason`` says why, e.g. "stream not found"
+or "no_data"), with ``since``, the UTC time the bed entered that state. ``beds`` is None when the
+daemon could not tell (and on heartbeats of version 2).
 
 Time to alarm (one definition)
 ------------------------------
@@ -41,14 +59,17 @@ post-processor's share alone (``stream_time_s - onset_s``, what version 1 called
 
 Versions
 --------
-Version 2 (this one) added ``onset_wall_time`` and ``min_duration_wall_time`` and made ``wall_time``
-the publish time. Readers of this package (:func:`parse_event`, the journal, the subscriber,
-``ictal alarms watch``) read versions 1 and 2 (:data:`SUPPORTED_SCHEMA_VERSIONS`): a version-1 event
-(an old journal after an upgrade) parses unchanged, its ``latency_s`` is None (version 1 carried no
-onset wall time) and its ``wall_time`` is its construction time. An event of any other version is
+Version 3 (this one) added ``journal_id`` (journaled events and heartbeats) and ``beds`` (heartbeats).
+Version 2 added ``onset_wall_time`` and ``min_duration_wall_time`` and made ``wall_time`` the publish
+time. Readers of this package (:func:`parse_event`, the journal, the subscriber, ``ictal alarms
+watch``) read versions 1, 2 and 3 (:data:`SUPPORTED_SCHEMA_VERSIONS`): a version-1 event (an old
+journal after an upgrade) parses unchanged, its ``latency_s`` is None (version 1 carried no onset wall
+time) and its ``wall_time`` is its construction time; a version-1 or 2 event has ``journal_id`` None
+(the subscriber then takes the journal id of the catch-up reply that carried it, and a live one
+belongs to the journal last heard of). An event of any other version is
 refused with :class:`UnsupportedSchemaVersionError`, naming the version found and the versions
-supported: a reader never guesses at the meaning of a newer event. Readers built for version 1 only
-(ictal before this change, or a consumer that pinned ``schema_version`` to 1) refuse version-2 events:
+supported: a reader never guesses at the meaning of a newer event. Readers built for versions 1 and 2
+only (ictal before this change, or a consumer that pinned ``schema_version``) refuse version-3 events:
 upgrade subscribers together with the daemon.
 
 Regenerate the shipped JSON Schema with ``python -m alarms.schema``.
@@ -60,17 +81,25 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from alarms.config import AlarmThresholds
 from alarms.postprocess import Transition
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the events this package writes."""
-SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3)
 """Versions this package reads (see "Versions" above)."""
 _UNSUPPORTED = "unsupported_schema_version"
 SCHEMA_PATH = Path(__file__).with_name("alarm_event.schema.json")
@@ -136,6 +165,31 @@ class ModelInfo(_Frozen):
     backend: str | None = Field(None, description="'fused' or 'reference' kernels.")
 
 
+BedState = Literal["monitored", "connecting", "not_monitored"]
+
+
+class BedStatus(_Frozen):
+    """The state of one configured bed, as a heartbeat reports it (version 3; see "Bed states")."""
+
+    state: BedState = Field(
+        description="'monitored': samples arrive and are scored, alarms can be raised; 'connecting': the "
+        "daemon is looking for or (re)connecting to the stream; 'not_monitored': no alarm can be raised."
+    )
+    reason: str | None = Field(
+        None, description="Why the bed is not monitored (or connecting), e.g. 'stream not found', 'no_data'."
+    )
+    since: datetime | None = Field(None, description="UTC time at which the bed entered this state.")
+
+    @field_validator("since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"since must be timezone-aware UTC (found naive {value.isoformat()})")
+        return value.astimezone(timezone.utc)
+
+
 class AlarmEvent(_Frozen):
     """One event on the alarm stream.
 
@@ -148,9 +202,9 @@ class AlarmEvent(_Frozen):
     Parse received JSON with :func:`parse_event` (it names an unsupported version).
     """
 
-    schema_version: Literal[1, 2] = Field(
-        SCHEMA_VERSION, description="Version of this schema (2; version-1 events, which lack the wall times "
-        "of the onset, are still read)."
+    schema_version: Literal[1, 2, 3] = Field(
+        SCHEMA_VERSION, description="Version of this schema (3; version-2 events, which lack journal_id and "
+        "beds, and version-1 events, which also lack the wall times of the onset, are still read)."
     )
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique id of the event.")
     journal_seq: int | None = Field(
@@ -158,6 +212,11 @@ class AlarmEvent(_Frozen):
         "journaled: heartbeats, or a journal failure)."
     )
     bed_seq: int | None = Field(None, ge=1, description="Per-bed sequence number (assigned by the journal).")
+    journal_id: uuid.UUID | None = Field(
+        None, description="Version 3: id of the journal that assigned journal_seq (journaled events), or of "
+        "the journal in use (heartbeats). It changes when the journal is recreated: journal_seq then starts "
+        "again at 1. None: not journaled, or an event of version 1 or 2."
+    )
     bed_id: str | None = Field(
         None, pattern=BED_ID_PATTERN, description="Bed id; None only for heartbeat and daemon-wide events."
     )
@@ -200,6 +259,9 @@ class AlarmEvent(_Frozen):
     journal_head: int | None = Field(
         None, ge=0, description="Heartbeats: newest journal_seq at the time (0 when the journal is empty)."
     )
+    beds: dict[Annotated[str, StringConstraints(pattern=BED_ID_PATTERN)], BedStatus] | None = Field(
+        None, description="Heartbeats (version 3): each configured bed's state, by bed id; None when unknown."
+    )
     detail: str | None = Field(None, description="Free text for signal_quality and daemon events.")
     problems: list[str] = Field(
         default_factory=list, description="Signal-quality problems, e.g. 'T5: flat (std 0.02 uV)'."
@@ -231,6 +293,11 @@ class AlarmEvent(_Frozen):
         if self.schema_version == 1 and (self.onset_wall_time is not None or self.min_duration_wall_time is not None):
             raise ValueError("a version-1 event carries no onset_wall_time or min_duration_wall_time (found "
                              "them: a version-2 event labelled 1?)")
+        if self.schema_version < 3 and (self.journal_id is not None or self.beds is not None):
+            raise ValueError(f"a version-{self.schema_version} event carries no journal_id or beds (found "
+                             "them: a version-3 event labelled older?)")
+        if self.kind != "heartbeat" and self.beds is not None:
+            raise ValueError(f"only a heartbeat has beds (found them on a {self.kind} event)")
         if self.kind not in ("onset", "offset") and self.onset_wall_time is not None:
             raise ValueError(f"a {self.kind} event has no onset_wall_time (found {self.onset_wall_time.isoformat()})")
         if self.kind != "onset" and self.min_duration_wall_time is not None:

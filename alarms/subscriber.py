@@ -2,13 +2,25 @@
 
 Order of operations (the classic "late joiner" fix): connect the SUB socket first so that live events
 queue while catching up, ask the catch-up endpoint for every event after ``since`` (paging until
-``more`` is false), then read the live stream. Live events are de-duplicated by ``journal_seq``; a
-hole in ``journal_seq`` (or a heartbeat whose ``journal_head`` is ahead) triggers a catch-up that fills
-it. Silence longer than ``heartbeat_timeout_s`` is reported as a lost heartbeat.
+``more`` is false), then read the live stream. A hole in ``journal_seq`` (or a heartbeat whose
+``journal_head`` is ahead) triggers a catch-up that fills it. Silence longer than
+``heartbeat_timeout_s`` is reported as a lost heartbeat.
+
+Position and identity: the subscriber's position is ``(journal_id, last_seq)``. Events are identified
+by ``(journal_id, journal_seq)`` and by ``event_id`` (the last :data:`REMEMBERED_EVENT_IDS` delivered
+are remembered), never by ``journal_seq`` alone. When an event, a heartbeat or a catch-up reply names
+another ``journal_id`` than the one followed (the daemon's journal was recreated: its sequence starts
+again at 1), the subscriber says so (a notice naming the old and the new id), sets its position to 0
+of the new journal and catches up on it. A heartbeat whose ``journal_head`` is below the position
+(a journal rolled back, or a version-2 daemon that lost its journal) resynchronises the same way.
+
+Catch-up pages are delivered as they arrive and the position advances with each delivered event only:
+when a later page times out, the events already delivered stay delivered and the next catch-up
+resumes after the last one (nothing skipped, nothing delivered twice).
 
 Gap detection uses the global ``journal_seq``, so the subscriber listens to every topic.
 
-Schema versions: events of versions 1 and 2 are delivered (a version-1 event, e.g. caught up from a
+Schema versions: events of versions 1, 2 and 3 are delivered (a version-1 event, e.g. caught up from a
 journal written before an upgrade, has ``latency_s`` None). An event of another version, live or in a
 catch-up reply, ends the iteration with :class:`alarms.schema.UnsupportedSchemaVersionError` naming the
 version found and the ones supported: a subscriber that skipped events it cannot read would miss
@@ -20,6 +32,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +50,16 @@ class _CatchupReply(BaseModel):
 
     ok: bool
     error: str | None = None
+    journal_id: uuid.UUID | None = None
     journal_head: int | None = None
     first_seq: int | None = None
     more: bool = False
     events: list[AlarmEvent] = []
+
+
+REMEMBERED_EVENT_IDS = 100_000
+"""``event_id`` s remembered to deliver each event once (an event published live while the journal was
+stalled comes again, journaled, in a catch-up); 100,000 is weeks of a ward's events, in a few MB."""
 
 
 class CatchupError(RuntimeError):
@@ -122,9 +142,13 @@ class AlarmSubscriber:
     Attributes
     ----------
     last_seq : int
-        Newest ``journal_seq`` delivered.
+        Newest ``journal_seq`` delivered, of the journal :attr:`journal_id`.
+    journal_id : uuid.UUID or None
+        The journal followed (None until a reply, heartbeat or event of version 3 names it).
     duplicates : int
-        Live events dropped because already delivered.
+        Events dropped because already delivered.
+    journal_changes : int
+        Times the subscriber resynchronised on a new journal.
     """
 
     def __init__(self, pub_endpoint: str, catchup_endpoint: str, *, since: int = 0,
@@ -142,6 +166,10 @@ class AlarmSubscriber:
         self.notices: list[str] = []
         self._on_notice = on_notice if on_notice is not None else self.notices.append
         self.duplicates = 0
+        self.journal_id: uuid.UUID | None = None
+        self.journal_changes = 0
+        self._left_journals: set[uuid.UUID] = set()
+        self._delivered: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
         self._sub = self._context.socket(zmq.SUB)
@@ -191,10 +219,14 @@ class AlarmSubscriber:
     def catch_up(self) -> list[AlarmEvent]:
         """Fetch every journaled event after :attr:`last_seq` (paging) and advance :attr:`last_seq`.
 
+        All or nothing: on an error the position is where it was (use :meth:`iter_events` to keep the
+        pages that arrived before a failure).
+
         Returns
         -------
         events : list of AlarmEvent
-            In ``journal_seq`` order, none already delivered.
+            In ``journal_seq`` order, none already delivered (of a new journal, when the endpoint
+            names another ``journal_id``: see the module docstring).
 
         Raises
         ------
@@ -203,9 +235,24 @@ class AlarmSubscriber:
         alarms.schema.UnsupportedSchemaVersionError
             If an event has a schema version this ictal does not read.
         """
-        out: list[AlarmEvent] = []
+        position = (self.journal_id, self.last_seq, self.journal_changes)
+        delivered = self._delivered.copy()
+        try:
+            return list(self._catch_up_pages())
+        except BaseException:
+            self.journal_id, self.last_seq, self.journal_changes = position
+            self._delivered = delivered
+            raise
+
+    def _catch_up_pages(self) -> Iterator[AlarmEvent]:
+        """Yield the events after the position page by page, advancing it with each event yielded."""
         while True:
             reply = self._request({"since": self.last_seq})
+            if reply.journal_id is not None and reply.journal_id != self.journal_id:
+                if self.journal_id is not None:
+                    self._journal_changed(reply.journal_id, f"catch-up endpoint {self.catchup_endpoint}")
+                    continue  # ask the new journal from 0
+                self.journal_id = reply.journal_id
             first = reply.first_seq
             if first is not None and first > self.last_seq + 1 and reply.events:
                 self._notice(f"events {self.last_seq + 1}..{first - 1} were pruned from the journal "
@@ -213,9 +260,33 @@ class AlarmSubscriber:
             for event in reply.events:
                 if event.journal_seq is not None and event.journal_seq > self.last_seq:
                     self.last_seq = event.journal_seq
-                    out.append(event)
+                    if self._first_delivery(event):
+                        yield event
             if not reply.more:
-                return out
+                return
+
+    def _first_delivery(self, event: AlarmEvent) -> bool:
+        """Remember ``event`` as delivered; False (and counted) when it already was."""
+        if event.event_id in self._delivered:
+            self.duplicates += 1
+            return False
+        self._delivered[event.event_id] = None
+        if len(self._delivered) > REMEMBERED_EVENT_IDS:
+            self._delivered.popitem(last=False)
+        return True
+
+    def _journal_changed(self, new_id: uuid.UUID | None, where: str, why: str = "") -> None:
+        """Follow a new journal (or a rolled-back one when ``new_id`` is the same): position 0, say so."""
+        old_id, old_seq = self.journal_id, self.last_seq
+        if new_id is not None and new_id != old_id:
+            if old_id is not None:
+                self._left_journals.add(old_id)
+            self.journal_id = new_id
+        self.last_seq = 0
+        self.journal_changes += 1
+        cause = why or f"{where} names journal {new_id}"
+        self._notice(f"the daemon's journal changed ({cause}; was journal {old_id} at journal_seq {old_seq}): "
+                     "its sequence starts again; resynchronising from journal_seq 0 of the new journal")
 
     # -- live ---------------------------------------------------------------------------------------
 
@@ -268,31 +339,54 @@ class AlarmSubscriber:
                 self._notice(f"ignored a malformed event on topic {frames[0]!r}: {exc.errors()[0]['msg']}")
                 continue
             if event.kind == "heartbeat":
-                if event.journal_head is not None and event.journal_head > self.last_seq:
+                if self._is_new_journal(event.journal_id):
+                    self._journal_changed(event.journal_id, f"heartbeat from {self.pub_endpoint}")
+                    yield from self._safe_catch_up("new journal")
+                elif event.journal_head is not None and event.journal_head < self.last_seq:
+                    self._journal_changed(event.journal_id, "", why=f"heartbeat says journal head "
+                                          f"{event.journal_head}, below the last delivered {self.last_seq}")
+                    yield from self._safe_catch_up("journal rolled back")
+                elif event.journal_head is not None and event.journal_head > self.last_seq:
                     yield from self._safe_catch_up(f"heartbeat says journal head {event.journal_head}")
                 if include_heartbeats:
                     yield event
                 continue
-            if event.journal_seq is None:
-                yield event
+            if event.journal_seq is None or (event.journal_id is not None and event.journal_id in self._left_journals):
+                if self._first_delivery(event):  # live only (journal failed or stalled), or a stale one
+                    yield event
+            elif self._is_new_journal(event.journal_id):
+                self._journal_changed(event.journal_id, f"event {event.event_id} on topic {event.topic}")
+                yield from self._safe_catch_up("new journal")
             elif event.journal_seq <= self.last_seq:
                 self.duplicates += 1
             elif event.journal_seq == self.last_seq + 1:
                 self.last_seq = event.journal_seq
-                yield event
+                if self.journal_id is None and event.journal_id is not None:
+                    self.journal_id = event.journal_id
+                if self._first_delivery(event):
+                    yield event
             else:
                 yield from self._safe_catch_up(
                     f"gap: received journal_seq {event.journal_seq} after {self.last_seq}")
 
-    def _safe_catch_up(self, why: str) -> list[AlarmEvent]:
+    def _is_new_journal(self, journal_id: uuid.UUID | None) -> bool:
+        """Whether ``journal_id`` names a journal other than the one followed (and not one left behind)."""
+        return (journal_id is not None and self.journal_id is not None and journal_id != self.journal_id
+                and journal_id not in self._left_journals)
+
+    def _safe_catch_up(self, why: str) -> Iterator[AlarmEvent]:
+        """Deliver a catch-up page by page; a failure keeps what was delivered and is said as a notice."""
+        count = 0
         try:
-            events = self.catch_up()
+            for event in self._catch_up_pages():
+                count += 1
+                yield event
         except CatchupError as exc:
-            self._notice(f"catch-up failed ({why}): {exc}; will retry at the next event or heartbeat")
-            return []
-        if events and why != "initial catch-up":
-            self._notice(f"caught up {len(events)} events ({why})")
-        return events
+            self._notice(f"catch-up failed ({why}) after {count} events, at journal_seq {self.last_seq}: {exc}; "
+                         "will resume from there at the next event or heartbeat")
+            return
+        if count and why != "initial catch-up":
+            self._notice(f"caught up {count} events ({why})")
 
     def close(self) -> None:
         """Close the sockets (and the private context)."""

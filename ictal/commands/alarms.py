@@ -5,6 +5,13 @@ event schema defines them (``alarms.schema``): the onset in stream time and UTC,
 completed the minimum duration, the publish time and the latency = publish wall time - onset wall
 time. An event of a schema version this ictal does not read ends the watch with exit code 1 and a
 message naming the version found and the ones supported.
+
+Beds: a ``signal_quality`` event with reason ``not_monitored`` / ``monitored`` says so in capitals
+(``NOT MONITORED: no alarm can be raised for this bed`` / ``MONITORED again``). Heartbeats carry each
+bed's state (schema version 3): the first heartbeat prints one ``BED`` line per bed, later ones a line
+for each bed whose state changed, appeared or disappeared (on stdout; with ``--json`` as notices on
+stderr, so stdout stays one event per line). A change of the daemon's journal (it was recreated) is a
+notice naming the old and new journal ids; the watch then resynchronises on the new journal.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from alarms.config import PublisherConfig
-from alarms.schema import AlarmEvent, UnsupportedSchemaVersionError
+from alarms.schema import AlarmEvent, BedStatus, UnsupportedSchemaVersionError
 from alarms.subscriber import AlarmSubscriber, ClientCurve, catchup_endpoint_for
 
 _DEFAULTS = PublisherConfig()
@@ -45,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("--count", type=int, default=None, metavar="N", help="Exit after N events.")
     watch.add_argument("--heartbeat-timeout", type=float, default=3 * _DEFAULTS.heartbeat_s, metavar="S",
                        help="Report the heartbeat lost after S seconds of silence (default %(default)s).")
+    watch.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
+                       help="Give up on a catch-up reply after S seconds and resume later from the last event "
+                       "printed (default %(default)s).")
     watch.add_argument("--server-key", type=Path, default=None,
                        help="CURVE: the server's public certificate file.")
     watch.add_argument("--client-key", type=Path, default=None,
@@ -90,15 +100,60 @@ def format_event(event: AlarmEvent) -> str:
         parts.append(f"p peak {event.probability.peak:.3f} mean {event.probability.mean:.3f}")
     if event.model is not None:
         parts.append(f"model {event.model.model_id} ({event.model.stack})")
+    if event.kind == "signal_quality" and event.reason == "not_monitored":
+        parts.append("NOT MONITORED: no alarm can be raised for this bed")
+    elif event.kind == "signal_quality" and event.reason == "monitored":
+        parts.append("MONITORED again")
     if event.reason:
         parts.append(f"[{event.reason}]")
     if event.kind == "heartbeat":
         parts.append(f"journal head {event.journal_head}")
+        if event.journal_id is not None:
+            parts.append(f"journal {event.journal_id}")
+        if event.beds is not None:
+            counts = {state: sum(s.state == state for s in event.beds.values())
+                      for state in ("monitored", "connecting", "not_monitored")}
+            parts.append(", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.items()))
     if event.detail:
         parts.append(event.detail)
     if event.problems:
         parts.append("; ".join(event.problems))
     return " ".join(parts)
+
+
+def format_bed_status(when: datetime | None, bed: str, status: BedStatus | None, was: BedStatus | None) -> str:
+    """One line for a bed's state as a heartbeat reports it, e.g.
+    ``2026-01-01T10:00:05.000Z BED icu3 NOT MONITORED (stream not found) since 2026-01-01T09:59:40.000Z,
+    was monitored``; ``status`` None: the bed is no longer configured."""
+    if status is None:
+        return f"{_utc(when)} BED {bed} REMOVED (no longer in the daemon's configuration)"
+    text = f"{_utc(when)} BED {bed} {status.state.replace('_', ' ').upper()}"
+    if status.reason:
+        text += f" ({status.reason})"
+    if status.since is not None:
+        text += f" since {_utc(status.since)}"
+    if status.state == "not_monitored":
+        text += ": no alarm can be raised for this bed"
+    if was is not None:
+        text += f", was {was.state.replace('_', ' ')}"
+    return text
+
+
+def bed_changes(previous: dict[str, BedStatus] | None, heartbeat: AlarmEvent) -> list[str]:
+    """Lines for the beds whose state changed since the previous heartbeat's (every bed the first time).
+
+    A bed is said to change when its ``state`` or ``reason`` differs; beds that disappeared are listed too.
+    """
+    if heartbeat.beds is None:
+        return []
+    lines = []
+    for bed, status in sorted(heartbeat.beds.items()):
+        was = None if previous is None else previous.get(bed)
+        if was is None or (was.state, was.reason) != (status.state, status.reason):
+            lines.append(format_bed_status(heartbeat.wall_time, bed, status, was))
+    for bed in sorted(set(previous or ()) - set(heartbeat.beds)):
+        lines.append(format_bed_status(heartbeat.wall_time, bed, None, previous[bed]))
+    return lines
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -109,6 +164,9 @@ def run_watch(args: argparse.Namespace) -> int:
         return 2
     if args.since < 0:
         print(f"ictal alarms watch: --since must be >= 0 (found {args.since})", file=sys.stderr)
+        return 2
+    if not args.request_timeout > 0:
+        print(f"ictal alarms watch: --request-timeout must be > 0 (found {args.request_timeout})", file=sys.stderr)
         return 2
     try:
         catchup = args.catchup_endpoint or catchup_endpoint_for(args.endpoint)
@@ -128,13 +186,25 @@ def run_watch(args: argparse.Namespace) -> int:
 
     try:
         subscriber = AlarmSubscriber(args.endpoint, catchup, since=args.since, curve=curve,
-                                     heartbeat_timeout_s=args.heartbeat_timeout, on_notice=notice)
+                                     heartbeat_timeout_s=args.heartbeat_timeout,
+                                     request_timeout_s=args.request_timeout, on_notice=notice)
     except ValueError as exc:
         print(f"ictal alarms watch: {exc}", file=sys.stderr)
         return 2
     printed = 0
+    beds: dict[str, BedStatus] | None = None
     try:
-        for event in subscriber.iter_events(stop, include_heartbeats=args.heartbeats):
+        for event in subscriber.iter_events(stop, include_heartbeats=True):
+            if event.kind == "heartbeat":
+                for line in bed_changes(beds, event):
+                    if args.json:
+                        notice(line)
+                    else:
+                        print(line, flush=True)
+                if event.beds is not None:
+                    beds = dict(event.beds)
+                if not args.heartbeats:
+                    continue
             print(event.model_dump_json() if args.json else format_event(event), flush=True)
             printed += 1
             if args.count is not None and printed >= args.count:

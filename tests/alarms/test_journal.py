@@ -30,15 +30,23 @@ def test_append_assigns_global_and_per_bed_sequences(tmp_path):
     assert daemon.journal_seq == 6 and daemon.bed_seq is None
 
 
-def test_wal_and_synchronous_full_are_in_force(tmp_path):
+def test_wal_synchronous_full_and_exclusive_locking_are_in_force(tmp_path):
     import sqlite3
 
     journal = Journal(JournalConfig(path=tmp_path / "j.sqlite3"))
     journal.append(onset())
-    conn = sqlite3.connect(tmp_path / "j.sqlite3")
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert journal._conn.execute("PRAGMA locking_mode").fetchone()[0] == "exclusive"
+    assert not Path(f"{tmp_path / 'j.sqlite3'}-shm").exists()  # WAL index in heap memory: nothing mapped
+    other = sqlite3.connect(tmp_path / "j.sqlite3", timeout=0.1)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("SELECT COUNT(*) FROM events").fetchone()
+    other.close()
     journal.close()
+    other = sqlite3.connect(tmp_path / "j.sqlite3")  # once closed, readable offline
+    assert other.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+    other.close()
 
 
 def test_sequences_continue_after_reopen_and_since_returns_what_was_stored(tmp_path):

@@ -149,27 +149,27 @@ def test_an_old_journal_with_version_1_events_is_read_and_caught_up_after_an_upg
         subscriber.close()
         publisher.close()
         journal.close()
-    assert [(e.journal_seq, e.schema_version) for e in caught] == [(1, 1), (2, 2)]
+    assert [(e.journal_seq, e.schema_version) for e in caught] == [(1, 1), (2, 3)]
     assert caught[1].latency_s == new.latency_s and 12.0 <= new.latency_s < 30.0
 
 
-def _v3(seq: int) -> str:
-    data = json.loads(V1_ONSET_JSON) | {"schema_version": 3, "journal_seq": seq, "colour_of_alarm": "red"}
+def _v4(seq: int) -> str:
+    data = json.loads(V1_ONSET_JSON) | {"schema_version": 4, "journal_seq": seq, "colour_of_alarm": "red"}
     return json.dumps(data)
 
 
 def test_a_newer_version_in_the_journal_is_refused_by_the_journal_and_the_subscriber(tmp_path):
     path = tmp_path / "journal.sqlite3"
-    journal_with_raw_rows(path, [_v3(1)])
+    journal_with_raw_rows(path, [_v4(1)])
     journal = Journal(JournalConfig(path=path))
-    with pytest.raises(UnsupportedSchemaVersionError, match=r"in alarm journal .* schema_version 3; this ictal "
-                       r"reads versions 1, 2"):
+    with pytest.raises(UnsupportedSchemaVersionError, match=r"in alarm journal .* schema_version 4; this ictal "
+                       r"reads versions 1, 2, 3"):
         journal.since(0)
     config = publisher_config()
     publisher = AlarmPublisher(config, journal)
     subscriber = AlarmSubscriber(config.pub_endpoint, config.catchup_endpoint)
     try:
-        with pytest.raises(UnsupportedSchemaVersionError, match="from catch-up endpoint .* schema_version 3"):
+        with pytest.raises(UnsupportedSchemaVersionError, match="from catch-up endpoint .* schema_version 4"):
             list(subscriber.iter_events(threading.Event()))
     finally:
         subscriber.close()
@@ -199,7 +199,7 @@ def test_a_newer_version_live_ends_the_subscription_instead_of_being_skipped(tmp
         while time.monotonic() < deadline and thread.is_alive() and not outcome:
             # a newer daemon's event on the wire (sent raw through the publisher's PUB socket)
             with publisher._send_lock:
-                publisher._pub.send_multipart([b"alarm.icu-3", _v3(1).encode()])
+                publisher._pub.send_multipart([b"alarm.icu-3", _v4(1).encode()])
             time.sleep(0.1)
         thread.join(timeout=5.0)
     finally:
@@ -207,7 +207,7 @@ def test_a_newer_version_live_ends_the_subscription_instead_of_being_skipped(tmp
         subscriber.close()
         journal.close()
     assert len(outcome) == 1 and isinstance(outcome[0], UnsupportedSchemaVersionError), outcome
-    assert "on topic 'alarm.icu-3'" in str(outcome[0]) and "schema_version 3" in str(outcome[0])
+    assert "on topic 'alarm.icu-3'" in str(outcome[0]) and "schema_version 4" in str(outcome[0])
 
 
 def test_the_example_latency_of_the_issue_is_reported_by_the_true_definition():

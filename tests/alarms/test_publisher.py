@@ -312,7 +312,7 @@ def test_out_of_range_oversize_and_deep_requests_get_an_error_reply(served, payl
 
 def test_an_unexpected_failure_is_logged_answered_and_the_thread_keeps_serving(served, monkeypatch, caplog):
     publisher, ctx = served
-    real = publisher.journal.since_json
+    real = publisher.journal.snapshot
     calls = []
 
     def broken_once(seq, limit=None):
@@ -321,7 +321,7 @@ def test_an_unexpected_failure_is_logged_answered_and_the_thread_keeps_serving(s
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return real(seq, limit)
 
-    monkeypatch.setattr(publisher.journal, "since_json", broken_once)
+    monkeypatch.setattr(publisher.journal, "snapshot", broken_once)
     with caplog.at_level(logging.ERROR, logger="ictal.alarms"):
         reply = _ask(ctx, publisher.catchup_endpoint, [b'{"since": 0, "limit": 5}'])
     assert reply is not None and reply["ok"] is False

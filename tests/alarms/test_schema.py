@@ -14,6 +14,7 @@ from alarms.schema import (
     SCHEMA_PATH,
     SUPPORTED_SCHEMA_VERSIONS,
     AlarmEvent,
+    BedStatus,
     UnsupportedSchemaVersionError,
     json_schema_text,
     parse_event,
@@ -49,13 +50,16 @@ def dated_onset(onset_wall: datetime, published: datetime, **kwargs) -> AlarmEve
     AlarmEvent(kind="signal_quality", bed_id="icu_3", detail="input unusable",
                problems=["T5: flat (std 0.02 uV)", "O2: saturated"]),
     AlarmEvent(kind="heartbeat", journal_head=42),
+    AlarmEvent(kind="heartbeat", journal_head=42, journal_id="0f8e7a1c-3b2d-4c5e-9f6a-7b8c9d0e1f2a",
+               beds={"icu-3": BedStatus(state="monitored", since=T0),
+                     "icu-4": BedStatus(state="not_monitored", reason="stream not found", since=T0)}),
     AlarmEvent(kind="daemon", detail="journal append failed", reason="journal_error"),
 ])
 def test_event_round_trips_through_json(event):
     text = event.model_dump_json()
     back = AlarmEvent.model_validate_json(text)
     assert back == event
-    assert json.loads(text)["schema_version"] == 2
+    assert json.loads(text)["schema_version"] == 3
 
 
 def test_topics_follow_the_kind():
@@ -109,15 +113,15 @@ def test_a_version_1_event_cannot_carry_version_2_fields():
         parse_event(json.dumps(data))
 
 
-@pytest.mark.parametrize("version", [3, 0, "2"])
+@pytest.mark.parametrize("version", [4, 0, "2"])
 def test_an_unknown_version_is_refused_naming_found_and_supported(version):
     data = json.loads(V1_ONSET_JSON) | {"schema_version": version, "a_field_of_the_future": 1}
     with pytest.raises(UnsupportedSchemaVersionError) as info:
         parse_event(json.dumps(data), where="on topic 'alarm.icu-3'")
     message = str(info.value)
-    assert f"schema_version {version!r}" in message and "reads versions 1, 2" in message
+    assert f"schema_version {version!r}" in message and "reads versions 1, 2, 3" in message
     assert "on topic 'alarm.icu-3'" in message
-    assert info.value.found == version and info.value.supported == SUPPORTED_SCHEMA_VERSIONS == (1, 2)
+    assert info.value.found == version and info.value.supported == SUPPORTED_SCHEMA_VERSIONS == (1, 2, 3)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -127,7 +131,12 @@ def test_an_unknown_version_is_refused_naming_found_and_supported(version):
     (dict(kind="alarm", bed_id="b"), "kind"),
     (dict(kind="daemon", wall_time=datetime(2026, 1, 1)), "timezone-aware"),
     (dict(kind="daemon", colour="red"), "Extra inputs"),
-    (dict(kind="daemon", schema_version=3), "schema_version 3 is not supported"),
+    (dict(kind="daemon", schema_version=4), "schema_version 4 is not supported"),
+    (dict(kind="onset", bed_id="b", onset_s=1.0, beds={}), "only a heartbeat has beds"),
+    (dict(kind="daemon", schema_version=2, journal_id="0f8e7a1c-3b2d-4c5e-9f6a-7b8c9d0e1f2a"),
+     "version-2 event carries no journal_id"),
+    (dict(kind="heartbeat", beds={"b": {"state": "asleep"}}), "monitored"),
+    (dict(kind="heartbeat", beds={"bed 1": {"state": "monitored"}}), "pattern"),
     (dict(kind="onset", bed_id="b", onset_s=1.0, onset_wall_time=datetime(2026, 1, 1)), "onset_wall_time must be "
      "timezone-aware"),
     (dict(kind="signal_quality", bed_id="b", onset_wall_time=T0), "has no onset_wall_time"),

@@ -112,12 +112,12 @@ def test_watch_reads_a_version_1_event_and_says_its_latency_is_unknown(tmp_path,
 
 
 def test_watch_refuses_an_event_of_a_newer_schema_version_with_exit_code_1(tmp_path, capsys):
-    newer = json.loads(V1_ONSET_JSON) | {"schema_version": 3}
+    newer = json.loads(V1_ONSET_JSON) | {"schema_version": 4}
     code = _watch_one_journaled_row(tmp_path, json.dumps(newer))
     assert code == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "schema_version 3; this ictal reads versions 1, 2" in captured.err
+    assert "schema_version 4; this ictal reads versions 1, 2, 3" in captured.err
 
 
 def test_watch_rejects_half_curve_options(capsys):
