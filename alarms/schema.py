@@ -172,8 +172,10 @@ class BedStatus(_Frozen):
     """The state of one configured bed, as a heartbeat reports it (version 3; see "Bed states")."""
 
     state: BedState = Field(
-        description="'monitored': samples arrive and are scored, alarms can be raised; 'connecting': the "
-        "daemon is looking for or (re)connecting to the stream; 'not_monitored': no alarm can be raised."
+        description="'monitored': a window of the current connection was scored and its input was usable, "
+        "alarms can be raised; 'connecting': the source is being opened or was just (re)connected and no "
+        "window of it was scored yet (warm-up); 'not_monitored': no alarm can be raised (stream not found, "
+        "lost, silent, refused, unusable input, or the bed failed and restarts). See streaming.bed_worker."
     )
     reason: str | None = Field(
         None, description="Why the bed is not monitored (or connecting), e.g. 'stream not found', 'no_data'."

@@ -51,7 +51,7 @@ from alarms.config import AlarmThresholds
 from alarms.journal import Journal
 from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
 from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent, ModelInfo
+from alarms.schema import AlarmEvent, BedStatus, ModelInfo
 from alarms.thresholds import thresholds_in_force
 from detector.config import FrontendConfig
 from streaming.bed import Scorer
@@ -269,7 +269,8 @@ class Daemon:
         self.journal = Journal(alarms.journal)
         try:
             self.metrics_server = serve_metrics(alarms.metrics, self.metrics)
-            self.publisher = AlarmPublisher(alarms.publisher, self.journal, self.metrics)
+            self.publisher = AlarmPublisher(alarms.publisher, self.journal, self.metrics,
+                                            bed_states=self.bed_states)
         except BaseException:
             if self.metrics_server is not None:
                 self.metrics_server.close()
@@ -431,6 +432,20 @@ class Daemon:
         self.notifier.close()
         log.info(kv("daemon_stopped", seconds=time.monotonic() - t0, journal_head=head))
         return True
+
+    def bed_states(self) -> dict[str, BedStatus]:
+        """Every configured bed's monitored state, for the heartbeats (any thread; cheap).
+
+        Returns
+        -------
+        states : dict of str to alarms.schema.BedStatus
+            By bed id (``streaming.bed_worker``, "Monitored state").
+        """
+        states = {}
+        for worker in self._worker_list():
+            snapshot = worker.status()
+            states[worker.bed_id] = BedStatus(state=snapshot.state, reason=snapshot.reason, since=snapshot.since)
+        return states
 
     def threads_left_running(self) -> list[str]:
         """Names of the daemon's threads still alive (call after :meth:`shutdown`).

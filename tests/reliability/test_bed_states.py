@@ -80,10 +80,12 @@ def scenario(shared_data, tmp_path_factory):
         outlet.come_back()
         assert wait_for(lambda: daemon.metric("ictal_bed_monitored", bed="bed-outage") == 1.0, 60.0), \
             daemon.log()[-3000:]
+        time.sleep(1.5)  # three heartbeats (0.5 s) while monitored again
         record["scored_again"] = daemon.metric("ictal_windows_scored_total", bed="bed-outage") - scored
         record["outage"] = [d for _, d in _states(subscriber, "bed-outage")]
         record["events"] = [e for _, e in subscriber.events if e.get("bed_id") == "bed-outage"]
         record["journal"] = daemon.catch_up(0)
+        record["heartbeats"] = [e for _, e in subscriber.events if e["kind"] == "heartbeat"]
         record["alive"] = daemon.alive()
         record["n_starts"] = daemon.n_starts
     finally:
@@ -107,6 +109,10 @@ def test_a_bed_whose_stream_does_not_exist_is_not_monitored_within_resolve_timeo
     after_s = (datetime.fromisoformat(found["wall_time"]) - datetime.fromisoformat(started["wall_time"])).total_seconds()
     assert after_s <= RESOLVE_TIMEOUT_S + 5.0, after_s
     assert scenario["missing_gauge"] == 0.0
+    last = scenario["heartbeats"][-1]["beds"]  # every heartbeat repeats each bed's state
+    assert last["bed-missing"]["state"] == "not_monitored" and "not found" in last["bed-missing"]["reason"]
+    seen = {hb["beds"]["bed-outage"]["state"] for hb in scenario["heartbeats"] if hb.get("beds")}
+    assert {"monitored", "not_monitored", "connecting"} <= seen, seen  # the outage bed's states, as they came
 
 
 def test_a_120_s_outage_and_return_is_scored_again_without_a_restart(scenario):
