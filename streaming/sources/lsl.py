@@ -14,7 +14,7 @@ none is taken and a ``stream_ambiguous`` notice names them.
 Resolution runs in a background thread (one per source), so ``read`` never blocks its caller longer
 than its ``timeout_s``: a ``pylsl.ContinuousResolver`` keeps querying the network (multicast and the
 ``KnownPeers`` of unicast discovery) while the stream is missing, the first matching stream is opened
-(``info``, ``open_stream`` and ``time_correction``, each waiting up to ``resolve_timeout_s``) and handed
+(``info``, ``open_stream`` and ``time_correction``, each waiting up to ``INLET_OPEN_TIMEOUT_S``) and handed
 to the reading thread. It never gives up: after a loss it looks for the stream until ``close()``.
 A stream that cannot be opened, or is refused (montage, unit, rate), is tried again ``reconnect_s``
 later. When no matching stream has been seen ``resolve_timeout_s`` after the search began (at
@@ -77,6 +77,11 @@ of its discovery (liblsl itself queries every 0.5 s by default, ``continuous_res
 RESOLVER_FORGET_S = 5.0
 """A stream not heard of for this long leaves the resolver's results (pylsl's default): a lost outlet
 may still be listed for 5 s; opening it fails and is retried ``reconnect_s`` later."""
+
+INLET_OPEN_TIMEOUT_S = 5.0
+"""Longest wait of each step of opening an inlet on a resolved stream (``info``, ``open_stream``,
+``time_correction``), or ``resolve_timeout_s`` when longer: liblsl's first ``time_correction`` alone
+sends 8 probes 64 ms apart (~0.5 s), so a short resolve timeout must not cut it."""
 
 NOTICE_REASONS: tuple[str, ...] = (
     "clock_jump_back", "rate_mismatch", "rate_ok", "stream_not_found", "stream_identity_mismatch",
@@ -300,9 +305,11 @@ class LslSource(Source):
         self._closing = threading.Event()
         self._wanted = threading.Event()  # set while the reading thread needs a connection
         self._ready = threading.Event()  # set when _handover holds an inlet
+        self._opening = threading.Event()  # set while the resolver thread opens an inlet
         self._handover: deque[tuple[pylsl.StreamInlet, pylsl.StreamInfo, float]] = deque()
         self._retry_after = 0.0  # monotonic time before which the resolver opens nothing
         self._search_id = 0  # incremented at every loss: the resolver starts a new search
+        self._not_found_said = False  # stream_not_found raised in the current search
         self._resolver_thread: threading.Thread | None = None
 
     @property
@@ -376,16 +383,20 @@ class LslSource(Source):
         )
         self._resolver_thread.start()
         deadline = time.monotonic() + self.config.resolve_timeout_s
+        last_call = deadline + 3 * self._open_timeout_s()  # a stream found in time is given time to open
         while self._inlet is None:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = (last_call if self._opening.is_set() else deadline) - now
             if left <= 0:
                 break
             try:
-                self._take_handover(left)
+                self._take_handover(min(left, RESOLVER_POLL_S))
             except ValueError:
                 if require_stream:
                     self.close()
                 raise
+        if self._inlet is None and not self._not_found_said:
+            self._say_not_found(self.config.resolve_timeout_s)
         if self._inlet is None and require_stream:
             self.close()
             raise ConnectionError(
@@ -398,7 +409,7 @@ class LslSource(Source):
         self._wanted.set()  # wakes the resolver thread so that it sees _closing
         thread = self._resolver_thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=3 * self.config.resolve_timeout_s + 1.0)
+            thread.join(timeout=3 * self._open_timeout_s() + 1.0)
         self._resolver_thread = None
         while self._handover:
             self._handover.popleft()[0].close_stream()
@@ -436,7 +447,7 @@ class LslSource(Source):
         resolver = pylsl.ContinuousResolver(pred=self.predicate(), forget_after=RESOLVER_FORGET_S)
         refused: set[str] = set()
         ambiguous: set[frozenset[str]] = set()
-        not_found_said = False
+        self._not_found_said = False
         try:
             while not self._closing.is_set() and self._wanted.is_set():
                 now = time.monotonic()
@@ -469,20 +480,26 @@ class LslSource(Source):
                     if info is not None and self._open_inlet(info):
                         return
                     self._retry_after = time.monotonic() + self.config.reconnect_s
-                elif not own and not not_found_said and now - started >= self.config.resolve_timeout_s:
-                    not_found_said = True
-                    bound_text = f", bound to {bound.describe()}" if bound is not None else ""
-                    self._notice("stream_not_found", (
-                        f"no LSL stream matching {self.predicate()}{bound_text} seen for "
-                        f"{now - started:.1f} s; still looking"), now - started)
+                elif not own and not self._not_found_said and now - started >= self.config.resolve_timeout_s:
+                    self._say_not_found(now - started)
                 if self._closing.wait(RESOLVER_POLL_S) or search_id != self._search_id:
                     return
         finally:
             del resolver
 
+    def _say_not_found(self, searched_s: float) -> None:
+        """Raise the ``stream_not_found`` notice of the current search (once)."""
+        self._not_found_said = True
+        bound = self.identity
+        bound_text = f", bound to {bound.describe()}" if bound is not None else ""
+        self._notice("stream_not_found", (
+            f"no LSL stream matching {self.predicate()}{bound_text} connected within {searched_s:.1f} s (none "
+            f"found, or only refused ones: see the notices before); still looking"), searched_s)
+
     def _open_inlet(self, info: pylsl.StreamInfo) -> bool:
         """Open an inlet on a resolved stream and hand it over; False when it could not be opened."""
-        timeout = self.config.resolve_timeout_s
+        timeout = self._open_timeout_s()
+        self._opening.set()
         inlet = pylsl.StreamInlet(info, max_buflen=360, recover=False)
         try:
             full = inlet.info(timeout=timeout)
@@ -492,14 +509,20 @@ class LslSource(Source):
             log.warning("LSL stream %s found but not opened (%s); will retry in %s s", self.predicate(), exc,
                         self.config.reconnect_s)
             inlet.close_stream()
+            self._opening.clear()
             return False
         if self._closing.is_set():
             inlet.close_stream()
+            self._opening.clear()
             return True
         self._wanted.clear()
         self._handover.append((inlet, full, offset))
+        self._opening.clear()
         self._ready.set()
         return True
+
+    def _open_timeout_s(self) -> float:
+        return max(self.config.resolve_timeout_s, INLET_OPEN_TIMEOUT_S)
 
     # -- the reading thread -----------------------------------------------------------------------
 
