@@ -115,10 +115,10 @@ class SchedulerConfig(StrictModel):
     @classmethod
     def _hop_whole_samples(cls, hop_s: float) -> float:
         samples = hop_s * FS_HZ
-        if abs(samples - round(samples)) > 1e-6:
+        if abs(samples - round(samples)) > 1e-6 or round(samples) < 1:
             raise ValueError(
-                f"hop_s must be a whole number of samples at {FS_HZ} Hz, i.e. a multiple of 1/{FS_HZ} s "
-                f"(found {hop_s} s = {samples:g} samples; nearest: {round(samples) / FS_HZ:g} s)"
+                f"hop_s must be a whole number of samples at {FS_HZ} Hz, at least one: a multiple of "
+                f"1/{FS_HZ} s (found {hop_s} s = {samples:g} samples; nearest: {max(1, round(samples)) / FS_HZ:g} s)"
             )
         return hop_s
 

@@ -83,6 +83,13 @@ INLET_OPEN_TIMEOUT_S = 5.0
 ``time_correction``), or ``resolve_timeout_s`` when longer: liblsl's first ``time_correction`` alone
 sends 8 probes 64 ms apart (~0.5 s), so a short resolve timeout must not cut it."""
 
+RESOLVER_REFRESH_S = 2.0
+"""While no usable stream is listed, the continuous resolver is replaced by a fresh one this often. A
+fresh resolver lists the live outlets in its first query wave (20 ms on loopback multicast, ~0.5 s
+with unicast KnownPeers), while an old one lists an outlet that appeared later only at one of its
+next waves (0.2-1.2 s measured on loopback) and keeps a dead outlet for ``RESOLVER_FORGET_S``. 2 s
+leaves unicast discovery four times the time it needs."""
+
 NOTICE_REASONS: tuple[str, ...] = (
     "clock_jump_back", "rate_mismatch", "rate_ok", "stream_not_found", "stream_identity_mismatch",
     "stream_ambiguous",
@@ -445,7 +452,9 @@ class LslSource(Source):
         search_id = self._search_id
         started = time.monotonic()
         resolver = pylsl.ContinuousResolver(pred=self.predicate(), forget_after=RESOLVER_FORGET_S)
+        born = started
         refused: set[str] = set()
+        unopenable: set[str] = set()  # uids that could not be opened in this search
         ambiguous: set[frozenset[str]] = set()
         self._not_found_said = False
         try:
@@ -475,13 +484,19 @@ class LslSource(Source):
                                 f"{len(found)} LSL streams match {self.predicate()} ({listed}): none taken; give "
                                 f"the bed a source_id"), now - started)
                         own = []
-                if own and now >= self._retry_after:
-                    info = infos.get(own[0].uid)
-                    if info is not None and self._open_inlet(info):
+                usable = [f for f in own if f.uid not in unopenable]
+                if usable and now >= self._retry_after:
+                    if self._open_inlet(infos[usable[0].uid]):
                         return
+                    unopenable.add(usable[0].uid)  # a lost outlet still listed, or a timeout
                     self._retry_after = time.monotonic() + self.config.reconnect_s
-                elif not own and not self._not_found_said and now - started >= self.config.resolve_timeout_s:
+                elif not usable and not self._not_found_said and now - started >= self.config.resolve_timeout_s:
                     self._say_not_found(now - started)
+                if not usable and time.monotonic() - born >= RESOLVER_REFRESH_S:
+                    del resolver  # a fresh resolver lists only live outlets, and lists them at once
+                    resolver = pylsl.ContinuousResolver(pred=self.predicate(), forget_after=RESOLVER_FORGET_S)
+                    born = time.monotonic()
+                    unopenable.clear()
                 if self._closing.wait(RESOLVER_POLL_S) or search_id != self._search_id:
                     return
         finally:
