@@ -199,3 +199,21 @@ def test_a_stream_at_250_1_hz_is_resampled_and_scored_by_the_bed_path():
     filtered, valid = session.pipeline.ring.read(out_end - 2048, out_end)
     spectrum = np.abs(np.fft.rfft(filtered[0] * np.hanning(2048)))
     assert np.argmax(spectrum) * 256 / 2048 == pytest.approx(10.0, abs=0.25)  # still 10 Hz at 256 Hz
+
+
+def test_a_lost_stream_is_found_again_with_unicast_discovery_only():
+    """Multicast off, the stream known only through KnownPeers (a resolve takes ~0.5 s): the bed,
+    reading with short timeouts, finds its amplifier again after each return (within the 30 s deadline of
+    ``measure_reconnects``; it was never found again when reconnection resolved for 0.2 s)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "streaming.bench_lsl_reconnect", "--unicast", "--cycles", "2", "--json"],
+        capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items() if k != "LSLAPICFG"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seconds = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)
