@@ -434,18 +434,24 @@ class LslSource(Source):
             self._notices.append(SourceNotice(reason, detail, self._next_index, value))
 
     def _resolve_loop(self) -> None:
-        """Look for the stream while one is wanted; open it and hand it over; until ``close``."""
-        try:
-            while not self._closing.is_set():
-                self._wanted.wait()
-                if self._closing.is_set():
-                    return
+        """Look for the stream while one is wanted; open it and hand it over; until ``close``.
+
+        An unexpected error of one search (liblsl) is logged with its traceback, reported as a
+        ``stream_not_found`` notice naming it, and the search starts again ``reconnect_s`` later: the
+        thread never ends before ``close``, or the bed would wait for its stream forever.
+        """
+        while not self._closing.is_set():
+            self._wanted.wait()
+            if self._closing.is_set():
+                return
+            try:
                 self._search()
-        except Exception as exc:  # never a silent death: the bed would wait forever for its stream
-            log.exception("LSL resolver thread of %s failed", self.predicate())
-            self._notice("stream_not_found", f"the LSL resolver failed ({exc}); the stream is no longer "
-                         "looked for", 0.0)
-            raise
+            except Exception as exc:  # noqa: BLE001 - reported and retried, see the docstring
+                log.exception("LSL resolver of %s failed; searching again in %s s", self.predicate(),
+                              self.config.reconnect_s)
+                self._notice("stream_not_found", f"the LSL resolver failed ({type(exc).__name__}: {exc}); "
+                             f"searching again in {self.config.reconnect_s:g} s", 0.0)
+                self._closing.wait(self.config.reconnect_s)
 
     def _search(self) -> None:
         """One search (from ``open`` or a loss) until a stream is handed over or the source closes."""
