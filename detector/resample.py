@@ -14,9 +14,78 @@ SMALL_CHUNK_OUTPUTS: int = 128
 """Chunks giving at most this many outputs are resampled by a direct polyphase gather (less per-call
 work); longer ones by ``scipy.signal.upfirdn``. Both compute the same sums (equal to ~1e-13 relative)."""
 
+MAX_FACTOR: int = 1000
+"""Largest up/down factor of a resampling ratio (``StreamingResampler``'s default): the filter has
+``2 * HALF_LENGTH_FACTOR * max(up, down) + 1`` taps (at most 20001, 160 kB) while each output still
+costs about ``2 * HALF_LENGTH_FACTOR * down / up`` multiplications per channel."""
+
+MIN_INPUT_FS_HZ: float = 100.0
+"""Lowest input rate accepted for a bed (Hz): below 100 Hz the input's Nyquist frequency (< 50 Hz, minus
+the anti-aliasing transition band) cuts into the 1-40 Hz rhythms (fast spikes, beta) the detector
+reads; clinical EEG amplifiers sample at 128 Hz or more (the shared data: 200, 250, 256, 500 Hz)."""
+
+MAX_INPUT_FS_HZ: float = 4096.0
+"""Highest input rate accepted for a bed (Hz): 16 times the detector rate. Clinical EEG uses at most
+2048 Hz; the cost of resampling grows with the input rate (about 2 * HALF_LENGTH_FACTOR multiplications per
+input sample and channel), and a bed pulls at most 4096 samples per read (one second here)."""
+
 HALF_LENGTH_FACTOR: int = 10
 """Half length of the anti-aliasing filter in samples at the upsampled rate, per unit of
 ``max(up, down)`` (as in scipy.signal.resample_poly): 10 zero crossings of the sinc each side."""
+
+
+def rational_rate(fs_in: float, fs_out: float = 256.0, max_factor: int = MAX_FACTOR) -> float:
+    """The rate nearest ``fs_in`` that :class:`StreamingResampler` converts to ``fs_out`` exactly.
+
+    A nominal rate like 250.1 Hz makes the ratio 256 / 250.1 = 2560 / 2501, whose factors exceed
+    ``max_factor``; the stream is then treated as sampled at ``fs_out * down / up``, with ``up / down``
+    the best rational approximation of ``fs_out / fs_in`` whose numerator and denominator are both at
+    most ``max_factor`` (continued fractions, ``fractions.Fraction.limit_denominator``).
+
+    Precision: 250.1 Hz becomes 256 * 763 / 781 = 250.09987 Hz (relative error 5e-7). Over the
+    supported range [``MIN_INPUT_FS_HZ``, ``MAX_INPUT_FS_HZ``] the relative error is at most 5.1e-4 (the
+    worst of 20000 random rates: 3329.68 Hz becomes 13 * 256 = 3328 Hz); 250.1 and 499.9 Hz are
+    within 1e-6, 511.99 Hz becomes 512 Hz (2e-5): the order of an amplifier's crystal drift (1e-4), far inside
+    the 2 % at which ``streaming.sources.lsl`` reports a rate mismatch. Frequencies are shifted by this
+    relative error; the times of samples are not (the LSL source dates every chunk by its timestamps).
+
+    Parameters
+    ----------
+    fs_in : float
+        Announced input rate in Hz (> 0, finite).
+    fs_out : float
+        Output rate in Hz (the detector's 256 Hz).
+    max_factor : int
+        Largest up/down factor allowed.
+
+    Returns
+    -------
+    fs : float
+        ``fs_in`` itself when its ratio to ``fs_out`` already has factors <= ``max_factor``, else the
+        approximating rate (Hz).
+
+    Raises
+    ------
+    ValueError
+        If a rate is not positive and finite.
+    """
+    if not (fs_in > 0 and fs_out > 0 and np.isfinite(fs_in) and np.isfinite(fs_out)):
+        raise ValueError(f"sampling rates must be positive and finite (found fs_in={fs_in}, fs_out={fs_out})")
+    exact = Fraction(fs_out).limit_denominator(max_factor * 1000) / Fraction(fs_in).limit_denominator(
+        max_factor * 1000
+    )
+    if exact.numerator <= max_factor and exact.denominator <= max_factor:
+        return float(fs_in)
+    ratio = fs_out / fs_in
+    if ratio <= 1:  # numerator <= denominator <= max_factor
+        approx = Fraction(ratio).limit_denominator(max_factor)
+    else:
+        approx = 1 / Fraction(1 / ratio).limit_denominator(max_factor)
+    if approx == 0:  # fs_in above fs_out * max_factor: no ratio within the factors
+        raise ValueError(
+            f"resampling {fs_in} Hz to {fs_out} Hz needs a down factor above {max_factor}"
+        )
+    return fs_out * approx.denominator / approx.numerator
 
 
 class StreamingResampler:
@@ -32,7 +101,8 @@ class StreamingResampler:
     n_channels : int
         Number of channels (rows) of every chunk.
     max_factor : int
-        Largest up/down factor accepted.
+        Largest up/down factor accepted. A rate without such a ratio (250.1 Hz) is refused here; the
+        caller treats the stream as sampled at :func:`rational_rate` (what ``LslSource`` does).
 
     Raises
     ------
@@ -55,7 +125,7 @@ class StreamingResampler:
     All arithmetic is float64; outputs are float64.
     """
 
-    def __init__(self, fs_in: float, fs_out: float = 256.0, n_channels: int = 19, max_factor: int = 1000):
+    def __init__(self, fs_in: float, fs_out: float = 256.0, n_channels: int = 19, max_factor: int = MAX_FACTOR):
         if not (fs_in > 0 and fs_out > 0 and np.isfinite(fs_in) and np.isfinite(fs_out)):
             raise ValueError(f"sampling rates must be positive and finite (found fs_in={fs_in}, fs_out={fs_out})")
         in_frac = Fraction(fs_in).limit_denominator(max_factor * 1000)

@@ -3,16 +3,24 @@
 Every file names its kind on its first key (`kind: daemon`, `kind: model`, `kind: train`); the kind
 picks the pydantic model that validates it. The models live next to the code they configure:
 `streaming.config.DaemonConfig`, `detector.config.ModelConfig`, `training.config.TrainConfig`.
+
+A daemon config is refused when it would stop a bed at run time: a hop that is not a whole number of
+samples at 256 Hz, two beds that could select the same LSL stream, an LSL selector with a quote (the
+validators of `streaming.config`), and a hop that does not fit beside the checkpoint's `lookahead_s`
+(:func:`daemon_checkpoint_problems`). `ictal config check` and the daemon both load through
+:func:`load_config`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from detector import FS_HZ, WINDOW_SAMPLES
 from detector.config import ModelConfig
 from streaming.config import DaemonConfig
 from training.config import TrainConfig
@@ -141,9 +149,52 @@ def load_config(path: Path | str, kind: str | None = None) -> BaseModel:
     if kind is not None and found != kind:
         raise ConfigError(f"{path}: expected a {kind!r} config (found kind: {found!r})")
     try:
-        return CONFIG_KINDS[found].model_validate(data)
+        config = CONFIG_KINDS[found].model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
+    if isinstance(config, DaemonConfig):
+        problems = daemon_checkpoint_problems(config)
+        if problems:
+            raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+    return config
+
+
+def daemon_checkpoint_problems(config: DaemonConfig) -> list[str]:
+    """What in a daemon config does not fit its checkpoint, and would stop every bed at run time.
+
+    The hop and the checkpoint's ``lookahead_s`` (metadata.json) must fit in one 60 s window:
+    ``hop_s + lookahead_s <= 60`` (``detector.output_position.check_positions``, run when a bed opens).
+    Only the metadata JSON is read (no model is loaded). A checkpoint that is missing or unreadable is
+    not judged here: the daemon refuses to start on it and names the problem (``streaming.daemon``).
+
+    Parameters
+    ----------
+    config : DaemonConfig
+        A validated daemon config; ``detector.checkpoint`` is resolved against the working directory,
+        as the daemon does.
+
+    Returns
+    -------
+    problems : list of str
+        One line per problem, naming the keys and values (empty when none).
+    """
+    meta_path = Path(config.detector.checkpoint) / "metadata.json"
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return []  # the daemon's checkpoint loading names this problem at start
+    lookahead_s = metadata.get("lookahead_s", 0.0) if isinstance(metadata, dict) else 0.0
+    if isinstance(lookahead_s, bool) or not isinstance(lookahead_s, (int, float)):
+        return []  # invalid metadata: refused by the daemon's checkpoint loading
+    hop_samples = round(config.scheduler.hop_s * FS_HZ)
+    lookahead_samples = round(lookahead_s * FS_HZ)
+    if hop_samples + lookahead_samples > WINDOW_SAMPLES:
+        return [
+            f"scheduler.hop_s: {config.scheduler.hop_s:g} s plus the checkpoint's lookahead_s {lookahead_s:g} s "
+            f"({meta_path}) must fit in one {WINDOW_SAMPLES / FS_HZ:g} s window (found "
+            f"{config.scheduler.hop_s + lookahead_s:g} s); expected hop_s <= {(WINDOW_SAMPLES - lookahead_samples) / FS_HZ:g} s"
+        ]
+    return []
 
 
 def dump_config(config: BaseModel) -> str:

@@ -5,32 +5,65 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from alarms.config import AlarmsConfig
+from detector import FS_HZ
 from detector.config import FrontendConfig, StrictModel
 
 
 class LslSourceConfig(StrictModel):
-    """An LSL inlet resolved by name, type and/or source id."""
+    """An LSL inlet resolved by name, type and/or source id (``streaming.sources.lsl``).
+
+    A bed selected by ``name`` is bound at its first connection to that stream's ``source_id`` and
+    hostname: another stream with the same name is refused afterwards (no silent patient swap).
+    """
 
     type: Literal["lsl"] = "lsl"
     name: str | None = Field(None, description="LSL stream name to resolve (e.g. the amplifier's).")
     stream_type: str = Field("EEG", description="LSL stream type to resolve.")
     source_id: str | None = Field(None, description="LSL source_id; the most specific way to pick a device.")
-    resolve_timeout_s: float = Field(5.0, gt=0, description="How long one resolve attempt waits.")
-    reconnect_s: float = Field(2.0, gt=0, description="Pause between reconnect attempts after a loss.")
+    resolve_timeout_s: float = Field(
+        5.0, gt=0,
+        description="How long the source waits for its stream before saying it is not found (at start "
+        "and after each loss; it keeps looking in the background, never gives up), and the longest wait "
+        "of each step of opening an inlet. 5 s: discovery takes ~0.5 s with unicast (KnownPeers), "
+        "milliseconds with multicast.",
+    )
+    reconnect_s: float = Field(2.0, gt=0, description="Pause before opening again a stream that could not be "
+                               "opened or was refused (montage, unit, rate).")
     gap_tolerance_s: float = Field(
         0.1, gt=0,
         description="Timestamp jump (beyond one sample period) above which samples are declared lost: "
         "0.1 s is above the chunk timestamp jitter of USB/Wi-Fi amplifiers, below any gap that matters.",
     )
 
+    @field_validator("name", "stream_type", "source_id")
+    @classmethod
+    def _plain_selector(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "'" in value):
+            raise ValueError(
+                "an LSL selector must be non-empty and contain no quote: it is quoted in the resolve predicate"
+            )
+        return value
+
     @model_validator(mode="after")
     def _needs_selector(self) -> LslSourceConfig:
         if self.name is None and self.source_id is None:
             raise ValueError("an lsl source needs `name` or `source_id` (a bare type could pick another bed)")
         return self
+
+    def could_select_same_stream(self, other: LslSourceConfig) -> bool:
+        """Whether this selector and ``other`` could resolve the same LSL stream.
+
+        Same ``stream_type`` and either the same ``source_id``, or the same ``name`` where at least
+        one of the two gives no ``source_id`` to tell the streams apart.
+        """
+        if self.stream_type != other.stream_type:
+            return False
+        if self.source_id is not None and other.source_id is not None:
+            return self.source_id == other.source_id
+        return self.name is not None and self.name == other.name
 
 
 class EdfSourceConfig(StrictModel):
@@ -62,7 +95,8 @@ class SchedulerConfig(StrictModel):
 
     hop_s: float = Field(
         4.0, gt=0, le=60,
-        description="Seconds between scored windows. 4 s keeps onset latency well under the 10 s "
+        description="Seconds between scored windows, a whole number of samples at 256 Hz (1/256 s steps; "
+        "hop + the checkpoint's lookahead_s <= 60 s). 4 s keeps onset latency well under the 10 s "
         "minimum event duration; a 2-core CPU serves about 24 beds with the tiny preset at this hop (ictal bench daemon).",
     )
     ring_s: float = Field(120.0, ge=60, description="Seconds of signal kept per bed (>= one window).")
@@ -75,6 +109,18 @@ class SchedulerConfig(StrictModel):
         "it blind for a minute), and 10 s is the usual shortest seizure. The first probability is at "
         "min_history_s - hop_s - lookahead_s.",
     )
+
+
+    @field_validator("hop_s")
+    @classmethod
+    def _hop_whole_samples(cls, hop_s: float) -> float:
+        samples = hop_s * FS_HZ
+        if abs(samples - round(samples)) > 1e-6 or round(samples) < 1:
+            raise ValueError(
+                f"hop_s must be a whole number of samples at {FS_HZ} Hz, at least one: a multiple of "
+                f"1/{FS_HZ} s (found {hop_s} s = {samples:g} samples; nearest: {max(1, round(samples)) / FS_HZ:g} s)"
+            )
+        return hop_s
 
 
 class DetectorRuntimeConfig(StrictModel):
@@ -118,4 +164,21 @@ class DaemonConfig(StrictModel):
         duplicates = sorted({b for b in ids if ids.count(b) > 1})
         if duplicates:
             raise ValueError(f"bed_id must be unique (repeated: {', '.join(duplicates)})")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_streams(self) -> DaemonConfig:  # after _unique_beds: a repeated bed_id is named first
+        lsl = [(bed.bed_id, bed.source) for bed in self.beds if isinstance(bed.source, LslSourceConfig)]
+        clashes = []
+        for i, (bed_a, a) in enumerate(lsl):
+            for bed_b, b in lsl[i + 1:]:
+                if a.could_select_same_stream(b):
+                    what = (f"source_id {a.source_id!r}" if a.source_id is not None and b.source_id is not None
+                            else f"name {a.name!r}, not told apart by a source_id on each")
+                    clashes.append(f"beds {bed_a!r} and {bed_b!r} (type {a.stream_type!r}, {what})")
+        if clashes:
+            raise ValueError(
+                "two beds could select the same LSL stream (one patient's EEG on two beds): "
+                + "; ".join(clashes) + ". Give each bed its device's source_id or a distinct name"
+            )
         return self

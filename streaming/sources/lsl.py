@@ -1,9 +1,36 @@
-"""`LslSource`: a bed's EEG from a Lab Streaming Layer inlet (an amplifier, or ``ictal replay``)."""
+"""`LslSource`: a bed's EEG from a Lab Streaming Layer inlet (an amplifier, or ``ictal replay``).
+
+Stream identity (no silent patient swap): a bed whose config selects its stream by ``name`` is bound,
+at its first connection, to that stream's ``source_id`` and ``hostname`` (:class:`StreamIdentity`).
+Every later connection takes only a stream with the same ``source_id`` and ``hostname``; another
+stream with the same name (a second amplifier, another patient) is refused and reported once per loss
+as a ``stream_identity_mismatch`` notice naming both. An outlet with an empty ``source_id`` is bound
+to its ``hostname``, ``name`` and channel count instead: weaker, since two such devices on one host
+with the same name and channel count cannot be told apart (configure a ``source_id`` to be safe).
+A config that gives ``source_id`` is bound from the start (the resolution predicate names it).
+At the first connection, two or more matching streams at once are not a choice the source can make:
+none is taken and a ``stream_ambiguous`` notice names them.
+
+Resolution runs in a background thread (one per source), so ``read`` never blocks its caller longer
+than its ``timeout_s``: a ``pylsl.ContinuousResolver`` keeps querying the network (multicast and the
+``KnownPeers`` of unicast discovery) while the stream is missing, the first matching stream is opened
+(``info``, ``open_stream`` and ``time_correction``, each waiting up to ``INLET_OPEN_TIMEOUT_S``) and handed
+to the reading thread. It never gives up: after a loss it looks for the stream until ``close()``.
+A stream that cannot be opened, or is refused (montage, unit, rate), is tried again ``reconnect_s``
+later. When no matching stream has been seen ``resolve_timeout_s`` after the search began (at
+``open`` and after each loss) a ``stream_not_found`` notice is raised, once per search.
+
+Rates: the nominal rate must lie in [``detector.resample.MIN_INPUT_FS_HZ``,
+``detector.resample.MAX_INPUT_FS_HZ``] (100-4096 Hz); a rate whose ratio to 256 Hz has no small
+factors (250.1 Hz) is treated as :func:`detector.resample.rational_rate` (250.09987 Hz, stated
+precision there): ``fs`` and ``Chunk.fs`` carry that rate and ``announced_fs`` the stream's own.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -15,6 +42,7 @@ from pylsl.util import TimeoutError as LslTimeoutError
 
 from detector.config import FrontendConfig
 from detector.montage import MontageMapping, map_montage
+from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
 from detector.units import scale_to_uv
 from streaming.chunk import Chunk
 from streaming.config import LslSourceConfig
@@ -42,6 +70,32 @@ crystal drift of amplifiers is ~1e-4, jitter over ``RATE_MIN_SPAN_S`` below 1 %;
 (200 Hz announced as 256 Hz: -22 %) is far beyond it. A mismatch ends when the difference is back
 within ``RATE_TOLERANCE / 2`` (hysteresis: no flapping at the border)."""
 
+RESOLVER_POLL_S = 0.05
+"""Seconds between two looks at the continuous resolver's results: the stream is taken within 50 ms
+of its discovery (liblsl itself queries every 0.5 s by default, ``continuous_resolve_interval``)."""
+
+RESOLVER_FORGET_S = 5.0
+"""A stream not heard of for this long leaves the resolver's results (pylsl's default): a lost outlet
+may still be listed for 5 s; opening it fails and is retried ``reconnect_s`` later."""
+
+INLET_OPEN_TIMEOUT_S = 5.0
+"""Longest wait of each step of opening an inlet on a resolved stream (``info``, ``open_stream``,
+``time_correction``), or ``resolve_timeout_s`` when longer: liblsl's first ``time_correction`` alone
+sends 8 probes 64 ms apart (~0.5 s), so a short resolve timeout must not cut it."""
+
+RESOLVER_REFRESH_S = 2.0
+"""While no usable stream is listed, the continuous resolver is replaced by a fresh one this often. A
+fresh resolver lists the live outlets in its first query wave (20 ms on loopback multicast, ~0.5 s
+with unicast KnownPeers), while an old one lists an outlet that appeared later only at one of its
+next waves (0.2-1.2 s measured on loopback) and keeps a dead outlet for ``RESOLVER_FORGET_S``. 2 s
+leaves unicast discovery four times the time it needs."""
+
+NOTICE_REASONS: tuple[str, ...] = (
+    "clock_jump_back", "rate_mismatch", "rate_ok", "stream_not_found", "stream_identity_mismatch",
+    "stream_ambiguous",
+)
+"""Every ``SourceNotice.reason`` this source raises (see :class:`SourceNotice`)."""
+
 
 @dataclass(frozen=True)
 class SourceNotice:
@@ -50,20 +104,76 @@ class SourceNotice:
     Attributes
     ----------
     reason : str
-        ``clock_jump_back`` (timestamps went back within one connection), ``rate_mismatch`` (the
-        timestamps advance at a rate other than the nominal one) or ``rate_ok`` (they match again).
+        One of ``NOTICE_REASONS``:
+
+        - ``clock_jump_back``: timestamps went back within one connection (samples kept).
+        - ``rate_mismatch``: the timestamps advance at a rate other than the nominal one.
+        - ``rate_ok``: they match again.
+        - ``stream_not_found``: no stream matching the selector (and the binding) was seen within
+          ``resolve_timeout_s`` of the start of a search (``open``, or a loss); once per search. The
+          source keeps looking; the next ``connected`` True ends the condition.
+        - ``stream_identity_mismatch``: a stream matching the selector was refused because it is not
+          the one the bed is bound to (detail: bound and refused ``source_id``/``hostname``/uid); once per
+          distinct refused stream (uid) per search. The source keeps looking for its own stream.
+        - ``stream_ambiguous``: at the first connection several streams matched the selector and
+          none was taken (detail: their ids); once per distinct set per search.
     detail : str
         Human-readable description with the measured values.
     first_index : int
-        Absolute sample index (at the nominal rate) of the first sample the notice applies to.
+        Absolute sample index (at the nominal rate) of the first sample the notice applies to (for the
+        stream notices: the index the next sample would have, 0 before any sample).
     value : float
-        The measured quantity: seconds the clock went back, or the effective rate in Hz.
+        The measured quantity: seconds the clock went back, the effective rate in Hz; for the stream
+        notices the seconds since the search began.
     """
 
     reason: str
     detail: str
     first_index: int
     value: float
+
+
+@dataclass(frozen=True)
+class StreamIdentity:
+    """What binds a bed to one device: the stream facts that survive the device's restarts.
+
+    Attributes
+    ----------
+    name, source_id, hostname : str
+        As the outlet announces them (``source_id`` may be ``""``).
+    channel_count : int
+    uid : str
+        The outlet instance (changes at every restart; not part of the binding).
+    """
+
+    name: str
+    source_id: str
+    hostname: str
+    channel_count: int
+    uid: str
+
+    @classmethod
+    def of(cls, info: pylsl.StreamInfo) -> StreamIdentity:
+        """The identity of a resolved or connected stream."""
+        return cls(info.name(), info.source_id(), info.hostname(), info.channel_count(), info.uid())
+
+    def same_device(self, other: StreamIdentity) -> bool:
+        """Whether ``other`` is the device this identity was bound to.
+
+        Same non-empty ``source_id`` and ``hostname``; for an empty ``source_id``, same ``hostname``,
+        ``name`` and ``channel_count`` (weaker: see the module docstring).
+        """
+        if self.source_id:
+            return other.source_id == self.source_id and other.hostname == self.hostname
+        return (not other.source_id and other.hostname == self.hostname and other.name == self.name
+                and other.channel_count == self.channel_count)
+
+    def describe(self) -> str:
+        """``source_id 'x' on host 'h'`` (or the weaker identity when the source_id is empty)."""
+        if self.source_id:
+            return f"source_id {self.source_id!r} on host {self.hostname!r}"
+        return (f"empty source_id, name {self.name!r}, {self.channel_count} channels on host "
+                f"{self.hostname!r}")
 
 
 def channels_from_description(info: pylsl.StreamInfo) -> tuple[list[str], list[str]]:
@@ -103,7 +213,8 @@ class LslSource(Source):
     """EEG from an LSL inlet, mapped to the canonical 19 channels in microvolts.
 
     Resolution: by ``source_id`` when given (the most specific), else by ``name``, always restricted
-    to ``stream_type`` (an XPath predicate of ``pylsl.resolve_bypred``).
+    to ``stream_type`` (an XPath predicate of ``pylsl.ContinuousResolver``), in a background thread;
+    a stream selected by ``name`` is bound to the device of its first connection (module docstring).
 
     Time: every sample's timestamp is the outlet's, plus the inlet's ``time_correction()`` offset
     (refreshed every few seconds), so ``Chunk.clock_s`` is on this machine's ``pylsl.local_clock``.
@@ -111,8 +222,8 @@ class LslSource(Source):
     Gaps: within one connection, a first timestamp later than ``last + 1 / fs`` by more than
     ``gap_tolerance_s`` means samples were lost; their number ``round(delta * fs)`` is added to the
     sample index (``Chunk.gap_samples``). Jumps inside one pulled chunk split it. After the outlet is
-    lost (``LostError``: the amplifier or replay went away) the source retries every
-    ``reconnect_s``; on reconnection the gap is measured from the timestamps when they moved
+    lost (``LostError``: the amplifier or replay went away) the background thread looks for it again
+    (forever); on reconnection the gap is measured from the timestamps when they moved
     forward, and from the time spent disconnected when they did not (a restarted device with another
     clock, or a sped-up replay whose timestamps run ahead of the wall clock), at least one sample.
     Every gap is logged and kept in ``gaps``.
@@ -137,6 +248,9 @@ class LslSource(Source):
     nominal period) to jump by more than ``gap_tolerance_s`` between chunks shows as recurring gaps
     or jumps back instead (each reported), since the estimate restarts at every discontinuity.
 
+    Threads: ``open``, ``read``, ``take_notices`` and ``close`` are called from one thread (the bed's);
+    the resolver thread only hands opened inlets over (and appends notices under a lock).
+
     Parameters
     ----------
     config : LslSourceConfig
@@ -149,11 +263,15 @@ class LslSource(Source):
     gaps : list of (first_index, n_samples)
         Recorded gaps: the index of the first sample after each gap and the samples missing.
     n_connections : int
-        Successful connections (1 after ``open``; more after reconnections).
+        Successful connections (1 after a connected ``open``; more after reconnections).
     connected : bool
         Whether an inlet is currently open.
     montage : MontageMapping
         The mapping of the stream's labels (after a connection).
+    identity : StreamIdentity or None
+        The device the source is bound to (after the first connection).
+    announced_fs : float or None
+        The nominal rate the stream announces (``fs`` is :func:`detector.resample.rational_rate` of it).
     n_clock_jumps_back : int
         Times the timestamps went back within one connection.
     clock_jump_back_s : float
@@ -171,6 +289,8 @@ class LslSource(Source):
         self.gaps: list[tuple[int, int]] = []
         self.n_connections = 0
         self.montage: MontageMapping | None = None
+        self.identity: StreamIdentity | None = None
+        self.announced_fs: float | None = None
         self._inlet: pylsl.StreamInlet | None = None
         self._fs: float | None = None
         self._scale: np.ndarray | None = None
@@ -179,7 +299,6 @@ class LslSource(Source):
         self._next_index = 0
         self._last_ts: float | None = None
         self._lost_at: float | None = None
-        self._next_attempt = 0.0
         self._pending: deque[Chunk] = deque()
         self.n_clock_jumps_back = 0
         self.clock_jump_back_s = 0.0
@@ -187,12 +306,28 @@ class LslSource(Source):
         self.rate_mismatch = False
         self._rate_points: deque[tuple[float, int]] = deque()  # (timestamp, index) of a chunk's last sample
         self._notices: deque[SourceNotice] = deque()
+        self._notice_lock = threading.Lock()
+        # Resolver thread state: it hands (inlet, full info, clock offset) over through _handover.
+        self._opened = False
+        self._closing = threading.Event()
+        self._wanted = threading.Event()  # set while the reading thread needs a connection
+        self._ready = threading.Event()  # set when _handover holds an inlet
+        self._opening = threading.Event()  # set while the resolver thread opens an inlet
+        self._handover: deque[tuple[pylsl.StreamInlet, pylsl.StreamInfo, float]] = deque()
+        self._retry_after = 0.0  # monotonic time before which the resolver opens nothing
+        self._search_id = 0  # incremented at every loss: the resolver starts a new search
+        self._not_found_said = False  # stream_not_found raised in the current search
+        self._resolver_thread: threading.Thread | None = None
 
     @property
     def fs(self) -> float:
-        """Nominal sampling rate of the stream in Hz (known after the first connection)."""
+        """Sampling rate of the chunks in Hz (known after the first connection).
+
+        The stream's nominal rate, or :func:`detector.resample.rational_rate` of it when its ratio to
+        256 Hz has no small factors (``announced_fs`` keeps the stream's own).
+        """
         if self._fs is None:
-            raise RuntimeError("LslSource.fs is known only after open()")
+            raise RuntimeError("LslSource.fs is known only after the first connection (open())")
         return self._fs
 
     @property
@@ -210,74 +345,260 @@ class LslSource(Source):
 
     def predicate(self) -> str:
         """The XPath predicate used to resolve the stream."""
+        for value in (self.config.stream_type, self.config.source_id, self.config.name):
+            if value is not None and "'" in value:
+                raise ValueError(f"LSL selector {value!r} contains a quote; expected a plain name")
         parts = [f"type='{self.config.stream_type}'"]
         if self.config.source_id is not None:
             parts.append(f"source_id='{self.config.source_id}'")
         if self.config.name is not None:
             parts.append(f"name='{self.config.name}'")
-        for value in (self.config.stream_type, self.config.source_id, self.config.name):
-            if value is not None and "'" in value:
-                raise ValueError(f"LSL selector {value!r} contains a quote; expected a plain name")
         return " and ".join(parts)
 
-    def open(self) -> None:
-        """Resolve the stream and open the inlet (waits up to ``resolve_timeout_s``).
+    def open(self, require_stream: bool = True) -> None:
+        """Start looking for the stream and wait up to ``resolve_timeout_s`` for the first connection.
+
+        Calling ``open`` again (after an error) closes the source and starts a new search; the
+        binding to the device of the first connection is kept.
+
+        Parameters
+        ----------
+        require_stream : bool
+            True (the default): a stream that is not found in time is an error, and the search stops
+            (call ``open`` again to retry). False: return unconnected (``connected`` False, ``fs``
+            unknown) and keep looking in the background; ``read`` returns None until the stream is
+            there, then its chunks (``fs`` is known from the first connection on).
 
         Raises
         ------
         ConnectionError
-            If no stream matches within ``resolve_timeout_s`` (the message gives the predicate).
+            If ``require_stream`` and no stream was connected within ``resolve_timeout_s`` (the message
+            gives the predicate); a ``stream_not_found`` notice is raised too.
         detector.montage.MontageError, ValueError
             If the stream's channels cannot be mapped, a unit is missing or not a voltage, or the
-            rate is irregular.
+            rate is irregular or out of range; with ``require_stream`` the search stops, else it goes
+            on (next try ``reconnect_s`` later).
         """
-        if not self._connect(self.config.resolve_timeout_s):
+        self.predicate()  # a selector with a quote fails here, not in the resolver thread
+        if self._opened:  # opened again (after a refusal): a new search; the binding is kept
+            self.close()
+        self._opened = True
+        self._closing.clear()
+        self._wanted.set()
+        self._resolver_thread = threading.Thread(
+            target=self._resolve_loop, name=f"lsl-resolve-{self.config.name or self.config.source_id}", daemon=True
+        )
+        self._resolver_thread.start()
+        deadline = time.monotonic() + self.config.resolve_timeout_s
+        last_call = deadline + 3 * self._open_timeout_s()  # a stream found in time is given time to open
+        while self._inlet is None:
+            now = time.monotonic()
+            left = (last_call if self._opening.is_set() else deadline) - now
+            if left <= 0:
+                break
+            try:
+                self._take_handover(min(left, RESOLVER_POLL_S))
+            except ValueError:
+                if require_stream:
+                    self.close()
+                raise
+        if self._inlet is None and not self._not_found_said:
+            self._say_not_found(self.config.resolve_timeout_s)
+        if self._inlet is None and require_stream:
+            self.close()
             raise ConnectionError(
                 f"no LSL stream matching {self.predicate()} found within {self.config.resolve_timeout_s} s"
             )
 
     def close(self) -> None:
-        """Close the inlet; idempotent."""
+        """Stop looking for the stream and close the inlet; idempotent."""
+        self._closing.set()
+        self._wanted.set()  # wakes the resolver thread so that it sees _closing
+        thread = self._resolver_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=3 * self._open_timeout_s() + 1.0)
+        self._resolver_thread = None
+        while self._handover:
+            self._handover.popleft()[0].close_stream()
+        self._ready.clear()
         if self._inlet is not None:
             self._inlet.close_stream()
         self._inlet = None
+        self._opened = False
 
-    def _connect(self, timeout_s: float) -> bool:
-        infos = pylsl.resolve_bypred(self.predicate(), 1, max(timeout_s, 0.01))
-        if not infos:
-            return False
-        inlet = pylsl.StreamInlet(infos[0], max_buflen=360, recover=False)
+    # -- the resolver thread ----------------------------------------------------------------------
+
+    def _notice(self, reason: str, detail: str, value: float) -> None:
+        log.warning("LSL stream %s: %s: %s", self.predicate(), reason, detail)
+        with self._notice_lock:
+            self._notices.append(SourceNotice(reason, detail, self._next_index, value))
+
+    def _resolve_loop(self) -> None:
+        """Look for the stream while one is wanted; open it and hand it over; until ``close``.
+
+        An unexpected error of one search (liblsl) is logged with its traceback, reported as a
+        ``stream_not_found`` notice naming it, and the search starts again ``reconnect_s`` later: the
+        thread never ends before ``close``, or the bed would wait for its stream forever.
+        """
+        while not self._closing.is_set():
+            self._wanted.wait()
+            if self._closing.is_set():
+                return
+            try:
+                self._search()
+            except Exception as exc:  # noqa: BLE001 - reported and retried, see the docstring
+                log.exception("LSL resolver of %s failed; searching again in %s s", self.predicate(),
+                              self.config.reconnect_s)
+                self._notice("stream_not_found", f"the LSL resolver failed ({type(exc).__name__}: {exc}); "
+                             f"searching again in {self.config.reconnect_s:g} s", 0.0)
+                self._closing.wait(self.config.reconnect_s)
+
+    def _search(self) -> None:
+        """One search (from ``open`` or a loss) until a stream is handed over or the source closes."""
+        search_id = self._search_id
+        started = time.monotonic()
+        resolver = pylsl.ContinuousResolver(pred=self.predicate(), forget_after=RESOLVER_FORGET_S)
+        born = started
+        refused: set[str] = set()
+        unopenable: set[str] = set()  # uids that could not be opened in this search
+        ambiguous: set[frozenset[str]] = set()
+        self._not_found_said = False
         try:
-            full = inlet.info(timeout=self.config.resolve_timeout_s)
-            inlet.open_stream(timeout=self.config.resolve_timeout_s)
-            offset = inlet.time_correction(timeout=self.config.resolve_timeout_s)
+            while not self._closing.is_set() and self._wanted.is_set():
+                now = time.monotonic()
+                results = resolver.results()
+                found = [StreamIdentity.of(info) for info in results]
+                infos = {f.uid: info for f, info in zip(found, results, strict=True)}
+                bound = self.identity
+                if bound is not None:
+                    own = [f for f in found if bound.same_device(f)]
+                    for other in found:
+                        if other.uid not in refused and not bound.same_device(other):
+                            refused.add(other.uid)
+                            self._notice("stream_identity_mismatch", (
+                                f"refused LSL stream {other.name!r} ({other.describe()}, uid {other.uid}): this "
+                                f"bed is bound to {bound.describe()} since its first connection; still "
+                                f"looking for that stream"), now - started)
+                else:
+                    own = found
+                    if len(found) > 1:
+                        key = frozenset(f.uid for f in found)
+                        if key not in ambiguous:
+                            ambiguous.add(key)
+                            listed = "; ".join(f.describe() for f in found)
+                            self._notice("stream_ambiguous", (
+                                f"{len(found)} LSL streams match {self.predicate()} ({listed}): none taken; give "
+                                f"the bed a source_id"), now - started)
+                        own = []
+                usable = [f for f in own if f.uid not in unopenable]
+                if usable and now >= self._retry_after:
+                    if self._open_inlet(infos[usable[0].uid]):
+                        return
+                    unopenable.add(usable[0].uid)  # a lost outlet still listed, or a timeout
+                    self._retry_after = time.monotonic() + self.config.reconnect_s
+                elif not usable and not self._not_found_said and now - started >= self.config.resolve_timeout_s:
+                    self._say_not_found(now - started)
+                if not usable and time.monotonic() - born >= RESOLVER_REFRESH_S:
+                    del resolver  # a fresh resolver lists only live outlets, and lists them at once
+                    resolver = pylsl.ContinuousResolver(pred=self.predicate(), forget_after=RESOLVER_FORGET_S)
+                    born = time.monotonic()
+                    unopenable.clear()
+                if self._closing.wait(RESOLVER_POLL_S) or search_id != self._search_id:
+                    return
+        finally:
+            del resolver
+
+    def _say_not_found(self, searched_s: float) -> None:
+        """Raise the ``stream_not_found`` notice of the current search (once)."""
+        self._not_found_said = True
+        bound = self.identity
+        bound_text = f", bound to {bound.describe()}" if bound is not None else ""
+        self._notice("stream_not_found", (
+            f"no LSL stream matching {self.predicate()}{bound_text} connected within {searched_s:.1f} s (none "
+            f"found, or only refused ones: see the notices before); still looking"), searched_s)
+
+    def _open_inlet(self, info: pylsl.StreamInfo) -> bool:
+        """Open an inlet on a resolved stream and hand it over; False when it could not be opened."""
+        timeout = self._open_timeout_s()
+        self._opening.set()
+        inlet = pylsl.StreamInlet(info, max_buflen=360, recover=False)
+        try:
+            full = inlet.info(timeout=timeout)
+            inlet.open_stream(timeout=timeout)
+            offset = inlet.time_correction(timeout=timeout)
         except (LostError, LslTimeoutError) as exc:
-            log.warning("LSL stream %s found but not opened (%s); will retry", self.predicate(), exc)
+            log.warning("LSL stream %s found but not opened (%s); will retry in %s s", self.predicate(), exc,
+                        self.config.reconnect_s)
             inlet.close_stream()
+            self._opening.clear()
             return False
+        if self._closing.is_set():
+            inlet.close_stream()
+            self._opening.clear()
+            return True
+        self._wanted.clear()
+        self._handover.append((inlet, full, offset))
+        self._opening.clear()
+        self._ready.set()
+        return True
+
+    def _open_timeout_s(self) -> float:
+        return max(self.config.resolve_timeout_s, INLET_OPEN_TIMEOUT_S)
+
+    # -- the reading thread -----------------------------------------------------------------------
+
+    def _take_handover(self, timeout_s: float) -> bool:
+        """Install an inlet the resolver handed over (waiting up to ``timeout_s``); True when connected.
+
+        Raises
+        ------
+        ValueError
+            If the stream is refused (montage, unit, rate): the inlet is closed and the resolver
+            tries again ``reconnect_s`` later.
+        """
+        if not self._handover and not self._ready.wait(max(timeout_s, 0.0)):
+            return False
+        self._ready.clear()
+        if not self._handover:
+            return False
+        inlet, full, offset = self._handover.popleft()
         try:
             self._configure(full)
-        except ValueError:  # MontageError included: refused, the caller reports it and retries later
+        except ValueError:  # MontageError included: refused, the caller reports it; retried later
             inlet.close_stream()
+            self._retry_after = time.monotonic() + self.config.reconnect_s
+            self._wanted.set()
             raise
+        identity = StreamIdentity.of(full)
+        if self.identity is None:
+            self.identity = identity
+            log.info("LSL source %s bound to %s", self.predicate(), identity.describe())
         self._inlet = inlet
         self._offset_s = offset
         self._offset_at = time.monotonic()
         self.n_connections += 1
-        log.info("LSL stream %r (source_id %r) connected: %s", full.name(), full.source_id(), self.montage.describe())
+        log.info("LSL stream %r (%s, uid %s) connected: %s", full.name(), identity.describe(), identity.uid,
+                 self.montage.describe())
         return True
 
     def _configure(self, info: pylsl.StreamInfo) -> None:
-        fs = info.nominal_srate()
-        if not math.isfinite(fs) or fs == pylsl.IRREGULAR_RATE or fs <= 0:
-            kind = "an irregular rate" if fs == pylsl.IRREGULAR_RATE else f"a nominal rate of {fs} Hz"
+        announced = info.nominal_srate()
+        if not math.isfinite(announced) or announced == pylsl.IRREGULAR_RATE or announced <= 0:
+            kind = "an irregular rate" if announced == pylsl.IRREGULAR_RATE else f"a nominal rate of {announced} Hz"
             raise ValueError(
                 f"LSL stream {info.name()!r} announces {kind}; expected a fixed, finite EEG rate > 0 Hz"
             )
-        if self._fs is not None and fs != self._fs:
+        if not MIN_INPUT_FS_HZ <= announced <= MAX_INPUT_FS_HZ:
             raise ValueError(
-                f"LSL stream {info.name()!r} came back at {fs:g} Hz, expected {self._fs:g} Hz as before the loss"
+                f"LSL stream {info.name()!r} announces {announced:g} Hz; expected a rate within "
+                f"[{MIN_INPUT_FS_HZ:g}, {MAX_INPUT_FS_HZ:g}] Hz (detector.resample.MIN_INPUT_FS_HZ/MAX_INPUT_FS_HZ)"
             )
+        if self.announced_fs is not None and announced != self.announced_fs:
+            raise ValueError(
+                f"LSL stream {info.name()!r} came back at {announced:g} Hz, expected {self.announced_fs:g} Hz as "
+                f"before the loss"
+            )
+        fs = rational_rate(announced)
         labels, units = channels_from_description(info)
         montage = map_montage(
             labels, source=f"LSL stream {info.name()!r}", repair_missing=self.frontend_config.repair_missing
@@ -294,17 +615,23 @@ class LslSource(Source):
                 scale[i] = scale_to_uv(unit)
             except ValueError as exc:
                 raise ValueError(f"LSL stream {info.name()!r}: channel {labels[i]!r}: {exc}") from None
+        if fs != announced and self._fs is None:
+            log.warning("LSL stream %r announces %r Hz; resampled as %.6f Hz (relative error %.1e, "
+                        "detector.resample.rational_rate)", info.name(), announced, fs, fs / announced - 1)
         self._fs = fs
+        self.announced_fs = announced
         self.montage = montage
         self._scale = scale
 
     def _lose(self, reason: str) -> None:
-        log.warning("LSL stream %s lost (%s); reconnecting every %s s", self.predicate(), reason, self.config.reconnect_s)
+        log.warning("LSL stream %s lost (%s); looking for it again", self.predicate(), reason)
         if self._inlet is not None:
             self._inlet.close_stream()
         self._inlet = None
         self._lost_at = time.monotonic()
-        self._next_attempt = self._lost_at
+        self._search_id += 1
+        self._retry_after = 0.0
+        self._wanted.set()
 
     def read(self, timeout_s: float) -> Chunk | None:
         """The next chunk of samples, waiting at most ``timeout_s``; None on timeout or while lost.
@@ -312,7 +639,8 @@ class LslSource(Source):
         Parameters
         ----------
         timeout_s : float
-            Longest wait in seconds.
+            Longest wait in seconds (also while the stream is being looked for: the resolution runs
+            in the background).
 
         Returns
         -------
@@ -324,22 +652,20 @@ class LslSource(Source):
         RuntimeError
             If the source was never opened.
         ValueError
-            If a reconnected stream has another rate or unmappable channels (MontageError included).
-            The stream stays lost: the next attempt comes ``reconnect_s`` later, so the caller may
-            report the refusal and keep calling ``read``.
+            If a reconnected stream (or, after ``open(require_stream=False)``, the first one) has another
+            rate or unmappable channels (MontageError included). The stream stays lost: the next
+            attempt comes ``reconnect_s`` later, so the caller may report the refusal and keep calling
+            ``read``.
         """
-        if self._fs is None:
+        if not self._opened:
             raise RuntimeError("LslSource.read called before open()")
         if self._pending:
             return self._pending.popleft()
         if self._inlet is None:
-            now = time.monotonic()
-            if now < self._next_attempt:
-                time.sleep(min(timeout_s, self._next_attempt - now))
+            started = time.monotonic()
+            if not self._take_handover(timeout_s):
                 return None
-            self._next_attempt = now + self.config.reconnect_s
-            if not self._connect(min(timeout_s, self.config.resolve_timeout_s)):
-                return None
+            timeout_s = max(0.0, timeout_s - (time.monotonic() - started))
         try:
             samples, timestamps = self._inlet.pull_chunk(
                 timeout=timeout_s, max_samples=4096, min_samples=1, as_numpy=True
@@ -370,8 +696,9 @@ class LslSource(Source):
         -------
         notices : list of SourceNotice
         """
-        out = list(self._notices)
-        self._notices.clear()
+        with self._notice_lock:
+            out = list(self._notices)
+            self._notices.clear()
         return out
 
     def _split(self, samples: np.ndarray, timestamps: np.ndarray) -> None:
@@ -413,7 +740,8 @@ class LslSource(Source):
         detail = (f"timestamps went back by {back_s:.3f} s within one connection before input sample "
                   f"{self._next_index}; samples kept in arrival order, contiguous with the previous ones")
         log.warning("LSL stream %s: %s", self.predicate(), detail)
-        self._notices.append(SourceNotice("clock_jump_back", detail, self._next_index, back_s))
+        with self._notice_lock:
+            self._notices.append(SourceNotice("clock_jump_back", detail, self._next_index, back_s))
         return True
 
     def _track_rate(self, last_ts: float, last_index: int) -> None:
@@ -434,13 +762,15 @@ class LslSource(Source):
                       f"({100 * error:+.1f} % over {span_s:.1f} s; tolerance {100 * RATE_TOLERANCE:g} %): the "
                       f"front-end resamples at the wrong ratio")
             log.warning("LSL stream %s: %s", self.predicate(), detail)
-            self._notices.append(SourceNotice("rate_mismatch", detail, last_index + 1, rate))
+            with self._notice_lock:
+                self._notices.append(SourceNotice("rate_mismatch", detail, last_index + 1, rate))
         elif self.rate_mismatch and abs(error) <= RATE_TOLERANCE / 2:
             self.rate_mismatch = False
             detail = (f"timestamps advance at {rate:.1f} Hz again, within {100 * RATE_TOLERANCE / 2:g} % of the "
                       f"announced {self._fs:g} Hz")
             log.info("LSL stream %s: %s", self.predicate(), detail)
-            self._notices.append(SourceNotice("rate_ok", detail, last_index + 1, rate))
+            with self._notice_lock:
+                self._notices.append(SourceNotice("rate_ok", detail, last_index + 1, rate))
 
     def _gap_before(self, first_ts: float) -> int:
         if self._last_ts is None:

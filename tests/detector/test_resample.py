@@ -8,7 +8,7 @@ import edfio
 import numpy as np
 import pytest
 
-from detector.resample import StreamingResampler
+from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, StreamingResampler, rational_rate
 
 
 def _random_chunks(rng: np.random.Generator, n: int, high: int = 4096) -> list[int]:
@@ -103,3 +103,30 @@ def test_irrational_ratio_and_bad_rates_are_errors() -> None:
 def test_chunk_with_wrong_channel_count_is_an_error() -> None:
     with pytest.raises(ValueError, match=r"\(19, n_samples\)"):
         StreamingResampler(500.0).process(np.zeros((18, 10)))
+
+
+@pytest.mark.parametrize("fs_in, up, down", [(250.1, 781, 763), (499.9, 402, 785), (100.3, 707, 277)])
+def test_a_non_integer_rate_is_approximated_by_a_ratio_the_resampler_takes_exactly(fs_in, up, down):
+    fs = rational_rate(fs_in)
+    assert abs(fs / fs_in - 1) < 2e-6
+    resampler = StreamingResampler(fs)
+    assert (resampler.up, resampler.down) == (up, down)
+    assert fs == 256.0 * down / up
+    # A 10 Hz sine at the announced rate is still a 10 Hz sine at 256 Hz (to the stated precision).
+    x = np.sin(2 * np.pi * 10.0 * np.arange(int(20 * fs_in)) / fs_in)[None, :].repeat(19, axis=0)
+    y = resampler.process(x)[0, 512:]
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+    assert np.argmax(spectrum) * 256.0 / y.size == pytest.approx(10.0, abs=256.0 / y.size)
+
+
+@pytest.mark.parametrize("fs_in", [100.0, 128.0, 200.0, 250.0, 256.0, 500.0, 512.0, 1000.0, 2048.0, 4096.0])
+def test_a_rate_with_a_small_ratio_is_kept_as_announced(fs_in):
+    assert rational_rate(fs_in) == fs_in
+
+
+def test_every_rate_of_the_supported_range_is_approximated_within_the_stated_bound():
+    rates = np.random.default_rng(1).uniform(MIN_INPUT_FS_HZ, MAX_INPUT_FS_HZ, 2000)
+    errors = [abs(rational_rate(fs) / fs - 1) for fs in rates]
+    assert max(errors) <= 5.1e-4
+    for fs in rates[:50]:  # and the resampler takes every approximation
+        StreamingResampler(rational_rate(fs))

@@ -75,3 +75,61 @@ def test_non_loopback_alarm_socket_needs_curve():
     with pytest.raises(ValueError, match="CURVE"):
         PublisherConfig(pub_endpoint="tcp://0.0.0.0:5556")
     assert PublisherConfig(pub_endpoint="tcp://localhost:5556").pub_endpoint.endswith("5556")
+
+
+def _daemon_file(tmp_path, body: str) -> Path:
+    path = tmp_path / "daemon.yaml"
+    path.write_text("kind: daemon\n" + body)
+    return path
+
+
+def test_config_check_refuses_a_hop_that_is_not_a_whole_number_of_samples(tmp_path, capsys):
+    from ictal.cli import main
+
+    path = _daemon_file(tmp_path, "scheduler:\n  hop_s: 3.3\n")
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "scheduler.hop_s" in err and "844.8 samples" in err and "nearest: 3.30078 s" in err
+    # The same value passes as soon as it is a whole number of samples (3.5 s = 896 samples).
+    assert main(["config", "check", str(_daemon_file(tmp_path, "scheduler:\n  hop_s: 3.5\n"))]) == 0
+
+
+def _beds(*sources: str) -> str:
+    return "beds:\n" + "".join(f"  - {{bed_id: bed-{i}, source: {{type: lsl, {s}}}}}\n"
+                               for i, s in enumerate(sources))
+
+
+@pytest.mark.parametrize("first, second", [
+    ("name: amp", "name: amp"),
+    ("name: amp, source_id: sn-1", "name: amp"),  # the second could bind to sn-1's stream
+    ("source_id: sn-1", "name: other, source_id: sn-1"),
+])
+def test_two_beds_that_could_select_the_same_stream_are_refused_naming_both(tmp_path, first, second):
+    with pytest.raises(ConfigError, match=r"beds 'bed-0' and 'bed-1' \(type 'EEG'") as info:
+        load_config(_daemon_file(tmp_path, _beds(first, second)))
+    assert "same LSL stream" in str(info.value)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("name: amp, source_id: sn-1", "name: amp, source_id: sn-2"),  # same name, told apart by source_id
+    ("name: amp", "name: amp, stream_type: EEG2"),
+    ("name: amp-1", "name: amp-2"),
+])
+def test_beds_on_distinct_streams_are_accepted(tmp_path, first, second):
+    assert len(load_config(_daemon_file(tmp_path, _beds(first, second))).beds) == 2
+
+
+@pytest.mark.parametrize("selector", ["name: \"amp'1\"", "name: ''", "source_id: \"a'\""])
+def test_an_lsl_selector_that_cannot_be_quoted_is_refused(tmp_path, selector):
+    with pytest.raises(ConfigError, match="non-empty and contain no quote"):
+        load_config(_daemon_file(tmp_path, _beds(selector)))
+
+
+def test_a_hop_that_does_not_fit_beside_the_checkpoints_lookahead_is_refused(tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "metadata.json").write_text('{"lookahead_s": 30.0}')
+    body = f"detector:\n  checkpoint: {checkpoint}\nscheduler:\n  hop_s: {{hop}}\n"
+    with pytest.raises(ConfigError, match=r"scheduler.hop_s: 40 s plus the checkpoint's lookahead_s 30 s"):
+        load_config(_daemon_file(tmp_path, body.format(hop=40.0)))
+    assert load_config(_daemon_file(tmp_path, body.format(hop=30.0))).scheduler.hop_s == 30.0

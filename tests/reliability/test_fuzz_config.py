@@ -12,7 +12,9 @@ Bugs found by this suite and fixed in ``ictal/config.py`` and the shared ``Stric
 - a duplicated key is accepted silently, the last one winning (``kind: daemon`` then ``kind: model``
   loads a model config);
 - ``.inf`` is accepted for every float bounded on one side only (``scheduler.ring_s``,
-  ``alarms.thresholds.refractory_s``, ``alarms.publisher.heartbeat_s``, ...).
+  ``alarms.thresholds.refractory_s``, ``alarms.publisher.heartbeat_s``, ...);
+- ``scheduler.hop_s: 3.3`` (844.8 samples) or ``1e-146`` (0 samples) validates, and every bed stops when it
+  opens (``BedPipeline`` needs a whole number of samples, at least one).
 """
 
 from __future__ import annotations
@@ -221,3 +223,26 @@ def test_no_config_holds_a_non_finite_number(tmp_path, leaf, value):
     config = _check_contract(path)
     if config is not None:
         _assert_finite(config)
+
+
+HOPS = st.one_of(st.floats(-1.0, 61.0, allow_nan=False), st.integers(-2, 15400).map(lambda n: n / 256),
+                 st.sampled_from([3.3, 0.1, 1e-9, 59.999, 60.0, 4.0, 0.5]))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)  # the first 250.1 Hz filter design takes ~0.1 s
+@given(hop_s=HOPS, ring_s=st.floats(0.0, 400.0), min_history_s=st.floats(0.0, 70.0),
+       fs=st.sampled_from([100.0, 200.0, 250.1, 256.0, 499.9, 512.0, 4096.0]))
+def test_a_scheduler_config_that_validates_never_stops_a_bed_at_run_time(hop_s, ring_s, min_history_s, fs):
+    """What ``config check`` accepts, the bed accepts when it opens (at any supported input rate)."""
+    from alarms.config import AlarmThresholds
+    from detector.config import FrontendConfig
+    from detector.resample import rational_rate
+    from streaming.bed import BedSession
+    from streaming.config import SchedulerConfig
+
+    try:
+        scheduler = SchedulerConfig(hop_s=hop_s, ring_s=ring_s, min_history_s=min_history_s)
+    except ValueError:
+        return
+    BedSession("bed-fuzz", FrontendConfig(), rational_rate(fs), AlarmThresholds(), hop_s=scheduler.hop_s,
+               ring_s=scheduler.ring_s, min_history_s=scheduler.min_history_s)

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from detector import CANONICAL_CHANNELS
 from detector.config import FrontendConfig
 from detector.frontend import Frontend
+from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ
 from streaming.config import LslSourceConfig
 from streaming.sources.lsl import LslSource, channels_from_description
 
@@ -71,6 +72,10 @@ def _configure_or_refuse(info: pylsl.StreamInfo) -> LslSource | None:
     for i in used:
         assert math.isfinite(source._scale[i]) and source._scale[i] > 0, (i, source._scale[i])
     assert math.isfinite(source.fs) and source.fs > 0, source.fs
+    # An accepted stream never stops its bed: its rate is in range and the front-end takes it exactly.
+    assert MIN_INPUT_FS_HZ <= info.nominal_srate() <= MAX_INPUT_FS_HZ
+    assert abs(source.fs / info.nominal_srate() - 1) <= 5.2e-4
+    Frontend(FrontendConfig(), fs_in=source.fs)
     return source
 
 

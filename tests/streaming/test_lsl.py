@@ -249,3 +249,17 @@ def test_a_jittery_stream_at_its_nominal_rate_raises_no_rate_notice():
     _feed(source, ts, 32)
     assert source.take_notices() == [] and not source.rate_mismatch
     assert source.effective_fs == pytest.approx(256.0, rel=0.005)
+
+
+@pytest.mark.parametrize("fs", [50.0, 99.9, 4096.5, 20000.0])
+def test_a_rate_outside_the_supported_range_is_refused_naming_the_range(fs):
+    with pytest.raises(ValueError, match=r"ictal-test-split.*expected a rate within \[100, 4096\] Hz"):
+        _configured(fs)
+
+
+def test_a_non_integer_rate_is_delivered_at_its_rational_approximation():
+    source = _configured(250.1)
+    assert source.announced_fs == 250.1 and source.fs == 256.0 * 763 / 781
+    chunks = _feed(source, 1000.0 + np.arange(2501) / 250.1, 250)
+    assert all(c.fs == source.fs for c in chunks) and source.gaps == []
+    assert sum(c.n_samples for c in chunks) == 2501
