@@ -70,6 +70,7 @@ the publisher sets ``wall_time`` when it sends, so ``AlarmEvent.latency_s`` is t
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -108,6 +109,14 @@ FAILURE_BACKOFF_MAX_S = 60.0
 
 BED_STATES: tuple[str, ...] = ("connecting", "monitored", "not_monitored")
 """The states of a bed (see "Monitored state" above)."""
+
+SEARCH_NOTICES: dict[str, str] = {
+    "stream_not_found": "stream not found",
+    "stream_identity_mismatch": "stream lost; another stream of the same name refused (not this bed's device)",
+    "stream_ambiguous": "several streams match the bed's selector; none taken",
+}
+"""Source notices about looking for the stream (``streaming.sources.lsl``): each makes a bed that is not
+connected ``not_monitored`` with this reason (and the notice's detail)."""
 
 MAX_OPEN_ONSETS = 16
 """Onset wall times remembered for their offsets (one alarm is open at a time; a few spare)."""
@@ -390,28 +399,47 @@ class BedWorker:
 
     def _open(self) -> bool:
         try:
-            self.source.open()
+            if _can_open_unconnected(self.source):
+                self.source.open(require_stream=False)  # keeps looking in the background; read() gives None
+            else:
+                self.source.open()
         except ConnectionError as exc:
             log.warning(kv("source_not_found", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
+            self._take_notices()
             self._change_state("not_monitored", f"stream not found ({exc}); still looking")
             return False
         except (ValueError, OSError) as exc:  # montage, unit, rate or file problem: named, retried
             log.error(kv("source_error", bed=self.bed_id, detail=str(exc), retry_s=RETRY_OPEN_S))
+            self._take_notices()
             self._refusal_event(str(exc), str(exc))
             self._change_state("not_monitored", f"source refused: {exc}")
             return False
         if self.daemon_metrics is not None:
             self.daemon_metrics.rate_mismatch.labels(bed=self.bed_id).set(0)
-        if self.session is None:
-            session = BedSession(
-                self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
-                ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s,
-                lookahead_s=self.lookahead_s, model=self.model,
-            )
-            with self.lock:
-                self.session = session
-        log.info(kv("bed_opened", bed=self.bed_id, fs_hz=self.source.fs, source=self.config.source.type))
+        if self._source_fs() is not None:
+            self._make_session()  # before the notices: a rate mismatch becomes the session's input fault
+        self._take_notices()
+        log.info(kv("bed_opened", bed=self.bed_id, fs_hz=self._source_fs(), source=self.config.source.type,
+                    connected=bool(getattr(self.source, "connected", True))))
         return True
+
+    def _source_fs(self) -> float | None:
+        """The source's rate, or None while it is unknown (an LSL stream not found yet)."""
+        try:
+            return self.source.fs
+        except RuntimeError:
+            return None
+
+    def _make_session(self) -> None:
+        if self.session is not None:
+            return
+        session = BedSession(
+            self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
+            ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s,
+            lookahead_s=self.lookahead_s, model=self.model,
+        )
+        with self.lock:
+            self.session = session
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -457,7 +485,7 @@ class BedWorker:
         take = getattr(self.source, "take_notices", None)
         if take is None:
             return
-        bed, fs = self.bed_id, self.source.fs
+        bed, fs = self.bed_id, self._source_fs()
         dm = self.daemon_metrics
         effective = getattr(self.source, "effective_fs", None)
         if dm is not None and effective is not None:
@@ -478,7 +506,10 @@ class BedWorker:
                             self.session.set_input_fault("rate", f"stream rate: {notice.detail}")
                         else:
                             self.session.clear_input_fault("rate", notice.first_index)
-            self._emit(self._quality(notice.first_index / fs, notice.reason, notice.detail))
+            elif notice.reason in SEARCH_NOTICES and not self.connected:
+                self._change_state("not_monitored", f"{SEARCH_NOTICES[notice.reason]}: {notice.detail}")
+            stream_s = notice.first_index / fs if fs else self._last_stream_s
+            self._emit(self._quality(stream_s, notice.reason, notice.detail))
 
     def _track_connection(self, now: float) -> None:
         connected = bool(getattr(self.source, "connected", True))
@@ -510,7 +541,7 @@ class BedWorker:
         self.metrics.stream_connected.labels(bed=self.bed_id).set(1 if connected else 0)
 
     def _handle(self, chunk: Chunk, now_mono: float, now_wall: float) -> None:
-        assert self.session is not None
+        self._make_session()  # a source opened unconnected knows its rate from its first chunk
         if self._no_data_reported:
             self._no_data_reported = False
             with self.lock:
@@ -597,3 +628,11 @@ class BedWorker:
 def stream_time_s(window: Window) -> float:
     """Stream time (s) of a window's end."""
     return window.end_index / FS_HZ
+
+
+def _can_open_unconnected(source: Source) -> bool:
+    """Whether ``source.open`` takes ``require_stream`` (an LSL source that keeps looking in the background)."""
+    try:
+        return "require_stream" in inspect.signature(source.open).parameters
+    except (TypeError, ValueError):
+        return False
