@@ -204,9 +204,8 @@ def cost(data: Path, repeats: int, baseline: Path | None) -> None:
                 print(f"  {label:<9} {fs} Hz {case:<18} {statistics.median(times) * 1e3:7.3f} ms CPU per window")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``python -m detector.bench_quality``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``ictal bench quality`` (and ``python -m detector.bench_quality``)."""
     parser.add_argument("--scan", action="store_true", help="Validate on every real EDF under --data.")
     parser.add_argument("--cost", action="store_true", help="CPU time per 60 s window.")
     default_data = os.environ.get("ICTAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -215,7 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=200, help="Timed runs for --cost (default 200).")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="Another detector/quality.py to time beside this one (--cost).")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the scan and/or the cost table (both when neither is asked for)."""
     if not args.data.is_dir():
         raise SystemExit(f"--data {args.data}: no such folder (the real EEG of ../shared/data is needed)")
     if not (args.scan or args.cost):
@@ -224,7 +226,15 @@ def main(argv: list[str] | None = None) -> None:
         scan(args.data)
     if args.cost:
         cost(args.data, args.repeats, args.baseline)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m detector.bench_quality``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

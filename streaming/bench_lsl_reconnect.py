@@ -99,14 +99,23 @@ def measure_reconnects(cycles: int = 3, outage_s: float = 1.0, deadline_s: float
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the reconnection delays (s) of ``--cycles`` outages."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``ictal bench lsl`` (and ``python -m streaming.bench_lsl_reconnect``)."""
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--outage-s", type=float, default=1.0)
     parser.add_argument("--unicast", action="store_true", help="multicast off, KnownPeers = 127.0.0.1")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the child's output
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m streaming.bench_lsl_reconnect``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the reconnection delays (s) of ``--cycles`` outages."""
     if args.unicast and "LSLAPICFG" not in os.environ:
         with tempfile.TemporaryDirectory() as folder:
             config = Path(folder) / "lsl_api.cfg"

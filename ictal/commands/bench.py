@@ -19,6 +19,9 @@ BENCHMARKS: dict[str, tuple[str, str, int]] = {
     "train": ("training.bench_train", "Cache build speed and training throughput.", 10),
     "soak": ("streaming.bench_soak", "Many beds x 24 h replay: RSS slope, lost events.", 7),
     "injected": ("training.injected_eval", "Simulated seizures in held-out EEG: latency, sensitivity, FA/24h.", 14),
+    "quality": ("detector.bench_quality", "Rail clipping on every real EDF: false and true finds, cost.", 15),
+    "flood": ("alarms.bench_flood", "Catch-up endpoint under pipelined requests and idle connections.", 15),
+    "lsl": ("streaming.bench_lsl_reconnect", "LSL reconnection delay after an amplifier returns.", 15),
 }
 
 
