@@ -103,9 +103,9 @@ def main() -> None:
     for kind in ("old", "new"):
         r = run(kind, args.idle, args.half_sent)
         b, d = r["before"], r["during"]
-        print(f"{kind:<12}{r['opened']:>8}{b['fds']:>12}{d['fds']:>12}"
-              f"{str(b['threads']) + '/' + str(d['threads']):>14}"
-              f"{'%.0f/%.0f' % (b['rss_mb'], d['rss_mb']):>14}{r['scrape']:>16}{r['scrape_s']:>10.3f}")
+        threads = f"{b['threads']}/{d['threads']}"
+        rss = f"{b['rss_mb']:.0f}/{d['rss_mb']:.0f}"
+        print(f"{kind:<12}{r['opened']:>8}{b['fds']:>12}{d['fds']:>12}{threads:>14}{rss:>14}{r['scrape']:>16}{r['scrape_s']:>10.3f}")
 
 
 if __name__ == "__main__":
