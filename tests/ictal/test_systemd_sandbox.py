@@ -170,3 +170,24 @@ def test_the_old_units_filter_and_mdwe_each_stop_the_daemon(tmp_path, bed, varia
             serve.kill()
             serve.communicate()
         notify.close()
+
+
+PROBE = """
+import sys, torch
+torch.backends.mkldnn.enabled = sys.argv[1] == "onednn"
+y = torch.nn.Conv1d(19, 8, 7)(torch.randn(2, 19, 15360))
+print("conv ok", tuple(y.shape))
+"""
+
+
+@pytest.mark.parametrize(("backend", "runs"), [("onednn", False), ("native", True)])
+def test_mdwe_breaks_only_onednn_convolutions(tmp_path, backend, runs):
+    """What it would take to turn MemoryDenyWriteExecute back on: PyTorch's native (ATen) CPU
+    convolutions, ``torch.backends.mkldnn.enabled = False``, run under PR_SET_MDWE; oneDNN's do not."""
+    unit = unit_variant(tmp_path, mdwe=True)
+    result = subprocess.run([sys.executable, str(HARNESS), str(unit), "--", sys.executable, "-c", PROBE, backend],
+                            capture_output=True, text=True, timeout=120)
+    if runs:
+        assert result.returncode == 0 and "conv ok (2, 8, 15354)" in result.stdout, result.stderr[-2000:]
+    else:
+        assert result.returncode != 0 and "could not create a primitive" in result.stderr, result.stderr[-2000:]

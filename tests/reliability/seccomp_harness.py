@@ -34,7 +34,6 @@ capabilities, the ``ictal`` user. Needs ``libseccomp.so.2`` (Debian package ``li
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import re
@@ -73,8 +72,10 @@ class _ArgCmp(ctypes.Structure):
 
 def unavailable() -> str | None:
     """Why the harness cannot run here (a missing library or tool), or None."""
-    if ctypes.util.find_library("seccomp") is None and not Path("/usr/lib/x86_64-linux-gnu/libseccomp.so.2").exists():
-        return "libseccomp.so.2 not found (Debian package libseccomp2)"
+    try:
+        _libseccomp()
+    except OSError as exc:
+        return f"libseccomp.so.2 cannot be loaded (Debian package libseccomp2): {exc}"
     if shutil.which("systemd-analyze") is None:
         return "systemd-analyze not found (Debian package systemd)"
     return None
@@ -182,7 +183,7 @@ def _libc() -> ctypes.CDLL:
 
 
 def _libseccomp() -> ctypes.CDLL:
-    lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2", use_errno=True)
+    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
