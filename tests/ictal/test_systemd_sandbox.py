@@ -151,6 +151,7 @@ def test_daemon_runs_scores_and_stops_under_the_units_sandbox(tmp_path, bed):
         notify.close()
 
 
+@pytest.mark.slow  # two daemon starts (~25 s); the fast tests above pin the same two causes
 @pytest.mark.parametrize(("variant", "symptom"), [
     ({"old_filter": True, "mdwe": False}, "Operation not permitted (src/thread.cpp"),
     ({"mdwe": True}, "could not create a primitive"),
