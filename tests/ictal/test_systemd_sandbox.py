@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -130,10 +129,8 @@ def test_daemon_runs_scores_and_stops_under_the_units_sandbox(tmp_path, bed):
         port = int(metrics_url.rsplit(":", 1)[1].split("/")[0])
         for _ in range(1100):  # more than the 1024 descriptors the daemon has under the unit
             flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        t0 = time.monotonic()
-        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:  # not stalled by the flood
             assert response.status == 200
-        assert time.monotonic() - t0 < 5.0
         scored = _scored(metrics_url)
         assert wait_for(lambda: _scored(metrics_url) > scored, 30.0, interval_s=0.5), "scoring stalled"
         for sock in flood:
