@@ -51,8 +51,8 @@ from prometheus_client.exposition import choose_encoder
 
 log = logging.getLogger("ictal.alarms")
 
-# Prometheus scrapes over loopback answer in milliseconds; 5 s is ten times a scrape's usual timeout
-# budget share and drops a half-sent request long before it matters.
+# Prometheus sends its request head in one packet right after connecting; 5 s leaves room for a loaded
+# machine and still drops a half-sent request (a slowloris) long before descriptors run short.
 READ_TIMEOUT_S = 5.0
 # The exposition is tens of kB: a reader that has not taken it in 5 s is not a scraper.
 WRITE_TIMEOUT_S = 5.0
