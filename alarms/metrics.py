@@ -12,11 +12,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from alarms.config import AlarmThresholds, MetricsConfig
+from alarms.metrics_http import MetricsHTTPServer
 
 # Inference of a batch of 60 s windows: milliseconds on a GPU, up to seconds on a CPU.
 INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -173,9 +174,13 @@ class IctalMetrics:
 
 @dataclass
 class MetricsServer:
-    """A running metrics endpoint; ``port`` is the bound port (useful when configured as 0)."""
+    """A running metrics endpoint; ``port`` is the bound port (useful when configured as 0).
 
-    server: object
+    ``server`` is the :class:`alarms.metrics_http.MetricsHTTPServer` (limits and counters: see
+    that module); ``thread`` the thread running its loop.
+    """
+
+    server: MetricsHTTPServer
     thread: threading.Thread
     host: str
     port: int
@@ -187,13 +192,15 @@ class MetricsServer:
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        self.server.shutdown()  # type: ignore[attr-defined]
-        self.server.server_close()  # type: ignore[attr-defined]
-        self.thread.join(timeout=5.0)
+        self.server.close()
 
 
 def serve_metrics(config: MetricsConfig, metrics: IctalMetrics) -> MetricsServer:
     """Serve ``metrics`` over HTTP (GET /metrics, read-only) on ``config.host:config.port``.
+
+    The endpoint bounds what a client can hold (see :mod:`alarms.metrics_http`): 64 connections at
+    once (the oldest half-sent request is dropped for a new one), 5 s to send a request, 8 KiB of
+    request head, one request per connection.
 
     Parameters
     ----------
@@ -211,8 +218,6 @@ def serve_metrics(config: MetricsConfig, metrics: IctalMetrics) -> MetricsServer
     OSError
         If the address cannot be bound (the message names host and port).
     """
-    try:
-        server, thread = start_http_server(config.port, addr=config.host, registry=metrics.registry)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot serve metrics on {config.host}:{config.port}: {exc.strerror}") from exc
-    return MetricsServer(server, thread, config.host, int(server.server_port))
+    server = MetricsHTTPServer(metrics.registry, config.host, config.port)
+    server.start()
+    return MetricsServer(server, server.thread, config.host, server.port)

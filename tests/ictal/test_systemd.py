@@ -83,3 +83,14 @@ def test_security_exposure_is_low(tmp_path):
     match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
     assert match, result.stdout[-500:]
     assert float(match.group(1)) <= 2.0
+
+
+def test_relaxed_sandbox_settings_say_why():
+    """A hardening setting turned off or widened carries its reason on the comment lines above it."""
+    lines = UNIT.read_text().splitlines()
+    for key in ("MemoryDenyWriteExecute=no", "SystemCallFilter=~ioprio_set"):
+        index = next(i for i, line in enumerate(lines) if line.startswith(key))
+        assert lines[index - 1].startswith("#"), f"{key} has no comment giving its reason"
+    service = _service_section()
+    assert "@resources" not in " ".join(service["SystemCallFilter"]), \
+        "denying all of @resources denies sched_setscheduler, which libzmq aborts without"
