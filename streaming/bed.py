@@ -94,7 +94,7 @@ from detector.config import FrontendConfig
 from detector.output_position import seconds_to_samples, served_span
 from detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
 from streaming.chunk import Chunk
-from streaming.edf import CanonicalRecording, load_canonical
+from streaming.edf import BLOCK_S, CanonicalRecording, CanonicalStream, open_canonical
 from streaming.pipeline import BedPipeline, Window
 from streaming.sources.base import Source
 
@@ -620,7 +620,7 @@ def _chunks_from_source(source: Source) -> Iterable[Chunk]:
 
 
 def run_recording(
-    path_or_source: str | Path | CanonicalRecording | Source,
+    path_or_source: str | Path | CanonicalRecording | CanonicalStream | Source,
     detector: Scorer,
     frontend_config: FrontendConfig,
     thresholds: AlarmThresholds,
@@ -638,9 +638,13 @@ def run_recording(
 
     Parameters
     ----------
-    path_or_source : path, CanonicalRecording or Source
-        An EDF/EDF+ file (read with ``streaming.edf.load_canonical``), an already loaded recording, or
-        a finite opened-or-not ``Source`` (e.g. ``EdfReplaySource`` at speed 0).
+    path_or_source : path, CanonicalRecording, CanonicalStream or Source
+        An EDF/EDF+ file (opened with ``streaming.edf.open_canonical`` and read in blocks of
+        ``streaming.edf.BLOCK_S`` seconds, so memory does not grow with its length; closed on return),
+        an already loaded recording, an open block reader (``streaming.edf.CanonicalStream``, read from
+        its first sample, left open), or a finite opened-or-not ``Source`` (e.g. ``EdfReplaySource`` at
+        speed 0). A file, its ``CanonicalStream`` and its ``load_canonical`` recording give the same
+        chunks, hence the same result.
     detector : Scorer
         ``detector.inference.Detector`` (or anything with ``predict((B, 19, 15360)) -> (B, 15360)``).
     frontend_config : FrontendConfig
@@ -650,7 +654,7 @@ def run_recording(
     hop_s : float
         Seconds between scored windows.
     chunk_samples : int, optional
-        Input samples (at the file's rate) per chunk for a file or recording; default
+        Input samples (at the file's rate) per chunk for a file, stream or recording; default
         ``round(0.25 * fs)``, the chunking of the daemon's EDF source (``EdfSourceConfig.chunk_s``).
         Events do not depend on it beyond the front-end's float rounding.
     min_history_s : float, default 10
@@ -673,18 +677,23 @@ def run_recording(
     Raises
     ------
     FileNotFoundError, ValueError, detector.montage.MontageError
-        As ``streaming.edf.load_canonical`` for a file; ValueError for a ``chunk_samples`` < 1.
+        As ``streaming.edf.load_canonical`` for a file (raised before any sample is read);
+        ValueError for a ``chunk_samples`` < 1.
     """
     if isinstance(path_or_source, (str, Path)):
-        path_or_source = load_canonical(path_or_source, frontend_config)
-    if isinstance(path_or_source, CanonicalRecording):
+        with open_canonical(path_or_source, frontend_config) as stream:
+            return run_recording(stream, detector, frontend_config, thresholds, hop_s, chunk_samples,
+                                 min_history_s=min_history_s, lookahead_s=lookahead_s, ring_s=ring_s,
+                                 bed_id=bed_id, model=model, max_batch=max_batch)
+    if isinstance(path_or_source, (CanonicalRecording, CanonicalStream)):
         recording = path_or_source
         fs_in = recording.fs
         if chunk_samples is None:
             chunk_samples = max(1, round(0.25 * fs_in))
         if chunk_samples < 1:
             raise ValueError(f"chunk_samples must be >= 1 (found {chunk_samples})")
-        chunks: Iterable[Chunk] = _chunks_of(recording, chunk_samples)
+        chunks: Iterable[Chunk] = (_chunks_of(recording, chunk_samples) if isinstance(recording, CanonicalRecording)
+                                   else _chunks_of_stream(recording, chunk_samples))
         duration_s = recording.duration_s
     else:
         source = path_or_source
@@ -745,3 +754,16 @@ def run_recording(
         usable[first - first_index:first - first_index + seg.size] = ok
     return RecordingResult(probabilities=probabilities, first_index=first_index, usable=usable, events=events,
                            quality_events=quality, duration_s=duration_s)
+
+
+def _chunks_of_stream(stream: CanonicalStream, chunk_samples: int) -> Iterable[Chunk]:
+    """The chunks ``_chunks_of`` gives for ``load_canonical``'s recording, read block by block.
+
+    Blocks hold a whole number of chunks (about ``BLOCK_S`` seconds), so every chunk has the same
+    first index and samples as in ``_chunks_of``.
+    """
+    block = chunk_samples * max(1, round(BLOCK_S * stream.fs / chunk_samples))
+    for first, data in stream.blocks(block):
+        for start in range(0, data.shape[1], chunk_samples):
+            piece = np.ascontiguousarray(data[:, start:start + chunk_samples])
+            yield Chunk(data=piece, first_index=first + start, clock_s=(first + start) / stream.fs, fs=stream.fs)
