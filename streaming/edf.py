@@ -3,6 +3,20 @@
 Both the daemon's replay source and training read recordings through this module, so a file gives
 the same samples in production and in training.
 
+Whole-file and block reads
+--------------------------
+:func:`read_edf` and :func:`load_canonical` return the whole file (float64 per signal, float32
+canonical array: 3.4 GB and 1.6 GB for 24 h of 19 channels at 256 Hz); training reads its clips this
+way. :func:`open_canonical` returns a :class:`CanonicalStream` that reads the canonical channels in
+blocks of any length (:data:`BLOCK_S` by default) from the data records that hold them, with plain
+file reads (no memory map, so the file's pages are not counted in the process's resident memory):
+``ictal replay``, EDF beds of the daemon (``streaming.sources.edf_replay``) and ``ictal evaluate``
+(``streaming.bed.run_recording``) read this way, in memory that does not grow with the file's length.
+:func:`open_canonical` makes every check and raises every error of :func:`load_canonical` (same
+message) before the first block is served; a block equals the same slice of ``load_canonical``'s
+array element for element (same edfio calibration, unit factor, float32 rounding and montage).
+:func:`read_annotations` gives :func:`read_edf`'s annotations from the ``EDF Annotations`` bytes alone.
+
 Header validation
 -----------------
 Before edfio sees a file, :func:`read_edf` reads the header itself (the 256-byte fixed part and
