@@ -633,6 +633,7 @@ def run_recording(
     bed_id: str = "offline",
     model: ModelInfo | None = None,
     max_batch: int | None = None,
+    from_start_samples: int | None = None,
 ) -> RecordingResult:
     """Run one recording through a :class:`BedSession` as fast as possible (offline evaluation).
 
@@ -669,10 +670,17 @@ def run_recording(
         attributes when it has them.
     max_batch : int, optional
         Windows per ``predict`` call; default the detector's ``max_batch`` or 32.
+    from_start_samples : int, optional
+        Lay the probabilities over the whole stream instead: ``first_index`` 0 (NaN and not usable
+        before the first scored sample) and at least this many samples (NaN after the last scored
+        one). ``ictal evaluate`` passes the recording's length at 256 Hz, so that its per-sample array
+        is this one (no copy: 5 bytes per sample, 110 MB for 24 h, held once).
 
     Returns
     -------
     result : RecordingResult
+        The per-sample probabilities are written into one array as windows are scored (no list of
+        segments), sized from the recording's duration when it is known.
 
     Raises
     ------
@@ -684,7 +692,8 @@ def run_recording(
         with open_canonical(path_or_source, frontend_config) as stream:
             return run_recording(stream, detector, frontend_config, thresholds, hop_s, chunk_samples,
                                  min_history_s=min_history_s, lookahead_s=lookahead_s, ring_s=ring_s,
-                                 bed_id=bed_id, model=model, max_batch=max_batch)
+                                 bed_id=bed_id, model=model, max_batch=max_batch,
+                                 from_start_samples=from_start_samples)
     if isinstance(path_or_source, (CanonicalRecording, CanonicalStream)):
         recording = path_or_source
         fs_in = recording.fs
@@ -714,7 +723,8 @@ def run_recording(
                          min_history_s=min_history_s, lookahead_s=lookahead_s, model=model)
     events: list[AlarmEvent] = []
     quality: list[AlarmEvent] = []
-    segments: list[tuple[int, np.ndarray, bool]] = []
+    expected = int(math.ceil(duration_s * FS_HZ)) + 1 if math.isfinite(duration_s) else 3600 * FS_HZ
+    stitched = _StitchedOutput(max(expected, from_start_samples or 0), 0 if from_start_samples is not None else None)
     pending: list[Window] = []
     n_in = 0
 
@@ -726,7 +736,8 @@ def run_recording(
             result = session.score(window, p)
             for event in result.events:
                 (quality if event.kind == "signal_quality" else events).append(event)
-            segments.extend((first, seg, result.usable) for first, seg in result.segments)
+            for first, seg in result.segments:
+                stitched.add(first, seg, result.usable)
         pending.clear()
 
     for chunk in chunks:
@@ -742,18 +753,55 @@ def run_recording(
     events.extend(session.finish())
     if not math.isfinite(duration_s):
         duration_s = n_in / fs_in
-    if segments:
-        first_index = segments[0][0]
-        end = max(first + seg.size for first, seg, _ in segments)
-    else:
-        first_index = end = 0
-    probabilities = np.full(end - first_index, np.nan, dtype=np.float32)
-    usable = np.zeros(end - first_index, dtype=bool)
-    for first, seg, ok in segments:
-        probabilities[first - first_index:first - first_index + seg.size] = seg
-        usable[first - first_index:first - first_index + seg.size] = ok
+    first_index, probabilities, usable = stitched.arrays(from_start_samples or 0)
     return RecordingResult(probabilities=probabilities, first_index=first_index, usable=usable, events=events,
                            quality_events=quality, duration_s=duration_s)
+
+
+class _StitchedOutput:
+    """Per-sample probabilities and usable flags of a run, written in place as segments arrive.
+
+    Parameters
+    ----------
+    capacity : int
+        Samples allocated at first (the array doubles when a segment reaches past it).
+    origin : int or None
+        Stream index of element 0; None: the first segment's first index (``RecordingResult``'s
+        ``first_index``).
+    """
+
+    def __init__(self, capacity: int, origin: int | None) -> None:
+        self.origin = origin
+        self.values = np.full(max(1, capacity), np.nan, dtype=np.float32)
+        self.usable = np.zeros(max(1, capacity), dtype=bool)
+        self.end = 0  # one past the last written element
+
+    def add(self, first: int, seg: np.ndarray, usable: bool) -> None:
+        """Write a stitched segment (later segments overwrite earlier ones where they overlap)."""
+        if self.origin is None:
+            self.origin = first
+        start = first - self.origin
+        if start < 0:
+            raise ValueError(f"stitched segment at stream sample {first} precedes the output's first sample "
+                             f"{self.origin}; expected segments in stream order")
+        stop = start + seg.size
+        if stop > self.values.size:
+            size = max(stop, 2 * self.values.size)
+            values = np.full(size, np.nan, dtype=np.float32)
+            values[:self.values.size] = self.values
+            flags = np.zeros(size, dtype=bool)
+            flags[:self.usable.size] = self.usable
+            self.values, self.usable = values, flags
+        self.values[start:stop] = seg
+        self.usable[start:stop] = usable
+        self.end = max(self.end, stop)
+
+    def arrays(self, min_samples: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(first_index, probabilities, usable)``: views of the written part (at least ``min_samples``)."""
+        n = max(self.end, min_samples)
+        if n > self.values.size:
+            self.add((self.origin or 0) + n - 1, np.full(1, np.nan, dtype=np.float32), False)
+        return self.origin or 0, self.values[:n], self.usable[:n]
 
 
 def _chunks_of_stream(stream: CanonicalStream, chunk_samples: int) -> Iterable[Chunk]:

@@ -383,17 +383,15 @@ class DaemonPathRunner:
                 whole = CanonicalRecording(data=stream.read(0, stream.n_samples), fs=stream.fs,
                                            annotations=stream.annotations, montage=stream.montage, path=stream.path)
                 source, held = complete_short_recording(whole, self.min_history_s)
+            # laid over the whole recording by run_recording itself: the one per-sample array, no copy
             result = run_recording(source, self.scorer, self.frontend_config, self.thresholds, self.hop_s,
-                                   min_history_s=self.min_history_s, lookahead_s=self.lookahead_s)
-        n = int(round(duration_s * FS_HZ))
-        got = np.asarray(result.probabilities, dtype=np.float32)
-        n = max(n, result.first_index + got.size)
-        probs = np.full(n, np.nan, dtype=np.float32)
-        usable = np.zeros(n, dtype=bool)
-        probs[result.first_index:result.first_index + got.size] = got
-        usable[result.first_index:result.first_index + got.size] = result.usable
-        return RunOutput(probs, detected_events(result.events), list(result.quality_events), usable,
-                         signal_s=signal_s, held_samples=held)
+                                   min_history_s=self.min_history_s, lookahead_s=self.lookahead_s,
+                                   from_start_samples=int(round(duration_s * FS_HZ)))
+        if result.first_index != 0:
+            raise RuntimeError(f"run_recording laid the probabilities of {rec.path} from sample {result.first_index}; "
+                               f"expected 0 (from_start_samples)")
+        return RunOutput(result.probabilities, detected_events(result.events), list(result.quality_events),
+                         result.usable, signal_s=signal_s, held_samples=held)
 
 
 SCORED = "scored"
