@@ -95,7 +95,6 @@ def test_held_samples_depend_on_the_length_alone(shared_data):
     assert held_samples_needed(clip.fs, clip.data.shape[1], 20.0) == 0  # too short for 20 s anyway
 
 
-@pytest.mark.slow
 def test_tiny_random_model_gives_the_same_probabilities_by_blocks(shared_data, tmp_path, repo_root):
     import torch
 
