@@ -809,11 +809,11 @@ class CanonicalStream:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _physical(self, handle, start: int, stop: int, index: int) -> np.ndarray:
+    def _physical(self, start: int, stop: int, index: int) -> np.ndarray:
         """Physical values (float64, the file's unit) of ordinary signal ``index``, samples [start, stop)."""
         spr = self._samples_per_record
         first, last = start // spr, -(-stop // spr)
-        records = _read_records(handle, self.path, self._opened.header, first, last - first)
+        records = _read_records(self._handle, self.path, self._opened.header, first, last - first)
         layout = self._opened.signals[index]
         digital = records[:, layout.first_sample:layout.first_sample + spr].reshape(-1)
         return layout.calibrate(digital[start - first * spr:stop - first * spr])
@@ -948,7 +948,7 @@ def open_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
             peak = 0.0
             step = max(1, round(BLOCK_S * fs))
             for first in range(0, stream.n_samples, step):
-                block = stream._physical(stream._handle, first, min(stream.n_samples, first + step), i)
+                block = stream._physical(first, min(stream.n_samples, first + step), i)
                 peak = max(peak, float(np.max(np.abs(block))))
             if not peak * factor < _FLOAT32_MAX:
                 raise EdfFormatError(

@@ -152,3 +152,16 @@ def test_edf_plus_d_is_read_as_read_edf_reads_it(shared_data, tmp_path):
     assert str(blocks.value) == str(whole.value)
     with pytest.raises(EdfFormatError, match="discontinuous EDF\\+D"):
         read_annotations(broken)
+
+
+def test_the_memory_benchmarks_synthetic_file_is_a_valid_edf_plus(tmp_path):
+    from streaming.bench_edf_memory import write_synthetic_edf
+
+    path = tmp_path / "synthetic.edf"
+    assert write_synthetic_edf(path, 1836 / 3600, 256) == 1836
+    with open_canonical(path) as stream:
+        assert (stream.fs, stream.n_samples, stream.reserved) == (256.0, 1836 * 256, "EDF+C")
+        assert stream.annotations == [(1800.5, 1.0, "hourly mark")]
+        assert list(stream.montage.ignored) == ["EKG"]
+        block = stream.read(1000 * 256, 1010 * 256)
+    assert 25.0 < float(block.std()) < 35.0  # 30 uV rms noise at 0.1 uV per bit
