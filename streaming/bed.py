@@ -94,7 +94,7 @@ from detector.config import FrontendConfig
 from detector.output_position import seconds_to_samples, served_span
 from detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
 from streaming.chunk import Chunk
-from streaming.edf import CanonicalRecording, load_canonical
+from streaming.edf import BLOCK_S, CanonicalRecording, CanonicalStream, open_canonical
 from streaming.pipeline import BedPipeline, Window
 from streaming.sources.base import Source
 
@@ -620,7 +620,7 @@ def _chunks_from_source(source: Source) -> Iterable[Chunk]:
 
 
 def run_recording(
-    path_or_source: str | Path | CanonicalRecording | Source,
+    path_or_source: str | Path | CanonicalRecording | CanonicalStream | Source,
     detector: Scorer,
     frontend_config: FrontendConfig,
     thresholds: AlarmThresholds,
@@ -633,14 +633,19 @@ def run_recording(
     bed_id: str = "offline",
     model: ModelInfo | None = None,
     max_batch: int | None = None,
+    from_start_samples: int | None = None,
 ) -> RecordingResult:
     """Run one recording through a :class:`BedSession` as fast as possible (offline evaluation).
 
     Parameters
     ----------
-    path_or_source : path, CanonicalRecording or Source
-        An EDF/EDF+ file (read with ``streaming.edf.load_canonical``), an already loaded recording, or
-        a finite opened-or-not ``Source`` (e.g. ``EdfReplaySource`` at speed 0).
+    path_or_source : path, CanonicalRecording, CanonicalStream or Source
+        An EDF/EDF+ file (opened with ``streaming.edf.open_canonical`` and read in blocks of
+        ``streaming.edf.BLOCK_S`` seconds, so memory does not grow with its length; closed on return),
+        an already loaded recording, an open block reader (``streaming.edf.CanonicalStream``, read from
+        its first sample, left open), or a finite opened-or-not ``Source`` (e.g. ``EdfReplaySource`` at
+        speed 0). A file, its ``CanonicalStream`` and its ``load_canonical`` recording give the same
+        chunks, hence the same result.
     detector : Scorer
         ``detector.inference.Detector`` (or anything with ``predict((B, 19, 15360)) -> (B, 15360)``).
     frontend_config : FrontendConfig
@@ -650,7 +655,7 @@ def run_recording(
     hop_s : float
         Seconds between scored windows.
     chunk_samples : int, optional
-        Input samples (at the file's rate) per chunk for a file or recording; default
+        Input samples (at the file's rate) per chunk for a file, stream or recording; default
         ``round(0.25 * fs)``, the chunking of the daemon's EDF source (``EdfSourceConfig.chunk_s``).
         Events do not depend on it beyond the front-end's float rounding.
     min_history_s : float, default 10
@@ -665,26 +670,39 @@ def run_recording(
         attributes when it has them.
     max_batch : int, optional
         Windows per ``predict`` call; default the detector's ``max_batch`` or 32.
+    from_start_samples : int, optional
+        Lay the probabilities over the whole stream instead: ``first_index`` 0 (NaN and not usable
+        before the first scored sample) and at least this many samples (NaN after the last scored
+        one). ``ictal evaluate`` passes the recording's length at 256 Hz, so that its per-sample array
+        is this one (no copy: 5 bytes per sample, 110 MB for 24 h, held once).
 
     Returns
     -------
     result : RecordingResult
+        The per-sample probabilities are written into one array as windows are scored (no list of
+        segments), sized from the recording's duration when it is known.
 
     Raises
     ------
     FileNotFoundError, ValueError, detector.montage.MontageError
-        As ``streaming.edf.load_canonical`` for a file; ValueError for a ``chunk_samples`` < 1.
+        As ``streaming.edf.load_canonical`` for a file (raised before any sample is read);
+        ValueError for a ``chunk_samples`` < 1.
     """
     if isinstance(path_or_source, (str, Path)):
-        path_or_source = load_canonical(path_or_source, frontend_config)
-    if isinstance(path_or_source, CanonicalRecording):
+        with open_canonical(path_or_source, frontend_config) as stream:
+            return run_recording(stream, detector, frontend_config, thresholds, hop_s, chunk_samples,
+                                 min_history_s=min_history_s, lookahead_s=lookahead_s, ring_s=ring_s,
+                                 bed_id=bed_id, model=model, max_batch=max_batch,
+                                 from_start_samples=from_start_samples)
+    if isinstance(path_or_source, (CanonicalRecording, CanonicalStream)):
         recording = path_or_source
         fs_in = recording.fs
         if chunk_samples is None:
             chunk_samples = max(1, round(0.25 * fs_in))
         if chunk_samples < 1:
             raise ValueError(f"chunk_samples must be >= 1 (found {chunk_samples})")
-        chunks: Iterable[Chunk] = _chunks_of(recording, chunk_samples)
+        chunks: Iterable[Chunk] = (_chunks_of(recording, chunk_samples) if isinstance(recording, CanonicalRecording)
+                                   else _chunks_of_stream(recording, chunk_samples))
         duration_s = recording.duration_s
     else:
         source = path_or_source
@@ -705,7 +723,8 @@ def run_recording(
                          min_history_s=min_history_s, lookahead_s=lookahead_s, model=model)
     events: list[AlarmEvent] = []
     quality: list[AlarmEvent] = []
-    segments: list[tuple[int, np.ndarray, bool]] = []
+    expected = int(math.ceil(duration_s * FS_HZ)) + 1 if math.isfinite(duration_s) else 3600 * FS_HZ
+    stitched = _StitchedOutput(max(expected, from_start_samples or 0), 0 if from_start_samples is not None else None)
     pending: list[Window] = []
     n_in = 0
 
@@ -717,7 +736,8 @@ def run_recording(
             result = session.score(window, p)
             for event in result.events:
                 (quality if event.kind == "signal_quality" else events).append(event)
-            segments.extend((first, seg, result.usable) for first, seg in result.segments)
+            for first, seg in result.segments:
+                stitched.add(first, seg, result.usable)
         pending.clear()
 
     for chunk in chunks:
@@ -733,15 +753,65 @@ def run_recording(
     events.extend(session.finish())
     if not math.isfinite(duration_s):
         duration_s = n_in / fs_in
-    if segments:
-        first_index = segments[0][0]
-        end = max(first + seg.size for first, seg, _ in segments)
-    else:
-        first_index = end = 0
-    probabilities = np.full(end - first_index, np.nan, dtype=np.float32)
-    usable = np.zeros(end - first_index, dtype=bool)
-    for first, seg, ok in segments:
-        probabilities[first - first_index:first - first_index + seg.size] = seg
-        usable[first - first_index:first - first_index + seg.size] = ok
+    first_index, probabilities, usable = stitched.arrays(from_start_samples or 0)
     return RecordingResult(probabilities=probabilities, first_index=first_index, usable=usable, events=events,
                            quality_events=quality, duration_s=duration_s)
+
+
+class _StitchedOutput:
+    """Per-sample probabilities and usable flags of a run, written in place as segments arrive.
+
+    Parameters
+    ----------
+    capacity : int
+        Samples allocated at first (the array doubles when a segment reaches past it).
+    origin : int or None
+        Stream index of element 0; None: the first segment's first index (``RecordingResult``'s
+        ``first_index``).
+    """
+
+    def __init__(self, capacity: int, origin: int | None) -> None:
+        self.origin = origin
+        self.values = np.full(max(1, capacity), np.nan, dtype=np.float32)
+        self.usable = np.zeros(max(1, capacity), dtype=bool)
+        self.end = 0  # one past the last written element
+
+    def add(self, first: int, seg: np.ndarray, usable: bool) -> None:
+        """Write a stitched segment (later segments overwrite earlier ones where they overlap)."""
+        if self.origin is None:
+            self.origin = first
+        start = first - self.origin
+        if start < 0:
+            raise ValueError(f"stitched segment at stream sample {first} precedes the output's first sample "
+                             f"{self.origin}; expected segments in stream order")
+        stop = start + seg.size
+        if stop > self.values.size:
+            size = max(stop, 2 * self.values.size)
+            values = np.full(size, np.nan, dtype=np.float32)
+            values[:self.values.size] = self.values
+            flags = np.zeros(size, dtype=bool)
+            flags[:self.usable.size] = self.usable
+            self.values, self.usable = values, flags
+        self.values[start:stop] = seg
+        self.usable[start:stop] = usable
+        self.end = max(self.end, stop)
+
+    def arrays(self, min_samples: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(first_index, probabilities, usable)``: views of the written part (at least ``min_samples``)."""
+        n = max(self.end, min_samples)
+        if n > self.values.size:
+            self.add((self.origin or 0) + n - 1, np.full(1, np.nan, dtype=np.float32), False)
+        return self.origin or 0, self.values[:n], self.usable[:n]
+
+
+def _chunks_of_stream(stream: CanonicalStream, chunk_samples: int) -> Iterable[Chunk]:
+    """The chunks ``_chunks_of`` gives for ``load_canonical``'s recording, read block by block.
+
+    Blocks hold a whole number of chunks (about ``BLOCK_S`` seconds), so every chunk has the same
+    first index and samples as in ``_chunks_of``.
+    """
+    block = chunk_samples * max(1, round(BLOCK_S * stream.fs / chunk_samples))
+    for first, data in stream.blocks(block):
+        for start in range(0, data.shape[1], chunk_samples):
+            piece = np.ascontiguousarray(data[:, start:start + chunk_samples])
+            yield Chunk(data=piece, first_index=first + start, clock_s=(first + start) / stream.fs, fs=stream.fs)

@@ -3,6 +3,20 @@
 Both the daemon's replay source and training read recordings through this module, so a file gives
 the same samples in production and in training.
 
+Whole-file and block reads
+--------------------------
+:func:`read_edf` and :func:`load_canonical` return the whole file (float64 per signal, float32
+canonical array: 3.4 GB and 1.6 GB for 24 h of 19 channels at 256 Hz); training reads its clips this
+way. :func:`open_canonical` returns a :class:`CanonicalStream` that reads the canonical channels in
+blocks of any length (:data:`BLOCK_S` by default) from the data records that hold them, with plain
+file reads (no memory map, so the file's pages are not counted in the process's resident memory):
+``ictal replay``, EDF beds of the daemon (``streaming.sources.edf_replay``) and ``ictal evaluate``
+(``streaming.bed.run_recording``) read this way, in memory that does not grow with the file's length.
+:func:`open_canonical` makes every check and raises every error of :func:`load_canonical` (same
+message) before the first block is served; a block equals the same slice of ``load_canonical``'s
+array element for element (same edfio calibration, unit factor, float32 rounding and montage).
+:func:`read_annotations` gives :func:`read_edf`'s annotations from the ``EDF Annotations`` bytes alone.
+
 Header validation
 -----------------
 Before edfio sees a file, :func:`read_edf` reads the header itself (the 256-byte fixed part and
@@ -124,6 +138,15 @@ class _Header:
     n_records: int
     declared_records: int
     record_duration_s: float
+    header_bytes: int = 0
+    labels: tuple[str, ...] = ()
+    samples_per_record: tuple[int, ...] = ()
+    raw: bytes = field(default=b"", repr=False)
+
+    @property
+    def record_samples(self) -> int:
+        """16-bit samples in one data record (all signals)."""
+        return sum(self.samples_per_record)
 
 
 def _text(raw: bytes) -> str:
@@ -296,7 +319,9 @@ def _validate_header(path: Path) -> _Header:
             f"{path}: the file holds {size} bytes: {header_bytes} header bytes and {held}" +
             (" (no data records)" if data_bytes == 0 else "") + f"; expected {expected}"
         )
-    return _Header(n_records=n_records, declared_records=declared_records, record_duration_s=duration_s)
+    return _Header(n_records=n_records, declared_records=declared_records, record_duration_s=duration_s,
+                   header_bytes=header_bytes, labels=labels, samples_per_record=tuple(samples),
+                   raw=fixed + signal_raw)
 
 
 # What edfio raises on input it cannot parse (seen by tests/reliability): translated, cause chained.
@@ -530,3 +555,408 @@ def load_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
         stacked[i] = rec.signals[i] * factor
     data = montage.apply(stacked)
     return CanonicalRecording(data=data, fs=fs, annotations=rec.annotations, montage=montage, path=rec.path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Block reading: a file of any length in bounded memory
+# ---------------------------------------------------------------------------------------------------
+
+BLOCK_S = 30.0
+"""Seconds of signal per block that the streaming readers (``EdfReplaySource``,
+``streaming.bed.run_recording``) read at a time: 30 s of 21 signals at 256 Hz is 0.3 MB of 16-bit
+samples and 0.6 MB as float32, so their memory does not grow with the file's length (a 24 h file holds
+0.9 GB of 16-bit samples, 3.4 GB as float64)."""
+
+_READ_BYTES = 4 * 2**20
+"""Bytes of data records read at a time while the ``EDF Annotations`` bytes are gathered."""
+
+
+@dataclass(frozen=True)
+class _SignalLayout:
+    """Where an ordinary signal lies in a data record, and its calibration (edfio's)."""
+
+    label: str
+    physical_dimension: str
+    sampling_rate_hz: float
+    first_sample: int
+    samples_per_record: int
+    gain: float
+    offset: float
+
+    def calibrate(self, digital: np.ndarray) -> np.ndarray:
+        """Physical values (float64) of 16-bit samples, exactly as ``edfio.EdfSignal.data`` computes them."""
+        return (digital + self.offset) * self.gain
+
+
+@dataclass(frozen=True)
+class _OpenedEdf:
+    """A file whose header, layout and annotations were checked and read (no ordinary samples read)."""
+
+    path: Path
+    header: _Header
+    signals: list[_SignalLayout]
+    annotations: list[tuple[float, float, str]]
+    reserved: str
+
+
+def _read_records(handle, path: Path, header: _Header, first: int, count: int) -> np.ndarray:
+    """Data records ``first`` to ``first + count`` (exclusive) as int16 of shape (count, record_samples)."""
+    record_bytes = BYTES_PER_SAMPLE * header.record_samples
+    handle.seek(header.header_bytes + first * record_bytes)
+    raw = handle.read(count * record_bytes)
+    if len(raw) != count * record_bytes:
+        raise EdfFormatError(
+            f"{path}: data records {first + 1} to {first + count} of {header.n_records} hold {len(raw)} "
+            f"bytes; expected {count * record_bytes} (the file shrank after its header was checked)"
+        )
+    return np.frombuffer(raw, dtype="<i2").reshape(count, header.record_samples)
+
+
+def _is_annotation_label(raw: bytes) -> bool:
+    """Whether edfio treats a signal as an annotation signal (its label decoded and right-stripped)."""
+    return raw.decode("ascii", errors="replace").rstrip() == _ANNOTATION_LABEL
+
+
+def _fixed_field_offset(name: str) -> tuple[int, int]:
+    offset = 0
+    for field_name, width in _FIXED_FIELDS:
+        if field_name == name:
+            return offset, width
+        offset += width
+    raise KeyError(name)
+
+
+def _annotation_only_edf(handle, path: Path, header: _Header) -> edfio.Edf | None:
+    """The file's ``EDF Annotations`` signals alone, as an in-memory EDF+ read by edfio; None if it has none.
+
+    The header keeps every field of the file but the three that depend on the signals kept
+    (bytes in header, ns) and the signal headers of the others; each data record keeps the annotation
+    signals' bytes. edfio then parses annotations, timekeeping and continuity exactly as it does for
+    the whole file, while only these bytes (a few percent of an EEG file) are held in memory.
+    """
+    ns = len(header.labels)
+    fields = _split_signals(header.raw[FIXED_HEADER_BYTES:], ns)
+    kept = [k for k in range(ns) if _is_annotation_label(fields["label"][k])]
+    if not kept:
+        return None
+    starts = np.concatenate([[0], np.cumsum(header.samples_per_record)[:-1]])
+    columns = np.concatenate([np.arange(starts[k], starts[k] + header.samples_per_record[k]) for k in kept])
+    fixed = bytearray(header.raw[:FIXED_HEADER_BYTES])
+    for name, value in (("number of bytes in header record", FIXED_HEADER_BYTES * (1 + len(kept))),
+                        ("number of signals (ns)", len(kept))):
+        offset, width = _fixed_field_offset(name)
+        fixed[offset:offset + width] = str(value).encode("ascii").ljust(width)
+    signal_header = b"".join(b"".join(fields[name][k] for k in kept) for name, _ in _SIGNAL_FIELDS)
+    head = bytes(fixed) + signal_header
+    blob = bytearray(len(head) + BYTES_PER_SAMPLE * header.n_records * columns.size)
+    blob[:len(head)] = head
+    out = np.frombuffer(blob, dtype="<i2", offset=len(head)).reshape(header.n_records, columns.size)
+    step = max(1, _READ_BYTES // (BYTES_PER_SAMPLE * header.record_samples))
+    for first in range(0, header.n_records, step):
+        count = min(step, header.n_records - first)
+        out[first:first + count] = _read_records(handle, path, header, first, count)[:, columns]
+    del out
+    return edfio.read_edf(blob)
+
+
+def _open_edf(path: str | Path) -> _OpenedEdf:
+    """Check a file as :func:`read_edf` does and read everything but its ordinary samples.
+
+    Raises exactly what :func:`read_edf` raises, in the same order (header, edfio's parse, annotations,
+    edfio's warnings, EDF+D), without reading the ordinary signals' samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"EDF file {path} does not exist")
+    header = _validate_header(path)
+    with warnings.catch_warnings(record=True) as caught, path.open("rb") as handle:
+        warnings.simplefilter("always")
+        try:
+            edf = edfio.read_edf(path, lazy_load_data=True)  # a memory map: no sample is touched here
+            signals = list(edf.signals)
+            described = [(s.label.strip(), s.physical_dimension.strip(), float(s.sampling_frequency),
+                          s.physical_min, s.physical_max, s.digital_min, s.digital_max) for s in signals]
+            reserved = edf.reserved.strip()
+        except _EDFIO_ERRORS as exc:
+            raise EdfFormatError(
+                f"{path}: edfio cannot read the data records although the header passed validation: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        del edf, signals
+        try:
+            annotation_edf = _annotation_only_edf(handle, path, header)
+            if annotation_edf is None:
+                continuous, annotations = True, []
+            else:
+                continuous = annotation_edf.is_continuous
+                annotations = [
+                    (float(a.onset), float(a.duration) if a.duration is not None else 0.0, str(a.text))
+                    for a in annotation_edf.annotations
+                ]
+        except _EDFIO_ERRORS as exc:
+            raise EdfFormatError(
+                f"{path}: the {_ANNOTATION_LABEL!r} signal cannot be parsed as EDF+ annotations "
+                f"(time-stamped annotation lists, Kemp & Olivan 2003 section 2.2): {type(exc).__name__}: {exc}"
+            ) from exc
+    _refuse_edfio_warnings(path, caught, header)
+    if reserved.startswith("EDF+D") and not continuous:
+        raise EdfFormatError(
+            f"{path} is a discontinuous EDF+D recording (reserved field {reserved!r}); expected a "
+            f"continuous EDF or EDF+C: its data records cannot be replayed as one stream"
+        )
+    raw_labels = _split_signals(header.raw[FIXED_HEADER_BYTES:], len(header.labels))["label"]
+    starts = np.concatenate([[0], np.cumsum(header.samples_per_record)[:-1]])
+    ordinary = [k for k, raw in enumerate(raw_labels) if not _is_annotation_label(raw)]
+    if len(ordinary) != len(described):
+        raise EdfFormatError(
+            f"{path}: the header holds {len(ordinary)} ordinary signals but edfio read {len(described)}; "
+            f"expected the same signals"
+        )
+    layouts = []
+    for k, (label, dimension, fs, pmin, pmax, dmin, dmax) in zip(ordinary, described, strict=True):
+        gain = (pmax - pmin) / (dmax - dmin)  # edfio's calibration (edfio.edf_signal._calculate_gain_and_offset)
+        layouts.append(_SignalLayout(label=label, physical_dimension=dimension, sampling_rate_hz=fs,
+                                     first_sample=int(starts[k]), samples_per_record=header.samples_per_record[k],
+                                     gain=gain, offset=pmax / gain - dmax))
+    return _OpenedEdf(path=path, header=header, signals=layouts, annotations=annotations, reserved=reserved)
+
+
+def read_annotations(path: str | Path) -> list[tuple[float, float, str]]:
+    """The EDF+ annotations of a file, read without its signals.
+
+    Parameters
+    ----------
+    path : str or Path
+        An EDF or EDF+ file.
+
+    Returns
+    -------
+    annotations : list of (onset_s, duration_s, text)
+        As ``read_edf(path).annotations`` (empty for plain EDF).
+
+    Raises
+    ------
+    FileNotFoundError, EdfFormatError
+        As :func:`read_edf`.
+
+    Notes
+    -----
+    Memory is that of the ``EDF Annotations`` bytes (:func:`_annotation_only_edf`), not of the samples.
+    """
+    return _open_edf(path).annotations
+
+
+class CanonicalStream:
+    """An EDF/EDF+ file opened for reading in blocks, mapped to the canonical montage in microvolts.
+
+    Made by :func:`open_canonical`, which applies every check and refusal of :func:`load_canonical`
+    before any sample is served. ``read(start, stop)`` returns exactly
+    ``load_canonical(path).data[:, start:stop]`` (same calibration, unit scaling and montage, element
+    by element), reading only the data records that hold those samples, so memory is bounded by the
+    block length, not the file's length.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    fs : float
+        Sampling rate in Hz of the 19 EEG channels.
+    n_samples : int
+        Samples per channel in the file.
+    annotations : list of (onset_s, duration_s, text)
+        The file's EDF+ annotations (see :class:`EdfRecording`).
+    montage : MontageMapping
+        How the file's labels became the canonical channels.
+    reserved : str
+        The header's reserved field as written.
+    """
+
+    def __init__(self, opened: _OpenedEdf, montage: MontageMapping, used: list[int], factors: dict[int, float],
+                 fs: float, samples_per_record: int) -> None:
+        self.path = opened.path
+        self.fs = fs
+        self.n_samples = opened.header.n_records * samples_per_record
+        self.annotations = opened.annotations
+        self.montage = montage
+        self.reserved = opened.reserved
+        self._opened = opened
+        self._used = used
+        self._factors = factors
+        self._samples_per_record = samples_per_record
+        self._handle = opened.path.open("rb")
+
+    def __repr__(self) -> str:
+        return (f"CanonicalStream(path={self.path!r}, fs={self.fs:g}, n_samples={self.n_samples}, "
+                f"closed={self.closed})")
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the canonical data in seconds."""
+        return self.n_samples / self.fs
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._handle.closed
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._handle.close()
+
+    def __enter__(self) -> CanonicalStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _physical(self, start: int, stop: int, index: int) -> np.ndarray:
+        """Physical values (float64, the file's unit) of ordinary signal ``index``, samples [start, stop)."""
+        spr = self._samples_per_record
+        first, last = start // spr, -(-stop // spr)
+        records = _read_records(self._handle, self.path, self._opened.header, first, last - first)
+        layout = self._opened.signals[index]
+        digital = records[:, layout.first_sample:layout.first_sample + spr].reshape(-1)
+        return layout.calibrate(digital[start - first * spr:stop - first * spr])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start`` to ``stop`` (exclusive) of the canonical channels.
+
+        Parameters
+        ----------
+        start, stop : int
+            Sample indices at ``fs``, ``0 <= start <= stop <= n_samples``.
+
+        Returns
+        -------
+        data : ndarray of float32, shape (19, stop - start)
+            Channels in ``detector.CANONICAL_CHANNELS`` order, in uV; equal to
+            ``load_canonical(path).data[:, start:stop]``.
+
+        Raises
+        ------
+        ValueError
+            If the range is outside the file, or the stream is closed.
+        EdfFormatError
+            If the file lost bytes since it was opened.
+        """
+        if not 0 <= start <= stop <= self.n_samples:
+            raise ValueError(f"{self.path}: samples [{start}, {stop}) requested; expected a range within "
+                             f"[0, {self.n_samples}]")
+        if self.closed:
+            raise ValueError(f"{self.path}: read from a closed CanonicalStream")
+        spr = self._samples_per_record
+        first, last = start // spr, -(-stop // spr)
+        records = _read_records(self._handle, self.path, self._opened.header, first, last - first)
+        stacked = np.zeros((len(self._opened.signals), stop - start), dtype=np.float32)
+        lo = start - first * spr
+        for i in self._used:
+            layout = self._opened.signals[i]
+            digital = records[:, layout.first_sample:layout.first_sample + spr].reshape(-1)[lo:lo + stop - start]
+            stacked[i] = layout.calibrate(digital) * self._factors[i]
+        return self.montage.apply(stacked)
+
+    def blocks(self, block_samples: int | None = None, start: int = 0):
+        """Consecutive blocks from ``start`` to the end of the file.
+
+        Parameters
+        ----------
+        block_samples : int, optional
+            Samples per block (the last block may be shorter); default ``round(BLOCK_S * fs)``.
+        start : int, default 0
+            First sample.
+
+        Yields
+        ------
+        first_index : int
+            Index of the block's first sample.
+        data : ndarray of float32, shape (19, n)
+            As :meth:`read`.
+        """
+        step = max(1, round(BLOCK_S * self.fs)) if block_samples is None else int(block_samples)
+        if step < 1:
+            raise ValueError(f"block_samples must be >= 1 (found {block_samples})")
+        for first in range(start, self.n_samples, step):
+            yield first, self.read(first, min(self.n_samples, first + step))
+
+
+def _float32_safe(layout: _SignalLayout, factor: float) -> bool:
+    """Whether every 16-bit value of a signal, calibrated and scaled to uV, lies within the float32 range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        extremes = np.abs(layout.calibrate(np.array(DIGITAL_LIMITS, dtype=np.int16))) * factor
+    return bool(np.all(extremes < _FLOAT32_MAX))
+
+
+def open_canonical(path: str | Path, frontend_config: FrontendConfig | None = None) -> CanonicalStream:
+    """Open an EDF/EDF+ file for block reads of the canonical 19 channels in microvolts.
+
+    Parameters
+    ----------
+    path : str or Path
+        As :func:`load_canonical`.
+    frontend_config : FrontendConfig, optional
+        Supplies ``repair_missing``. Default: ``FrontendConfig()`` (no repair).
+
+    Returns
+    -------
+    stream : CanonicalStream
+        Open; close it (or use it as a context manager) when done.
+
+    Raises
+    ------
+    FileNotFoundError, detector.montage.MontageError, EdfFormatError
+        Every error :func:`load_canonical` raises for the file, with the same message, raised here
+        before any sample is served.
+
+    Notes
+    -----
+    The header, the ``EDF Annotations`` bytes and the channels' calibration are checked here as
+    :func:`load_canonical` checks them. Its last check (no EEG sample beyond the float32 range in uV)
+    depends on the samples: it needs no reading when the channel's calibration maps every 16-bit value
+    within that range (every real file); otherwise that channel is scanned block by block here, so
+    the same error is raised with the same peak value.
+    """
+    config = frontend_config or FrontendConfig()
+    opened = _open_edf(path)
+    labels = [s.label for s in opened.signals]
+    montage = map_montage(labels, source=str(opened.path), repair_missing=config.repair_missing)
+    used = sorted({i for i in montage.indices if i >= 0})
+    rates = {labels[i]: opened.signals[i].sampling_rate_hz for i in used}
+    if len(set(rates.values())) != 1:
+        listed = ", ".join(f"{label}: {fs:g} Hz" for label, fs in rates.items())
+        raise EdfFormatError(
+            f"{opened.path}: the EEG channels have differing sampling rates ({listed}); expected one "
+            f"rate for all 19 canonical channels"
+        )
+    fs = next(iter(rates.values()))
+    lengths = {labels[i]: opened.header.n_records * opened.signals[i].samples_per_record for i in used}
+    if len(set(lengths.values())) != 1:
+        raise EdfFormatError(
+            f"{opened.path}: the EEG channels have differing lengths in samples ({lengths}); expected one length"
+        )
+    spr = opened.signals[used[0]].samples_per_record
+    factors: dict[int, float] = {}
+    stream = CanonicalStream(opened, montage, used, factors, fs, spr)
+    try:
+        for i in used:
+            layout = opened.signals[i]
+            try:
+                factors[i] = factor = scale_to_uv(layout.physical_dimension)
+            except ValueError as exc:
+                raise EdfFormatError(f"{opened.path}: channel {layout.label!r}: {exc}") from None
+            if _float32_safe(layout, factor):
+                continue
+            peak = 0.0
+            step = max(1, round(BLOCK_S * fs))
+            for first in range(0, stream.n_samples, step):
+                block = stream._physical(first, min(stream.n_samples, first + step), i)
+                peak = max(peak, float(np.max(np.abs(block))))
+            if not peak * factor < _FLOAT32_MAX:
+                raise EdfFormatError(
+                    f"{opened.path}: channel {layout.label!r} reaches {peak:g} {layout.physical_dimension} "
+                    f"({peak * factor:g} uV) through its physical range; expected samples within the float32 "
+                    f"range (|x| < {_FLOAT32_MAX:g} uV): the physical minimum/maximum are corrupt"
+                )
+    except BaseException:
+        stream.close()
+        raise
+    return stream

@@ -170,7 +170,8 @@ def label_spans(rec: Recording) -> list:
     ----------
     rec : Recording
         A discovered recording; when discovery deferred its labels (``annotations`` None) its EDF+
-        annotations are read (``streaming.edf.read_edf``) and mapped with ``edf_annotation_labels``.
+        annotations are read (``streaming.edf.read_annotations``: the ``EDF Annotations`` bytes only, not
+        the samples) and mapped with ``edf_annotation_labels``.
 
     Returns
     -------
@@ -184,9 +185,9 @@ def label_spans(rec: Recording) -> list:
     """
     if rec.annotations is not None:
         return list(rec.annotations)
-    from streaming.edf import read_edf
+    from streaming.edf import read_annotations
 
-    return spans_from_annotations(read_edf(rec.path).annotations, rec.edf_annotation_labels)
+    return spans_from_annotations(read_annotations(rec.path), rec.edf_annotation_labels)
 
 
 @dataclass
@@ -255,6 +256,38 @@ def detected_events(alarm_events: Iterable[Any]) -> list[DetectedEvent]:
     return out
 
 
+def held_samples_needed(fs: float, n_in: int, min_history_s: float) -> int:
+    """Input samples :func:`complete_short_recording` appends to a recording (from its length alone).
+
+    Parameters
+    ----------
+    fs : float
+        Input rate in Hz.
+    n_in : int
+        Input samples per channel.
+    min_history_s : float
+        History the first window needs (s).
+
+    Returns
+    -------
+    held : int
+        0 unless the 256 Hz stream of ``n_in`` samples holds fewer than ``min_history_s * 256`` samples
+        while the recording lasts at least ``min_history_s``; then the fewest repeats of the last input
+        sample that bring the stream to ``round(n_in / fs * 256)`` samples.
+    """
+    from detector.resample import StreamingResampler
+
+    need = int(round(min_history_s * FS_HZ))
+    target = int(round(n_in / fs * FS_HZ))
+    resampler = StreamingResampler(fs, FS_HZ, n_channels=1)
+    if n_in == 0 or resampler.n_out_for(n_in) >= need or target < need:
+        return 0
+    held = 0
+    while resampler.n_out_for(n_in + held) < target:
+        held += 1
+    return held
+
+
 def complete_short_recording(recording: Any, min_history_s: float) -> tuple[Any, int]:
     """Hold the last input sample of a recording whose resampled stream falls just short of its first window.
 
@@ -277,17 +310,9 @@ def complete_short_recording(recording: Any, min_history_s: float) -> tuple[Any,
     """
     from dataclasses import replace
 
-    from detector.resample import StreamingResampler
-
-    fs, n_in = float(recording.fs), int(recording.data.shape[1])
-    need = int(round(min_history_s * FS_HZ))
-    target = int(round(n_in / fs * FS_HZ))
-    resampler = StreamingResampler(fs, FS_HZ, n_channels=1)
-    if n_in == 0 or resampler.n_out_for(n_in) >= need or target < need:
+    held = held_samples_needed(float(recording.fs), int(recording.data.shape[1]), min_history_s)
+    if held == 0:
         return recording, 0
-    held = 0
-    while resampler.n_out_for(n_in + held) < target:
-        held += 1
     data = np.concatenate([recording.data, np.repeat(recording.data[:, -1:], held, axis=1)], axis=1)
     return replace(recording, data=data), held
 
@@ -347,23 +372,26 @@ class DaemonPathRunner:
         """
         from detector.resample import StreamingResampler
         from streaming.bed import run_recording
-        from streaming.edf import load_canonical
+        from streaming.edf import CanonicalRecording, open_canonical
 
-        canonical = load_canonical(rec.path, self.frontend_config)
-        duration_s = canonical.duration_s
-        canonical, held = complete_short_recording(canonical, self.min_history_s)
-        signal_s = StreamingResampler(canonical.fs, FS_HZ, n_channels=1).n_out_for(canonical.data.shape[1]) / FS_HZ
-        result = run_recording(canonical, self.scorer, self.frontend_config, self.thresholds, self.hop_s,
-                               min_history_s=self.min_history_s, lookahead_s=self.lookahead_s)
-        n = int(round(duration_s * FS_HZ))
-        got = np.asarray(result.probabilities, dtype=np.float32)
-        n = max(n, result.first_index + got.size)
-        probs = np.full(n, np.nan, dtype=np.float32)
-        usable = np.zeros(n, dtype=bool)
-        probs[result.first_index:result.first_index + got.size] = got
-        usable[result.first_index:result.first_index + got.size] = result.usable
-        return RunOutput(probs, detected_events(result.events), list(result.quality_events), usable,
-                         signal_s=signal_s, held_samples=held)
+        with open_canonical(rec.path, self.frontend_config) as stream:
+            duration_s = stream.duration_s
+            held = held_samples_needed(stream.fs, stream.n_samples, self.min_history_s)
+            signal_s = StreamingResampler(stream.fs, FS_HZ, n_channels=1).n_out_for(stream.n_samples + held) / FS_HZ
+            source: Any = stream  # read block by block: memory does not grow with the recording's length
+            if held:  # a clip of about min_history_s: loaded whole to hold its last sample
+                whole = CanonicalRecording(data=stream.read(0, stream.n_samples), fs=stream.fs,
+                                           annotations=stream.annotations, montage=stream.montage, path=stream.path)
+                source, held = complete_short_recording(whole, self.min_history_s)
+            # laid over the whole recording by run_recording itself: the one per-sample array, no copy
+            result = run_recording(source, self.scorer, self.frontend_config, self.thresholds, self.hop_s,
+                                   min_history_s=self.min_history_s, lookahead_s=self.lookahead_s,
+                                   from_start_samples=int(round(duration_s * FS_HZ)))
+        if result.first_index != 0:
+            raise RuntimeError(f"run_recording laid the probabilities of {rec.path} from sample {result.first_index}; "
+                               f"expected 0 (from_start_samples)")
+        return RunOutput(result.probabilities, detected_events(result.events), list(result.quality_events),
+                         result.usable, signal_s=signal_s, held_samples=held)
 
 
 SCORED = "scored"

@@ -51,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"ictal replay: {exc}", file=sys.stderr)
         return 2
-    recording = publisher.source.recording
+    stream = publisher.source.stream
     print(
         f"ictal replay: publishing {args.file} as LSL stream {args.name!r} (type EEG, source_id "
-        f"{publisher.source_id!r}, 19 channels, {recording.fs:g} Hz, uV, {recording.duration_s:.1f} s) "
+        f"{publisher.source_id!r}, 19 channels, {stream.fs:g} Hz, uV, {stream.duration_s:.1f} s) "
         f"at speed {args.speed:g}{', looping' if args.loop else ''}",
         flush=True,
     )

@@ -9,7 +9,7 @@ import numpy as np
 from detector.config import FrontendConfig
 from streaming.chunk import Chunk
 from streaming.config import EdfSourceConfig
-from streaming.edf import CanonicalRecording, load_canonical
+from streaming.edf import BLOCK_S, CanonicalStream, open_canonical
 from streaming.sources.base import Source
 
 
@@ -29,6 +29,10 @@ class EdfReplaySource(Source):
     With ``loop``, the file starts again after its last sample; the sample index keeps increasing
     (no gap: the loop joint is a discontinuity of the signal, not of time).
 
+    The file is read in blocks of ``streaming.edf.BLOCK_S`` seconds (``streaming.edf.open_canonical``):
+    memory does not grow with the file's length. Every check of ``streaming.edf.load_canonical`` is
+    made by ``open()``, before the first chunk; the samples are those of ``load_canonical``.
+
     Parameters
     ----------
     config : EdfSourceConfig
@@ -38,8 +42,9 @@ class EdfReplaySource(Source):
 
     Attributes
     ----------
-    recording : CanonicalRecording
-        The loaded file (after ``open()``).
+    stream : CanonicalStream or None
+        The opened file (after ``open()``, None after ``close()``): ``fs``, ``n_samples``,
+        ``duration_s``, ``montage``, ``annotations``.
     n_loops : int
         Times the file was restarted.
     """
@@ -47,8 +52,10 @@ class EdfReplaySource(Source):
     def __init__(self, config: EdfSourceConfig, frontend_config: FrontendConfig | None = None) -> None:
         self.config = config
         self.frontend_config = frontend_config
-        self.recording: CanonicalRecording | None = None
+        self.stream: CanonicalStream | None = None
         self.n_loops = 0
+        self._block = np.empty((0, 0), dtype=np.float32)
+        self._block_start = 0
         self._chunk_samples = 0
         self._next_index = 0
         self._t0: float | None = None
@@ -57,9 +64,9 @@ class EdfReplaySource(Source):
     @property
     def fs(self) -> float:
         """Native sampling rate of the file in Hz."""
-        if self.recording is None:
+        if self.stream is None:
             raise RuntimeError("EdfReplaySource.fs is known only after open()")
-        return self.recording.fs
+        return self.stream.fs
 
     @property
     def exhausted(self) -> bool:
@@ -67,24 +74,32 @@ class EdfReplaySource(Source):
         return self._exhausted
 
     def open(self) -> None:
-        """Load the file and map it to the canonical montage.
+        """Open the file and map it to the canonical montage (no sample is read yet).
 
         Raises
         ------
         detector.montage.MontageError, ValueError, FileNotFoundError
             As ``streaming.edf.load_canonical``; ValueError also for a file with no samples.
         """
-        self.recording = load_canonical(self.config.path, self.frontend_config)
-        if self.recording.data.shape[1] == 0:
+        self.close()
+        stream = open_canonical(self.config.path, self.frontend_config)
+        if stream.n_samples == 0:
+            stream.close()
             raise ValueError(f"{self.config.path} holds no samples")
-        self._chunk_samples = max(1, round(self.config.chunk_s * self.recording.fs))
+        self.stream = stream
+        self._block = np.empty((len(stream.montage.indices), 0), dtype=np.float32)
+        self._block_start = 0
+        self._chunk_samples = max(1, round(self.config.chunk_s * stream.fs))
         self._next_index = 0
         self._t0 = None
         self._exhausted = False
 
     def close(self) -> None:
-        """Forget the loaded file."""
-        self.recording = None
+        """Close the file (idempotent)."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        self._block = np.empty((0, 0), dtype=np.float32)
 
     def clock_offset_s(self) -> float | None:
         """UTC minus the replay's clock now (s), or None at ``speed = 0``.
@@ -100,7 +115,7 @@ class EdfReplaySource(Source):
         """Monotonic time in seconds at which the samples before ``end_index`` are acquired."""
         if self._t0 is None:
             raise RuntimeError("the replay schedule starts at the first read()")
-        return self._t0 + end_index / (self.recording.fs * self.config.speed)
+        return self._t0 + end_index / (self.stream.fs * self.config.speed)
 
     def read(self, timeout_s: float) -> Chunk | None:
         """The next chunk once its last sample is due (see class Notes); None on timeout or at the end.
@@ -120,11 +135,11 @@ class EdfReplaySource(Source):
         RuntimeError
             If the source is not open.
         """
-        if self.recording is None:
+        if self.stream is None:
             raise RuntimeError("EdfReplaySource.read called before open()")
         if self._exhausted:
             return None
-        n_file = self.recording.data.shape[1]
+        n_file = self.stream.n_samples
         position = self._next_index % n_file if self.config.loop else self._next_index
         if position >= n_file:
             self._exhausted = True
@@ -143,12 +158,25 @@ class EdfReplaySource(Source):
                 time.sleep(wait)
             clock_s = self.release_time(self._next_index)
         else:
-            clock_s = self._next_index / self.recording.fs
-        data = np.ascontiguousarray(self.recording.data[:, position : position + n])
-        chunk = Chunk(data=data, first_index=self._next_index, clock_s=clock_s, fs=self.recording.fs)
+            clock_s = self._next_index / self.stream.fs
+        data = self._samples(position, n)
+        chunk = Chunk(data=data, first_index=self._next_index, clock_s=clock_s, fs=self.stream.fs)
         self._next_index += n
         if self.config.loop and position + n == n_file:
             self.n_loops += 1
         elif not self.config.loop and position + n == n_file:
             self._exhausted = True
         return chunk
+
+    def _samples(self, position: int, n: int) -> np.ndarray:
+        """Samples ``position`` to ``position + n`` of the file, (19, n) float32, from the current block.
+
+        A block of ``BLOCK_S`` seconds (at least ``n`` samples, at most to the end of the file) is read
+        when the current one does not hold them all.
+        """
+        offset = position - self._block_start
+        if offset < 0 or offset + n > self._block.shape[1]:
+            size = max(n, round(BLOCK_S * self.stream.fs))
+            self._block = self.stream.read(position, min(self.stream.n_samples, position + size))
+            self._block_start, offset = position, 0
+        return np.ascontiguousarray(self._block[:, offset:offset + n])

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector import CANONICAL_CHANNELS
-from streaming.edf import load_canonical
+from streaming.edf import load_canonical, open_canonical
 from tests.reliability.edf_surgery import MAIN_FIELD_NAMES, SIGNAL_FIELD_NAMES, num_signals, set_field
 
 SOURCE = "labelled/iiic_01.edf"
@@ -120,6 +120,37 @@ def test_hostile_headers_give_finite_channels_or_a_value_error_naming_the_file(t
     @given(edits=header_edits(NS))
     def run(edits):
         _clear_property(tmp_path, _apply(source_bytes, edits))
+
+    run()
+
+
+def _outcome(load, path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ("ok", load(path))
+        except ValueError as exc:
+            return ("error", type(exc).__name__, str(exc))
+
+
+def _blocks(path: Path) -> np.ndarray:
+    with open_canonical(path) as stream:
+        return np.concatenate([data for _, data in stream.blocks(333)], axis=1)
+
+
+def test_block_reader_agrees_with_load_canonical_on_hostile_headers(tmp_path, source_bytes):
+    """3. Same outcome: ``open_canonical`` + its blocks give load_canonical's samples or its error."""
+    @FUZZ
+    @given(edits=header_edits(NS))
+    def run(edits):
+        path = tmp_path / "fuzz.edf"
+        path.write_bytes(_apply(source_bytes, edits))
+        whole, blocks = _outcome(lambda p: load_canonical(p).data, path), _outcome(_blocks, path)
+        assert whole[0] == blocks[0], (whole[:3], blocks[:3])
+        if whole[0] == "ok":
+            np.testing.assert_array_equal(blocks[1], whole[1])
+        else:
+            assert blocks == whole
 
     run()
 

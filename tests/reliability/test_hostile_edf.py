@@ -170,3 +170,37 @@ def test_edf_surgery_edits_only_the_named_field(shared_data):
     assert read_field(edited, "physical_max", c3) == b"123".ljust(8)
     assert read_field(edited, "physical_max", c3 + 1) == read_field(raw, "physical_max", c3 + 1)
     assert diff.size > 0 and diff.max() - diff.min() < 8
+
+
+def _outcome(load, path: Path):
+    """("ok", samples) or ("error", exception class name, message) of one load."""
+    try:
+        return ("ok", load(path))
+    except (ValueError, OSError) as exc:  # MontageError and EdfFormatError are ValueErrors
+        return ("error", type(exc).__name__, str(exc))
+
+
+def _blocks(path: Path) -> np.ndarray:
+    from streaming.edf import open_canonical
+
+    with open_canonical(path) as stream:
+        return np.concatenate([data for _, data in stream.blocks(333)], axis=1)
+
+
+def test_block_reader_refuses_every_hostile_file_as_load_canonical_does_and_reads_the_benign_ones_alike(
+        shared_data, tmp_path):
+    from streaming.edf import load_canonical
+
+    raw = (shared_data / SOURCE).read_bytes()
+    cases = {name: build for name, (build, _, _) in ERROR_CASES.items()} | BENIGN_CASES | {"original": lambda r: r}
+    for name, build in cases.items():
+        path = tmp_path / f"{name}.edf"
+        path.write_bytes(build(raw))
+        whole = _outcome(lambda p: load_canonical(p).data, path)
+        blocks = _outcome(_blocks, path)
+        assert whole[0] == blocks[0], f"{name}: load_canonical gave {whole[:3]!r}, the block reader {blocks[:3]!r}"
+        if whole[0] == "ok":
+            np.testing.assert_array_equal(blocks[1], whole[1], err_msg=name)
+        else:
+            assert blocks == whole, name
+    assert sum(1 for name in cases if name in ERROR_CASES) == len(ERROR_CASES)

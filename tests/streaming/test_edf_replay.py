@@ -77,3 +77,35 @@ def test_bipolar_file_cannot_be_replayed(shared_data):
         source.open()
     with pytest.raises(RuntimeError, match="before open"):
         source.read(0.0)
+
+
+def test_chunks_across_block_boundaries_and_loops_are_the_files_samples(iiic):
+    # 70-sample chunks do not divide the 6000-sample (30 s) blocks nor the 10000-sample file
+    rec = load_canonical(iiic)
+    n_file = rec.data.shape[1]
+    source = EdfReplaySource(EdfSourceConfig(path=iiic, speed=0.0, chunk_s=0.35, loop=True))
+    source.open()
+    assert (source.stream.fs, source.stream.n_samples) == (rec.fs, n_file)
+    chunks = []
+    while source.n_loops < 2:
+        chunks.append(source.read(timeout_s=1.0))
+    got = np.concatenate([c.data for c in chunks], axis=1)
+    assert got.shape[1] == 2 * n_file and all(c.data.flags.c_contiguous for c in chunks)
+    np.testing.assert_array_equal(got, np.concatenate([rec.data, rec.data], axis=1))
+    assert [c.first_index for c in chunks] == list(np.cumsum([0] + [c.n_samples for c in chunks[:-1]]))
+
+
+def test_close_releases_the_file_and_open_starts_again(iiic):
+    rec = load_canonical(iiic)
+    source = EdfReplaySource(EdfSourceConfig(path=iiic, speed=0.0, chunk_s=1.0))
+    source.open()
+    stream = source.stream
+    source.read(timeout_s=1.0)
+    source.close()
+    assert stream.closed and source.stream is None
+    with pytest.raises(RuntimeError, match="before open"):
+        source.read(0.0)
+    source.open()
+    chunk = source.read(timeout_s=1.0)
+    assert chunk.first_index == 0
+    np.testing.assert_array_equal(chunk.data, rec.data[:, :200])
