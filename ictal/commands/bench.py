@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str, int]] = {
     "quality": ("detector.bench_quality", "Rail clipping on every real EDF: false and true finds, cost.", 15),
     "flood": ("alarms.bench_flood", "Catch-up endpoint under pipelined requests and idle connections.", 15),
     "lsl": ("streaming.bench_lsl_reconnect", "LSL reconnection delay after an amplifier returns.", 15),
+    "edf-memory": ("streaming.bench_edf_memory", "Peak memory of EDF replay and evaluation of a long file.", 15),
 }
 
 

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from detector.config import FrontendConfig
+from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
 from streaming.chunk import Chunk
 from streaming.config import EdfSourceConfig
 from streaming.edf import BLOCK_S, CanonicalStream, open_canonical
@@ -63,10 +64,12 @@ class EdfReplaySource(Source):
 
     @property
     def fs(self) -> float:
-        """Native sampling rate of the file in Hz."""
+        """Sampling rate of the chunks in Hz: the file's, or :func:`detector.resample.rational_rate` of it
+        when its ratio to 256 Hz has no small factors (an EDF record of 0.9999 s makes 199.98 Hz; the
+        replay then runs at most 5.1e-4 off, as for an LSL stream of such a rate)."""
         if self.stream is None:
             raise RuntimeError("EdfReplaySource.fs is known only after open()")
-        return self.stream.fs
+        return rational_rate(self.stream.fs)
 
     @property
     def exhausted(self) -> bool:
@@ -79,13 +82,18 @@ class EdfReplaySource(Source):
         Raises
         ------
         detector.montage.MontageError, ValueError, FileNotFoundError
-            As ``streaming.edf.load_canonical``; ValueError also for a file with no samples.
+            As ``streaming.edf.load_canonical``; ValueError also for a file with no samples or a rate
+            outside [``MIN_INPUT_FS_HZ``, ``MAX_INPUT_FS_HZ``].
         """
         self.close()
         stream = open_canonical(self.config.path, self.frontend_config)
         if stream.n_samples == 0:
             stream.close()
             raise ValueError(f"{self.config.path} holds no samples")
+        if not MIN_INPUT_FS_HZ <= stream.fs <= MAX_INPUT_FS_HZ:
+            stream.close()
+            raise ValueError(f"{self.config.path} is sampled at {stream.fs:g} Hz; the front-end takes "
+                             f"[{MIN_INPUT_FS_HZ:g}, {MAX_INPUT_FS_HZ:g}] Hz (detector.resample)")
         self.stream = stream
         self._block = np.empty((len(stream.montage.indices), 0), dtype=np.float32)
         self._block_start = 0
@@ -160,7 +168,7 @@ class EdfReplaySource(Source):
         else:
             clock_s = self._next_index / self.stream.fs
         data = self._samples(position, n)
-        chunk = Chunk(data=data, first_index=self._next_index, clock_s=clock_s, fs=self.stream.fs)
+        chunk = Chunk(data=data, first_index=self._next_index, clock_s=clock_s, fs=self.fs)
         self._next_index += n
         if self.config.loop and position + n == n_file:
             self.n_loops += 1

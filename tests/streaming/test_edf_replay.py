@@ -109,3 +109,35 @@ def test_close_releases_the_file_and_open_starts_again(iiic):
     chunk = source.read(timeout_s=1.0)
     assert chunk.first_index == 0
     np.testing.assert_array_equal(chunk.data, rec.data[:, :200])
+
+
+def test_an_edf_at_a_rate_without_small_factors_is_replayed_and_accepted_by_the_bed_path(tmp_path):
+    import edfio
+
+    from alarms.config import AlarmThresholds
+    from detector import CANONICAL_CHANNELS
+    from detector.config import FrontendConfig
+    from detector.resample import rational_rate
+    from streaming.bed import BedSession
+    from streaming.config import EdfSourceConfig
+    from streaming.sources.edf_replay import EdfReplaySource
+
+    fs = 9999 / 50  # 199.98 Hz: records of 50 s holding 9999 samples; 256/199.98 needs factors 12800/9999
+    rng = np.random.default_rng(0)
+    n = 9999 * 2
+    signals = [edfio.EdfSignal(rng.normal(0, 30, n), fs, label=f"EEG {c.upper()}-REF", physical_dimension="uV",
+                               physical_range=(-500, 500)) for c in CANONICAL_CHANNELS]
+    path = tmp_path / "odd_rate.edf"
+    edfio.Edf(signals, data_record_duration=50).write(path)
+    source = EdfReplaySource(EdfSourceConfig(path=path, speed=0.0, chunk_s=1.0))
+    source.open()
+    try:
+        assert source.fs == rational_rate(fs) and abs(source.fs / fs - 1) < 5.1e-4
+        session = BedSession("bed-odd", FrontendConfig(), source.fs, AlarmThresholds(), hop_s=4.0)
+        windows = []
+        while (chunk := source.read(0.0)) is not None:
+            assert chunk.fs == source.fs
+            windows += session.push(chunk)[0]
+    finally:
+        source.close()
+    assert windows, "no window from a 100 s file at 199.98 Hz"
