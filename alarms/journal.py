@@ -367,13 +367,16 @@ class Journal:
             raise ValueError(f"limit must be >= 1 (found {limit})")
         with self._reading():
             try:
-                rows = self._conn.execute(
-                    "SELECT json FROM events WHERE journal_seq > ? ORDER BY journal_seq LIMIT ?",
-                    (int(seq), -1 if limit is None else int(limit)),
-                ).fetchall()
+                rows = self._json_since(seq, limit)
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot read alarm journal {self.path}: {exc}") from exc
-        return [r[0] for r in rows]
+        return rows
+
+    def _json_since(self, seq: int, limit: int | None) -> list[str]:
+        """The JSON of the events after ``seq``, oldest first (call under the lock; sqlite3.Error propagates)."""
+        cursor = self._conn.execute("SELECT json FROM events WHERE journal_seq > ? ORDER BY journal_seq LIMIT ?",
+                                    (int(seq), -1 if limit is None else int(limit)))
+        return [row[0] for row in cursor.fetchall()]
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -403,14 +406,11 @@ class Journal:
             raise ValueError(f"limit must be >= 1 (found {limit})")
         with self._reading():
             try:
-                rows = self._conn.execute(
-                    "SELECT json FROM events WHERE journal_seq > ? ORDER BY journal_seq LIMIT ?",
-                    (int(seq), -1 if limit is None else int(limit)),
-                ).fetchall()
+                rows = self._json_since(seq, limit)
                 first = self._conn.execute("SELECT MIN(journal_seq) FROM events").fetchone()[0]
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot read alarm journal {self.path}: {exc}") from exc
-            return self._journal_id, self._last_seq, None if first is None else int(first), [r[0] for r in rows]
+            return self._journal_id, self._last_seq, None if first is None else int(first), rows
 
     def since(self, seq: int, limit: int | None = None) -> list[AlarmEvent]:
         """The events with ``journal_seq > seq``, oldest first (see :meth:`since_json`).

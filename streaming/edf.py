@@ -351,6 +351,40 @@ def _refuse_edfio_warnings(path: Path, caught: list[warnings.WarningMessage], he
         )
 
 
+def _annotation_error(path: Path, exc: BaseException) -> EdfFormatError:
+    """The error for an ``EDF Annotations`` signal edfio cannot parse (chain ``exc`` to it)."""
+    return EdfFormatError(
+        f"{path}: the {_ANNOTATION_LABEL!r} signal cannot be parsed as EDF+ annotations "
+        f"(time-stamped annotation lists, Kemp & Olivan 2003 section 2.2): {type(exc).__name__}: {exc}"
+    )
+
+
+def _continuity_and_annotations(edf: edfio.Edf, path: Path) -> tuple[bool, list[tuple[float, float, str]]]:
+    """Whether ``edf`` is continuous, and its annotations as (onset_s, duration_s, text).
+
+    Raises
+    ------
+    EdfFormatError
+        If the ``EDF Annotations`` signal cannot be parsed (edfio's exception chained).
+    """
+    try:
+        continuous = edf.is_continuous
+        annotations = [(float(a.onset), float(a.duration) if a.duration is not None else 0.0, str(a.text))
+                       for a in edf.annotations]
+    except _EDFIO_ERRORS as exc:
+        raise _annotation_error(path, exc) from exc
+    return continuous, annotations
+
+
+def _refuse_discontinuous(path: Path, reserved: str, continuous: bool) -> None:
+    """Raise EdfFormatError for an EDF+D recording whose data records are not contiguous."""
+    if reserved.startswith("EDF+D") and not continuous:
+        raise EdfFormatError(
+            f"{path} is a discontinuous EDF+D recording (reserved field {reserved!r}); expected a "
+            f"continuous EDF or EDF+C: its data records cannot be replayed as one stream"
+        )
+
+
 @dataclass(frozen=True)
 class EdfRecording:
     """The content of one EDF/EDF+ file, as written (no montage, no unit conversion).
@@ -465,23 +499,9 @@ def read_edf(path: str | Path) -> EdfRecording:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         reserved = edf.reserved.strip()
-        try:
-            continuous = edf.is_continuous
-            annotations = [
-                (float(a.onset), float(a.duration) if a.duration is not None else 0.0, str(a.text))
-                for a in edf.annotations
-            ]
-        except _EDFIO_ERRORS as exc:
-            raise EdfFormatError(
-                f"{path}: the {_ANNOTATION_LABEL!r} signal cannot be parsed as EDF+ annotations "
-                f"(time-stamped annotation lists, Kemp & Olivan 2003 section 2.2): {type(exc).__name__}: {exc}"
-            ) from exc
+        continuous, annotations = _continuity_and_annotations(edf, path)
     _refuse_edfio_warnings(path, caught, header)
-    if reserved.startswith("EDF+D") and not continuous:
-        raise EdfFormatError(
-            f"{path} is a discontinuous EDF+D recording (reserved field {reserved!r}); expected a "
-            f"continuous EDF or EDF+C: its data records cannot be replayed as one stream"
-        )
+    _refuse_discontinuous(path, reserved, continuous)
     return EdfRecording(
         path=path,
         labels=[s.label.strip() for s in signals],
@@ -685,25 +705,14 @@ def _open_edf(path: str | Path) -> _OpenedEdf:
         del edf, signals
         try:
             annotation_edf = _annotation_only_edf(handle, path, header)
-            if annotation_edf is None:
-                continuous, annotations = True, []
-            else:
-                continuous = annotation_edf.is_continuous
-                annotations = [
-                    (float(a.onset), float(a.duration) if a.duration is not None else 0.0, str(a.text))
-                    for a in annotation_edf.annotations
-                ]
         except _EDFIO_ERRORS as exc:
-            raise EdfFormatError(
-                f"{path}: the {_ANNOTATION_LABEL!r} signal cannot be parsed as EDF+ annotations "
-                f"(time-stamped annotation lists, Kemp & Olivan 2003 section 2.2): {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _annotation_error(path, exc) from exc
+        if annotation_edf is None:
+            continuous, annotations = True, []
+        else:
+            continuous, annotations = _continuity_and_annotations(annotation_edf, path)
     _refuse_edfio_warnings(path, caught, header)
-    if reserved.startswith("EDF+D") and not continuous:
-        raise EdfFormatError(
-            f"{path} is a discontinuous EDF+D recording (reserved field {reserved!r}); expected a "
-            f"continuous EDF or EDF+C: its data records cannot be replayed as one stream"
-        )
+    _refuse_discontinuous(path, reserved, continuous)
     raw_labels = _split_signals(header.raw[FIXED_HEADER_BYTES:], len(header.labels))["label"]
     starts = np.concatenate([[0], np.cumsum(header.samples_per_record)[:-1]])
     ordinary = [k for k, raw in enumerate(raw_labels) if not _is_annotation_label(raw)]

@@ -289,7 +289,7 @@ class DaemonProcess:
 
 
 class LiveSubscriber:
-    """A SUB socket on the daemon's PUB endpoint, recording (topic, event) as they arrive."""
+    """A SUB socket on the daemon's PUB endpoint, recording (topic, event) and arrival times as they arrive."""
 
     def __init__(self, endpoint: str) -> None:
         self.context = zmq.Context()
@@ -298,6 +298,7 @@ class LiveSubscriber:
         self.sock.setsockopt(zmq.RCVTIMEO, 100)
         self.sock.connect(endpoint)
         self.events: list[tuple[str, dict]] = []
+        self.timed: list[tuple[float, dict]] = []  # (monotonic arrival s, event)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -308,7 +309,9 @@ class LiveSubscriber:
                 topic, payload = self.sock.recv_multipart()
             except zmq.Again:
                 continue
-            self.events.append((topic.decode(), json.loads(payload)))
+            event = json.loads(payload)
+            self.events.append((topic.decode(), event))
+            self.timed.append((time.monotonic(), event))
 
     def of(self, kind: str | None = None, bed: str | None = None) -> list[dict]:
         return [e for _, e in list(self.events) if (kind is None or e["kind"] == kind)

@@ -32,35 +32,13 @@ def _states(subscriber: LiveSubscriber, bed: str) -> list[tuple[float, str]]:
             and e["kind"] == "signal_quality" and e.get("reason") in ("monitored", "not_monitored")]
 
 
-class TimedSubscriber(LiveSubscriber):
-    """A LiveSubscriber that also records when (monotonic s) each event arrived."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.timed: list[tuple[float, dict]] = []
-        super().__init__(endpoint)
-
-    def _run(self) -> None:
-        import json
-
-        import zmq
-
-        while not self._stop.is_set():
-            try:
-                topic, payload = self.sock.recv_multipart()
-            except zmq.Again:
-                continue
-            event = json.loads(payload)
-            self.events.append((topic.decode(), event))
-            self.timed.append((time.monotonic(), event))
-
-
 @pytest.fixture(scope="module")
 def scenario(shared_data, tmp_path_factory):
     data, fs = eeg_from(shared_data / SOURCE)
     outlet = EegOutlet(unique_name("states"), data, fs).start()
     daemon = DaemonProcess(tmp_path_factory.mktemp("bed_states"),
                            {"bed-missing": unique_name("nowhere"), "bed-outage": outlet.name}, THRESHOLDS)
-    subscriber = TimedSubscriber(daemon.pub_endpoint)
+    subscriber = LiveSubscriber(daemon.pub_endpoint)
     time.sleep(0.5)  # the SUB socket connects before the daemon publishes anything
     record: dict = {}
     try:
