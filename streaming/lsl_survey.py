@@ -7,7 +7,7 @@
 2. Each LSL bed of the config is resolved with the very predicate its source resolves with
    (:meth:`streaming.sources.lsl.LslSource.predicate`, evaluated by liblsl's ``resolve_bypred`` for the
    same ``wait_s``; the beds and the listing are resolved in parallel, so the survey takes about
-   ``wait_s`` whatever the number of beds). A stream is matched to a bed by its ``uid``.
+   ``wait_s`` up to ``MAX_PARALLEL_RESOLVES - 1`` beds). A stream is matched to a bed by its ``uid``.
 
 A bed matched by no stream is waiting for its device (the daemon starts anyway and connects when the
 stream appears); a bed matched by several streams is a problem: its source takes none of them and
@@ -24,6 +24,10 @@ from streaming.config import DaemonConfig, LslSourceConfig
 
 MAX_STREAMS = 1024
 """Most streams one resolve returns (pylsl's buffer); asked as the minimum so each resolve waits ``wait_s``."""
+
+
+MAX_PARALLEL_RESOLVES = 32
+"""Resolves run at once (one liblsl resolver each); 64 beds take two rounds of ``wait_s``."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def survey(config: DaemonConfig | None, wait_s: float = 2.0) -> LslSurvey:
     for bed in beds:
         result.predicates[bed.bed_id] = LslSource(bed.source, config.frontend).predicate()
     queries: list[str | None] = [None] + [result.predicates[bed.bed_id] for bed in beds]
-    with ThreadPoolExecutor(max_workers=min(16, len(queries))) as pool:
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_RESOLVES, len(queries))) as pool:
         answers = list(pool.map(lambda query: _resolve(query, wait_s), queries))
     by_uid = {stream.uid: stream for answer in answers for stream in answer}
     result.streams = sorted(by_uid.values(), key=lambda s: (s.name, s.source_id, s.hostname, s.uid))

@@ -166,7 +166,7 @@ def _bind_problem(host: str, port: int) -> str | None:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        return f"host {host!r} does not resolve ({exc})"
+        return f"host {host!r} does not resolve ({exc}); expected an address, a host name or an interface name"
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -209,6 +209,9 @@ def _check_ports(config: DaemonConfig, report: PreflightReport) -> None:
                                             "a distinct port per endpoint"))
             continue
         used[port] = label
+        if host in {name for _, name in socket.if_nameindex()}:
+            report.passed.append(("port", f"{label} {endpoint}: a ZeroMQ interface name, bound by ZeroMQ; not checked"))
+            continue
         problem = _bind_problem("" if host == "*" else host, port)
         if problem is None:
             report.passed.append(("port", f"{label} {endpoint}: free"))
