@@ -4,6 +4,7 @@ with the predicate the LSL source resolves with."""
 from __future__ import annotations
 
 import socket
+import sys
 import uuid
 
 import pylsl
@@ -13,8 +14,12 @@ from ictal.cli import main
 from ictal.config import load_config
 from streaming.lsl_outlet import canonical_stream_info
 from streaming.lsl_survey import survey
+from tests.ictal import test_preflight
+from tests.ictal.test_preflight import daemon_yaml
 
 WAIT_S = 1.5
+
+held_port = test_preflight.held_port  # a port listened on by another process (fixture)
 
 
 @pytest.fixture
@@ -69,3 +74,13 @@ def test_doctor_lists_streams_and_beds_and_fails_on_an_ambiguous_bed(tmp_path, o
     assert f"bed-absent (type='EEG' and name='absent-{tag}'): no stream visible" in out
     assert f"bed-pinned (type='EEG' and source_id='sn-3-{tag}'): selects" in out
     assert f"PROBLEM checkpoint: detector.checkpoint: checkpoint {tmp_path / 'gone'}" in out  # the pre-flight ran
+
+
+def test_doctor_names_the_process_holding_a_configured_port(tmp_path, capsys, held_port):
+    port, pid = held_port
+    config = daemon_yaml(tmp_path, checkpoint=str(tmp_path / "gone"), metrics=port)
+    assert main(["doctor", "--config", str(config), "--lsl-wait", "0.2"]) == 1
+    out = capsys.readouterr().out
+    assert f"PROBLEM port: metrics HTTP tcp://127.0.0.1:{port} (alarms.metrics.host/port): port {port} in use by " \
+           f"pid {pid} ({sys.executable} -c import socket" in out
+    assert "ok      port: alarm PUB" in out and "ok      port: catch-up REP" in out
