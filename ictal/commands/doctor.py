@@ -46,7 +46,9 @@ def _lsl_report(config, wait_s: float) -> int:
     from streaming.lsl_survey import survey
 
     found = survey(config, wait_s)
-    _print("lsl streams", f"{len(found.streams)} visible (waited {wait_s:g} s)")
+    hint = "" if found.streams else (": is the amplifier's LSL app running, and does discovery reach this host "
+                                     "(multicast, or KnownPeers in lsl_api.cfg)? Try a longer --lsl-wait")
+    _print("lsl streams", f"{len(found.streams)} visible (waited {wait_s:g} s){hint}")
     for stream in found.streams:
         beds = found.beds_of_stream.get(stream.uid)
         target = f"bed {', '.join(beds)}" if beds else "no configured bed"

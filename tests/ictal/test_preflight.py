@@ -137,20 +137,29 @@ def test_two_endpoints_on_one_port_are_named(tmp_path):
                         "expected a distinct port per endpoint"]
 
 
-def test_edf_beds_are_opened_and_a_missing_or_broken_file_is_named(tmp_path, shared_data):
-    real = sorted((shared_data / "labelled").glob("*.edf"))[0]
+def _edf_beds(*beds: tuple[str, Path]) -> str:
+    return "beds:\n" + "".join(f"  - {{bed_id: {bed_id}, source: {{type: edf, path: '{path}'}}}}\n"
+                               for bed_id, path in beds)
+
+
+def test_a_missing_or_broken_edf_bed_file_is_named(tmp_path):
     broken = tmp_path / "broken.edf"
     broken.write_bytes(b"0       not an edf header")
-    beds = "beds:\n" + "".join(
-        f"  - {{bed_id: {bed_id}, source: {{type: edf, path: '{path}'}}}}\n"
-        for bed_id, path in (("good", real), ("missing", tmp_path / "absent.edf"), ("broken", broken)))
-    config = load_config(daemon_yaml(tmp_path, checkpoint=str(tmp_path / "gone"), beds=beds))
-    report = preflight(config, load_checkpoint=False)
+    beds = _edf_beds(("missing", tmp_path / "absent.edf"), ("broken", broken))
+    report = preflight(load_config(daemon_yaml(tmp_path, checkpoint=str(tmp_path / "gone"), beds=beds)),
+                       load_checkpoint=False)
     beds_problems = {check: what for check, what in report.problems if check.startswith("bed ")}
     assert set(beds_problems) == {"bed missing", "bed broken"}
-    assert str(tmp_path / "absent.edf") in beds_problems["bed missing"]
-    assert str(broken) in beds_problems["bed broken"]
-    assert any(check == "bed good" and "opens" in what for check, what in report.passed)
+    assert f"source.path {tmp_path / 'absent.edf'}" in beds_problems["bed missing"]
+    assert f"source.path {broken}" in beds_problems["bed broken"] and "EDF header" in beds_problems["bed broken"]
+
+
+def test_a_real_edf_bed_file_opens(tmp_path, shared_data):
+    real = sorted((shared_data / "labelled").glob("*.edf"))[0]
+    report = preflight(load_config(daemon_yaml(tmp_path, checkpoint=str(tmp_path / "gone"),
+                                               beds=_edf_beds(("good", real)))), load_checkpoint=False)
+    assert report.problems == []
+    assert any(check == "bed good" and f"EDF {real} opens" in what for check, what in report.passed)
 
 
 def test_a_thresholds_file_of_another_checkpoint_is_named_with_both_ids(repo_root, tmp_path, monkeypatch):
