@@ -32,8 +32,9 @@ Checks (in this order; each names the config key, the value found and what was e
     samples. LSL beds need their stream only once running (``ictal doctor`` lists the streams).
 
 Output contract (``ictal config check``, ``ictal doctor --config``): one line per check passed,
-``ok      <check>: <what>``, and one per problem, ``PROBLEM <check>: <what>``; the commands exit non-zero
-when :attr:`PreflightReport.problems` is not empty.
+``ok      <check>: <what>``, one per warning, ``WARNING <check>: <what>`` (unusual, does not fail), and
+one per problem, ``PROBLEM <check>: <what>``; the commands exit non-zero when
+:attr:`PreflightReport.problems` is not empty.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from alarms import thresholds as thresholds_module
 from alarms.thresholds import ThresholdsFileError, thresholds_in_force
 from streaming.config import DaemonConfig, EdfSourceConfig
 from streaming.ports import describe_port_holder
@@ -62,12 +64,16 @@ class PreflightReport:
         ``(check, what)`` of each check passed (or skipped, saying why).
     problems : list of (str, str)
         ``(check, what)`` of each problem, naming the key, the value found and the value expected.
+    warnings : list of (str, str)
+        ``(check, what)`` of what would not stop the daemon but is unusual (thresholds without
+        hysteresis, a minimum duration below the floor: ``alarms.thresholds.threshold_warnings``).
     model_id : str or None
         The checkpoint's model id when it loaded.
     """
 
     passed: list[tuple[str, str]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     model_id: str | None = None
 
     @property
@@ -76,8 +82,9 @@ class PreflightReport:
         return not self.problems
 
     def lines(self) -> list[str]:
-        """The report, one line per check passed then one per problem (the output contract)."""
+        """The report: one line per check passed, per warning, then per problem (the output contract)."""
         return ([f"ok      {check}: {what}" for check, what in self.passed]
+                + [f"WARNING {check}: {what}" for check, what in self.warnings]
                 + [f"PROBLEM {check}: {what}" for check, what in self.problems])
 
 
@@ -106,7 +113,8 @@ def _check_thresholds(config: DaemonConfig, detector, report: PreflightReport) -
     matched = ""
     if detector is not None and "checkpoint_id" in inspect.signature(thresholds_in_force).parameters:
         kwargs["checkpoint_id"] = str(getattr(detector, "model_id", "unknown"))
-        matched = f", matched to checkpoint {kwargs['checkpoint_id']}"
+        if config.alarms.thresholds_file is not None:
+            matched = f", matched to checkpoint {kwargs['checkpoint_id']}"
     elif detector is None and config.alarms.thresholds_file is not None:
         matched = ", not matched to a checkpoint (the checkpoint did not load)"
     try:
@@ -120,6 +128,9 @@ def _check_thresholds(config: DaemonConfig, detector, report: PreflightReport) -
     report.passed.append(("thresholds", f"from {source}: tau_on {thresholds.tau_on:g}, tau_off "
                                         f"{thresholds.tau_off:g}, min_duration_s {thresholds.min_duration_s:g}"
                                         f"{matched}"))
+    warn = getattr(thresholds_module, "threshold_warnings", None)  # added with issue 17's precedence rule
+    for sentence in warn(thresholds) if warn is not None else []:
+        report.warnings.append(("thresholds", f"from {source}: {sentence}"))
 
 
 def _check_journal(config: DaemonConfig, report: PreflightReport) -> None:

@@ -50,6 +50,8 @@ def print_preflight(config: DaemonConfig, *, file=None) -> int:
     report = preflight(config)
     for check, what in report.passed:
         print(f"ok      {check}: {what}", file=out)
+    for check, what in report.warnings:
+        print(f"WARNING {check}: {what}", file=out)
     for check, what in report.problems:
         print(f"PROBLEM {check}: {what}", file=out if file is not None else sys.stderr)
     return len(report.problems)

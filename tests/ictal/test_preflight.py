@@ -192,3 +192,20 @@ def test_the_checkpoint_id_is_passed_to_the_thresholds_resolution_and_its_refusa
     assert seen == [report.model_id] and report.model_id
     assert report.problems == [("thresholds", f"alarms.thresholds_file: {path}: tuned for checkpoint other-id, "
                                               f"not {report.model_id}")]
+
+
+def test_thresholds_warnings_are_said_without_failing(tmp_path, monkeypatch):
+    """``alarms.thresholds.threshold_warnings`` (issue 17's precedence rule) is reported as WARNING lines."""
+    import alarms.thresholds
+
+    def warnings_of(thresholds):
+        return [f"no hysteresis: tau_off {thresholds.tau_off:g} equals tau_on {thresholds.tau_on:g}"]
+
+    monkeypatch.setattr(alarms.thresholds, "threshold_warnings", warnings_of, raising=False)
+    config = load_config(daemon_yaml(tmp_path, checkpoint=str(tmp_path / "gone")))
+    report = preflight(config, load_checkpoint=False)
+    tau = config.alarms.thresholds
+    assert report.ok
+    assert report.warnings == [("thresholds", f"from config: no hysteresis: tau_off {tau.tau_off:g} equals tau_on "
+                                              f"{tau.tau_on:g}")]
+    assert "WARNING thresholds: from config: no hysteresis" in "\n".join(report.lines())
