@@ -100,7 +100,7 @@ def test_config_thresholds_written_out_while_the_checkpoints_would_win_is_an_err
     # written out, even equal to the defaults, is a choice the operator made: never silently replaced
     for configured in (AlarmThresholds(tau_on=0.97, tau_off=0.97), AlarmThresholds()):
         config = AlarmsConfig.model_validate({"thresholds": configured.model_dump()})
-        with pytest.raises(ThresholdsPrecedenceError, match=r"use_checkpoint_thresholds.*tau_on=0\.6") as err:
+        with pytest.raises(ThresholdsPrecedenceError, match=r"tau_on=0\.6.*use_checkpoint_thresholds") as err:
             thresholds_in_force(config, tuned, "ckpt-1")
         assert f"tau_on={configured.tau_on}" in str(err.value) and "ckpt-1" in str(err.value)
     explicit = AlarmsConfig.model_validate({"thresholds": {"tau_on": 0.97, "tau_off": 0.9},
