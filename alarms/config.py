@@ -132,15 +132,26 @@ class MetricsConfig(StrictModel):
 class AlarmsConfig(StrictModel):
     """Everything the alarms package needs in the daemon."""
 
-    thresholds: AlarmThresholds = Field(default_factory=AlarmThresholds)
+    thresholds: AlarmThresholds = Field(
+        default_factory=AlarmThresholds, description="Thresholds used when neither a thresholds_file nor the "
+        "checkpoint's tuned thresholds apply (precedence: alarms.thresholds module docstring). Writing this "
+        "section while one of those wins is an error at start, never a silent override."
+    )
     thresholds_file: Path | None = Field(
-        None, description="Thresholds written by `ictal tune`; when set it overrides the checkpoint's tuned "
-        "thresholds and `thresholds`."
+        None, description="Thresholds written by `ictal tune`; when set it wins over the checkpoint's tuned "
+        "thresholds. It must have been tuned for the checkpoint served (its provenance.checkpoint_id), else "
+        "`ictal serve` refuses to start (exit 2) unless accept_thresholds_of_checkpoint names its id."
     )
     use_checkpoint_thresholds: bool = Field(
         True, description="Without a thresholds_file, use the thresholds tuned into the checkpoint "
         "(`ictal tune --write-checkpoint`) when it has them: they were chosen for that model's target "
-        "FA/24h, so they are safer than generic defaults. false: always use `thresholds`."
+        "FA/24h, so they are safer than generic defaults. false: use `thresholds`."
+    )
+    accept_thresholds_of_checkpoint: str | None = Field(
+        None, description="The id of another checkpoint whose thresholds_file this site accepts for the "
+        "checkpoint served (written out, not a yes/no: accepting names what is accepted). null (default): a "
+        "thresholds file tuned for another checkpoint is refused; when accepted, the daemon logs a WARNING "
+        "and publishes a daemon event (reason foreign_thresholds) at start and at every reload."
     )
     journal: JournalConfig = Field(default_factory=JournalConfig)
     publisher: PublisherConfig = Field(default_factory=PublisherConfig)

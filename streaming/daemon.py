@@ -52,7 +52,7 @@ from alarms.journal import Journal
 from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
 from alarms.publisher import AlarmPublisher
 from alarms.schema import AlarmEvent, BedStatus, ModelInfo
-from alarms.thresholds import thresholds_in_force
+from alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
 from detector.config import FrontendConfig
 from streaming.bed import Scorer
 from streaming.bed_worker import BedWorker
@@ -199,8 +199,10 @@ class Daemon:
         self.source_factory = source_factory
         self.model = model_info(detector)
         self.thresholds: AlarmThresholds
+        self.thresholds_source: ThresholdsSource
+        # the one precedence rule (alarms.thresholds); raises ThresholdsError (ictal serve: exit 2)
         self.thresholds, self.thresholds_source = thresholds_in_force(
-            config.alarms, getattr(detector, "thresholds", None))
+            config.alarms, getattr(detector, "thresholds", None), getattr(detector, "model_id", None))
         self.metrics = IctalMetrics(alarm_rate_window_h=config.alarms.metrics.alarm_rate_window_h)
         self.daemon_metrics = DaemonMetrics(self.metrics.registry)
         self.metrics.set_model_info(stack=self.model.stack, backend=str(self.model.backend),
@@ -283,6 +285,7 @@ class Daemon:
                     beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s,
                     thresholds=self.thresholds_source, tau_on=self.thresholds.tau_on,
                     tau_off=self.thresholds.tau_off, min_duration_s=self.thresholds.min_duration_s))
+        self._announce_thresholds("start")
         for bed in self.config.beds:
             self.metrics.set_thresholds(bed.bed_id, self.thresholds)
         with self._workers_lock:
@@ -292,6 +295,7 @@ class Daemon:
         self.publish(AlarmEvent(kind="daemon", reason="started", detail=(
             f"serving {len(self.workers)} bed(s) with model {self.model.model_id} ({self.model.stack}, "
             f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s")))
+        self._publish_foreign_thresholds()
         self._check_capacity_at_start()  # before the beds: a quiet measurement
         self.scoring.start()
         for worker in self._worker_list():
@@ -473,6 +477,30 @@ class Daemon:
         for event in events:
             self.publish(worker.stamp(event))
 
+    # -- thresholds -------------------------------------------------------------------------------
+
+    def _announce_thresholds(self, when: str) -> None:
+        """Log the thresholds in force with their source (INFO), what is unusual about them and an
+        accepted foreign thresholds file (WARNING); ``when`` is ``start`` or ``reload``."""
+        th, source = self.thresholds, self.thresholds_source
+        log.info(kv("thresholds_in_force", at=when, source=source, **th.model_dump()))
+        for warning in threshold_warnings(th):
+            log.warning(kv("thresholds_unusual", at=when, source=source, detail=warning))
+        foreign = getattr(source, "foreign_checkpoint_id", None)
+        if foreign is not None:
+            log.warning(kv("foreign_thresholds", at=when, file=self.config.alarms.thresholds_file,
+                           tuned_for=foreign, checkpoint=self.model.model_id,
+                           detail="accepted by alarms.accept_thresholds_of_checkpoint"))
+
+    def _publish_foreign_thresholds(self) -> None:
+        """A ``daemon`` event (reason ``foreign_thresholds``) when the thresholds file in force was tuned
+        for another checkpoint and accepted; at start and after every reload."""
+        foreign = getattr(self.thresholds_source, "foreign_checkpoint_id", None)
+        if foreign is not None:
+            self.publish(AlarmEvent(kind="daemon", reason="foreign_thresholds", detail=(
+                f"thresholds file {self.config.alarms.thresholds_file} was tuned for checkpoint {foreign}, not for "
+                f"the checkpoint served {self.model.model_id}; accepted by alarms.accept_thresholds_of_checkpoint")))
+
     # -- reload -----------------------------------------------------------------------------------
 
     def reload(self, new_config: DaemonConfig | None = None) -> bool:
@@ -505,7 +533,8 @@ class Daemon:
                     return False
             try:
                 thresholds, thresholds_source = thresholds_in_force(
-                    new_config.alarms, getattr(self.detector, "thresholds", None))
+                    new_config.alarms, getattr(self.detector, "thresholds", None),
+                    getattr(self.detector, "model_id", None))
             except (ThresholdsFileError, ValueError) as exc:
                 log.error(kv("reload_refused", detail=str(exc)))
                 return False
@@ -540,6 +569,7 @@ class Daemon:
                             self.publish(worker.stamp(event))
                     self.metrics.set_thresholds(worker.bed_id, thresholds)
                 log.info(kv("thresholds_reloaded", source=thresholds_source, **thresholds.model_dump()))
+            self._announce_thresholds("reload")
             for bed_id in added:
                 worker = self._make_worker(new_beds[bed_id])
                 with self._workers_lock:
@@ -547,11 +577,13 @@ class Daemon:
                 worker.start()
                 log.info(kv("bed_added", bed=bed_id, source=new_beds[bed_id].source.type))
             self.config = self.config.model_copy(update={"beds": new_config.beds, "alarms": self.config.alarms.model_copy(
-                update={"thresholds": new_config.alarms.thresholds, "thresholds_file": new_config.alarms.thresholds_file})})
+                update={name: getattr(new_config.alarms, name) for name in (
+                    "thresholds", "thresholds_file", "use_checkpoint_thresholds", "accept_thresholds_of_checkpoint")})})
             self.daemon_metrics.beds.set(len(self.workers))
             self.publish(AlarmEvent(kind="daemon", reason="reloaded", detail=(
                 f"beds added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}; thresholds "
                 f"{'changed' if changed_thresholds else 'unchanged'}")))
+            self._publish_foreign_thresholds()
             return True
         finally:
             self.notifier.ready(self.status_line())

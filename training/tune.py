@@ -22,6 +22,12 @@ smallest gap. A dataset without reference seizures (e.g. seizure-free EEG) has n
 choice is then the most permissive point within the budget (lowest tau_on, then shortest minimum
 duration, then smallest gap), i.e. the thresholds that alarm most readily while keeping the budget.
 When no point meets the budget the target is unreachable and the lowest reachable FA/24h is reported.
+
+The choice is written even when it has no hysteresis (gap 0: tau_off == tau_on) or a minimum duration
+below a floor (``alarms.thresholds.MIN_DURATION_FLOOR_S``, ``ictal tune --min-duration-floor-s``), but
+said so: :meth:`TuneResult.warnings`, printed by ``ictal tune`` and stored in the file's
+``provenance.extra.warnings``. It is the best point within the budget on this data; refusing would
+leave nothing to serve, while the warning travels with the file and the daemon logs it at every start.
 """
 
 from __future__ import annotations
@@ -116,6 +122,17 @@ class TuneResult:
                 f"{b.thresholds.min_duration_s:g} s: sensitivity {sens} at {b.fa_per_24h:.3f} FA/24h "
                 f"(target {self.target_fa_per_24h:g}; {len(self.points)} grid points)")
 
+    def warnings(self, min_duration_floor_s: float | None = None) -> list[str]:
+        """What is unusual about the chosen thresholds (``alarms.thresholds.threshold_warnings``): no
+        hysteresis (tau_off == tau_on) or a minimum duration below ``min_duration_floor_s`` (default
+        ``alarms.thresholds.MIN_DURATION_FLOOR_S``); empty when nothing is or nothing was chosen."""
+        from alarms.thresholds import MIN_DURATION_FLOOR_S, threshold_warnings
+
+        if self.best is None:
+            return []
+        floor = MIN_DURATION_FLOOR_S if min_duration_floor_s is None else min_duration_floor_s
+        return threshold_warnings(self.best.thresholds, floor)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the whole grid)."""
         return {"target_fa_per_24h": self.target_fa_per_24h, "reachable": self.reachable,
@@ -199,8 +216,26 @@ def tune(recordings: Sequence[ScoredRecording], target_fa_per_24h: float, base: 
 
 
 def write_thresholds(path: Path | str, result: TuneResult, *, dataset: str, checkpoint_id: str,
+                     recordings: Sequence[str] | None = None, min_duration_floor_s: float | None = None,
                      extra: dict[str, Any] | None = None) -> Path:
     """Write the chosen thresholds as a thresholds file (``alarms.thresholds`` format) that ``ictal serve`` loads.
+
+    Parameters
+    ----------
+    path : path
+    result : TuneResult
+    dataset : str
+        What was tuned on (``provenance.dataset``).
+    checkpoint_id : str
+        The checkpoint whose probabilities were tuned (``provenance.checkpoint_id``; the daemon refuses
+        the file for another checkpoint).
+    recordings : sequence of str, optional
+        Ids of the recordings tuned on (``provenance.recordings``, hashed when very many).
+    min_duration_floor_s : float, optional
+        Floor of :meth:`TuneResult.warnings`; the warnings go to ``provenance.extra.warnings``
+        (an empty list when none).
+    extra : dict, optional
+        More provenance (merged into ``extra``).
 
     Raises
     ------
@@ -215,9 +250,10 @@ def write_thresholds(path: Path | str, result: TuneResult, *, dataset: str, chec
             "hits": b.counts.hits, "targets": b.counts.targets, "false_alarms": b.counts.false_alarms,
             "duration_s": b.counts.duration_s, "grid_points": len(result.points),
             "grid": {"gaps": list(GAPS), "min_durations_s": list(MIN_DURATIONS_S),
-                     "tau_on": "training.evaluate_metrics.tau_on_grid"}, **(extra or {})}
+                     "tau_on": "training.evaluate_metrics.tau_on_grid"},
+            "warnings": result.warnings(min_duration_floor_s), **(extra or {})}
     return save_thresholds(path, b.thresholds, target_fa_per_24h=result.target_fa_per_24h, dataset=dataset,
-                           checkpoint_id=checkpoint_id, extra=info)
+                           checkpoint_id=checkpoint_id, recordings=recordings, extra=info)
 
 
 def write_checkpoint_thresholds(checkpoint: Path | str, thresholds_file: Path | str) -> Path:

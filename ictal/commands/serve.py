@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT; exit codes: 0 clean stop, 1 failure while running, 2 refused to start."""
     from alarms.journal import JournalError
     from alarms.publisher import PublisherError
-    from alarms.thresholds import ThresholdsFileError
+    from alarms.thresholds import ThresholdsError
     from ictal.config import ConfigError, load_config
     from streaming.daemon import Daemon, DaemonError
     from streaming.logfmt import configure_logging, kv
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     notifier.status(f"loading checkpoint {config.detector.checkpoint}")
     try:
         daemon = Daemon.from_config(config, config_path=args.config, notifier=notifier)
-    except (DaemonError, ThresholdsFileError) as exc:
+    except (DaemonError, ThresholdsError) as exc:  # ThresholdsError: file, mismatch (both ids), precedence
         log.error(kv("start_refused", detail=str(exc)))
         notifier.status(f"refused to start: {exc}")
         print(f"ictal serve: {exc}", file=sys.stderr)

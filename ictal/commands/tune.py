@@ -1,11 +1,24 @@
 """`ictal tune`: choose alarm thresholds for a target FA/24h and write a thresholds file.
 
 ``ictal tune --checkpoint CKPT --data DATASET --target-fa X [--out thresholds.json]
-[--write-checkpoint]`` runs the dataset through the daemon path once (or reads the probabilities of an
-earlier ``ictal evaluate --out DIR`` with ``--from-eval DIR``), searches the grid of
+[--write-checkpoint]`` runs the dataset through the daemon path once, searches the grid of
 :mod:`training.tune` for the thresholds of highest sensitivity with FA/24h <= X, writes them as a
 thresholds file that ``ictal serve`` loads (``alarms.thresholds_file``) and, with
 ``--write-checkpoint``, into the checkpoint's metadata.
+
+``ictal tune --from-eval DIR --target-fa X`` reuses the probabilities of an earlier
+``ictal evaluate --out DIR`` instead: the checkpoint id, the checkpoint folder, the dataset and the base
+thresholds come from ``DIR/report.json`` (``meta``), so neither ``--checkpoint`` nor ``--data`` is
+needed. A ``--checkpoint`` whose id differs from the evaluation's, or a ``--data`` other than the
+evaluation's dataset, is refused naming both (``--format``, ``--include``, ``--split`` select recordings
+to run and are refused too: the evaluation already chose them).
+
+The thresholds file is stamped with the checkpoint id the probabilities came from and the ids of the
+recordings tuned on (``alarms.thresholds``). A choice without hysteresis (tau_off == tau_on) or with a
+minimum duration below ``--min-duration-floor-s`` (default ``alarms.thresholds.MIN_DURATION_FLOOR_S``)
+is written (it is the best point within the budget on this data) but said so: a warning line on stderr
+and ``provenance.extra.warnings`` in the file, which the daemon logs again at every start. Refusing
+would leave nothing to serve; the grid still holds the choice, and the warning travels with the file.
 
 Exit status: 0 written; 3 when the target is unreachable (the lowest reachable FA/24h is printed and
 nothing is written); 2 when the input is invalid.
@@ -16,6 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ictal.commands.evaluate import _progress, add_run_arguments
 
@@ -32,29 +48,94 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "path's probabilities (grid: training/tune.py). Exit 3 when the target is unreachable.",
     )
     add_run_arguments(parser)
+    for action in parser._actions:  # not required with --from-eval (checked in run)
+        if action.dest in ("checkpoint", "data"):
+            action.required = False
     parser.add_argument("--target-fa", type=float, required=True, help="false alarms per 24 h allowed")
     parser.add_argument("--out", default="thresholds.json", help="thresholds file to write (default thresholds.json)")
     parser.add_argument("--write-checkpoint", action="store_true", help="also store the thresholds in the checkpoint")
     parser.add_argument("--thresholds", help="base thresholds (merge gap, max duration, refractory kept from them)")
-    parser.add_argument("--from-eval", metavar="DIR", help="reuse the probabilities of `ictal evaluate --out DIR`")
+    parser.add_argument("--from-eval", metavar="DIR", help="reuse the probabilities of `ictal evaluate --out DIR` "
+                        "(checkpoint, dataset and base thresholds from DIR/report.json; no --checkpoint/--data)")
+    parser.add_argument("--min-duration-floor-s", type=float, default=None, metavar="S",
+                        help="warn when the chosen minimum duration is below this (default: "
+                        "alarms.thresholds.MIN_DURATION_FLOOR_S, 5 s)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
 
-def _eval_meta(eval_dir: str) -> dict:
-    """hop_s and min_history_s of the evaluation whose probabilities are reused (from its report.json)."""
-    from pathlib import Path
+class TuneInputError(ValueError):
+    """Arguments that contradict each other or an evaluation folder; the message names both values."""
 
+
+@dataclass
+class EvalSource:
+    """What ``--from-eval DIR`` takes from ``DIR/report.json`` (``meta``)."""
+
+    checkpoint: str | None
+    checkpoint_id: str
+    dataset: str
+    thresholds: dict[str, Any] | None
+    meta: dict[str, Any]
+
+
+def _eval_source(eval_dir: str) -> EvalSource:
+    """The checkpoint id, checkpoint folder, dataset and thresholds of an ``ictal evaluate --out`` folder.
+
+    Raises
+    ------
+    TuneInputError
+        If ``DIR/report.json`` is missing, unreadable or has no ``meta.checkpoint_id``.
+    """
     path = Path(eval_dir) / "report.json"
-    if not path.is_file():
-        return {}
-    meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
-    return {k: meta[k] for k in ("hop_s", "min_history_s", "checkpoint_id") if k in meta}
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TuneInputError(f"{path}: cannot read the evaluation report ({exc.strerror}); --from-eval needs the "
+                             "output folder of `ictal evaluate --out`") from exc
+    except json.JSONDecodeError as exc:
+        raise TuneInputError(f"{path}: not valid JSON ({exc})") from exc
+    meta = report.get("meta") if isinstance(report, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("checkpoint_id"), str):
+        found = None if not isinstance(meta, dict) else meta.get("checkpoint_id")
+        raise TuneInputError(f"{path}: meta.checkpoint_id is {found!r}, expected the id of the checkpoint evaluated")
+    return EvalSource(checkpoint=meta.get("checkpoint"), checkpoint_id=meta["checkpoint_id"],
+                      dataset=str(meta.get("dataset", eval_dir)), thresholds=meta.get("thresholds"), meta=meta)
+
+
+def _check_from_eval_args(args: argparse.Namespace, source: EvalSource, checkpoint_id) -> None:
+    """Refuse arguments that contradict the evaluation (see the module docstring)."""
+    if args.checkpoint is not None:
+        given = checkpoint_id(args.checkpoint)
+        if given != source.checkpoint_id:
+            raise TuneInputError(
+                f"--checkpoint {args.checkpoint} is checkpoint {given}, but the evaluation {args.from_eval} scored "
+                f"checkpoint {source.checkpoint_id}: its probabilities belong to {source.checkpoint_id} (leave "
+                "--checkpoint out, or evaluate the other checkpoint)")
+    if args.data is not None and Path(args.data).resolve() != Path(source.dataset).resolve():
+        raise TuneInputError(f"--data {args.data} differs from the dataset of the evaluation {args.from_eval} "
+                             f"({source.dataset}); --from-eval needs no --data")
+    for flag, value in (("--format", args.format), ("--include", args.include), ("--split", args.split)):
+        if value:
+            raise TuneInputError(f"{flag} {value} is not used with --from-eval (the evaluation {args.from_eval} "
+                                 "chose its recordings); leave it out")
+
+
+def _checkpoint_to_write(args: argparse.Namespace, source: EvalSource | None, checkpoint_id) -> str:
+    """The checkpoint folder --write-checkpoint writes into, checked to be the one tuned for."""
+    folder = args.checkpoint if args.checkpoint is not None else (source.checkpoint if source else None)
+    if folder is None or not (Path(folder) / "metadata.json").is_file():
+        raise TuneInputError(f"--write-checkpoint: checkpoint folder {folder!r} not found (give --checkpoint)")
+    if source is not None and checkpoint_id(folder) != source.checkpoint_id:
+        raise TuneInputError(f"--write-checkpoint: {folder} is checkpoint {checkpoint_id(folder)}, but the "
+                             f"evaluation {args.from_eval} scored checkpoint {source.checkpoint_id}")
+    return str(folder)
 
 
 def run(args: argparse.Namespace) -> int:
     """Tune, write, print; returns the exit status."""
-    from alarms.thresholds import ThresholdsFileError
+    from alarms.config import AlarmThresholds
+    from alarms.thresholds import MIN_DURATION_FLOOR_S, ThresholdsError, load_thresholds
     from detector.montage import MontageError
     from training.evaluate import (
         SCORED,
@@ -72,12 +153,32 @@ def run(args: argparse.Namespace) -> int:
     if not args.target_fa >= 0:
         print(f"ictal tune: --target-fa is {args.target_fa}, expected a number >= 0", file=sys.stderr)
         return 2
+    floor = MIN_DURATION_FLOOR_S if args.min_duration_floor_s is None else args.min_duration_floor_s
+    if not floor >= 0:
+        print(f"ictal tune: --min-duration-floor-s is {floor}, expected a number >= 0", file=sys.stderr)
+        return 2
+    if not args.from_eval:
+        missing = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--data", args.data)) if value is None]
+        if missing:
+            print(f"ictal tune: {' and '.join(missing)} required (or --from-eval DIR)", file=sys.stderr)
+            return 2
+    source: EvalSource | None = None
     try:
-        base, _ = resolve_thresholds(args.thresholds, args.checkpoint)
         if args.from_eval:
+            source = _eval_source(args.from_eval)
+            _check_from_eval_args(args, source, checkpoint_id)
+            write_to = _checkpoint_to_write(args, source, checkpoint_id) if args.write_checkpoint else None
+            if args.thresholds is not None:
+                base = load_thresholds(args.thresholds)
+            elif source.thresholds is not None:  # what the evaluation ran with (its merge gap, max, refractory)
+                base = AlarmThresholds.model_validate(source.thresholds)
+            else:
+                base, _ = resolve_thresholds(None, write_to or args.checkpoint or source.checkpoint)
             recordings = load_scored(args.from_eval)
-            dataset = str(args.data)
+            dataset, tuned_for = source.dataset, source.checkpoint_id
         else:
+            write_to = _checkpoint_to_write(args, None, checkpoint_id) if args.write_checkpoint else None
+            base, _ = resolve_thresholds(args.thresholds, args.checkpoint)
             from streaming.config import SchedulerConfig
 
             hop_s = SchedulerConfig().hop_s if args.hop_s is None else args.hop_s
@@ -95,9 +196,11 @@ def run(args: argparse.Namespace) -> int:
                           file=sys.stderr)
             for item in skipped:
                 print(f"ictal tune: skipped {item.path}: {item.reason}", file=sys.stderr)
-            dataset = str(config.root)
+            dataset, tuned_for = str(config.root), checkpoint_id(args.checkpoint)
+        recording_ids = [r.recording_id for r in recordings]
+        # the checkpoint tuned for (tuned_for) and the recordings tuned on (recording_ids) are known here
         result = tune(recordings, args.target_fa, base)
-    except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError, ValueError) as exc:
+    except (EvaluationError, ThresholdsError, MontageError, FileNotFoundError, ValueError) as exc:
         print(f"ictal tune: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -107,15 +210,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     extra = {"hop_s": args.hop_s, "min_history_s": args.min_history_s, "from_eval": args.from_eval,
              "n_recordings": len(recordings)}
-    if args.from_eval:
-        extra.update(_eval_meta(args.from_eval))
-    path = write_thresholds(args.out, result, dataset=dataset, checkpoint_id=checkpoint_id(args.checkpoint),
-                            extra=extra)
+    if source is not None:
+        extra.update({k: source.meta[k] for k in ("hop_s", "min_history_s", "checkpoint") if k in source.meta})
+    for warning in result.warnings(floor):
+        print(f"ictal tune: warning: {warning}", file=sys.stderr)
+    path = write_thresholds(args.out, result, dataset=dataset, checkpoint_id=tuned_for, recordings=recording_ids,
+                            min_duration_floor_s=floor, extra=extra)
     if not args.json:
         print(result.message())
-        print(f"thresholds written to {path}")
-    if args.write_checkpoint:
-        meta = write_checkpoint_thresholds(args.checkpoint, path)
+        print(f"thresholds for checkpoint {tuned_for} ({len(recording_ids)} recordings) written to {path}")
+    if write_to is not None:
+        meta = write_checkpoint_thresholds(write_to, path)
         if not args.json:
             print(f"thresholds stored in {meta}")
     return 0

@@ -103,15 +103,22 @@ def _eval_dir(tmp_path, recs: list[ScoredRecording]):
     write_recordings(tmp_path / "eval", evaluated)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    (ckpt / "metadata.json").write_text(json.dumps({"thresholds": BASE.model_dump()}))
+    (ckpt / "metadata.json").write_text(json.dumps({"checkpoint_id": EVAL_CKPT, "thresholds": BASE.model_dump()}))
+    # what `ictal evaluate` writes in report.json's meta (training.evaluate_report.build_report)
+    meta = {"checkpoint": str(ckpt), "checkpoint_id": EVAL_CKPT, "dataset": str(tmp_path / "data"),
+            "hop_s": 4.0, "min_history_s": 10.0, "thresholds": BASE.model_dump()}
+    (tmp_path / "eval" / "report.json").write_text(json.dumps({"meta": meta}))
     return tmp_path / "eval", ckpt
+
+
+EVAL_CKPT = "e0a1c2d3e4f50617"
 
 
 def test_ictal_tune_from_stored_probabilities_writes_the_file_and_the_checkpoint(tmp_path, capsys):
     eval_dir, ckpt = _eval_dir(tmp_path, _case())
     out = tmp_path / "tuned.json"
-    code = main(["tune", "--checkpoint", str(ckpt), "--data", str(tmp_path), "--from-eval", str(eval_dir),
-                 "--target-fa", "12.5", "--out", str(out), "--write-checkpoint"])
+    code = main(["tune", "--from-eval", str(eval_dir), "--target-fa", "12.5", "--out", str(out),
+                 "--write-checkpoint"])
     assert code == 0
     assert "sensitivity 100.00% (2/2)" in capsys.readouterr().out
     tuned = load_thresholds(out)
@@ -125,9 +132,72 @@ def test_ictal_tune_from_stored_probabilities_writes_the_file_and_the_checkpoint
 def test_ictal_tune_exits_non_zero_and_writes_nothing_when_unreachable(tmp_path, capsys):
     eval_dir, ckpt = _eval_dir(tmp_path, _case() + [_rec("c", [(100, 160, 1.0)], [])])
     out = tmp_path / "tuned.json"
-    code = main(["tune", "--checkpoint", str(ckpt), "--data", str(tmp_path), "--from-eval", str(eval_dir),
-                 "--target-fa", "5", "--out", str(out)])
+    code = main(["tune", "--checkpoint", str(ckpt), "--from-eval", str(eval_dir), "--target-fa", "5",
+                 "--out", str(out)])
     assert code == 3
     err = capsys.readouterr().err
     assert "unreachable" in err and "lowest reachable is 8.000 FA/24h" in err
     assert not out.exists()
+
+
+def test_ictal_tune_from_eval_stamps_the_evaluations_checkpoint_and_recordings(tmp_path, capsys):
+    eval_dir, ckpt = _eval_dir(tmp_path, _case())
+    out = tmp_path / "tuned.json"
+    # neither --checkpoint nor --data: both come from the evaluation's report.json
+    assert main(["tune", "--from-eval", str(eval_dir), "--target-fa", "12.5", "--out", str(out)]) == 0
+    provenance = load_thresholds_file(out).provenance
+    assert provenance.checkpoint_id == EVAL_CKPT
+    assert provenance.recordings == ["a", "b"]
+    assert provenance.dataset == str(tmp_path / "data")
+    assert f"thresholds for checkpoint {EVAL_CKPT} (2 recordings)" in capsys.readouterr().out
+
+
+def test_ictal_tune_from_eval_refuses_another_checkpoint_or_dataset_naming_both(tmp_path, capsys):
+    eval_dir, _ = _eval_dir(tmp_path, _case())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metadata.json").write_text(json.dumps({"checkpoint_id": "0ther0ther0ther0"}))
+    out = tmp_path / "tuned.json"
+    code = main(["tune", "--checkpoint", str(other), "--from-eval", str(eval_dir), "--target-fa", "12.5",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "0ther0ther0ther0" in err and EVAL_CKPT in err
+    code = main(["tune", "--data", str(tmp_path / "elsewhere"), "--from-eval", str(eval_dir), "--target-fa", "12.5",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "elsewhere" in err and str(tmp_path / "data") in err
+    (eval_dir / "report.json").unlink()
+    code = main(["tune", "--from-eval", str(eval_dir), "--target-fa", "12.5", "--out", str(out)])
+    assert code == 2 and "report.json" in capsys.readouterr().err
+    assert not out.exists()
+    # without --from-eval both are still needed
+    code = main(["tune", "--target-fa", "1", "--out", str(out)])
+    assert code == 2 and "--checkpoint and --data required" in capsys.readouterr().err
+
+
+def test_a_choice_without_hysteresis_or_below_the_floor_is_written_and_said(tmp_path, capsys):
+    eval_dir, _ = _eval_dir(tmp_path, _case())
+    out = tmp_path / "tuned.json"
+    # 15 s chosen on this case: a floor of 20 s flags it
+    assert main(["tune", "--from-eval", str(eval_dir), "--target-fa", "12.5", "--out", str(out),
+                 "--min-duration-floor-s", "20"]) == 0
+    content = load_thresholds_file(out)
+    err = capsys.readouterr().err
+    assert content.thresholds.min_duration_s == 15.0
+    assert "ictal tune: warning: min_duration_s 15 s is below the floor of 20 s" in err
+    assert any("below the floor of 20 s" in w for w in content.provenance.extra["warnings"])
+    # on ties the choice takes the smallest gap: here 0, which is said too
+    assert content.thresholds.tau_off == content.thresholds.tau_on == 0.625
+    assert "ictal tune: warning: no hysteresis: tau_off 0.625 equals tau_on 0.625" in err
+    assert any("no hysteresis" in w for w in content.provenance.extra["warnings"])
+    assert main(["tune", "--from-eval", str(eval_dir), "--target-fa", "12.5", "--out", str(out),
+                 "--min-duration-floor-s", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "below the floor" not in err and "no hysteresis" in err
+
+
+def test_tune_warnings_name_a_choice_without_hysteresis():
+    result = tune(_case(), 12.5, BASE, gaps=(0.0,))
+    assert result.best.thresholds.tau_off == result.best.thresholds.tau_on
+    assert any("no hysteresis" in w for w in result.warnings())
+    assert tune(_case(), 12.5, BASE, gaps=(0.2,)).warnings(1.0) == []
