@@ -82,6 +82,8 @@ class CapacityEstimate:
     @property
     def beds_in_real_time(self) -> int:
         """About how many beds the measured throughput serves in real time at ``hop_s``."""
+        if math.isinf(self.windows_per_s):  # nothing timed (no bed configured)
+            return 0
         return int(self.windows_per_s * self.hop_s)
 
     def describe(self) -> str:

@@ -728,21 +728,21 @@ def resolve_thresholds(thresholds_file: Path | str | None, checkpoint: Path | st
     Raises
     ------
     alarms.thresholds.ThresholdsFileError
-        If the file given does not validate.
+        If the file given does not validate, or was tuned for another checkpoint
+        (``ThresholdsMismatchError``, naming both ids).
     """
     from alarms.config import AlarmsConfig
     from alarms.thresholds import thresholds_in_force
 
     config = AlarmsConfig(thresholds_file=Path(thresholds_file) if thresholds_file is not None else None)
-    stored = checkpoint_metadata(checkpoint).get("thresholds")
-    thresholds, source = thresholds_in_force(config, stored)
-    if source == "checkpoint":
-        source = f"{checkpoint}/metadata.json"
-    elif source == "config":
-        source = "defaults (alarms.config.AlarmThresholds)"
-    else:
-        source = str(thresholds_file)
-    return thresholds, source
+    metadata = checkpoint_metadata(checkpoint)
+    # a thresholds file tuned for another checkpoint is refused here as by `ictal serve`
+    thresholds, source = thresholds_in_force(config, metadata.get("thresholds"), metadata.get("checkpoint_id"))
+    if source.kind == "checkpoint":
+        return thresholds, f"{checkpoint}/metadata.json"
+    if source.kind == "config":
+        return thresholds, "defaults (alarms.config.AlarmThresholds)"
+    return thresholds, str(thresholds_file)
 
 
 def checkpoint_metadata(checkpoint: Path | str) -> dict:

@@ -92,3 +92,9 @@ def test_a_daemon_that_keeps_up_says_nothing_about_capacity(tmp_path, shared_dat
         daemon.shutdown()
     assert not [e for e in events if e.reason == "over_capacity"]
     assert daemon.daemon_metrics.scoring_load._value.get() < 0.1
+
+
+def test_a_daemon_without_beds_needs_nothing_and_says_so():
+    estimate, _ = measure_start(PerWindowScorer(0.01).predict, n_beds=0, hop_s=4.0, max_batch=8)
+    assert estimate.load_ratio == 0.0 and estimate.beds_in_real_time == 0
+    assert "0 bed(s)" in estimate.describe()

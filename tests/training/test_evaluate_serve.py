@@ -94,7 +94,7 @@ def test_evaluate_and_serve_raise_the_same_events(shared_data, tmp_path, checkpo
 
     edf = shared_data / "labelled" / "hms_1628180742.edf"
     th_file = save_thresholds(tmp_path / "thresholds.json", THRESHOLDS, target_fa_per_24h=1.0, dataset="test",
-                              checkpoint_id="tiny_random")
+                              checkpoint_id=json.loads((checkpoint / "metadata.json").read_text())["checkpoint_id"])
     proc, publisher = _serve(tmp_path, checkpoint, edf, th_file)
     received = []
     stop = threading.Event()
