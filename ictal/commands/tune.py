@@ -96,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
             for item in skipped:
                 print(f"ictal tune: skipped {item.path}: {item.reason}", file=sys.stderr)
             dataset = str(config.root)
+        from training.evaluate import provenance_check
+
+        # provenance (issue 17): warn when tuning on training or held-out recordings of the checkpoint
+        warning = provenance_check(args.checkpoint, [r.recording_id for r in recordings], "tune")["warning"]
+        if warning:
+            print(f"ictal tune: {warning}", file=sys.stderr)
         result = tune(recordings, args.target_fa, base)
     except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError, ValueError) as exc:
         print(f"ictal tune: {exc}", file=sys.stderr)
