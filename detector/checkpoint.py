@@ -387,7 +387,13 @@ def load_checkpoint(
         If a file is missing, the metadata is not valid JSON or its configs do not validate, the
         weights file is corrupt or truncated, the weights' hash differs from ``checkpoint_id``, or a
         tensor is missing, unexpected or of another shape than the config implies (the first such tensor
-        is named with expected and found shape).
+        is named with expected and found shape), or ``provenance`` is malformed.
+
+    Notes
+    -----
+    A checkpoint without ``provenance`` (written before the key existed, or by hand) loads, with a
+    warning on the ``detector.checkpoint`` logger that its training data is unknown, and
+    ``provenance`` None.
     """
     from detector.model import build_model
 
