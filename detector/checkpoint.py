@@ -15,6 +15,17 @@ metadata records what is needed to rebuild and trust the model:
   seconds of future signal beyond the newest probability of a window's served span. Written by
   training; read by the daemon, ``ictal evaluate`` and ``ictal tune``. A checkpoint written before the
   key existed is read as ``lookahead_s = 0`` and says so (``LoadedCheckpoint.lookahead_declared``).
+- ``provenance`` (optional): the data the weights were fitted on, written by training
+  (``training.provenance.build_provenance``)::
+
+      {"dataset": {"format", "root"}, "split": {"seed", "dev_fraction", "eval_recordings", "rule"},
+       "train_recordings": [ids], "validation_recordings": [ids], "evaluation_recordings": [ids],
+       "recording_id_rule": "<how an id is made>"}
+
+  A list longer than ``training.provenance.MAX_LISTED_IDS`` is stored instead as
+  ``<name>_recording_hashes`` (sorted SHA-256 hex digests of the UTF-8 ids) with ``"hashed": [names]``.
+  A checkpoint without the key loads with a logged warning that its training data is unknown
+  (``LoadedCheckpoint.provenance`` is None); a malformed one is refused.
 - ``code_version``: the installed ``ictal`` version; ``torch_version``; ``created_utc``.
 - any other key of ``extra`` (JSON values only).
 """
@@ -25,8 +36,10 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +58,13 @@ WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 FORMAT = "ictal-checkpoint"
 FORMAT_VERSION = 1
+PROVENANCE_LISTS: tuple[str, ...] = ("train", "validation", "evaluation")
+"""The recording lists of ``metadata["provenance"]``: ``<name>_recordings`` or ``<name>_recording_hashes``."""
+PROVENANCE_KEYS: tuple[str, ...] = ("dataset", "split", "recording_id_rule")
+"""Keys every ``metadata["provenance"]`` holds besides its recording lists."""
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -73,6 +93,9 @@ class LoadedCheckpoint:
         The output position the model was trained for (``metadata["lookahead_s"]``; 0 when absent).
     lookahead_declared : bool
         False for a checkpoint written before ``lookahead_s`` existed (trained on whole windows).
+    provenance : dict or None
+        ``metadata["provenance"]``: dataset, split and training / validation / evaluation recording
+        ids (or their hashes); None for a checkpoint that does not say (its training data is unknown).
     """
 
     model: nn.Module
@@ -83,6 +106,12 @@ class LoadedCheckpoint:
     checkpoint_id: str
     lookahead_s: float = 0.0
     lookahead_declared: bool = True
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def provenance_known(self) -> bool:
+        """Whether the checkpoint says which recordings it was trained on (``metadata["provenance"]``)."""
+        return self.provenance is not None
 
 
 def weights_id(state: dict[str, torch.Tensor]) -> str:
@@ -119,6 +148,7 @@ def save_checkpoint(
     frontend_config: FrontendConfig,
     extra: dict[str, Any] | None = None,
     lookahead_s: float = 0.0,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint directory.
 
@@ -139,6 +169,9 @@ def save_checkpoint(
     lookahead_s : float, default 0
         The output position the model was trained for (``detector.output_position``), written as
         ``metadata["lookahead_s"]``.
+    provenance : dict, optional
+        The training data (layout in the module docstring), written as ``metadata["provenance"]``;
+        None writes no key (the checkpoint's data is then unknown to ``ictal evaluate``/``tune``).
 
     Returns
     -------
@@ -149,9 +182,12 @@ def save_checkpoint(
     ------
     ValueError
         If ``extra`` is not JSON-serialisable or overrides a reserved key, or ``lookahead_s`` is not
-        a whole number of samples in [0, 30] s.
+        a whole number of samples in [0, 30] s, or ``provenance`` is malformed (see
+        :func:`check_provenance`).
     """
     lookahead_s = _check_lookahead(lookahead_s, "lookahead_s")
+    if provenance is not None:
+        check_provenance(provenance, "provenance")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
@@ -172,7 +208,9 @@ def save_checkpoint(
         "torch_version": torch.__version__,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    clash = sorted(set(extra) & set(metadata))
+    if provenance is not None:
+        metadata["provenance"] = provenance
+    clash = sorted(set(extra) & (set(metadata) | {"provenance"}))
     if clash:
         raise ValueError(f"extra may not override checkpoint metadata keys {clash}")
     metadata.update(extra)
@@ -197,7 +235,8 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     CheckpointError
         If the directory or the file is missing, the file is not JSON (or nested too deeply), ``format``
         is not ``"ictal-checkpoint"`` version 1, ``montage`` is not the canonical channel order, or
-        ``thresholds`` is neither null nor an object of finite numbers.
+        ``thresholds`` is neither null nor an object of finite numbers, or ``provenance`` is present
+        and malformed (:func:`check_provenance`).
     """
     path = Path(path)
     if not path.is_dir():
@@ -226,12 +265,54 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             f"the canonical montage {list(CANONICAL_CHANNELS)}"
         )
     _check_thresholds(metadata.get("thresholds"), meta_path)
+    if metadata.get("provenance") is not None:
+        try:
+            check_provenance(metadata["provenance"], f"{meta_path}: provenance")
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from exc
     if "lookahead_s" in metadata:
         try:
             _check_lookahead(metadata["lookahead_s"], f"{meta_path}: lookahead_s")
         except ValueError as exc:
             raise CheckpointError(str(exc)) from exc
     return metadata
+
+
+def check_provenance(provenance: Any, name: str = "provenance") -> None:
+    """Check the layout of a checkpoint's ``provenance`` (module docstring).
+
+    Parameters
+    ----------
+    provenance : object
+        The value to check.
+    name : str
+        How error messages name it.
+
+    Raises
+    ------
+    ValueError
+        If it is not an object, lacks ``dataset``/``split``/``recording_id_rule``, or a recording list
+        (``<list>_recordings`` list of str, or ``<list>_recording_hashes`` list of 64 lower-case hex
+        digits) is missing, given both ways, or of the wrong type.
+    """
+    if not isinstance(provenance, dict):
+        raise ValueError(f"{name} must be an object (found {type(provenance).__name__})")
+    missing = [k for k in PROVENANCE_KEYS if k not in provenance]
+    if missing:
+        raise ValueError(f"{name}: key(s) {missing} missing (expected {list(PROVENANCE_KEYS)} and the recording lists)")
+    for part in PROVENANCE_LISTS:
+        ids_key, hash_key = f"{part}_recordings", f"{part}_recording_hashes"
+        present = [k for k in (ids_key, hash_key) if k in provenance]
+        if len(present) != 1:
+            raise ValueError(f"{name}: expected exactly one of {ids_key!r} and {hash_key!r} (found {present})")
+        values = provenance[present[0]]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"{name}.{present[0]} must be a list of strings (found {str(values)[:60]!r})")
+        if present[0] == hash_key:
+            bad = [v for v in values if not _SHA256_HEX.match(v)]
+            if bad:
+                raise ValueError(f"{name}.{hash_key}: {len(bad)} value(s) are not SHA-256 hex digests "
+                                 f"(first: {bad[0][:70]!r})")
 
 
 def _check_lookahead(value: Any, name: str) -> float:
@@ -306,7 +387,13 @@ def load_checkpoint(
         If a file is missing, the metadata is not valid JSON or its configs do not validate, the
         weights file is corrupt or truncated, the weights' hash differs from ``checkpoint_id``, or a
         tensor is missing, unexpected or of another shape than the config implies (the first such tensor
-        is named with expected and found shape).
+        is named with expected and found shape), or ``provenance`` is malformed.
+
+    Notes
+    -----
+    A checkpoint without ``provenance`` (written before the key existed, or by hand) loads, with a
+    warning on the ``detector.checkpoint`` logger that its training data is unknown, and
+    ``provenance`` None.
     """
     from detector.model import build_model
 
@@ -342,5 +429,10 @@ def load_checkpoint(
     model.to(device).eval()
     thresholds = metadata.get("thresholds") or None
     declared = "lookahead_s" in metadata
+    provenance = metadata.get("provenance")
+    if provenance is None:
+        logger.warning("checkpoint %s (%s) has no provenance in %s: its training data is unknown, so no "
+                       "tool can tell whether a recording it scores is held out", checkpoint_id, path, METADATA_FILE)
     return LoadedCheckpoint(model, model_config, frontend_config, thresholds, metadata, checkpoint_id,
-                            lookahead_s=float(metadata.get("lookahead_s", 0.0)), lookahead_declared=declared)
+                            lookahead_s=float(metadata.get("lookahead_s", 0.0)), lookahead_declared=declared,
+                            provenance=provenance)

@@ -51,6 +51,15 @@ evaluate and ``ictal serve`` give identical events on it; the number of held sam
 never scored with less history than the daemon's, and no probability lies before
 ``min_history_s - hop_s - lookahead_s``.
 
+Recordings the checkpoint was trained on
+----------------------------------------
+Before scoring, the selected recording ids are compared with the checkpoint's ``provenance``
+(:mod:`training.provenance`): when some are its training recordings, ``warn`` receives the line
+``WARNING: N of M recordings are training recordings of checkpoint <id>: figures on them are not
+held-out``, and ``report.json`` ``meta.provenance`` holds the counts and ids (``known``, ``n_recordings``,
+``n_train``, ``train``, ``n_evaluation``, ``evaluation``, ``n_validation``, ``validation``, ``warning``).
+A checkpoint without provenance gets a warning that its training data is unknown.
+
 Figures are computed by :mod:`training.evaluate_metrics` (definitions there) and
 :mod:`training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
 SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
@@ -781,11 +790,44 @@ def checkpoint_id(checkpoint: Path | str) -> str:
     return Path(checkpoint).resolve().name
 
 
+def provenance_check(checkpoint: Path | str, recording_ids: Sequence[str], purpose: str = "evaluate") -> dict:
+    """Compare recording ids with the checkpoint's provenance (:mod:`training.provenance`).
+
+    Parameters
+    ----------
+    checkpoint : path
+        Checkpoint directory (its ``metadata.json`` is read).
+    recording_ids : sequence of str
+        The recordings about to be scored (``"evaluate"``) or tuned on (``"tune"``).
+    purpose : {"evaluate", "tune"}
+
+    Returns
+    -------
+    provenance : dict
+        :meth:`training.provenance.Overlap.to_dict` plus ``warning`` (the one line, or None).
+
+    Raises
+    ------
+    EvaluationError
+        If the metadata is unreadable or its provenance is malformed.
+    """
+    from training.provenance import checkpoint_warning
+
+    meta = checkpoint_metadata(checkpoint)
+    meta.setdefault("checkpoint_id", checkpoint_id(checkpoint))
+    try:
+        result, line = checkpoint_warning(meta, recording_ids, purpose)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise EvaluationError(f"{Path(checkpoint) / 'metadata.json'}: {exc}") from exc
+    return {**result.to_dict(), "warning": line}
+
+
 def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, hop_s: float | None = None,
              thresholds_file: Path | str | None = None, min_history_s: float | None = None,
              data_format: str | None = None, include: Sequence[str] = (), split: str | None = None,
              device: str = "auto", backend: str = "auto", plots: bool = True,
-             runner: Runner | None = None, progress: Callable[[str], None] | None = None):
+             runner: Runner | None = None, progress: Callable[[str], None] | None = None,
+             warn: Callable[[str], None] | None = None):
     """Evaluate a checkpoint on a dataset through the daemon path and write the report.
 
     Parameters
@@ -814,6 +856,9 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
         Replaces :class:`DaemonPathRunner` (tests).
     progress : callable, optional
         Receives progress lines.
+    warn : callable, optional
+        Receives the provenance warning line (see the module docstring) before scoring starts; it
+        is in ``report.meta["provenance"]["warning"]`` either way.
 
     Returns
     -------
@@ -824,7 +869,7 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     ------
     EvaluationError
         If the dataset holds nothing to evaluate, no recording could be scored (each one's reason is
-        given), or the checkpoint metadata is unreadable.
+        given), the checkpoint metadata is unreadable, or its provenance is malformed.
     """
     from streaming.config import SchedulerConfig
     from training.evaluate_report import build_report, write_report
@@ -838,6 +883,9 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     config = dataset_config(data, data_format)
     recordings, skipped = select_recordings(config, include, split)
     skipped = list(skipped)
+    provenance = provenance_check(checkpoint, [r.recording_id for r in recordings], "evaluate")
+    if provenance["warning"] is not None and warn is not None:
+        warn(provenance["warning"])
     if runner is None:
         runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend)
     # an injected runner runs with its own history and lookahead: report those
@@ -858,6 +906,7 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
         dataset=str(config.root), data_format=config.format, hop_s=hop_s, min_history_s=min_history_s,
         thresholds_source=th_source, skipped=discovery_skipped, ref_list=paths["ref_list"],
         hyp_list=paths["hyp_list"], plots=plots, not_evaluated=failed, lookahead_s=lookahead_s,
+        provenance=provenance,
     )
     report.meta["elapsed_s"] = round(time.perf_counter() - started, 2)
     report.meta["out_dir"] = str(out_dir)

@@ -10,7 +10,10 @@ figure is undefined)::
                unscored: [{recording_id, status, reason, ref_seizures}], unscored_by_status: {status: n},
                unscored_ref_seizures, duration_s (scored recordings), skipped: [[path, reason]] (files
                discovery left out), elapsed_s,
-               rerun_mismatches: [recording ids whose re-run post-processor differs from the daemon]},
+               rerun_mismatches: [recording ids whose re-run post-processor differs from the daemon],
+               provenance: {known, n_recordings, n_train, train, n_evaluation, evaluation, n_validation,
+                            validation, warning} (the selected recordings against the checkpoint's
+                            training data, training.provenance) or null},
       "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore ...},
       "sample_level": {auroc, auprc, n_positive, n_negative, n_unscored},
       "sensitivity_at_fa": [{budget_fa_per_24h, point: {tau_on, tau_off, min_duration_s, targets, hits,
@@ -112,7 +115,8 @@ class EvaluationReport:
 def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: Path, checkpoint: str,
                  checkpoint_id: str, dataset: str, data_format: str, hop_s: float, min_history_s: float | None,
                  thresholds_source: str, skipped: Sequence[Skipped], ref_list: Path, hyp_list: Path,
-                 plots: bool = True, not_evaluated: Sequence = (), lookahead_s: float = 0.0) -> EvaluationReport:
+                 plots: bool = True, not_evaluated: Sequence = (), lookahead_s: float = 0.0,
+                 provenance: dict[str, Any] | None = None) -> EvaluationReport:
     """Compute every figure of the report and draw the plots.
 
     Parameters
@@ -134,6 +138,9 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         Selected recordings the daemon path could not read (listed in ``meta.unscored``).
     lookahead_s : float
         The checkpoint's lookahead (recorded in ``meta``).
+    provenance : dict, optional
+        The selected recordings against the checkpoint's training data
+        (:func:`training.evaluate.provenance_check`), recorded as ``meta.provenance``.
 
     Returns
     -------
@@ -200,6 +207,7 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         "duration_s": float(sum(r.duration_s for r in recs)),
         "skipped": [[str(s.path), s.reason] for s in skipped],
         "rerun_mismatches": [ev.scored.recording_id for ev in scored_evs if not ev.rerun_matches],
+        "provenance": provenance,
         "fa_definition": "false alarms (NEDC OVERLAP, SEIZ) / total duration of the recordings x 86400; "
                          "unrated time counts as background",
     }
@@ -288,6 +296,12 @@ def format_markdown(report: EvaluationReport) -> str:
         f"refractory {th['refractory_s']:g} s",
         f"- FA/24h: {m['fa_definition']}",
     ]
+    prov = m.get("provenance")
+    if prov and prov.get("warning"):
+        lines.append(f"- {prov['warning']}")
+        if prov.get("train"):
+            lines.append(f"- training recordings of the checkpoint scored here ({prov['n_train']}): "
+                         + ", ".join(prov["train"]))
     if m["rerun_mismatches"]:
         lines.append(f"- WARNING: re-running the post-processor on stored probabilities differs from the "
                      f"daemon's events for {', '.join(m['rerun_mismatches'])}")

@@ -26,7 +26,9 @@ and when ``--max-steps`` stops the run) and ``best`` (highest dev sensitivity at
 then lowest dev loss). Each is a detector checkpoint (``model.safetensors`` + ``metadata.json``,
 :mod:`detector.checkpoint`) plus the training state to resume from: ``training_state.safetensors``
 (optimizer moments) and ``training_state.json`` (step, epoch, schedule, optimizer hyper-parameters,
-config). Nothing is pickled.
+config). Nothing is pickled. Each checkpoint's ``metadata.json`` also records its training data,
+``provenance`` (:mod:`training.provenance`): the dataset, the split and the ids of the train, dev
+(``validation_recordings``) and eval (``evaluation_recordings``) recordings of the cache the run read.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from safetensors.torch import load_file, save_file
 
 from training.config import TrainConfig
 from training.losses import loss_from_config, served_position_loss
+from training.provenance import build_provenance
 from training.schedule import warmup_cosine
 
 STATE_TENSORS = "training_state.safetensors"
@@ -265,7 +268,7 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def write_checkpoint(path: Path, model: torch.nn.Module, config: TrainConfig, optimizer, scheduler,
-                     state: dict[str, Any]) -> Path:
+                     state: dict[str, Any], provenance: dict[str, Any] | None = None) -> Path:
     """Write a resumable checkpoint directory atomically (a temporary directory renamed into place).
 
     Parameters
@@ -279,6 +282,9 @@ def write_checkpoint(path: Path, model: torch.nn.Module, config: TrainConfig, op
         Saved with :func:`save_training_state`.
     state : dict
         Loop state; also recorded as the checkpoint's training summary.
+    provenance : dict, optional
+        The training data (:func:`training.provenance.build_provenance`), written as
+        ``metadata["provenance"]``; None leaves the checkpoint's data unknown.
 
     Returns
     -------
@@ -293,6 +299,7 @@ def write_checkpoint(path: Path, model: torch.nn.Module, config: TrainConfig, op
     summary = {k: v for k, v in state.items() if k != "config"}
     serving = config.serving
     save_checkpoint(tmp, model, config.model, config.frontend, lookahead_s=serving.lookahead_s,
+                    provenance=provenance,
                     extra={"training": summary,
                            "serving": {"loss_positions": serving.loss_positions, "hop_s": serving.hop_s,
                                        "min_history_s": serving.min_history_s,
@@ -414,6 +421,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
             prepare_cache(config, progress=progress and dist_info.is_main)
         _barrier(dist_info)
         cache = Cache(config.data.cache_dir, config.frontend)
+        provenance = build_provenance(config.data, [(e.recording_id, e.split) for e in cache.entries])
         window = config.model.n_times
         sampler = WindowSampler(cache, cache.split("train"), window, config.optim.seizure_fraction,
                                 config.optim.anchor_weighting)
@@ -543,10 +551,11 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
                                         "target_fa_per_24h": config.target_fa_per_24h,
                                         "n_seizures": dev.n_seizures}
                         if is_best:
-                            write_checkpoint(ckpt_dir / "best", raw_model, config, optimizer, scheduler, state)
+                            write_checkpoint(ckpt_dir / "best", raw_model, config, optimizer, scheduler, state,
+                                             provenance)
                     write_checkpoint(ckpt_dir / f"epoch_{state['epoch']:03d}", raw_model, config, optimizer,
-                                     scheduler, state)
-                write_checkpoint(ckpt_dir / "last", raw_model, config, optimizer, scheduler, state)
+                                     scheduler, state, provenance)
+                write_checkpoint(ckpt_dir / "last", raw_model, config, optimizer, scheduler, state, provenance)
             _barrier(dist_info)
         bar.close()
         if log is not None:

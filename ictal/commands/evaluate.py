@@ -4,7 +4,9 @@
 [--min-history-s S]`` replays every recording of DATASET through the per-bed path of ``ictal serve``
 (:mod:`training.evaluate`), writes hypothesis and reference ``csv_bi`` files with ``ref.list`` and
 ``hyp.list``, per-recording probabilities, ``report.json``, ``report.md`` and PNG plots under DIR, and
-prints the headline figures. Exit status 0 on success, 2 when the input is invalid (the message says
+prints the headline figures. A WARNING line (stderr before scoring, and in the summary) says how many
+of the recordings are training recordings of the checkpoint, or that its training data is unknown
+(:mod:`training.provenance`). Exit status 0 on success, 2 when the input is invalid (the message says
 what and where).
 """
 
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.data, args.out, hop_s=args.hop_s, thresholds_file=args.thresholds,
             min_history_s=args.min_history_s, data_format=args.format, include=args.include, split=args.split,
             device=args.device, backend=args.backend, plots=not args.no_plots, progress=_progress(args),
+            warn=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError) as exc:
         print(f"ictal evaluate: {exc}", file=sys.stderr)
@@ -120,5 +123,8 @@ def summary_lines(report) -> str:
             f"{u['recording_id']}: {u['reason']}" for u in m["unscored"][:MAX_UNSCORED_LINES])
             + (f"; ... {m['n_unscored'] - MAX_UNSCORED_LINES} more in report.json" if m["n_unscored"] > MAX_UNSCORED_LINES
                else ""))
+    prov = m.get("provenance")
+    if prov and prov.get("warning"):
+        lines.append(prov["warning"])
     lines.append(f"report: {Path(m.get('out_dir', '.')) / 'report.md'}")
     return "\n".join(lines)

@@ -198,7 +198,18 @@ def run(args: argparse.Namespace) -> int:
                 print(f"ictal tune: skipped {item.path}: {item.reason}", file=sys.stderr)
             dataset, tuned_for = str(config.root), checkpoint_id(args.checkpoint)
         recording_ids = [r.recording_id for r in recordings]
-        # the checkpoint tuned for (tuned_for) and the recordings tuned on (recording_ids) are known here
+        # provenance (issue 17): warn when tuning on training or held-out recordings of the checkpoint
+        checkpoint_dir = args.checkpoint or (source.checkpoint if source is not None else None)
+        provenance = None
+        if checkpoint_dir is not None:
+            from training.evaluate import provenance_check
+
+            provenance = provenance_check(checkpoint_dir, recording_ids, "tune")
+            if provenance["warning"]:
+                print(f"ictal tune: {provenance['warning']}", file=sys.stderr)
+        else:
+            print(f"ictal tune: the evaluation names no checkpoint folder: the checkpoint {tuned_for}'s training "
+                  "data cannot be compared with the recordings tuned on", file=sys.stderr)
         result = tune(recordings, args.target_fa, base)
     except (EvaluationError, ThresholdsError, MontageError, FileNotFoundError, ValueError) as exc:
         print(f"ictal tune: {exc}", file=sys.stderr)
@@ -209,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ictal tune: {result.message()}; nothing written", file=sys.stderr)
         return EXIT_UNREACHABLE
     extra = {"hop_s": args.hop_s, "min_history_s": args.min_history_s, "from_eval": args.from_eval,
-             "n_recordings": len(recordings)}
+             "n_recordings": len(recordings), "provenance": provenance}
     if source is not None:
         extra.update({k: source.meta[k] for k in ("hop_s", "min_history_s", "checkpoint") if k in source.meta})
     for warning in result.warnings(floor):

@@ -151,3 +151,31 @@ def test_a_file_the_detector_cannot_read_is_skipped_with_its_reason(shared_data,
     with pytest.raises(EvaluationError, match="none of the 1 recordings"):
         evaluate(ckpt, shared_data / "quirks", tmp_path / "out2", hop_s=30.0, runner=runner, plots=False,
                  include=["neonatal_bipolar_8ch"])
+
+
+def test_report_says_when_the_checkpoint_does_not_know_its_training_data(evaluated):
+    out, report, _ = evaluated
+    prov = json.loads((out / "report.json").read_text())["meta"]["provenance"]
+    assert prov["known"] is False and prov["n_recordings"] == 2
+    assert prov["warning"].startswith("WARNING: provenance of checkpoint stand-in unknown")
+    assert prov["warning"] in (out / "report.md").read_text()
+
+
+def test_report_counts_and_names_the_training_recordings_of_the_checkpoint(repo_root, shared_data, tmp_path):
+    """The demo checkpoint's metadata (its provenance) with the stand-in scorer: both files are training ones."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    meta = json.loads((repo_root / "checkpoints/demo/metadata.json").read_text())
+    (ckpt / "metadata.json").write_text(json.dumps(meta))
+    warned = []
+    runner = DaemonPathRunner(AmplitudeScorer(), FrontendConfig(), THRESHOLDS, hop_s=4.0, min_history_s=60.0)
+    evaluate(ckpt, shared_data, tmp_path / "report", hop_s=4.0, include=FILES, runner=runner, plots=False,
+             warn=warned.append)
+    line = (f"WARNING: 2 of 2 recordings are training recordings of checkpoint {meta['checkpoint_id']}: figures on "
+            "them are not held-out")
+    assert warned == [line]
+    prov = json.loads((tmp_path / "report" / "report.json").read_text())["meta"]["provenance"]
+    assert prov["known"] and prov["n_train"] == 2 and sorted(prov["train"]) == sorted(FILES)
+    assert prov["warning"] == line and prov["n_evaluation"] == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert line in md and all(f in md.split(line, 1)[1].split("\n", 2)[1] for f in FILES)

@@ -184,3 +184,35 @@ def test_non_finite_gradients_skip_the_update_and_stop_the_run_when_they_persist
     with pytest.raises(FloatingPointError, match="2 optimizer steps in a row had a non-finite gradient"):
         train_module.train(config)
     assert "step 1: non-finite gradient norm (nan); update skipped" in capsys.readouterr().err
+
+
+def test_train_writes_the_provenance_of_the_recordings_it_read_into_each_checkpoint(repo_root, tusz_root, tmp_path):
+    """metadata.provenance lists the cache's train / dev / eval ids; files the cache skipped are not in it."""
+    from detector.checkpoint import load_checkpoint
+    from training.provenance import format_warning, overlap
+    from training.train import train
+
+    config = make_config(repo_root, tusz_root, tmp_path / "p", dev_eval=False)
+    result = train(config, max_steps=1)
+    loaded = load_checkpoint(result.last_checkpoint, backend="reference")
+    prov = loaded.provenance
+    manifest = json.loads((tusz_root / "cache" / "manifest.json").read_text())
+    by_split = {s: sorted(e["recording_id"] for e in manifest["recordings"] if e["split"] == s)
+                for s in ("train", "dev", "eval")}
+    assert prov["train_recordings"] == by_split["train"] and len(by_split["train"]) >= 3
+    assert prov["validation_recordings"] == by_split["dev"] and len(by_split["dev"]) == 2
+    assert prov["evaluation_recordings"] == by_split["eval"] and len(by_split["eval"]) >= 1
+    assert prov["dataset"] == {"format": "tusz", "root": str(tusz_root)}
+    assert prov["split"]["seed"] == config.data.split_seed
+    listed = set(prov["train_recordings"]) | set(prov["validation_recordings"]) | set(prov["evaluation_recordings"])
+    skipped = {s["path"] for s in manifest["skipped"]}
+    assert skipped and not any(rid.split("__")[-1] in path for path in skipped for rid in listed)
+    # the ids are those evaluate reports: scoring the train split warns with its count
+    from training.evaluate import dataset_config, select_recordings
+
+    recs, _ = select_recordings(dataset_config(tusz_root, "tusz"), split="train")
+    found = overlap(prov, [r.recording_id for r in recs])
+    assert sorted(found.train) == by_split["train"]
+    assert format_warning(found, loaded.checkpoint_id).startswith(
+        f"WARNING: {len(by_split['train'])} of {len(recs)} recordings are training recordings of checkpoint "
+        f"{loaded.checkpoint_id}")
