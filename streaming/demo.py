@@ -174,15 +174,18 @@ def run_demo(edf: Path | None, speed: float, checkpoint: Path, config_path: Path
         out(f"model: randomly initialised {untrained_config.name} (untrained: its alarms mean nothing)")
     else:
         checkpoint = resolve_checkpoint(checkpoint)
-    config = load_config(config_path, kind="daemon").model_dump(mode="json")
+    # only what the file sets (exclude_unset): a dump of every default would write alarms.thresholds out,
+    # which the thresholds precedence rule (alarms.thresholds) refuses beside a checkpoint's tuned ones
+    config = {"kind": "daemon", **load_config(config_path, kind="daemon").model_dump(mode="json", exclude_unset=True)}
     stream = f"ictal-demo-{os.getpid()}"
     pub, catchup, metrics_port = _free_port(), _free_port(), _free_port()
     config["beds"] = [{"bed_id": "demo-bed", "source": {"type": "lsl", "name": stream}}]
-    config["detector"]["checkpoint"] = str(checkpoint)
-    config["alarms"]["journal"]["path"] = str(work / "journal.sqlite3")
-    config["alarms"]["publisher"].update({"pub_endpoint": f"tcp://127.0.0.1:{pub}",
-                                          "catchup_endpoint": f"tcp://127.0.0.1:{catchup}"})
-    config["alarms"]["metrics"]["port"] = metrics_port
+    config.setdefault("detector", {})["checkpoint"] = str(checkpoint)
+    alarms = config.setdefault("alarms", {})
+    alarms.setdefault("journal", {})["path"] = str(work / "journal.sqlite3")
+    alarms.setdefault("publisher", {}).update({"pub_endpoint": f"tcp://127.0.0.1:{pub}",
+                                               "catchup_endpoint": f"tcp://127.0.0.1:{catchup}"})
+    alarms.setdefault("metrics", {})["port"] = metrics_port
     demo_config = work / "daemon.yaml"
     demo_config.write_text(yaml.safe_dump(config, sort_keys=False))
     log_path = work / "daemon.log"
