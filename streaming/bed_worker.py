@@ -281,8 +281,8 @@ class BedWorker:
         Returns
         -------
         event : AlarmEvent or None
-            Reason ``monitored`` or ``not_monitored`` (connecting is not monitored); the caller
-            publishes it (through :meth:`stamp`-free ``publish``: it is not an alarm).
+            A ``signal_quality`` event, reason ``monitored`` or ``not_monitored`` (connecting is not
+            monitored), for the caller to publish.
 
         Raises
         ------

@@ -215,8 +215,3 @@ class CapacityMonitor:
         """The daemon is over capacity from ``now`` (the start check found it, or :meth:`judge` did)."""
         self.over = True
         self.over_since = time.monotonic() if now is None else now
-
-    def load_ratio(self, n_beds: int, hop_s: float, now: float | None = None) -> float | None:
-        """Need / measured throughput over the span; None before any batch."""
-        _, throughput, _ = self.snapshot(now)
-        return (n_beds / hop_s) / throughput if throughput else None

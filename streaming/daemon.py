@@ -322,11 +322,10 @@ class Daemon:
     def _check_capacity(self) -> None:
         """The running check (``streaming.capacity``): gauges always, an event at a transition."""
         n_beds, hop_s = len(self._worker_list()), self.config.scheduler.hop_s
-        busy, _, _ = self.scoring.capacity.snapshot()
+        busy, throughput, _ = self.scoring.capacity.snapshot()
         self.daemon_metrics.scoring_busy.set(busy)
-        load = self.scoring.capacity.load_ratio(n_beds, hop_s)
-        if load is not None:
-            self.daemon_metrics.scoring_load.set(load)
+        if throughput:
+            self.daemon_metrics.scoring_load.set(n_beds / hop_s / throughput)
         transition, detail = self.scoring.capacity.judge(n_beds, hop_s)
         if transition == "over_capacity":
             log.error(kv("over_capacity", detail=f"cannot keep up: {detail}"))

@@ -20,6 +20,7 @@ from alarms.schema import AlarmEvent
 from alarms.subscriber import AlarmSubscriber
 from tests.alarms.helpers import onset, publisher_config
 from tests.alarms.test_watch_cli import watch
+from tests.streaming.daemon_helpers import wait_for
 
 
 def _remove_journal(path: Path) -> None:
@@ -93,9 +94,7 @@ def test_a_restarted_v2_style_journal_without_id_is_detected_by_its_lower_head(t
         thread.start()
         time.sleep(0.5)
         sent = [publisher.publish(onset("bed1", float(i))) for i in range(3)]
-        deadline = time.monotonic() + 10.0
-        while len(got) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: len(got) >= 3, 10.0)
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -133,9 +132,7 @@ def test_a_catchup_page_that_times_out_keeps_the_pages_before_it_and_resumes_aft
     thread = threading.Thread(target=lambda: got.extend(subscriber.iter_events(stop)), daemon=True)
     try:
         thread.start()
-        deadline = time.monotonic() + 20.0
-        while len(got) < 1000 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: len(got) >= 1000, 20.0)
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -237,14 +234,10 @@ def test_a_recreated_journal_under_a_running_publisher_is_followed_by_a_running_
     try:
         before = [publisher.publish(onset("bed1", float(i))) for i in range(5)]
         thread.start()
-        deadline = time.monotonic() + 10.0
-        while len(got) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: len(got) >= 5, 10.0)
         os.remove(path)
         after = [publisher.publish(onset("bed2", float(i))) for i in range(5)]
-        deadline = time.monotonic() + 10.0
-        while len(got) < 11 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: len(got) >= 11, 10.0)
     finally:
         stop.set()
         thread.join(timeout=5)
