@@ -183,6 +183,12 @@ class MetricsConfig(StrictModel):
         24.0, gt=0, description="Rolling window of the alarm-rate gauge (24 h: FA/24h is the unit ICU staff "
         "and the tuning speak)."
     )
+    scoring_latency_bound_s: float = Field(
+        2.0, gt=0, description="Bound on the p99 of the scoring latency (a window's last chunk arriving -> its "
+        "probabilities at the post-processor), exported as ictal_scoring_latency_bound_seconds for the shipped "
+        "alert IctalScoringLatencyHigh. 2 s: half the default 4 s hop, so a late window still leaves half a "
+        "hop before the next; the CPU demo scores a window in tens of ms."
+    )
     tls: MetricsTLSConfig | None = Field(
         None, description="Serve HTTPS; required when host is not loopback (the metrics name beds and their "
         "seizure probability, which is patient data)."

@@ -28,6 +28,8 @@ What a scrape of the daemon carries (the exposition contract)
 - ``ictal_seizure_probability{bed}``: the newest probability the model gave the bed (the last output
   sample of the newest scored window, 0..1; NaN before the first), for trends.
 - ``ictal_alarm_active{bed}``: 1 from a published onset to its offset, else 0 (an alarm in progress).
+- ``ictal_scoring_latency_bound_seconds``: ``alarms.metrics.scoring_latency_bound_s``, set by
+  :func:`serve_metrics`; the alert rules compare the p99 of ``ictal_scoring_latency_seconds`` with it.
 - The bed's monitored state is ``ictal_bed_monitored{bed}`` and ``ictal_bed_state{bed,state}``
   (``streaming.daemon_metrics``).
 - Label values known in advance exist from start at 0: ``ictal_events_published_total{kind}`` (every
@@ -226,6 +228,9 @@ class IctalMetrics:
         self.probability = Gauge("ictal_seizure_probability", "Newest seizure probability of the bed (last output "
                                  "sample of the newest scored window, 0..1); NaN before the first window.",
                                  ["bed"], registry=r)
+        self.scoring_latency_bound = Gauge("ictal_scoring_latency_bound_seconds", "Configured bound on the p99 "
+                                           "of ictal_scoring_latency_seconds (alarms.metrics."
+                                           "scoring_latency_bound_s).", registry=r)
         self.alarm_active = Gauge("ictal_alarm_active", "1 from a published onset alarm to its offset (an alarm "
                                   "in progress), else 0.", ["bed"], registry=r)
         self.samples_received = Counter("ictal_samples_received", "EEG samples received (per channel set).",
@@ -441,7 +446,7 @@ def serve_metrics(config: MetricsConfig, metrics: IctalMetrics) -> MetricsServer
     Returns
     -------
     server : MetricsServer
-        Call ``close()`` to stop it.
+        Call ``close()`` to stop it. ``ictal_scoring_latency_bound_seconds`` is set from ``config``.
 
     Raises
     ------
@@ -451,6 +456,7 @@ def serve_metrics(config: MetricsConfig, metrics: IctalMetrics) -> MetricsServer
         If the basic-auth password hash or file is unusable, or the host is not loopback without TLS
         and basic auth.
     """
+    metrics.scoring_latency_bound.set(config.scoring_latency_bound_s)
     context = tls_context(config.tls) if config.tls is not None else None
     auth = BasicAuth(config.basic_auth) if config.basic_auth is not None else None
     server = MetricsHTTPServer(metrics.registry, config.host, config.port, ssl_context=context, basic_auth=auth)
