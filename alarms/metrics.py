@@ -27,7 +27,10 @@ What a scrape of the daemon carries (the exposition contract)
   measured) keep their own rule.
 - ``ictal_seizure_probability{bed}``: the newest probability the model gave the bed (the last output
   sample of the newest scored window, 0..1; NaN before the first), for trends.
-- ``ictal_alarm_active{bed}``: 1 from a published onset to its offset, else 0 (an alarm in progress).
+- ``ictal_alarm_active{bed}``: 1 from a published onset (:meth:`IctalMetrics.record_alarm`) to its offset
+  (:meth:`IctalMetrics.record_offset`), else 0: an alarm in progress. It also reads 0 once the bed's
+  ``max_duration_s`` (from :meth:`IctalMetrics.set_thresholds`) has passed since the onset: the
+  post-processor closes every event by then, so a lost offset cannot leave the gauge at 1.
 - ``ictal_scoring_latency_bound_seconds``: ``alarms.metrics.scoring_latency_bound_s``, set by
   :func:`serve_metrics`; the alert rules compare the p99 of ``ictal_scoring_latency_seconds`` with it.
 - The bed's monitored state is ``ictal_bed_monitored{bed}`` and ``ictal_bed_state{bed,state}``
@@ -189,6 +192,48 @@ def ictal_version() -> str:
         return "0+unknown"
 
 
+class _AlarmActiveCollector(Collector):
+    """``ictal_alarm_active{bed}``: 1 from an onset until its offset or the bed's max_duration_s (computed at scrape)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._onset: dict[str, float | None] = {}
+        self._max_duration_s: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add_bed(self, bed: str) -> None:
+        with self._lock:
+            self._onset.setdefault(bed, None)
+
+    def set_max_duration(self, bed: str, max_duration_s: float) -> None:
+        with self._lock:
+            self._max_duration_s[bed] = max_duration_s
+
+    def onset(self, bed: str, when: float) -> None:
+        with self._lock:
+            self._onset[bed] = when
+
+    def offset(self, bed: str) -> None:
+        with self._lock:
+            self._onset[bed] = None
+
+    def active(self, bed: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            onset = self._onset.get(bed)
+            limit = self._max_duration_s.get(bed, AlarmThresholds.model_fields["max_duration_s"].default)
+        return onset is not None and now - onset <= limit
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("ictal_alarm_active", "1 from a published onset alarm to its offset (an alarm in "
+                                   "progress; at most the bed's max_duration_s), else 0.", labels=["bed"])
+        with self._lock:
+            beds = list(self._onset)
+        for bed in beds:
+            family.add_metric([bed], 1.0 if self.active(bed) else 0.0)
+        yield family
+
+
 class IctalMetrics:
     """Every metric of the daemon, in a registry of its own.
 
@@ -231,8 +276,8 @@ class IctalMetrics:
         self.scoring_latency_bound = Gauge("ictal_scoring_latency_bound_seconds", "Configured bound on the p99 "
                                            "of ictal_scoring_latency_seconds (alarms.metrics."
                                            "scoring_latency_bound_s).", registry=r)
-        self.alarm_active = Gauge("ictal_alarm_active", "1 from a published onset alarm to its offset (an alarm "
-                                  "in progress), else 0.", ["bed"], registry=r)
+        self._alarm_active = _AlarmActiveCollector(clock)
+        r.register(self._alarm_active)
         self.samples_received = Counter("ictal_samples_received", "EEG samples received (per channel set).",
                                         ["bed"], registry=r)
         self.samples_lost = Counter("ictal_samples_lost", "EEG samples missing from the stream (gaps).",
@@ -323,7 +368,7 @@ class IctalMetrics:
         if known:
             return
         self._alarm_rate.add_bed(bed)
-        self.alarm_active.labels(bed=bed).set(0)
+        self._alarm_active.add_bed(bed)
         self.probability.labels(bed=bed).set(math.nan)
 
     def register_beds(self, beds: Sequence[str]) -> None:
@@ -355,13 +400,18 @@ class IctalMetrics:
         """Count an onset alarm for ``bed`` (at wall time ``when``, default now); the alarm is in progress."""
         self.register_bed(bed)
         self.alarms_raised.labels(bed=bed).inc()
-        self.alarm_active.labels(bed=bed).set(1)
-        self._alarm_rate.record(bed, self._clock() if when is None else when)
+        when = self._clock() if when is None else when
+        self._alarm_active.onset(bed, when)
+        self._alarm_rate.record(bed, when)
 
     def record_offset(self, bed: str) -> None:
         """The alarm of ``bed`` ended (its offset was published): ``ictal_alarm_active{bed}`` 0."""
         self.register_bed(bed)
-        self.alarm_active.labels(bed=bed).set(0)
+        self._alarm_active.offset(bed)
+
+    def alarm_active(self, bed: str) -> bool:
+        """Current value of ``ictal_alarm_active`` for ``bed``."""
+        return self._alarm_active.active(bed)
 
     def alarm_rate_per_24h(self, bed: str) -> float:
         """Current value of ``ictal_alarm_rate_per_24h`` for ``bed``."""
@@ -370,6 +420,7 @@ class IctalMetrics:
     def set_thresholds(self, bed: str, thresholds: AlarmThresholds) -> None:
         """Export the thresholds in force for ``bed``, and create its per-bed series (:meth:`register_bed`)."""
         self.register_bed(bed)
+        self._alarm_active.set_max_duration(bed, thresholds.max_duration_s)
         self.tau_on.labels(bed=bed).set(thresholds.tau_on)
         self.tau_off.labels(bed=bed).set(thresholds.tau_off)
         self.min_duration.labels(bed=bed).set(thresholds.min_duration_s)

@@ -128,10 +128,26 @@ def test_registering_a_bed_again_changes_no_value():
     assert s["ictal_seizure_probability"][key] == pytest.approx(0.93)
 
 
-def test_alarm_active_follows_onset_and_offset_and_probability_is_checked():
+def test_alarm_active_follows_onset_and_offset_and_ends_by_max_duration():
+    now = [1000.0]
+    metrics = IctalMetrics(clock=lambda: now[0])
+    metrics.set_thresholds("icu-1", AlarmThresholds(max_duration_s=300.0))
+    assert not metrics.alarm_active("icu-1")
+    metrics.record_alarm("icu-1")
+    now[0] += 299.0
+    assert metrics.alarm_active("icu-1")
+    now[0] += 2.0  # past max_duration_s: the post-processor has closed the event, offset seen or not
+    assert not metrics.alarm_active("icu-1")
+    metrics.record_alarm("icu-1")  # the next onset (status epilepticus re-announced)
+    assert metrics.alarm_active("icu-1")
+    metrics.record_offset("icu-1")
+    assert not metrics.alarm_active("icu-1")
+
+
+def test_alarm_active_is_exported_and_probability_is_checked():
     metrics, _ = daemon_like_metrics()
     metrics.record_alarm("icu-2")  # a bed never registered still gets its series
-    assert metrics.alarm_active.labels(bed="icu-2")._value.get() == 1.0
+    assert parse(scrape_text(metrics))["ictal_alarm_active"][(("bed", "icu-2"),)] == 1.0
     metrics.record_offset("icu-2")
     s = parse(scrape_text(metrics))
     assert s["ictal_alarm_active"][(("bed", "icu-2"),)] == 0.0
