@@ -25,8 +25,8 @@ What a scrape of the daemon carries (the exposition contract)
   ``ictal_seizure_probability`` is NaN until the bed's first window is scored (a gap in a trend, never a
   made-up "no seizure"), and gauges the daemon owns (``ictal_stream_effective_rate_hz``: absent until
   measured) keep their own rule.
-- ``ictal_seizure_probability{bed}``: the newest probability the model gave the bed (the last output
-  sample of the newest scored window, 0..1; NaN before the first), for trends.
+- ``ictal_seizure_probability{bed}``: the newest probability of the bed given to the post-processor (the
+  last sample of the newest scored window's stitched segment, 0..1; NaN before the first), for trends.
 - ``ictal_alarm_active{bed}``: 1 from a published onset (:meth:`IctalMetrics.record_alarm`) to its offset
   (:meth:`IctalMetrics.record_offset`), else 0: an alarm in progress. It also reads 0 once the bed's
   ``max_duration_s`` (from :meth:`IctalMetrics.set_thresholds`) has passed since the onset: the
@@ -101,6 +101,10 @@ class _AlarmRateCollector(Collector):
     def add_bed(self, bed: str) -> None:
         with self._lock:
             self._times.setdefault(bed, deque())
+
+    def forget_bed(self, bed: str) -> None:
+        with self._lock:
+            self._times.pop(bed, None)
 
     def rate(self, bed: str) -> float:
         now = self.clock()
@@ -205,6 +209,11 @@ class _AlarmActiveCollector(Collector):
         with self._lock:
             self._onset.setdefault(bed, None)
 
+    def forget_bed(self, bed: str) -> None:
+        with self._lock:
+            self._onset.pop(bed, None)
+            self._max_duration_s.pop(bed, None)
+
     def set_max_duration(self, bed: str, max_duration_s: float) -> None:
         with self._lock:
             self._max_duration_s[bed] = max_duration_s
@@ -270,8 +279,8 @@ class IctalMetrics:
         GCCollector(registry=r)
         self.build_info = Info("ictal_build", "Build and model served: ictal version, checkpoint id, stack, "
                                "backend, device.", registry=r)
-        self.probability = Gauge("ictal_seizure_probability", "Newest seizure probability of the bed (last output "
-                                 "sample of the newest scored window, 0..1); NaN before the first window.",
+        self.probability = Gauge("ictal_seizure_probability", "Newest seizure probability of the bed given to the "
+                                 "post-processor (0..1); NaN before the first scored window.",
                                  ["bed"], registry=r)
         self.scoring_latency_bound = Gauge("ictal_scoring_latency_bound_seconds", "Configured bound on the p99 "
                                            "of ictal_scoring_latency_seconds (alarms.metrics."
@@ -371,6 +380,34 @@ class IctalMetrics:
         self._alarm_active.add_bed(bed)
         self.probability.labels(bed=bed).set(math.nan)
 
+    def forget_bed(self, bed: str) -> None:
+        """Remove every series of ``bed`` (a bed taken out of the configuration by a reload).
+
+        Without it a removed bed's ``ictal_bed_monitored`` would stay at 0 and fire
+        ``IctalBedNotMonitored`` until the daemon restarts. Every metric object of the registry with a
+        ``bed`` label loses the children of ``bed`` (``ictal_bed_state{bed,state}`` and
+        ``ictal_signal_quality_ok{bed,channel}`` included), and so do the computed gauges. A bed
+        configured again later starts from 0 (Prometheus reads that as a counter reset).
+
+        Parameters
+        ----------
+        bed : str
+        """
+        with self._beds_lock:
+            self._beds.discard(bed)
+        for wrapper in self.registry.wrappers:
+            names = tuple(wrapper._labelnames)
+            if "bed" not in names:
+                continue
+            if hasattr(wrapper, "remove_by_labels"):  # recent prometheus-client; older: by its children below
+                wrapper.remove_by_labels({"bed": bed})
+                continue
+            position = names.index("bed")
+            for values in [key for key in list(wrapper._metrics) if key[position] == bed]:
+                wrapper.remove(*values)
+        self._alarm_rate.forget_bed(bed)
+        self._alarm_active.forget_bed(bed)
+
     def register_beds(self, beds: Sequence[str]) -> None:
         """:meth:`register_bed` for each of ``beds``."""
         for bed in beds:
@@ -383,7 +420,8 @@ class IctalMetrics:
         ----------
         bed : str
         probability : float
-            In [0, 1]: the last output sample of the newest scored window.
+            In [0, 1]: the last sample of the newest scored window's stitched segment (what the
+            post-processor received last).
 
         Raises
         ------

@@ -265,3 +265,37 @@ def test_tls_with_unreadable_files_fails_at_start_naming_them(tmp_path):
     config = MetricsConfig(port=0, tls=MetricsTLSConfig(certfile=tmp_path / "none.pem", keyfile=tmp_path / "k.pem"))
     with pytest.raises(OSError, match="none.pem"):
         serve_metrics(config, IctalMetrics())
+
+
+def test_forgetting_a_removed_bed_drops_every_series_of_it_and_only_it():
+    metrics, daemon_metrics = daemon_like_metrics()
+    for bed in BEDS:
+        metrics.set_thresholds(bed, AlarmThresholds())
+        metrics.set_channel_quality(bed, {"T5": True, "O2": False})
+        daemon_metrics.bed_monitored.labels(bed=bed).set(0)
+        daemon_metrics.bed_state.labels(bed=bed, state="connecting").set(1)
+    metrics.record_alarm("icu-1")
+    metrics.forget_bed("icu-1")
+    text = scrape_text(metrics)
+    assert 'bed="icu-1"' not in text
+    s = parse(text)
+    assert s["ictal_bed_monitored"] == {(("bed", "icu-2"),): 0.0}
+    assert s["ictal_alarms_raised_total"] == {(("bed", "icu-2"),): 0.0}
+    assert (("bed", "icu-2"), ("channel", "O2")) in s["ictal_signal_quality_ok"]
+    metrics.set_thresholds("icu-1", AlarmThresholds())  # configured again: back, from 0
+    s = parse(scrape_text(metrics))
+    assert s["ictal_alarms_raised_total"][(("bed", "icu-1"),)] == 0.0
+    assert s["ictal_alarm_active"][(("bed", "icu-1"),)] == 0.0
+
+
+def test_forgetting_a_bed_works_without_remove_by_labels(monkeypatch):
+    from prometheus_client.metrics import MetricWrapperBase
+
+    monkeypatch.delattr(MetricWrapperBase, "remove_by_labels")  # prometheus-client versions before it
+    metrics, daemon_metrics = daemon_like_metrics()
+    for bed in BEDS:
+        metrics.set_thresholds(bed, AlarmThresholds())
+        daemon_metrics.bed_state.labels(bed=bed, state="connecting").set(1)
+    metrics.forget_bed("icu-2")
+    text = scrape_text(metrics)
+    assert 'bed="icu-2"' not in text and 'ictal_bed_state{bed="icu-1",state="connecting"} 1.0' in text
