@@ -11,6 +11,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
 from alarms.metrics import IctalMetrics, IctalRegistry, serve_metrics
 from alarms.metrics_auth import BasicAuth, hash_password
-from alarms.metrics_http import MetricsHTTPServer
+from alarms.metrics_http import MetricsHTTPServer, tls_context
 from streaming.daemon_metrics import DaemonMetrics
 
 BEDS = ("icu-1", "icu-2")
@@ -299,3 +300,18 @@ def test_forgetting_a_bed_works_without_remove_by_labels(monkeypatch):
     metrics.forget_bed("icu-2")
     text = scrape_text(metrics)
     assert 'bed="icu-2"' not in text and 'ictal_bed_state{bed="icu-1",state="connecting"} 1.0' in text
+
+
+def test_a_client_stuck_in_the_tls_handshake_is_dropped_after_the_read_timeout(certificate):
+    cert, key = certificate
+    server = MetricsHTTPServer(IctalMetrics().registry, "127.0.0.1", 0, read_timeout_s=0.5,
+                               ssl_context=tls_context(MetricsTLSConfig(certfile=cert, keyfile=key)))
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then nothing
+            t0 = time.monotonic()
+            assert raw.recv(100) == b""  # closed by the server, not by our 5 s timeout
+            assert time.monotonic() - t0 < 4.0
+    finally:
+        server.close()
