@@ -14,8 +14,8 @@ What a scrape of the daemon carries (the exposition contract)
   the model served (set with :meth:`IctalMetrics.set_model_info`). ``ictal_model_info`` carries the
   model labels too (older name, kept).
 - No ``_created`` series: the registry (:class:`IctalRegistry`) leaves them out of every exposition
-  (text and OpenMetrics, ``name[]`` filters included); they double the series count and no rule or
-  panel uses them (``process_start_time_seconds`` dates the daemon).
+  (text and OpenMetrics, ``name[]`` filters included); each counter and histogram child would add one
+  series that no rule or panel uses (``process_start_time_seconds`` dates the daemon).
 - Per-bed series exist from the moment a bed is known (:meth:`IctalMetrics.register_bed`, called by
   :meth:`IctalMetrics.set_thresholds`, which the daemon calls for every configured bed at start and the
   bed worker again when it is built): every counter and histogram of the registry whose only label is
@@ -24,7 +24,8 @@ What a scrape of the daemon carries (the exposition contract)
   ``ictal_signal_usable``: 0 from the bed worker). Gauges whose 0 would be a false reading are not pre-set:
   ``ictal_seizure_probability`` is NaN until the bed's first window is scored (a gap in a trend, never a
   made-up "no seizure"), and gauges the daemon owns (``ictal_stream_effective_rate_hz``: absent until
-  measured) keep their own rule.
+  measured) keep their own rule. A bed removed by a reload loses every series
+  (:meth:`IctalMetrics.forget_bed`), else its ``ictal_bed_monitored`` 0 would alert until a restart.
 - ``ictal_seizure_probability{bed}``: the newest probability of the bed given to the post-processor (the
   last sample of the newest scored window's stitched segment, 0..1; NaN before the first), for trends.
 - ``ictal_alarm_active{bed}``: 1 from a published onset (:meth:`IctalMetrics.record_alarm`) to its offset
