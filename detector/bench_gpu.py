@@ -390,7 +390,7 @@ def parity_cases(quick: bool) -> list[dict]:
     """
     if quick:
         return [
-            {"label": "tiny node, 2 seq, L 960", "preset": "tiny", "stream": "node", "n": 2, "length": 960},
+            {"label": "tiny node, 2 seq, L 192", "preset": "tiny", "stream": "node", "n": 2, "length": 192},
             {"label": "tiny edge, odd L 37", "preset": "tiny", "stream": "edge", "n": 3, "length": 37},
         ]
     cases = []
@@ -641,8 +641,13 @@ def assemble(parts: dict, options: dict) -> dict:
     """The JSON document from the parts' results (see the module docstring)."""
     cuda = cuda_available()
     fused_ran = any(v.get("runs") for v in parts.get("env", {}).get("bench_fused_backend", {}).values())
-    note = ("CUDA present: fused backends run where they import." if cuda else
-            "No CUDA: parts a-c ran with the reference backend only; d-f need CUDA (skipped).")
+    if cuda:
+        note = "CUDA present: fused backends run where they import (see env.bench_fused_backend)."
+    elif options.get("allow_cpu"):
+        note = ("No CUDA: parts a-c ran with the reference backend only; d-f ran small on the CPU "
+                "(--allow-cpu), which exercises their code and measures nothing of a GPU.")
+    else:
+        note = "No CUDA: parts a-c ran with the reference backend only; d-f need CUDA (skipped)."
     return {"schema": SCHEMA, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(), "cuda": cuda,
             "device": machine().get("gpu", {}).get("name", "cpu") if cuda else "cpu",
