@@ -558,6 +558,10 @@ def part_speed(options: dict, record: Callable[[str, Any], None]) -> None:
                                 row["oom"] = str(exc).splitlines()[0]
                                 record("rows", [row])
                                 break  # larger batches would not fit either
+                            except Exception as exc:  # a kernel failing on this model is this row's finding
+                                row["error"] = f"{type(exc).__name__}: {exc}"
+                                record("rows", [row])
+                                break
                             record("rows", [row])
                     del model
 
@@ -616,7 +620,7 @@ def markdown(document: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in speed["rows"]:
             figures = (f"{r['latency_ms']:.2f} | {r['windows_per_s']:.1f} | {r['peak_mib']:.0f}" if "latency_ms" in r
-                       else "OOM | | ")
+                       else "OOM | | " if "oom" in r else f"{r.get('error', '')} | | ")
             lines.append(f"| {r['preset']} | {r['stack']} | {r['backend']} | {r['direction']} | {r['precision']} | "
                          f"{r['batch']} | {figures} |")
     beds = document["parts"].get("beds", {})

@@ -221,12 +221,17 @@ def exclude_from_git(dest: Path) -> None:
         exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n") + entry + "\n", encoding="utf-8")
 
 
+DEVICE_TIMEOUTS_S = {"env": 90, "parity": 90, "checkpoint": 60, "speed": 150, "beds": 100, "train": 90}
+"""Per-part limits of the device command: within 360 s of parts, the most for the speed table."""
+
+
 def device_command(dest: str, budget_s: int) -> str:
     """The one command to run on the GPU machine (from the repository root, ``dest`` carried)."""
+    limits = " ".join(f"--timeout {name}={s}" for name, s in DEVICE_TIMEOUTS_S.items())
     return (f"python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "
             f"{dest}/wheels/*.whl && export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 && "
             f"python3 -m ictal bench gpu --data {dest}/data --cache {dest}/cache --out $OUT "
-            f"--budget-s {budget_s} --json")
+            f"--budget-s {budget_s} --speed-warmup 1 --speed-repeats 3 {limits} --json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Folder to write, inside the repository (default: .gpu-run).")
     parser.add_argument("--data", type=Path, default=Path(default_data), help="The shared data folder.")
     parser.add_argument("--no-wheels", action="store_true", help="Skip the wheels (data and cache only).")
-    parser.add_argument("--budget-s", type=int, default=420,
-                        help="--budget-s of the device command (default 420: 7 of the 15 device minutes).")
+    parser.add_argument("--budget-s", type=int, default=360,
+                        help="--budget-s of the device command (default 360: 6 of the 15 device minutes).")
     args = parser.parse_args(argv)
     dest = args.dest.resolve()
     if dest.exists():
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     name = dest.relative_to(REPO_ROOT).as_posix() if dest.is_relative_to(REPO_ROOT) else str(dest)
-    print("\nOn the GPU machine (device tool: carry [\"" + name + "\"], timeout_s 540), from the repository root:\n")
+    print("\nOn the GPU machine (device tool: carry [\"" + name + "\"], timeout_s 450), from the repository root:\n")
     print(device_command(name, args.budget_s))
     return 0
 

@@ -232,12 +232,12 @@ def test_patch_refuses_an_upstream_init_it_does_not_know(tmp_path: Path) -> None
 
 
 def test_device_command_installs_the_carried_wheels_and_runs_the_bench() -> None:
-    command = prepare_gpu_run.device_command(".gpu-run", 420)
+    command = prepare_gpu_run.device_command(".gpu-run", 360)
     assert command.startswith("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir "
                               "--target /tmp/site .gpu-run/wheels/*.whl && ")
     assert "export PYTHONPATH=$PWD:/tmp/site" in command
-    assert command.endswith("python3 -m ictal bench gpu --data .gpu-run/data --cache .gpu-run/cache --out $OUT "
-                            "--budget-s 420 --json")
+    assert "python3 -m ictal bench gpu --data .gpu-run/data --cache .gpu-run/cache --out $OUT --budget-s 360 " in command
+    assert "--timeout speed=150" in command and command.endswith(" --json")
     assert len(command) <= 2000  # the device tool's limit on one command
 
 
