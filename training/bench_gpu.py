@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-s", type=float, default=1200.0,
                         help="Seconds for all parts together; a part gets at most what is left (default 1200).")
     parser.add_argument("--quick", action="store_true",
-                        help="Small parity shapes and 2 real windows (for tests; the full run is the default).")
+                        help="Small parity shapes and 1 real window (for tests; the full run is the default).")
     parser.add_argument("--seed", type=int, default=None, help="Seed of the parity inputs (default: fresh).")
     parser.add_argument("--speed-presets", nargs="+", default=["tiny", "full"], help="Presets of part d.")
     parser.add_argument("--speed-batches", nargs="+", type=int, default=list(core.SPEED_BATCHES),
@@ -171,7 +171,7 @@ def part_checkpoint(options: dict, record: Callable[[str, Any], None]) -> None:
     loaded = load_checkpoint(options["checkpoint"], backend="reference", device=device)
     config = loaded.model_config
     windows, sources = real_windows(Path(options["data"]), loaded.frontend_config,
-                                    2 if options.get("quick") else int(options["windows"]), config.n_times)
+                                    1 if options.get("quick") else int(options["windows"]), config.n_times)
     record("checkpoint_id", loaded.checkpoint_id)
     record("model", f"{config.name} {config.stack}")
     record("n_windows", len(windows))

@@ -63,7 +63,7 @@ def test_cpu_run_prints_reference_only_json_and_writes_both_reports(shared_data:
     assert max(r["forward_rel_err"] for r in float32) < 1e-5  # the reference in float32 is near float64
     assert all(0 < r["backward_rel_err"] < core.TOLERANCES[r["dtype"]]["backward"] for r in rows)
     checkpoint = parts["checkpoint"]
-    assert checkpoint["n_windows"] == 2 and checkpoint["windows"][0].startswith("labelled/hms_1628180742.edf@")
+    assert checkpoint["n_windows"] == 1 and checkpoint["windows"][0].startswith("labelled/hms_1628180742.edf@")
     assert checkpoint["fused"] == "not run: no CUDA"
     (baseline,) = checkpoint["runs"]
     assert baseline["backend"] == "reference" and baseline["dtype"] == "float32"
