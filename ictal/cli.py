@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ictal import __version__
@@ -23,11 +24,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""Exit status when the reader of stdout went away (``ictal score ... | head``): that of a Unix tool
+ended by SIGPIPE."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ictal` console script; returns the process exit code."""
+    """Entry point of the `ictal` console script; returns the process exit code.
+
+    A closed stdout (the reader of a pipe exited, as ``head`` does) ends the command quietly with
+    status 141, as Unix tools do, instead of a ``BrokenPipeError`` traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's own advice (signal docs, "Note on SIGPIPE"): point stdout at devnull so that the
+        # interpreter's final flush does not raise again, then exit like a tool killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":

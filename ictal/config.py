@@ -13,7 +13,10 @@ validators of `streaming.config`), and a hop that does not fit beside the checkp
 
 from __future__ import annotations
 
+import difflib
 import json
+import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +75,43 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return "".join(parts) or "<top level>"
 
 
-def format_validation_error(path: Path | str, error: ValidationError) -> str:
-    """Render a pydantic error as one line per problem: ``FILE: key.path: message (found: value)``."""
+def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that holds the key at ``loc`` (list indices and dict keys skipped)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        if isinstance(part, int) or part not in current.model_fields:
+            continue
+        annotation = current.model_fields[part].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        for inner in list(candidates):
+            candidates += typing.get_args(inner)
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` (difflib), or an empty string."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def format_validation_error(
+    path: Path | str, error: ValidationError, model: type[BaseModel] | None = None
+) -> str:
+    """Render a pydantic error as one line per problem: ``FILE: key.path: message (found: value)``.
+
+    With ``model`` (the config's class) an unknown key also gets the closest known key of its
+    section (``difflib.get_close_matches``): ``unknown key 'scheduler.hop' (did you mean 'hop_s'?)``.
+    """
     lines = []
     for item in error.errors():
         where = _format_location(item["loc"])
         if item["type"] == "extra_forbidden":
-            message = f"unknown key {where!r} (not a field of this config; check its spelling)"
+            owner = _model_at(model, tuple(item["loc"][:-1]))
+            hint = _did_you_mean(item["loc"][-1], owner.model_fields) if owner is not None else ""
+            message = f"unknown key {where!r}{hint or ' (not a field of this config; check its spelling)'}"
         else:
             message = f"{where}: {item['msg']}"
             if "input" in item and not isinstance(item["input"], dict):
@@ -141,17 +174,26 @@ def load_config(path: Path | str, kind: str | None = None) -> BaseModel:
         does not validate (the message names every offending key).
     """
     data = read_yaml(path)
-    found = data.get("kind")
+    if "kind" not in data:
+        keys = [str(k) for k in data]
+        near = difflib.get_close_matches("kind", keys, n=1, cutoff=0.5)
+        named = f"; found key {near[0]!r}: a misspelling of 'kind'?" if near else (
+            f"; top-level keys found: {', '.join(map(repr, keys[:8]))}" if keys else "; the file is empty")
+        raise ConfigError(
+            f"{path}: no top-level key 'kind' (it must be one of {sorted(CONFIG_KINDS)}){named}"
+        )
+    found = data["kind"]
     if not isinstance(found, str) or found not in CONFIG_KINDS:
         raise ConfigError(
             f"{path}: top-level key 'kind' must be one of {sorted(CONFIG_KINDS)} (found: {found!r})"
+            + _did_you_mean(found, CONFIG_KINDS)
         )
     if kind is not None and found != kind:
         raise ConfigError(f"{path}: expected a {kind!r} config (found kind: {found!r})")
     try:
         config = CONFIG_KINDS[found].model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+        raise ConfigError(format_validation_error(path, exc, CONFIG_KINDS[found])) from None
     if isinstance(config, DaemonConfig):
         problems = daemon_checkpoint_problems(config)
         if problems:

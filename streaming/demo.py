@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -158,17 +159,78 @@ def _total(values: dict[tuple[str, tuple], float], name: str) -> float:
     return sum(v for (metric, _), v in values.items() if metric == name)
 
 
-def run_demo(edf: Path | None, speed: float, checkpoint: Path, config_path: Path, untrained: bool,
-             untrained_config: Path, out: Callable[[str], None] = print) -> int:
-    """Run the demo (see the module docstring); returns the exit code (0 done, 2 cannot run, 1 failed)."""
-    import zmq
+def check_long_enough(recording: Path, min_history_s: float, hop_s: float) -> float:
+    """Refuse a recording too short for the daemon to score, before anything is started.
 
+    Parameters
+    ----------
+    recording : Path
+        The EDF to replay.
+    min_history_s, hop_s : float
+        The daemon's ``scheduler.min_history_s`` and ``scheduler.hop_s`` (seconds).
+
+    Returns
+    -------
+    duration_s : float
+        The recording's duration in seconds.
+
+    Raises
+    ------
+    DemoError
+        If the recording is shorter than ``min_history_s + hop_s``: the daemon scores a bed's first
+        window once ``min_history_s`` of signal have arrived, on the hop's grid, and a replay that ends
+        as that window falls due leaves it unscored; nothing would be scored (the message says so and
+        what to do).
+    """
+    from streaming.edf import open_canonical
+
+    stream = open_canonical(recording)
+    try:
+        duration = float(stream.duration_s)
+    finally:
+        stream.close()
+    needed = min_history_s + hop_s
+    if duration < needed:
+        raise DemoError(
+            f"{recording} is {duration:.1f} s long, too short to score: the daemon scores a bed once "
+            f"scheduler.min_history_s = {min_history_s:g} s of signal have arrived, then every hop of "
+            f"{hop_s:g} s, so nothing would be scored. Give a recording of at least {needed:g} s (the "
+            "default input is 90 s), or lower scheduler.min_history_s in --config."
+        )
+    return duration
+
+
+def run_demo(edf: Path | None, speed: float, checkpoint: Path, config_path: Path, untrained: bool,
+             untrained_config: Path, out: Callable[[str], None] = print, keep: bool = False) -> int:
+    """Run the demo (see the module docstring); returns the exit code (0 done, 2 cannot run, 1 failed).
+
+    The working folder (daemon config, log, journal) is removed at the end unless ``keep``."""
     from ictal.config import load_config
 
     if speed <= 0:
         raise DemoError(f"--speed must be > 0 (found {speed}); the demo paces the replay")
     recording = resolve_input(edf)
+    daemon = load_config(config_path, kind="daemon")
+    check_long_enough(recording, daemon.scheduler.min_history_s, daemon.scheduler.hop_s)
     work = Path(tempfile.mkdtemp(prefix="ictal-demo-"))
+    try:
+        return _run_in(work, recording, speed, checkpoint, config_path, untrained, untrained_config, out)
+    finally:
+        if keep:
+            out(f"working folder kept (--keep): {work}")
+        else:
+            try:
+                shutil.rmtree(work)
+            except OSError as exc:
+                out(f"could not remove the demo's working folder {work}: {exc}")
+
+
+def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_path: Path, untrained: bool,
+            untrained_config: Path, out: Callable[[str], None]) -> int:
+    import zmq
+
+    from ictal.config import load_config
+
     if untrained:
         checkpoint = untrained_checkpoint(untrained_config, work / "checkpoint")
         out(f"model: randomly initialised {untrained_config.name} (untrained: its alarms mean nothing)")

@@ -19,7 +19,10 @@ from detector import CANONICAL_CHANNELS
 from detector.config import FrontendConfig
 from streaming.chunk import Chunk
 from streaming.config import EdfSourceConfig
+from streaming.lsl_config import configure_liblsl
 from streaming.sources.edf_replay import EdfReplaySource
+
+configure_liblsl()  # before any LSL call: liblsl reads its configuration once
 
 XDF_UNIT_MICROVOLTS = "microvolts"
 """Unit string of the XDF EEG meta-data convention for uV."""

@@ -88,6 +88,10 @@ class LslSurvey:
 def _resolve(predicate: str | None, wait_s: float) -> list[VisibleStream]:
     import pylsl
 
+    from streaming.lsl_config import configure_liblsl
+
+    configure_liblsl()
+
     if predicate is None:
         infos = pylsl.resolve_streams(wait_time=wait_s)
     else:

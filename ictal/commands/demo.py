@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--untrained-config", type=Path,
                         default=Path(__file__).resolve().parents[2] / "configs" / "model" / "tiny_bimamba2.yaml",
                         help="Model preset of --untrained (default configs/model/tiny_bimamba2.yaml).")
+    parser.add_argument("--keep", action="store_true",
+                        help="Keep the demo's working folder (daemon config, log, alarm journal) and print its "
+                        "path; by default it is removed at the end.")
     parser.set_defaults(func=run)
 
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return run_demo(args.edf, args.speed, args.checkpoint, args.config, args.untrained, args.untrained_config,
-                        out=lambda line: print(line, flush=True))
+                        out=lambda line: print(line, flush=True), keep=args.keep)
     except (DemoError, ConfigError) as exc:
         print(f"ictal demo: {exc}", file=sys.stderr)
         return 2

@@ -88,8 +88,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         import pylsl
 
+        from streaming.lsl_config import configure_liblsl
+
+        liblsl_log = configure_liblsl()
         version = pylsl.library_version()  # an int such as 118 for 1.18
-        _print("liblsl", f"{version // 100}.{version % 100} (pylsl {pylsl.__version__})")
+        _print("liblsl", f"{version // 100}.{version % 100} (pylsl {pylsl.__version__}); its log: "
+               + ("fatal errors only (no lsl_api.cfg here)" if liblsl_log == "quiet" else liblsl_log))
         lsl_ok = True
     except (ImportError, RuntimeError, OSError) as exc:  # liblsl is a shared library that may fail to load
         _print("liblsl", f"MISSING: {type(exc).__name__}: {exc}")

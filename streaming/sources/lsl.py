@@ -46,7 +46,10 @@ from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
 from detector.units import scale_to_uv
 from streaming.chunk import Chunk
 from streaming.config import LslSourceConfig
+from streaming.lsl_config import configure_liblsl
 from streaming.sources.base import Source
+
+configure_liblsl()  # before any LSL call: liblsl reads its configuration once
 
 log = logging.getLogger(__name__)
 

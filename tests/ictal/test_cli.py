@@ -55,3 +55,15 @@ def test_console_script_runs_doctor(repo_root):
     assert "liblsl" in result.stdout
     assert "mamba_ssm" in result.stdout and "fla" in result.stdout
     assert "alarm PUB tcp://127.0.0.1:5556" in result.stdout
+
+
+def test_a_closed_stdout_ends_the_command_quietly_like_a_unix_tool(repo_root):
+    # the reader goes away before the command writes (as `ictal config check ... | head -0` would)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ictal", "config", "check", str(repo_root / "configs" / "daemon.yaml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

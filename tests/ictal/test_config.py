@@ -134,3 +134,39 @@ def test_a_hop_that_does_not_fit_beside_the_checkpoints_lookahead_is_refused(tmp
     with pytest.raises(ConfigError, match=r"scheduler.hop_s: 40 s plus the checkpoint's lookahead_s 30 s"):
         load_config(_daemon_file(tmp_path, body.format(hop=40.0)))
     assert load_config(_daemon_file(tmp_path, body.format(hop=30.0))).scheduler.hop_s == 30.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("kind: daemon\nalarms:\n  thresholds:\n    tau_onn: 0.9\n",
+     "unknown key 'alarms.thresholds.tau_onn' (did you mean 'tau_on'?)"),
+    ("kind: daemon\nscheduler:\n  hop: 4\n", "unknown key 'scheduler.hop' (did you mean 'hop_s'?)"),
+    ("kind: daemon\nbeds:\n  - bed_id: a\n    sorce: {kind: lsl, stream_name: x}\n", "(did you mean 'source'?)"),
+    ("kind: train\nmodel:\n  directon: causal\n", "unknown key 'model.directon' (did you mean 'direction'?)"),
+])
+def test_an_unknown_key_gets_the_closest_known_key_of_its_section(tmp_path, text, expected):
+    bad = tmp_path / "c.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert expected in str(info.value)
+
+
+def test_an_unknown_key_far_from_every_field_is_not_given_a_guess(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("kind: daemon\nscheduler:\n  zzzzzz: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert "did you mean" not in str(info.value) and "check its spelling" in str(info.value)
+
+
+def test_a_misspelt_kind_key_or_value_is_named(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("knd: daemon\nbeds: []\n")
+    with pytest.raises(ConfigError, match="found key 'knd': a misspelling of 'kind'"):
+        load_config(bad)
+    bad.write_text("kind: deamon\n")
+    with pytest.raises(ConfigError, match=r"found: 'deamon'\) \(did you mean 'daemon'\?\)"):
+        load_config(bad)
+    bad.write_text("beds: []\n")
+    with pytest.raises(ConfigError, match="top-level keys found: 'beds'"):
+        load_config(bad)

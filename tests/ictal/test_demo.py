@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -36,6 +37,18 @@ def test_demo_replays_the_builtin_input_into_the_daemon_and_ends_with_a_summary(
     assert scored >= 1
     assert "alarms raised: " in summary and "daemon exit code after SIGTERM: 0" in summary
     assert "18000 samples per channel received" in summary  # 90 s at 200 Hz, all of it
+    work = Path(out.split("daemon config: ")[1].split()[0]).parent
+    assert work.name.startswith("ictal-demo-") and not work.exists()  # the working folder is removed
+
+
+def test_demo_says_a_recording_is_too_short_to_score_before_starting_anything(tmp_path, capsys, shared_data):
+    short = shared_data / "labelled" / "grond_gpd_01.edf"  # a 10 s clip
+    before = set(Path(tempfile.gettempdir()).glob("ictal-demo-*"))
+    code = main(["demo", "--untrained", "--edf", str(short)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "10.0 s long, too short to score" in err and "at least 14 s" in err
+    assert set(Path(tempfile.gettempdir()).glob("ictal-demo-*")) <= before  # no working folder made
 
 
 def test_demo_without_a_checkpoint_says_how_to_make_one(tmp_path, monkeypatch, capsys, shared_data):
