@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ZeroMQ subscriber sees it and where the metrics are, and end with a summary (alarms raised, windows "
         f"scored, latency). Without --edf it replays {DEFAULT_INPUT} of the shared real-EEG folder "
         "($ICTAL_SHARED_DATA, default ../shared/data): a continuous 90 s ICU recording at 200 Hz rated seizure "
-        "by 3/3 experts from 20 s to 70 s (HMS, CC BY-NC 4.0, research use only). See streaming/demo.py.",
+        "by 3/3 experts from 20 s to 70 s (HMS, CC BY-NC 4.0, research use only). Its working folder (daemon "
+        "config, log, journal) is removed at the end unless --keep.",
     )
     parser.add_argument("--edf", type=Path, default=None, help="EDF/EDF+ file to replay (19 referential channels).")
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED,

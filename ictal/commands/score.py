@@ -21,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Score hypothesis annotations against reference annotations (NEDC, SzCORE).",
         description="Score hypothesis csv_bi/tse annotations against reference annotations with the "
         "NEDC EEG Eval v6.0.0-compatible scorers (DP alignment, EPOCH, OVERLAP, TAES) and SzCORE. "
-        "JSON keys are documented in training/scoring/report.py.",
+        "--json prints one object: ref_list, hyp_list, n_files, duration_s; nedc.{dpalign,epoch,overlap,taes}"
+        ".labels.{seiz,bckg} with targets, hits, misses, false_alarms, sensitivity, precision, f1, fa_per_24h "
+        "(and the other NEDC counts); szcore with tp, fp, fn, sensitivity, precision, f1, fp_per_24h (null "
+        "where undefined). Ratios are fractions in [0, 1], times in seconds, rates per 24 h; EPOCH counts "
+        "0.25 s epochs.",
     )
     parser.add_argument("--ref", required=True, help="list file of reference annotations, one path a line")
     parser.add_argument("--hyp", required=True, help="list file of hypothesis annotations, same order")

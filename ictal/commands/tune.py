@@ -45,7 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Choose alarm thresholds for a target FA/24h and write a thresholds file.",
         description="Choose tau_on, tau_off and the minimum duration that maximise sensitivity (NEDC "
         "OVERLAP) with FA/24h <= the target, by re-running the alarm post-processor over the daemon "
-        "path's probabilities (grid: training/tune.py). Exit 3 when the target is unreachable.",
+        "path's probabilities. The grid: tau_on 0.05-0.95 by 0.05, 0.97-0.99 and quantiles of the "
+        "probabilities; hysteresis gap tau_on - tau_off 0, 0.1, 0.2, 0.3 (tau_off at least tau_on / 2); "
+        "minimum duration 2, 5, 10, 15, 20 s; merge gap, maximum duration and refractory kept from the "
+        "base thresholds. Among the points within the target: highest sensitivity, then lowest FA/24h, "
+        "then shortest minimum duration, then highest tau_on. Exit 3 when the target is unreachable.",
     )
     add_run_arguments(parser)
     for action in parser._actions:  # not required with --from-eval (checked in run)
