@@ -67,3 +67,19 @@ def test_a_closed_stdout_ends_the_command_quietly_like_a_unix_tool(repo_root):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+def test_help_texts_name_no_source_file_and_tune_states_its_real_grid(capsys):
+    import re
+
+    from training.tune import GAPS, MIN_DURATIONS_S
+
+    for command in ("demo", "score", "tune", "replay", "alarms", "train", "bench", "doctor", "config"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert not re.search(r"\b[\w/]+\.py\b", text), (command, text)
+        if command == "tune":
+            flat = " ".join(text.split())
+            assert ", ".join(f"{g:g}" for g in GAPS) in flat
+            assert ", ".join(f"{m:g}" for m in MIN_DURATIONS_S) + " s" in flat
