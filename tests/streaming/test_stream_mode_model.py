@@ -1,0 +1,137 @@
+"""Stream mode with real checkpoints: refused for a bidirectional one (daemon start and pre-flight), and,
+with an untrained causal tiny model (``ModelConfig(direction="causal")``), the same events as window mode
+on a real labelled file, probabilities independent of the chunk sizes, and the state rebuilt after a
+gap and a quality fault."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from alarms.config import AlarmThresholds
+from detector import FS_HZ
+from detector.config import FrontendConfig, ModelConfig
+from streaming.bed import BedSession, run_recording
+from streaming.chunk import Chunk
+from streaming.config import DaemonConfig
+from streaming.daemon import DaemonError, load_detector
+from streaming.edf import load_canonical
+from streaming.preflight import preflight
+from streaming.stream_step import HopTask, step_hops
+
+RUNNING = FrontendConfig(normalisation="running")
+HOP_S = 4.0
+CAUSAL_LANDED = "direction" in ModelConfig.model_fields
+needs_causal = pytest.mark.skipif(not CAUSAL_LANDED, reason="the causal model (issue 16 items 1-2, detector/) "
+                                  "has not landed: ModelConfig has no `direction`")
+
+
+def _tiny(repo_root) -> dict:
+    return yaml.safe_load((repo_root / "configs/model/tiny_bimamba2.yaml").read_text())
+
+
+def _save(path, model_dict: dict, frontend: FrontendConfig):
+    import torch
+
+    from detector.checkpoint import save_checkpoint
+    from detector.model import build_model
+
+    torch.manual_seed(1234)
+    config = ModelConfig.model_validate(model_dict)
+    save_checkpoint(path, build_model(config).eval(), config, frontend)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bidirectional_checkpoint(tmp_path_factory, repo_root):
+    return _save(tmp_path_factory.mktemp("ckpt") / "tiny_bidirectional", _tiny(repo_root), FrontendConfig())
+
+
+@pytest.fixture(scope="module")
+def causal_detector(tmp_path_factory, repo_root):
+    if not CAUSAL_LANDED:
+        pytest.skip("the causal model (issue 16 items 1-2) has not landed: ModelConfig has no `direction`")
+    from detector.inference import Detector
+
+    path = _save(tmp_path_factory.mktemp("ckpt") / "tiny_causal", {**_tiny(repo_root), "direction": "causal"},
+                 RUNNING)
+    return Detector.from_checkpoint(path, device="cpu", backend="reference", max_batch=8)
+
+
+def test_stream_mode_is_refused_for_a_bidirectional_checkpoint_at_start_and_in_preflight(bidirectional_checkpoint):
+    config = DaemonConfig.model_validate({"detector": {"checkpoint": str(bidirectional_checkpoint), "mode": "stream",
+                                                       "warmup": False, "device": "cpu"}})
+    with pytest.raises(DaemonError, match=r"detector.mode 'stream' refused .*direction is bidirectional.*causal"):
+        load_detector(config)
+    problems = [what for check, what in preflight(config).problems if check == "checkpoint"]
+    assert len(problems) == 1 and "stream' refused" in problems[0] and "bidirectional" in problems[0]
+    window = config.model_copy(update={"detector": config.detector.model_copy(update={"mode": "window"})})
+    assert load_detector(window) is not None  # the same checkpoint serves in window mode
+
+
+@pytest.fixture(scope="module")
+def seizure_file(shared_data):
+    return shared_data / "labelled" / "hms_1628180742.edf"  # 90 s of ICU EEG rated seizure from 20 s to 70 s
+
+
+@needs_causal
+def test_a_causal_checkpoint_gives_the_same_events_in_window_and_stream_mode(causal_detector, seizure_file):
+    """"Same": the same number of onsets and offsets, in the same order, each stream-mode onset within one hop
+    (4 s) of its window-mode onset. The thresholds sit around the untrained model's median probability on the
+    file so that events exist (asserted)."""
+    recording = load_canonical(seizure_file, RUNNING)
+    probe = run_recording(recording, causal_detector, RUNNING, AlarmThresholds(), HOP_S, mode="window").probabilities
+    median = float(np.nanmedian(probe))
+    spread = float(np.nanquantile(probe, 0.75) - median)
+    thresholds = AlarmThresholds(tau_on=median + 0.2 * spread, tau_off=median, min_duration_s=2.0, merge_gap_s=0.0,
+                                 refractory_s=0.0, max_duration_s=600.0)
+    window = run_recording(recording, causal_detector, RUNNING, thresholds, HOP_S, mode="window")
+    stream = run_recording(recording, causal_detector, RUNNING, thresholds, HOP_S, mode="stream")
+    onsets_w = [e.onset_s for e in window.events if e.kind == "onset"]
+    onsets_s = [e.onset_s for e in stream.events if e.kind == "onset"]
+    assert onsets_w, "no event in window mode: the comparison would be empty"
+    assert [e.kind for e in stream.events] == [e.kind for e in window.events]
+    assert np.abs(np.array(onsets_s) - np.array(onsets_w)).max() <= HOP_S
+    # the probabilities cover the same samples; before the first full window the two modes see the same
+    # input from the same empty state, so they agree there to float rounding
+    assert stream.first_index == window.first_index
+    assert np.array_equal(np.isnan(stream.probabilities), np.isnan(window.probabilities))
+
+
+@needs_causal
+def test_stream_mode_probabilities_do_not_depend_on_the_source_chunk_sizes(causal_detector, seizure_file):
+    recording = load_canonical(seizure_file, RUNNING)
+    runs = [run_recording(recording, causal_detector, RUNNING, AlarmThresholds(), HOP_S, mode="stream",
+                          chunk_samples=round(c * recording.fs)) for c in (0.25, 0.37, 3.1)]
+    for other in runs[1:]:
+        assert other.first_index == runs[0].first_index
+        assert np.array_equal(np.isnan(other.probabilities), np.isnan(runs[0].probabilities))
+        ok = ~np.isnan(runs[0].probabilities)
+        assert ok.sum() > 60 * FS_HZ
+        assert np.abs(other.probabilities[ok] - runs[0].probabilities[ok]).max() <= 1e-4
+
+
+@needs_causal
+def test_the_causal_model_state_is_rebuilt_after_a_gap_and_after_a_quality_fault(causal_detector, seizure_file):
+    recording = load_canonical(seizure_file, RUNNING)
+    fs = int(recording.fs)
+    data = recording.data.copy()
+    data[:5, 60 * fs:62 * fs] = np.nan  # 5 channels of NaN for 2 s: input unusable
+    session = BedSession("bed", RUNNING, recording.fs, AlarmThresholds(), hop_s=HOP_S, mode="stream",
+                         stream_multiple_samples=causal_detector.stream_multiple_samples)
+    kinds = []
+    for start in range(0, data.shape[1], 50):
+        if 30 * fs <= start < 31 * fs:
+            continue  # 1 s lost
+        chunk = Chunk(np.ascontiguousarray(data[:, start:start + 50]), start, start / fs, float(fs))
+        hops, _ = session.push(chunk)
+        for hop in hops:
+            (out,), _ = step_hops(causal_detector, [HopTask(hop, session.stream_state, session.stream_state_end)])
+            session.keep_stream_state(hop, out)
+            session.score(hop, out.probs)
+            kinds.append(out.rebuilt)
+            assert out.probs.shape == ((hop.warmup_samples,) if out.rebuilt else (hop.step_samples,))
+    assert session.stream_rebuilds["start"] == 1 and session.stream_rebuilds["gap"] == 1
+    assert session.stream_rebuilds.get("signal_quality", 0) >= 1
+    assert kinds.count(None) > 5  # plain steps between the rebuilds
