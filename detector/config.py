@@ -118,6 +118,12 @@ class ModelConfig(StrictModel):
     backend: Backend = Field(
         "auto", description="auto: fused kernels on CUDA when installed, else the reference PyTorch code."
     )
+    direction: Literal["bidirectional", "causal"] = Field(
+        "bidirectional",
+        description="bidirectional: centred convolutions and forward + backward stacks over the window (the "
+        "seeds' design, the default for offline work); causal: every part looks at the past only, so the "
+        "model streams hop by hop with its state (Detector.init_state / step, detector.mode: stream).",
+    )
     n_chans: int = Field(19, description="Input channels (canonical montage).")
     n_times: int = Field(
         15360, ge=16, description="Samples per window (60 s at 256 Hz); any multiple of 16 works."

@@ -156,8 +156,10 @@ class Frontend:
             returned them.
         end_index : int, optional
             Absolute index (at 256 Hz) one past the window's last sample; used only by
-            ``normalisation="running"``, where it selects the running statistics at the window's end.
-            Defaults to :attr:`n_out` (the window ends at the newest processed sample).
+            ``normalisation="running"``, where every sample is normalised with the statistics before
+            its own second (:meth:`~detector.normalise.RunningNormaliser.normalise_causal`): a window
+            is a slice of one per-sample normalised stream. Defaults to :attr:`n_out` (the window
+            ends at the newest processed sample).
 
         Returns
         -------
@@ -177,7 +179,8 @@ class Frontend:
             raise ValueError("window holds non-finite samples; windows must come from Frontend.process")
         if self.running is None:
             return normalise_window_robust(w, self.config.clip_sigma)
-        return self.running.normalise(w, self.n_out if end_index is None else end_index)
+        end = self.n_out if end_index is None else int(end_index)
+        return self.running.normalise_causal(w, end - w.shape[1])
 
 
 def process_recording(data: np.ndarray, fs_in: float, config: FrontendConfig) -> np.ndarray:

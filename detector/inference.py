@@ -11,6 +11,7 @@ import torch
 
 from detector.checkpoint import LoadedCheckpoint, load_checkpoint
 from detector.config import Backend
+from detector.streaming_state import StreamState
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,12 @@ class Detector:
     lookahead_s : float
         The output position the model was trained for (``detector.output_position``): every caller
         that stitches its probabilities (daemon, evaluation, tuning) reads it from here.
+    direction : str
+        ``bidirectional`` or ``causal`` (``ModelConfig.direction``); only a causal detector streams
+        (:meth:`init_state`, :meth:`step`).
+    stream_multiple_samples : int
+        Samples of one edge-pooling block (256 = 1 s for the presets): a stream-mode hop must be a
+        multiple of it, so that the states of all beds stay in phase and batch together.
     checkpoint : LoadedCheckpoint
         Everything that was loaded.
     """
@@ -83,6 +90,8 @@ class Detector:
         self.frontend_config = loaded.frontend_config
         self.thresholds = loaded.thresholds
         self.lookahead_s = float(loaded.lookahead_s)
+        self.direction = loaded.model_config.direction
+        self.stream_multiple_samples = 16 * loaded.model_config.edge_pool
         if not loaded.lookahead_declared:
             log.warning(
                 "checkpoint %s declares no lookahead_s (written before the output-position contract; "
@@ -170,6 +179,90 @@ class Detector:
                 logits = self.model(chunk)
                 out[start : start + chunk.shape[0]] = torch.sigmoid(logits.float()).cpu().numpy()
         return out
+
+    def init_state(self, batch: int = 1) -> StreamState:
+        """The state B recordings start from in stream mode (a causal detector only).
+
+        Parameters
+        ----------
+        batch : int
+            Recordings (beds) B >= 1.
+
+        Returns
+        -------
+        state : StreamState
+            On this detector's device; see :meth:`step`.
+
+        Raises
+        ------
+        ValueError
+            If the detector is bidirectional or ``batch < 1``.
+        """
+        if self.direction != "causal":
+            raise ValueError(
+                f"checkpoint {self.model_id} is {self.direction}: stream mode needs a causal checkpoint "
+                "(model.direction: causal); score it in window mode"
+            )
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1 (found {batch})")
+        with torch.inference_mode():
+            tensors = self.model.init_state(batch, self.device)
+        return StreamState(tensors, batch, self.model.phase_samples)
+
+    def step(self, x: np.ndarray | torch.Tensor, state: StreamState) -> tuple[np.ndarray, StreamState]:
+        """Seizure probabilities of the next samples of B recordings, continuing from ``state``.
+
+        Parameters
+        ----------
+        x : ndarray or Tensor of float32, shape (B, n_chans, n)
+            The next ``n`` normalised samples of each recording (``n`` a multiple of 16, the TCN's
+            stride, and > 0); B must equal ``state.batch``.
+        state : StreamState
+            From :meth:`init_state` or the previous ``step``; not modified.
+
+        Returns
+        -------
+        probabilities : ndarray of float32, shape (B, n)
+            In [0, 1]. Equal (max abs difference <= 1e-4 in float32) to the probabilities at these
+            samples of one causal forward pass over each whole recording so far, whatever the split
+            into steps. The probability of sample t depends on input samples before the end of its
+            16-sample step only (at most 15 samples, 59 ms, of the future, all within ``x``).
+        state : StreamState
+            The state after these samples.
+
+        Raises
+        ------
+        ValueError
+            If the detector is bidirectional, the shape is wrong, a sample is not finite, or the
+            recordings are at different phases of an edge-pooling block.
+
+        References
+        ----------
+        The state hand-over of the scans: Dao and Gu (2024), arXiv:2405.21060 (SSD chunk states);
+        Yang et al. (2024), arXiv:2412.06464 (gated delta rule).
+        """
+        if self.direction != "causal":
+            raise ValueError(
+                f"checkpoint {self.model_id} is {self.direction}: stream mode needs a causal checkpoint"
+            )
+        x = torch.as_tensor(x)
+        if x.ndim != 3 or x.shape[0] != state.batch or x.shape[1] != self.n_chans or x.shape[2] % 16 or not x.shape[2]:
+            raise ValueError(
+                f"x must have shape ({state.batch}, {self.n_chans}, 16 m) with m >= 1 (found {tuple(x.shape)})"
+            )
+        x = x.to(torch.float32)
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"x contains {bad} non-finite samples (expected finite normalised EEG)")
+        phases = state.phase
+        if (phases != phases[0]).any():
+            raise ValueError(
+                f"recordings at different phases of a {state.phase_samples}-sample block: step them separately"
+            )
+        with torch.inference_mode(), self._autocast():
+            logits, tensors = self.model.step(x.to(self.device, non_blocking=True), state.tensors)
+            probs = torch.sigmoid(logits.float()).cpu().numpy()
+        return probs, StreamState(tensors, state.batch, state.phase_samples)
 
     def warmup(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
         """Run the model on zero windows once per batch size (allocations, kernel selection).

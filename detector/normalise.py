@@ -20,10 +20,17 @@ Two methods, chosen by ``FrontendConfig.normalisation``:
     ``t`` samples is the weighted average of exactly those ``t`` samples, as in Adam's moment
     estimates, Kingma & Ba 2015). The statistics are updated sample by sample over the filtered
     stream and snapshotted at every whole second of the stream (absolute sample index a multiple of
-    256); a window ending at index ``end`` (exclusive) is normalised with the snapshot at
-    ``floor(end / 256) * 256``, so it uses only samples before its end. Streaming and training agree
-    as long as both feed the recording from its first sample (training runs the same object on the
-    whole recording), but a window depends on the history before it.
+    256). Each sample ``t`` is normalised with the snapshot at ``floor(t / 256) * 256``, the
+    statistics of the samples before the second that holds it (:meth:`RunningNormaliser.normalise_causal`);
+    samples of the first second, before any snapshot, are 0. The model input is then one per-sample
+    normalised stream: a window is a slice of it, a hop of stream mode is the next piece of it, and
+    no input sample depends on a later one. This is the normalisation of causal checkpoints (stream
+    mode), chosen over ``window_robust`` because a per-window statistic would normalise the same
+    sample differently in every window that holds it, so a state carried across hops would have been
+    built from inputs the model never sees together in training. What it gives up: the estimates
+    follow the stream with a lag of about ``running_tau_s`` and lean on the first minutes after a
+    (re)connection; a high-amplitude seizure raises them only slowly (a 60 s event moves a 5-minute
+    EMA by at most 18 %).
 
 Both clip the normalised samples to ``+/- FrontendConfig.clip_sigma``.
 """
@@ -201,8 +208,60 @@ class RunningNormaliser:
                 self._snapshots.popitem(last=False)
         self._n_seen += n
 
+    def normalise_causal(self, x: np.ndarray, start_index: int) -> np.ndarray:
+        """Normalise samples one by one with the statistics of the samples before their second.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_channels, n_samples)
+            Filtered samples in uV whose first sample has absolute index ``start_index`` (counted
+            from the normaliser's start, at 256 Hz); they must have been fed with :meth:`update`
+            (statistics are looked up, not computed, here).
+        start_index : int
+            Absolute index of ``x[:, 0]``.
+
+        Returns
+        -------
+        z : ndarray of float32, shape (n_channels, n_samples)
+            Sample ``t`` is ``(x_t - mean) / max(std, MIN_SCALE_UV)`` with the snapshot at
+            ``floor(t / 256) * 256`` (statistics of samples ``< floor(t / 256) * 256``), clipped to
+            ``+/- clip_sigma``; 0 for ``t < 256`` (no statistics yet). A pure function of the stream
+            up to each sample: the same sample gets the same value in every window and every hop.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not (n_channels, n) or a needed snapshot is not held (not fed yet, or older
+            than ``keep_s``).
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != self.n_channels:
+            raise ValueError(f"running normaliser expects shape ({self.n_channels}, n_samples), found {x.shape}")
+        start, n = int(start_index), x.shape[1]
+        z = np.zeros(x.shape, dtype=np.float32)
+        first_second = start // SNAPSHOT_SAMPLES
+        last_second = (start + n - 1) // SNAPSHOT_SAMPLES if n else first_second - 1
+        for second in range(first_second, last_second + 1):
+            boundary = second * SNAPSHOT_SAMPLES
+            lo, hi = max(boundary, start) - start, min(boundary + SNAPSHOT_SAMPLES, start + n) - start
+            if boundary == 0:
+                continue  # the first second: no statistics yet, zeros
+            if boundary not in self._snapshots:
+                held = list(self._snapshots)
+                span = f"{held[0]}..{held[-1]}" if held else "none"
+                raise ValueError(
+                    f"no running statistics at sample {boundary} (for samples {start + lo}..{start + hi - 1}); "
+                    f"snapshots held: {span} (every {SNAPSHOT_SAMPLES} samples)"
+                )
+            mean, std = self._snapshots[boundary]
+            seg = (x[:, lo:hi] - mean[:, None]) / np.maximum(std, MIN_SCALE_UV)[:, None]
+            z[:, lo:hi] = np.clip(seg, -self.clip_sigma, self.clip_sigma)
+        return z
+
     def normalise(self, window: np.ndarray, end_index: int) -> np.ndarray:
-        """Normalise a window with the running statistics at its end.
+        """Normalise a window with the running statistics at its end (one snapshot for all its samples).
+
+        Kept for comparison; the front-end's ``running`` normalisation is :meth:`normalise_causal`.
 
         Parameters
         ----------

@@ -7,8 +7,8 @@ from torch import nn
 from detector.config import StackConfig
 
 
-def make_stack(stack: str, config: StackConfig, backend: str) -> nn.Module:
-    """Build a bidirectional sequence model, (N, L, D) -> (N, L, D), with ``D = config.d_model``.
+def make_stack(stack: str, config: StackConfig, backend: str, direction: str = "bidirectional") -> nn.Module:
+    """Build a bidirectional or causal sequence model, (N, L, D) -> (N, L, D), with ``D = config.d_model``.
 
     Parameters
     ----------
@@ -18,6 +18,8 @@ def make_stack(stack: str, config: StackConfig, backend: str) -> nn.Module:
         Depth and widths of the stack.
     backend : {"auto", "fused", "reference"}
         Kernel choice, passed on to :func:`detector.stacks.build_stack`.
+    direction : {"bidirectional", "causal"}
+        Passed on to :func:`detector.stacks.build_stack`.
 
     Returns
     -------
@@ -26,4 +28,4 @@ def make_stack(stack: str, config: StackConfig, backend: str) -> nn.Module:
     """
     from detector.stacks import build_stack  # imported late: the stacks pull in optional kernels
 
-    return build_stack(stack, config, backend)
+    return build_stack(stack, config, backend, direction)

@@ -51,6 +51,15 @@ class EdgeStream(nn.Module):
     The pooling is a cost choice: the stack runs over :math:`B \cdot P` = 171 B sequences, nine times
     the node stream's, and the coupling between electrodes changes more slowly than the signal.
 
+    **Causal** (``direction="causal"``): a block's mean is known only when the block is complete, so
+    the weight computed from block :math:`\tau` is applied to the steps of block :math:`\tau + 1`
+    (one block of delay, 1 s with the defaults), and the steps of the first block of a sequence use
+    the weight computed from the similarities of its first step alone (the stack runs over
+    :math:`[s_{:,0}, \bar s_0, \bar s_1, \dots]`, its output :math:`k` giving the weights of block
+    :math:`k`). Every weight then depends on steps at or before its own. :meth:`step` continues a
+    sequence from a state (the stack's state, the partial sum of the current block, its phase and the
+    weight in force), for any number of new steps.
+
     Parameters
     ----------
     d_electrode : int
@@ -64,7 +73,9 @@ class EdgeStream(nn.Module):
     backend : {"auto", "fused", "reference"}
         Kernel choice of the stack.
     pool : int
-        Steps per block :math:`p`; must divide L.
+        Steps per block :math:`p`; must divide L (bidirectional only).
+    direction : {"bidirectional", "causal"}
+        See above.
 
     Shapes:
         - **input:** :math:`(B, N, L, D)`
@@ -77,9 +88,11 @@ class EdgeStream(nn.Module):
     """
 
     def __init__(
-        self, d_electrode: int, n_heads: int, stack: str, config: StackConfig, backend: str, pool: int = 1
+        self, d_electrode: int, n_heads: int, stack: str, config: StackConfig, backend: str, pool: int = 1,
+        direction: str = "bidirectional",
     ) -> None:
         super().__init__()
+        self.causal = direction == "causal"
         if pool < 1:
             raise ValueError(f"pool must be at least 1 (found {pool})")
         self.pool = pool
@@ -88,7 +101,7 @@ class EdgeStream(nn.Module):
         self.n_heads = n_heads
         self.d_model = config.d_model
         self.lift = nn.Linear(n_heads, config.d_model)
-        self.stack = _stack.make_stack(stack, config, backend)
+        self.stack = _stack.make_stack(stack, config, backend, direction)
         self.norm = nn.LayerNorm(config.d_model)
         self.readout = nn.Linear(config.d_model, 1)
 
@@ -103,6 +116,8 @@ class EdgeStream(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Map electrode features (B, N, L, D) to non-negative edge weights (B, L, P)."""
+        if self.causal:
+            return self._causal(h, None)[0]
         s = self.similarity(h)
         batch, n_pairs, length, n_heads = s.shape
         if length % self.pool:
@@ -113,3 +128,93 @@ class EdgeStream(nn.Module):
         e = self.norm(self.stack(e))
         w = F.softplus(self.readout(e)).reshape(batch, n_pairs, blocks)
         return w.repeat_interleave(self.pool, dim=2).transpose(1, 2)
+
+    def _weights(self, e: torch.Tensor, batch: int, n_pairs: int) -> torch.Tensor:
+        """Stack outputs (B P, n, D_e) -> weights (B, P, n)."""
+        return F.softplus(self.readout(self.norm(e))).reshape(batch, n_pairs, e.shape[1])
+
+    def init_state(self, batch: int, n_nodes: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Zero state of a causal edge stream for ``batch`` recordings.
+
+        Keys: ``stack.*`` (the stack's state, B P sequences), ``partial`` (B, P, H) the sum of the
+        similarities of the current, incomplete block, ``weight`` (B, P) the weight in force,
+        ``phase`` (B,) steps into the current block and ``started`` (B,) 0 before the first step.
+        """
+        n_pairs = n_nodes * (n_nodes - 1) // 2
+        state = {f"stack.{k}": v for k, v in self.stack.init_state(batch * n_pairs, device).items()}
+        state["partial"] = torch.zeros(batch, n_pairs, self.n_heads, device=device)
+        state["weight"] = torch.zeros(batch, n_pairs, device=device)
+        state["phase"] = torch.zeros(batch, dtype=torch.long, device=device)
+        state["started"] = torch.zeros(batch, dtype=torch.long, device=device)
+        return state
+
+    def step(
+        self, h: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Continue a causal edge stream: electrode features (B, N, L, D) of the next L steps -> weights
+        (B, L, P) and the new state.
+
+        Raises
+        ------
+        ValueError
+            If the stream is not causal, or the items of the batch are at different phases of a block.
+        """
+        if not self.causal:
+            raise ValueError("step needs a causal edge stream (ModelConfig.direction='causal')")
+        return self._causal(h, state)
+
+    def _causal(
+        self, h: torch.Tensor, state: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """Causal weights; ``state`` None: a fresh sequence run with the stack's ``forward`` (no state kept)."""
+        s = self.similarity(h)  # (B, P, L, H)
+        batch, n_pairs, length, n_heads = s.shape
+        p = self.pool
+        if state is None:
+            phase, partial = 0, s.new_zeros(batch, n_pairs, n_heads)
+        else:
+            phases = state["phase"]
+            phase = int(phases[0])
+            if bool((phases != phase).any()):
+                raise ValueError(
+                    f"edge stream: the batch holds states at different phases of a {p}-step block "
+                    f"({sorted(set(phases.tolist()))}); step them separately or keep hops whole blocks"
+                )
+            partial = state["partial"]
+        total = phase + length
+        n_blocks = total // p
+        # the steps of this call, after the `phase` steps already summed in `partial`
+        padded = torch.cat([s.new_zeros(batch, n_pairs, phase, n_heads), s], dim=2)
+        padded[:, :, 0] = padded[:, :, 0] + partial
+        means = padded[:, :, : n_blocks * p].reshape(batch, n_pairs, n_blocks, p, n_heads).mean(3)
+        new_partial = padded[:, :, n_blocks * p :].sum(2)
+        blocks = self.lift(means).reshape(batch * n_pairs, n_blocks, self.d_model)
+        if state is None:  # fresh: one stack pass over [first step, block 0, block 1, ...]
+            first = self.lift(s[:, :, 0]).reshape(batch * n_pairs, 1, self.d_model)
+            w_seq = self._weights(self.stack(torch.cat([first, blocks], dim=1)), batch, n_pairs)
+            new_state = None
+        else:
+            stack_state = {k[6:]: v for k, v in state.items() if k.startswith("stack.")}
+            weight = state["weight"]
+            fresh = state["started"] == 0
+            if bool(fresh.any()):  # items at their first step: run the stack over that step's similarities
+                first = self.lift(s[:, :, 0]).reshape(batch * n_pairs, 1, self.d_model)
+                out, first_state = self.stack.step(first, stack_state)
+                rows = fresh.repeat_interleave(n_pairs)
+                stack_state = {
+                    k: torch.where(rows.view(-1, *[1] * (v.dim() - 1)), first_state[k], v)
+                    for k, v in stack_state.items()
+                }
+                weight = torch.where(fresh[:, None], self._weights(out, batch, n_pairs)[..., 0], weight)
+            if n_blocks:
+                out, stack_state = self.stack.step(blocks, stack_state)
+                w_seq = torch.cat([weight[..., None], self._weights(out, batch, n_pairs)], dim=2)
+            else:
+                w_seq = weight[..., None]
+            new_state = {f"stack.{k}": v for k, v in stack_state.items()}
+            new_state["partial"] = new_partial
+            new_state["weight"] = w_seq[..., -1]
+            new_state["phase"] = torch.full_like(state["phase"], total % p)
+            new_state["started"] = torch.ones_like(state["started"])
+        block_of_step = torch.div(torch.arange(phase, total, device=s.device), p, rounding_mode="floor")
+        return w_seq[:, :, block_of_step].transpose(1, 2), new_state

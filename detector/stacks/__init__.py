@@ -1,7 +1,8 @@
-"""Bidirectional sequence-model stacks (Mamba2, Gated DeltaNet) with fused and reference backends."""
+"""Bidirectional and causal sequence-model stacks (Mamba2, Gated DeltaNet) with fused and reference backends."""
 
 from detector.stacks.bidirectional import BidirectionalBlock, BidirectionalStack
 from detector.stacks.build import build_stack, resolve_backend
+from detector.stacks.causal import CausalBlock, CausalStack
 from detector.stacks.fused import (
     GATED_DELTANET_PARAMETER_KEYS,
     MAMBA2_PARAMETER_KEYS,
@@ -14,6 +15,8 @@ __all__ = [
     "MAMBA2_PARAMETER_KEYS",
     "BidirectionalBlock",
     "BidirectionalStack",
+    "CausalBlock",
+    "CausalStack",
     "build_stack",
     "fused_parameter_shapes",
     "missing_fused_requirements",

@@ -1,4 +1,4 @@
-"""Build a bidirectional stack from its config, choosing and logging the backend."""
+"""Build a bidirectional or causal stack from its config, choosing and logging the backend."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from torch import nn
 
 from detector.config import Backend, Stack, StackConfig
 from detector.stacks.bidirectional import BidirectionalStack
+from detector.stacks.causal import CausalStack
 from detector.stacks.fused import fused_gated_deltanet, fused_mamba2, missing_fused_requirements
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,10 @@ def _fused_mixer(stack: Stack, config: StackConfig) -> nn.Module:
     return fused_mamba2(config) if stack == "bimamba2" else fused_gated_deltanet(config)
 
 
-def build_stack(stack: Stack, config: StackConfig, backend: Backend = "auto") -> nn.Module:
-    """A bidirectional sequence-model stack.
+def build_stack(
+    stack: Stack, config: StackConfig, backend: Backend = "auto", direction: str = "bidirectional"
+) -> nn.Module:
+    """A bidirectional or causal sequence-model stack.
 
     Parameters
     ----------
@@ -84,12 +87,21 @@ def build_stack(stack: Stack, config: StackConfig, backend: Backend = "auto") ->
         ``reference``: the pure-PyTorch chunked scans; ``fused``: mamba-ssm / fla kernels (CUDA);
         ``auto``: fused when available, else reference (the choice is logged; a kernel package that is
         installed but fails to import also falls back to reference, with a warning).
+    direction : {"bidirectional", "causal"}
+        ``bidirectional``: a forward and a backward mixer per block; ``causal``: a forward mixer only,
+        with a streaming ``step`` (:class:`~detector.stacks.causal.CausalStack`).
 
     Returns
     -------
-    module : BidirectionalStack
+    module : BidirectionalStack or CausalStack
         Maps (N, L, D) to (N, L, D) with ``D = config.d_model``; the output at step t depends on the
-        whole sequence. Both backends have identical state-dict keys and shapes.
+        whole sequence (bidirectional) or on steps <= t (causal). Both backends have identical
+        state-dict keys and shapes.
+
+    Raises
+    ------
+    ValueError
+        If ``direction`` is not one of the two names.
 
     Notes
     -----
@@ -102,10 +114,13 @@ def build_stack(stack: Stack, config: StackConfig, backend: Backend = "auto") ->
     Dao, T. and Gu, A. (2024). Transformers are SSMs. arXiv:2405.21060.
     Yang, S., Kautz, J. and Hatamizadeh, A. (2024). Gated Delta Networks. arXiv:2412.06464.
     """
+    if direction not in ("bidirectional", "causal"):
+        raise ValueError(f"direction must be 'bidirectional' or 'causal' (found {direction!r})")
+    kind = BidirectionalStack if direction == "bidirectional" else CausalStack
     chosen = resolve_backend(stack, backend)
     if chosen == "fused":
         try:
-            return BidirectionalStack(
+            return kind(
                 config.d_model,
                 config.n_layers,
                 functools.partial(_fused_mixer, stack, config),
@@ -124,7 +139,7 @@ def build_stack(stack: Stack, config: StackConfig, backend: Backend = "auto") ->
                 type(exc).__name__,
                 exc,
             )
-    return BidirectionalStack(
+    return kind(
         config.d_model,
         config.n_layers,
         functools.partial(_reference_mixer, stack, config),

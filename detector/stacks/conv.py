@@ -47,3 +47,32 @@ def causal_depthwise_conv1d(
         if shift < length:
             y[:, shift:].addcmul_(x[:, : length - shift], taps[j])
     return y if bias is None else y + bias
+
+
+def causal_depthwise_conv1d_step(
+    x: torch.Tensor, cache: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`causal_depthwise_conv1d` continued from the last ``W - 1`` inputs of the previous call.
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, L, C)
+        The new steps (L >= 1).
+    cache : Tensor, shape (N, W - 1, C)
+        The ``W - 1`` inputs before ``x`` (zeros at the start of a sequence).
+    weight, bias
+        As in :func:`causal_depthwise_conv1d`.
+
+    Returns
+    -------
+    y : Tensor, shape (N, L, C)
+        Equal to the last L steps of the convolution over the whole sequence.
+    cache : Tensor, shape (N, W - 1, C)
+        The last ``W - 1`` inputs, for the next call.
+    """
+    width = weight.shape[-1]
+    if width == 1:
+        return causal_depthwise_conv1d(x, weight, bias), cache
+    full = torch.cat([cache.to(x.dtype), x], dim=1)
+    y = causal_depthwise_conv1d(full, weight, bias)[:, width - 1 :]
+    return y, full[:, -(width - 1) :]

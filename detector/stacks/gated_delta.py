@@ -15,7 +15,9 @@ def chunk_gated_delta_rule(
     beta: torch.Tensor,
     scale: float,
     chunk_size: int = 64,
-) -> torch.Tensor:
+    initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Gated delta rule over a whole sequence, computed chunk by chunk.
 
     Parameters
@@ -32,11 +34,19 @@ def chunk_gated_delta_rule(
         Factor applied to the queries (``K ** -0.5`` upstream).
     chunk_size : int
         Chunk length ``Q``; ``L`` need not be a multiple of it.
+    initial_state : Tensor, shape (N, H, K, V), optional
+        :math:`S_0^\\top` (float32); zeros when None.
+    return_final_state : bool
+        Also return :math:`S_L^\\top`, to continue the recurrence (streaming).
 
     Returns
     -------
     o : Tensor, shape (N, L, H, V)
         Outputs, in the dtype of ``v``.
+    final_state : Tensor, shape (N, H, K, V)
+        Only with ``return_final_state``: :math:`S_L^\\top` in float32. Running a sequence in pieces,
+        each started from the previous piece's final state, gives the outputs of one run over the whole
+        sequence (to float32 rounding).
 
     Notes
     -----
@@ -106,8 +116,8 @@ def chunk_gated_delta_rule(
     eye_k = torch.eye(dk, dtype=k.dtype, device=k.device)
     transition = gamma_end * eye_k - k_to_end.transpose(-1, -2) @ w  # (N, H, c, K, K)
     offset = k_to_end.transpose(-1, -2) @ u0  # (N, H, c, K, V)
-    states = [k.new_zeros(n, h, dk, dv)]
-    for i in range(c - 1):
+    states = [k.new_zeros(n, h, dk, dv) if initial_state is None else initial_state.float().reshape(n, h, dk, dv)]
+    for i in range(c - 1 + int(return_final_state)):
         states.append(
             torch.baddbmm(
                 offset[:, :, i].reshape(-1, dk, dv),
@@ -115,10 +125,14 @@ def chunk_gated_delta_rule(
                 states[-1].reshape(-1, dk, dv),
             ).view(n, h, dk, dv)
         )
+    # padded steps have g = 0 and beta = 0 (identity transition), so the state after chunk c - 1 is S_L
+    final_state = states.pop() if return_final_state else None
     entering = torch.stack(states, dim=2)  # (N, H, c, K, V): S^T entering each chunk
 
     # outputs of all chunks at once
     u = u0 - w @ entering
     o = (q * gamma) @ entering + ((q @ k.transpose(-1, -2)) * decay) @ u  # (N, H, c, Q, V)
-    o = o.permute(0, 2, 3, 1, 4).reshape(n, c * cq, h, dv)[:, :length]
-    return o.to(dtype)
+    o = o.permute(0, 2, 3, 1, 4).reshape(n, c * cq, h, dv)[:, :length].to(dtype)
+    if return_final_state:
+        return o, final_state
+    return o

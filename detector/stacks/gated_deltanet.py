@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detector.stacks.conv import causal_depthwise_conv1d
+from detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
 from detector.stacks.gated_delta import chunk_gated_delta_rule
 from detector.stacks.mamba2 import init_dt_bias
 from detector.stacks.norms import RMSNormGated
@@ -119,3 +119,65 @@ class GatedDeltaNetMixer(nn.Module):
             raise ValueError(f"scan_impl must be 'chunked' or 'naive' (found {self.scan_impl!r})")
         o = self.o_norm(o, self.g_proj(x).reshape(n, length, h, dv))
         return self.o_proj(o.reshape(n, length, self.value_dim))
+
+
+def gated_deltanet_state_shapes(mixer: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Per-sequence shapes of the streaming state of a Gated DeltaNet mixer (either backend).
+
+    Returns
+    -------
+    shapes : dict
+        ``conv``: (d_conv - 1, 2HK + HV), the last inputs of the q, k, v convolutions; ``recurrent``:
+        (H, K, V), the state :math:`S^\\top` of every head.
+    """
+    key_dim = mixer.q_proj.weight.shape[0]
+    value_dim = mixer.v_proj.weight.shape[0]
+    h = mixer.A_log.shape[0]
+    d_conv = mixer.q_conv1d.weight.shape[-1]
+    return {"conv": (d_conv - 1, 2 * key_dim + value_dim), "recurrent": (h, key_dim // h, value_dim // h)}
+
+
+def gated_deltanet_step(
+    mixer: nn.Module, x: torch.Tensor, state: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run a Gated DeltaNet mixer over the next steps of its sequences, continuing from ``state``.
+
+    The same computation as :meth:`GatedDeltaNetMixer.forward`, from the parameters alone, so it runs
+    on the reference mixer and on fla's ``GatedDeltaNet`` (same parameter names and shapes) alike;
+    streaming always uses this pure-PyTorch path.
+
+    Parameters
+    ----------
+    mixer : GatedDeltaNetMixer or fla.layers.GatedDeltaNet
+        The mixer whose parameters are used.
+    x : Tensor, shape (N, L, D)
+        The next L steps of N sequences.
+    state : dict
+        ``conv`` (N, d_conv - 1, 2HK + HV) and ``recurrent`` (N, H, K, V), as
+        :func:`gated_deltanet_state_shapes`; zeros at the start of a sequence.
+
+    Returns
+    -------
+    out : Tensor, shape (N, L, D)
+        Equal (to float32 rounding) to the last L steps of the mixer over the whole sequence.
+    state : dict
+        The state after the last step.
+    """
+    n, length, _ = x.shape
+    h, dk, dv = gated_deltanet_state_shapes(mixer)["recurrent"]
+    key_dim, value_dim = h * dk, h * dv
+    qkv_weight = torch.cat([mixer.q_proj.weight, mixer.k_proj.weight, mixer.v_proj.weight], dim=0)
+    conv_weight = torch.cat([mixer.q_conv1d.weight, mixer.k_conv1d.weight, mixer.v_conv1d.weight], dim=0)
+    qkv, conv_cache = causal_depthwise_conv1d_step(F.linear(x, qkv_weight), state["conv"], conv_weight)
+    q, k, v = F.silu(qkv).split([key_dim, key_dim, value_dim], dim=-1)
+    q = _l2_normalise(q.reshape(n, length, h, dk).float())
+    k = _l2_normalise(k.reshape(n, length, h, dk).float())
+    v = v.reshape(n, length, h, dv)
+    beta = torch.sigmoid(mixer.b_proj(x).float())
+    g = -torch.exp(mixer.A_log.float()) * F.softplus(mixer.a_proj(x).float() + mixer.dt_bias.float())
+    chunk = getattr(mixer, "chunk_size", 64)
+    o, recurrent = chunk_gated_delta_rule(
+        q, k, v, g, beta, dk**-0.5, chunk, initial_state=state["recurrent"], return_final_state=True
+    )
+    o = mixer.o_norm(o, mixer.g_proj(x).reshape(n, length, h, dv))
+    return mixer.o_proj(o.reshape(n, length, value_dim)), {"conv": conv_cache, "recurrent": recurrent}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detector.stacks.conv import causal_depthwise_conv1d
+from detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
 from detector.stacks.norms import RMSNormGated
 from detector.stacks.ssd import ssd_chunked_scan
 
@@ -113,3 +113,63 @@ class Mamba2Mixer(nn.Module):
         y = y + x * self.D.to(y.dtype).unsqueeze(-1)
         y = self.norm(y.reshape(n, length, e), z)
         return self.out_proj(y)
+
+
+def mamba2_state_shapes(mixer: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Per-sequence shapes of the streaming state of a Mamba2 mixer (either backend).
+
+    Returns
+    -------
+    shapes : dict
+        ``conv``: (d_conv - 1, E + 2S), the last inputs of the depthwise convolution; ``ssm``:
+        (H, S, P), the state :math:`h^\\top` of every head.
+    """
+    conv_dim, _, d_conv = mixer.conv1d.weight.shape
+    e = mixer.out_proj.weight.shape[1]
+    h = mixer.A_log.shape[0]
+    s = (conv_dim - e) // 2
+    return {"conv": (d_conv - 1, conv_dim), "ssm": (h, s, e // h)}
+
+
+def mamba2_step(
+    mixer: nn.Module, u: torch.Tensor, state: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run a Mamba2 mixer over the next steps of its sequences, continuing from ``state``.
+
+    The same computation as :meth:`Mamba2Mixer.forward`, from the parameters alone, so it runs on the
+    reference mixer and on ``mamba_ssm.Mamba2`` (same parameter names and shapes) alike; streaming
+    always uses this pure-PyTorch path.
+
+    Parameters
+    ----------
+    mixer : Mamba2Mixer or mamba_ssm.Mamba2
+        The mixer whose parameters are used.
+    u : Tensor, shape (N, L, D)
+        The next L steps of N sequences.
+    state : dict
+        ``conv`` (N, d_conv - 1, E + 2S) and ``ssm`` (N, H, S, P), as :func:`mamba2_state_shapes`;
+        zeros at the start of a sequence.
+
+    Returns
+    -------
+    out : Tensor, shape (N, L, D)
+        Equal (to float32 rounding) to the last L steps of the mixer over the whole sequence.
+    state : dict
+        The state after the last step.
+    """
+    n, length, _ = u.shape
+    shapes = mamba2_state_shapes(mixer)
+    h, s, p = shapes["ssm"]
+    e = h * p
+    z, xbc, dt = torch.split(mixer.in_proj(u), [e, e + 2 * s, h], dim=-1)
+    xbc, conv_cache = causal_depthwise_conv1d_step(xbc, state["conv"], mixer.conv1d.weight, mixer.conv1d.bias)
+    xbc = F.silu(xbc)
+    x, B, C = torch.split(xbc, [e, s, s], dim=-1)
+    dt = F.softplus(dt.float() + mixer.dt_bias.float())
+    A = -torch.exp(mixer.A_log.float())
+    x = x.reshape(n, length, h, p)
+    chunk = getattr(mixer, "chunk_size", 64)
+    y, ssm = ssd_chunked_scan(x, dt, A, B, C, chunk, initial_state=state["ssm"], return_final_state=True)
+    y = y + x * mixer.D.to(y.dtype).unsqueeze(-1)
+    y = mixer.norm(y.reshape(n, length, e), z)
+    return mixer.out_proj(y), {"conv": conv_cache, "ssm": ssm}

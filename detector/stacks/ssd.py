@@ -30,7 +30,9 @@ def ssd_chunked_scan(
     B: torch.Tensor,
     C: torch.Tensor,
     chunk_size: int = 64,
-) -> torch.Tensor:
+    initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective state-space scan of Mamba2, computed chunk by chunk in the SSD (dual) form.
 
     Parameters
@@ -45,11 +47,19 @@ def ssd_chunked_scan(
         Input and output projections of the state (one group shared by all heads).
     chunk_size : int
         Chunk length ``Q``; ``L`` need not be a multiple of it.
+    initial_state : Tensor, shape (N, H, S, P), optional
+        State :math:`h_0^\\top` before the first step (float32); zeros when None.
+    return_final_state : bool
+        Also return the state after the last step, to continue the scan (streaming).
 
     Returns
     -------
     y : Tensor, shape (N, L, H, P)
         Scan output, without the ``D`` skip term, in the dtype of ``x``.
+    final_state : Tensor, shape (N, H, S, P)
+        Only with ``return_final_state``: :math:`h_L^\\top` in float32. Scanning a sequence in pieces,
+        each started from the previous piece's final state, gives the outputs of one scan over the
+        whole sequence (to float32 rounding).
 
     Notes
     -----
@@ -99,9 +109,15 @@ def ssd_chunked_scan(
     totals = F.pad(a_cumsum[..., -1], (1, 0))  # (N, H, c+1), totals[0] = 0
     chunk_decay = _causal_decay(torch.cumsum(totals, dim=-1))  # (N, H, c+1, c+1)
     padded = F.pad(chunk_states.reshape(n, h, c, s * p), (0, 0, 1, 0))  # (N, H, c+1, S*P)
-    entering = (chunk_decay[:, :, :c] @ padded).view(n, h, c, s, p)  # (N, H, c, S, P)
+    if initial_state is not None:
+        padded[:, :, 0] = initial_state.float().reshape(n, h, s * p)
+    passed = chunk_decay @ padded  # (N, H, c+1, S*P): row i enters chunk i, row c leaves the last
+    entering = passed[:, :, :c].view(n, h, c, s, p)  # (N, H, c, S, P)
 
     # 4. contribution of the entering state to every step of its chunk
     y = y + (Cc @ entering) * torch.exp(a_cumsum).unsqueeze(-1)
-    y = y.permute(0, 2, 3, 1, 4).reshape(n, c * q, h, p)[:, :length]
-    return y.to(dtype)
+    y = y.permute(0, 2, 3, 1, 4).reshape(n, c * q, h, p)[:, :length].to(dtype)
+    if return_final_state:
+        # padded steps have dt = 0: no decay and no input, so the state leaving the last chunk is h_L
+        return y, passed[:, :, c].view(n, h, s, p)
+    return y

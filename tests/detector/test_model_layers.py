@@ -170,7 +170,7 @@ def test_lpe_rejects_more_eigenvectors_than_nodes():
 
 
 def test_edge_similarity_is_the_cosine_of_each_feature_slice(monkeypatch):
-    monkeypatch.setattr(stack_module, "make_stack", lambda stack, config, backend: torch.nn.Identity())
+    monkeypatch.setattr(stack_module, "make_stack", lambda stack, config, backend, direction="bidirectional": torch.nn.Identity())
     stream = EdgeStream(8, 2, "bimamba2", StackConfig(n_layers=1, d_model=4), "reference")
     h = torch.randn(2, 19, 6, 8)
     s = stream.similarity(h)
@@ -183,7 +183,7 @@ def test_edge_similarity_is_the_cosine_of_each_feature_slice(monkeypatch):
 
 
 def test_edge_weights_are_non_negative_and_constant_over_each_pooled_block(monkeypatch):
-    monkeypatch.setattr(stack_module, "make_stack", lambda stack, config, backend: torch.nn.Identity())
+    monkeypatch.setattr(stack_module, "make_stack", lambda stack, config, backend, direction="bidirectional": torch.nn.Identity())
     stream = EdgeStream(8, 4, "bimamba2", StackConfig(n_layers=1, d_model=4), "reference", pool=3)
     w = stream(torch.randn(2, 19, 12, 8))
     assert w.shape == (2, 12, 171)
