@@ -80,7 +80,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -257,6 +257,7 @@ class BedSession:
         self.stream_state_end: int | None = None
         self.stream_rebuilds: dict[str, int] = {}
         self._cold_reason: str | None = None  # stream mode: why the next hop must rebuild the state
+        self._unusable_seen = False  # stream mode: a hop since the last rebuild had unusable input
         self.lookahead_samples = lookahead_samples
         self.thresholds = thresholds
         self.model = model
@@ -343,14 +344,26 @@ class BedSession:
             self._cold_reason = reason
 
     def _mark_cold(self, hop: StreamHop) -> StreamHop:
-        """Apply the session's pending rebuild reason to a new hop; a hop with unusable input makes the next
-        one rebuild the state (the state has absorbed input the model should not have seen)."""
-        if self._cold_reason is not None and not hop.cold:
-            hop = replace(hop, cold=True, cold_reason=self._cold_reason)
-        self._cold_reason = None
-        if not self.assess(hop).usable:
-            self._cold_reason = "signal_quality"
+        """Apply the session's pending rebuild reason to a new hop. While the input is unusable the state
+        steps on (its probabilities are not used); the first usable hop after unusable ones rebuilds it
+        (the state absorbed input the model should not have seen)."""
+        usable = self.assess(hop).usable
+        reason = self._cold_reason
+        if reason is None and usable and self._unusable_seen:
+            reason = "signal_quality"
+        if reason is not None:
+            hop = self.pipeline.cold_hop(hop, reason)  # a hop already cold (start, gap) keeps its reason
+        if hop.cold:
+            self._cold_reason = None
+            self._unusable_seen = not usable
+        elif not usable:
+            self._unusable_seen = True
         return hop
+
+    def cold_hop(self, hop: StreamHop, reason: str) -> StreamHop:
+        """A queued hop made cold (its 60 s rebuild input read from the ring buffer): the bed's thread calls
+        it for the oldest queued hop when an older one was discarded (reason ``discontinuous``)."""
+        return self.pipeline.cold_hop(hop, reason)
 
     def keep_stream_state(self, hop: StreamHop, output: HopOutput) -> None:
         """Keep the state a hop was scored into (the scorer calls it before :meth:`score`, bed lock held).
@@ -402,7 +415,7 @@ class BedSession:
             return None
         history = end - start
         data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
-        data[:, WINDOW_SAMPLES - history:] = frontend.prepare_window(filtered, end_index=end_in_frontend)
+        data[:, WINDOW_SAMPLES - history:] = self.pipeline.normalised(filtered, start, end, end_in_frontend)
         full_valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
         full_valid[WINDOW_SAMPLES - history:] = valid
         # BedPipeline keeps the per-chunk counts of replaced non-finite samples (no public accessor yet)

@@ -589,6 +589,13 @@ class BedWorker:
                 for window in windows:
                     if len(self.pending) >= self.queue_windows:
                         self._discard(self.pending.popleft())
+                        if self.mode == "stream":  # the hop after a skipped one rebuilds the state
+                            if self.pending:
+                                oldest = self.pending[0]
+                                self.pending[0] = PendingWindow(self.session.cold_hop(oldest.window, "discontinuous"),
+                                                                oldest.arrived_mono, oldest.generation)
+                            else:
+                                window = self.session.cold_hop(window, "discontinuous")
                     self.pending.append(PendingWindow(window, now_mono, self.generation))
             if self.on_window is not None:
                 self.on_window()

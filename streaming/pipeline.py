@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -81,16 +81,15 @@ class Window:
 
 @dataclass(frozen=True)
 class StreamHop(Window):
-    """One hop of a bed in stream mode: its new normalised samples, and the warm-up span before them.
+    """One hop of a bed in stream mode: the model input that extends the bed's carried state.
 
-    A hop is a :class:`Window` whose ``data`` is not a 60 s window but the newest
-    ``warmup_samples`` samples of the bed's per-sample normalised stream ending at ``end_index``
-    (``Frontend`` running normalisation, ``RunningNormaliser.normalise_causal``). The model either
-    steps the bed's carried state over the last ``step_samples`` columns (the hop's new samples,
-    ``[end_index - step_samples, end_index)``) or, when the state must be rebuilt (``cold``, or the
-    carried state does not end where the hop starts), starts from ``init_state`` and steps over the
-    whole of ``data`` (the warm-up from ``min_history_s``). Either way the probabilities are aligned
-    to the hop's end and only the served span (``stitch_from``..``stitch_end``) is stitched.
+    A warm hop's ``data`` is the hop's new samples of the bed's per-sample normalised stream
+    (``BedPipeline.norm_ring``), ``[end_index - step_samples, end_index)``: the model steps the bed's
+    state over them. A ``cold`` hop's ``data`` is the 60 s rebuild input instead, exactly the window
+    window mode would score at the same end (the normalised samples since ``quality_start``,
+    left-padded with ``padding_samples`` zeros as a warm-up window): the model starts from
+    ``init_state`` and steps over all of it. Either way the probabilities are aligned to the hop's
+    end and only the served span (``stitch_from``..``stitch_end``) is stitched.
 
     Attributes
     ----------
@@ -100,13 +99,16 @@ class StreamHop(Window):
         The bed's state must be rebuilt at this hop (``cold_reason`` says why).
     cold_reason : str or None
         ``"start"`` (first hop after connecting or a restart of the warm-up), ``"gap"`` (the step span
-        holds gap filler or follows a front-end reset), ``"signal_quality"`` (the previous hop's input was
-        unusable), ``"reconnect"`` (a new connection or generation of the bed).
+        holds gap filler or follows a front-end reset), ``"signal_quality"`` (the first usable hop after
+        unusable ones), ``"reconnect"`` (a new connection or generation of the bed), ``"discontinuous"``
+        (a hop before it was skipped).
     quality_start : int
-        First absolute index (256 Hz) of the span the hop's ``quality`` was assessed on:
-        ``max(origin, end_index - 15360)``, the span window mode would assess at the same end.
+        ``max(origin, end_index - 15360)``: the first sample of the span the hop's ``quality`` was
+        assessed on, the span window mode would assess (and score) at the same end.
     quality_valid : ndarray of bool, shape (end_index - quality_start,)
         False where the quality span is gap filler.
+    padding_samples : int
+        Cold hops: zeros at the left of ``data`` (``15360 - (end_index - quality_start)``); 0 otherwise.
     """
 
     step_samples: int = 0
@@ -114,11 +116,7 @@ class StreamHop(Window):
     cold_reason: str | None = None
     quality_start: int = 0
     quality_valid: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=bool))
-
-    @property
-    def warmup_samples(self) -> int:
-        """Samples of ``data`` (the warm-up span a rebuild steps over)."""
-        return int(self.data.shape[1])
+    padding_samples: int = 0
 
     @property
     def step_start(self) -> int:
@@ -175,9 +173,8 @@ class BedPipeline:
         ``window``: ``push`` returns 60 s :class:`Window` s. ``stream``: it returns :class:`StreamHop` s
         (see Notes).
     min_history_s : float, default 10
-        Stream mode only: the first hop ends ``min_history_s`` after the origin, and every hop carries
-        the newest ``max(min_history_s, hop_s, step)`` seconds of normalised input (at most what exists
-        since the origin) for a rebuild of the state.
+        Stream mode only: the first hop ends ``min_history_s`` after the origin (as the first
+        warm-up window of ``streaming.bed`` in window mode).
     stream_multiple_samples : int, default 1
         Stream mode only: the checkpoint's ``Detector.stream_multiple_samples``; every hop, the warm-up and
         the 60 s window must be whole multiples of it.
@@ -193,17 +190,22 @@ class BedPipeline:
 
     Notes
     -----
+    Normalised stream: with ``running`` normalisation each processed piece is normalised per sample
+    as it arrives (``RunningNormaliser.normalise_causal``: sample ``t`` with the statistics of the
+    samples before its second) into a second ring buffer, ``norm_ring``, of the same capacity (gap
+    filler 0: a channel's running mean); every window and hop reads its input from there, so a
+    sample has the same normalised value in every window and hop, whatever the chunking and the
+    gaps (the front-end's statistics restart at a gap; the samples before it keep the values they
+    had).
+
     Stream mode: the hops end on the grid of window mode (``min_history_s`` after the origin, every
     hop, and the first full window's end ``origin + 15360`` on the way), so the two modes emit
-    probabilities for the same samples. Each processed piece is normalised per sample as it arrives
-    (``RunningNormaliser.normalise_causal``: sample ``t`` with the statistics of the samples before
-    its second) into a second ring buffer, ``norm_ring``, of the same capacity; a hop reads its input
-    from there, so its samples are normalised exactly as the same samples of a window-mode window,
-    whatever the chunking. Gap filler is 0 after normalisation (a channel's running mean). A hop is
-    ``cold`` (the state must be rebuilt) when it is the first after the origin, or when its step span
-    holds gap filler or starts before a front-end reset (a gap); a hop whose served span holds no
-    real sample is skipped, and the next is cold. Its ``quality`` is assessed on the filtered span
-    window mode would assess at the same end (``quality_start``), so both modes judge the input alike.
+    probabilities for the same samples. A hop is ``cold`` (the state must be rebuilt) when it is the
+    first after the origin, or when its step span holds gap filler or starts before a front-end
+    reset (a gap); a hop whose served span holds no real sample is skipped, and the next is cold.
+    A cold hop carries the 60 s input window mode would score at its end (:meth:`cold_hop`); a
+    warm one only its new samples. Its ``quality`` is assessed on the filtered span window mode
+    would assess at the same end (``quality_start``), so both modes judge the input alike.
     """
 
     def __init__(self, frontend_config: FrontendConfig, fs_in: float, hop_s: float, ring_s: float = 120.0,
@@ -252,6 +254,7 @@ class BedPipeline:
                                             self.min_history_samples, stream_multiple_samples)
             if problems:
                 raise ValueError("stream mode refused: " + "; ".join(problems))
+        if self.frontend.running is not None:
             self.norm_ring = RingBuffer(len(CANONICAL_CHANNELS), capacity)
         self._hop_origin: int | None = None  # scheduler origin the hop grid was laid from
         self._next_hop_end = 0
@@ -340,7 +343,7 @@ class BedPipeline:
         self._out_end += filtered.shape[1]
         if self._raw_pending_n >= self._piece_in:
             self._flush_rails()
-        if self.norm_ring is not None:
+        if self.mode == "stream":
             return self._due_hops()
         windows = []
         for end in self.scheduler.due(self._out_end):
@@ -362,7 +365,7 @@ class BedPipeline:
         if self.frontend.running is not None and end_in_frontend < 1:
             return None
         return Window(
-            data=self.frontend.prepare_window(filtered, end_index=end_in_frontend),
+            data=self.normalised(filtered, start, end, end_in_frontend),
             end_index=end,
             quality=assess_window(filtered, FS_HZ, rails=self.rails_between(start, end)),
             valid=valid,
@@ -397,26 +400,64 @@ class BedPipeline:
         assert self.norm_ring is not None
         lo, hi = served_span(end, self.hop_samples, self.lookahead_samples)
         lo = max(lo, origin)
-        step_start = origin if self._prev_hop_end is None else self._prev_hop_end
-        step = end - step_start
-        warmup = min(max(self.min_history_samples, self.hop_samples, step), end - origin)  # holds the served span
-        data, valid = self.norm_ring.read_recent(end - warmup, end)
-        if not valid[lo - (end - warmup):].any():
-            return None
         q_start = max(origin, end - WINDOW_SAMPLES)
         filtered, q_valid = self.ring.read_recent(q_start, end)
+        if not q_valid[lo - q_start:].any():
+            return None
+        step_start = origin if self._prev_hop_end is None else self._prev_hop_end
         cold_reason = None
         if self._prev_hop_end is None:
             cold_reason = "start"
-        elif self.n_resets != self._resets_at_hop or not valid[warmup - step:].all():
+        elif self.n_resets != self._resets_at_hop or not q_valid[step_start - q_start:].all():
             cold_reason = "gap"
-        return StreamHop(
-            data=data, end_index=end, quality=assess_window(filtered, FS_HZ, rails=self.rails_between(q_start, end)),
-            valid=valid, stitch_from=lo, end_clock_s=self.clock_at(end - 1),
+        hop = StreamHop(
+            data=self.norm_ring.read_recent(step_start, end)[0], end_index=end,
+            quality=assess_window(filtered, FS_HZ, rails=self.rails_between(q_start, end)),
+            valid=q_valid[step_start - q_start:], stitch_from=lo, end_clock_s=self.clock_at(end - 1),
             nonfinite_replaced=self.nonfinite_between(q_start, end), stitch_to=hi,
-            step_samples=step, cold=cold_reason is not None, cold_reason=cold_reason,
-            quality_start=q_start, quality_valid=q_valid,
+            step_samples=end - step_start, quality_start=q_start, quality_valid=q_valid,
         )
+        return hop if cold_reason is None else self.cold_hop(hop, cold_reason)
+
+    def cold_hop(self, hop: StreamHop, reason: str) -> StreamHop:
+        """The same hop with the 60 s rebuild input as ``data`` (see :class:`StreamHop`).
+
+        Parameters
+        ----------
+        hop : StreamHop
+            A hop of this pipeline whose quality span is still in the ring buffer (a queued hop).
+        reason : str
+            ``cold_reason``; a hop already cold keeps its reason.
+
+        Returns
+        -------
+        hop : StreamHop
+            ``data`` (19, 15360): zeros then the normalised samples ``[quality_start, end_index)``;
+            ``valid`` False on the padding and the gap filler.
+        """
+        if hop.cold:
+            return hop
+        assert self.norm_ring is not None
+        history = hop.end_index - hop.quality_start
+        data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
+        valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
+        data[:, WINDOW_SAMPLES - history:] = self.norm_ring.read_recent(hop.quality_start, hop.end_index)[0]
+        valid[WINDOW_SAMPLES - history:] = hop.quality_valid
+        return replace(hop, data=data, valid=valid, cold=True, cold_reason=reason,
+                       padding_samples=WINDOW_SAMPLES - history)
+
+    def normalised(self, filtered: np.ndarray, start: int, end: int, end_in_frontend: int) -> np.ndarray:
+        """Model input of the filtered samples ``[start, end)`` (absolute indices at 256 Hz).
+
+        With ``running`` normalisation, the slice of :attr:`norm_ring` (each sample normalised once, as
+        it arrived, with the statistics before its second; gap filler 0), so that a window is a slice
+        of the per-sample normalised stream whatever the gaps before it; otherwise
+        ``Frontend.prepare_window`` of ``filtered`` (``end_in_frontend``: ``end`` counted from the
+        front-end's last reset).
+        """
+        if self.norm_ring is not None:
+            return self.norm_ring.read_recent(start, end)[0]
+        return self.frontend.prepare_window(filtered, end_index=end_in_frontend)
 
     def nonfinite_between(self, start: int, end: int) -> np.ndarray:
         """Non-finite input samples replaced by the front-end in the output range ``[start, end)``.

@@ -5,31 +5,37 @@ hop to hop, so the work per hop is proportional to the hop's new samples. One ca
 :func:`step_hops` takes at most one hop per bed (hops of one bed depend on each other: the caller
 scores a bed's later hop in a later call) and decides, per hop, between:
 
-- a *step*: the bed has a state and it ends exactly where the hop's new samples start
-  (``state_end == hop.step_start``) and the hop is not ``cold``: the model steps the state over the
-  hop's ``step_samples`` new samples and returns their probabilities;
-- a *rebuild*: otherwise (no state yet, the hop is ``cold`` after a start, a gap, a reconnection or an
-  unusable input, or the state ends elsewhere because a hop was skipped: ``discontinuous``): the model
-  starts from ``init_state`` and steps over the hop's whole warm-up span (``hop.data``, the newest
-  ``max(min_history_s, hop_s)`` seconds of the bed's normalised stream) and returns the probabilities
-  of that span (the caller stitches the served span only).
+- a *step*: the hop is warm (``data`` = its new samples) and the bed's state ends exactly where they
+  start (``state_end == hop.step_start``): the model steps the state over them;
+- a *rebuild*: the hop is ``cold`` (after a start, a gap, a reconnection, unusable input or a skipped
+  hop; ``data`` = the 60 s input window mode would score at the same end, left-padded with zeros
+  before the bed's origin): the model starts from ``init_state`` and steps over all of it, exactly the
+  computation of window mode, so the rebuilt state and the probabilities are window mode's.
 
-Steps with the same number of samples are batched: the beds' states are stacked
-(``StreamState.stack``), stepped once and split back (``StreamState.split``); rebuilds with the same
-warm-up length likewise from ``init_state(B)``. A bed that is not due simply is not in the batch: beds
-join and leave freely. The result does not depend on the batch (up to floating-point rounding) because
-every state is per bed.
+A warm hop whose bed has no state, or a state that ends elsewhere, cannot happen in the daemon (the bed
+makes the hop after a skipped or dropped one cold); should it happen, the hop is rebuilt from its own
+samples (reason ``discontinuous``) and a warning is logged.
+
+Hops with the same number of samples are batched: the beds' states are stacked
+(``StreamState.stack``), stepped once and split back (``StreamState.split``); rebuilds (all 60 s)
+likewise from ``init_state(B)``. A bed that is not due simply is not in the batch: beds join and leave
+freely. The result does not depend on the batch (up to floating-point rounding): every state is per bed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from detector import FS_HZ
+from streaming.logfmt import kv
 from streaming.pipeline import StreamHop
+
+log = logging.getLogger("ictal.scoring")
 
 
 class StreamScorer(Protocol):
@@ -68,9 +74,7 @@ class HopTask:
         """Why the state is rebuilt at this hop, or None when it is stepped."""
         if self.hop.cold:
             return self.hop.cold_reason or "start"
-        if self.state is None:
-            return "start"
-        if self.state_end != self.hop.step_start:
+        if self.state is None or self.state_end != self.hop.step_start:
             return "discontinuous"
         return None
 
@@ -82,8 +86,8 @@ class HopOutput:
     Attributes
     ----------
     probs : ndarray of float32, shape (n,)
-        Probabilities of the samples ``[hop.end_index - n, hop.end_index)``: ``n = hop.step_samples``
-        for a step, ``hop.warmup_samples`` for a rebuild.
+        Probabilities of the samples ``[hop.end_index - n, hop.end_index)``, ``n = hop.data.shape[1]``
+        (the new samples of a warm hop, 15360 for a cold one).
     state : StreamState
         The bed's state after the hop (ends at ``hop.end_index``).
     rebuilt : str or None
@@ -110,7 +114,7 @@ def step_hops(scorer: StreamScorer, tasks: list[HopTask]) -> tuple[list[HopOutpu
     outputs : list of HopOutput
         One per task, in the order of ``tasks``.
     n_calls : int
-        ``step`` calls made (one per distinct step length and per distinct warm-up length).
+        ``step`` calls made (one per distinct step length, one for the rebuilds).
 
     Raises
     ------
@@ -120,12 +124,15 @@ def step_hops(scorer: StreamScorer, tasks: list[HopTask]) -> tuple[list[HopOutpu
     """
     groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
     for i, task in enumerate(tasks):
-        rebuild = task.rebuild_reason is not None
-        n = task.hop.warmup_samples if rebuild else task.hop.step_samples
-        groups[(rebuild, n)].append(i)
+        reason = task.rebuild_reason
+        if reason == "discontinuous" and not task.hop.cold:
+            log.warning(kv("stream_state_discontinuous", stream_s=task.hop.end_index / FS_HZ,
+                           state_end=task.state_end, hop_start=task.hop.step_start,
+                           detail="warm hop without a matching state: rebuilt from its own samples"))
+        groups[(reason is not None, task.hop.data.shape[1])].append(i)
     outputs: list[HopOutput | None] = [None] * len(tasks)
     for (rebuild, n), members in groups.items():
-        x = np.stack([tasks[i].hop.data[:, -n:] for i in members]).astype(np.float32, copy=False)
+        x = np.stack([tasks[i].hop.data for i in members]).astype(np.float32, copy=False)
         if rebuild:
             state = scorer.init_state(len(members))
         else:

@@ -50,17 +50,12 @@ def _chunks(data: np.ndarray, fs: float, chunk: int, skip: tuple[int, int] | Non
         yield Chunk(data=np.ascontiguousarray(data[:, start:stop]), first_index=start, clock_s=start / fs, fs=fs)
 
 
-def _drive(session: BedSession, chunks, scorer, skip_hops: tuple[int, ...] = ()) -> list[StreamHop]:
+def _drive(session: BedSession, chunks, scorer) -> list[StreamHop]:
     """Push chunks, score every hop in order with step_hops (one bed); returns the hops scored."""
     scored = []
-    n = 0
     for chunk in chunks:
         hops, _ = session.push(chunk)
         for hop in hops:
-            n += 1
-            if n in skip_hops:
-                session.discard(hop)
-                continue
             (out,), _ = step_hops(scorer, [HopTask(hop, session.stream_state, session.stream_state_end)])
             session.keep_stream_state(hop, out)
             session.score(hop, out.probs)
@@ -85,9 +80,10 @@ def test_stream_mode_gives_window_mode_probabilities_when_the_model_forgets_with
     assert np.abs(stream.probabilities[ok] - window.probabilities[ok]).max() < 1e-5
     assert len(window.events) > 0  # thresholds that give events: the comparison is not empty
     assert [(e.kind, e.onset_s) for e in stream.events] == [(e.kind, e.onset_s) for e in window.events]
-    # the stream mode stepped hop by hop: one rebuild (the start), then steps of one hop (and the 2 s to 60 s)
+    # the stream mode stepped hop by hop: one rebuild (the start: the 60 s warm-up window), then steps of one
+    # hop (and the 2 s up to the first full window's end)
     steps = [n for _, n in fake.step_batches]
-    assert steps.count(10 * FS_HZ) == 1 and set(steps) == {10 * FS_HZ, 4 * FS_HZ, 2 * FS_HZ}
+    assert steps.count(60 * FS_HZ) == 1 and set(steps) == {60 * FS_HZ, 4 * FS_HZ, 2 * FS_HZ}
 
 
 def test_stream_mode_probabilities_do_not_depend_on_the_chunk_sizes(eegmat):
@@ -104,12 +100,13 @@ def test_stream_mode_probabilities_do_not_depend_on_the_chunk_sizes(eegmat):
 def test_a_gap_rebuilds_the_state_from_the_ring_then_steps_resume(eegmat):
     session = BedSession("bed", RUNNING, eegmat.fs, THRESHOLDS, hop_s=4.0, mode="stream", stream_multiple_samples=16)
     fs = int(eegmat.fs)
-    hops = _drive(session, _chunks(eegmat.data, fs, 125, skip=(40 * fs, 41 * fs)), FakeCausalScorer())  # 1 s lost
+    hops = _drive(session, _chunks(eegmat.data, fs, 125, skip=(80 * fs, 81 * fs)), FakeCausalScorer())  # 1 s lost
     assert session.stream_rebuilds == {"start": 1, "gap": 1}
     cold = [h for h in hops if h.cold]
     assert [h.cold_reason for h in cold] == ["start", "gap"]
-    assert cold[1].step_start <= 41 * FS_HZ < cold[1].end_index  # the hop whose new samples follow the gap
-    assert cold[1].warmup_samples == 10 * FS_HZ  # rebuilt over min_history_s of the normalised ring
+    assert cold[1].step_start <= 81 * FS_HZ < cold[1].end_index  # the hop whose new samples follow the gap
+    assert cold[1].data.shape[1] == 60 * FS_HZ and cold[1].padding_samples == 0  # the last 60 s of the ring
+    assert not cold[1].valid.all()  # which hold the gap
     after = hops[[h is cold[1] for h in hops].index(True) + 1:]
     assert after and not any(h.cold for h in after)  # warm steps again
 
@@ -127,10 +124,6 @@ def test_a_signal_quality_fault_rebuilds_the_state_after_it(eegmat):
     assert previous.end_index > 70 * FS_HZ
 
 
-def test_a_skipped_hop_makes_the_next_one_rebuild_the_state(eegmat):
-    session = BedSession("bed", RUNNING, eegmat.fs, THRESHOLDS, hop_s=4.0, mode="stream", stream_multiple_samples=16)
-    _drive(session, _chunks(eegmat.data, int(eegmat.fs), 125), FakeCausalScorer(), skip_hops=(5,))
-    assert session.stream_rebuilds == {"start": 1, "discontinuous": 1}
 
 
 def test_stream_mode_is_refused_with_the_reason():
@@ -219,7 +212,7 @@ def test_the_scoring_loop_steps_the_due_hops_of_all_beds_in_one_call_and_beds_le
 
     feed(workers, 6.0)  # 4 s warm-up + one 2 s hop: every bed has a cold hop and a warm one queued
     assert loop.iterate()
-    assert fake.step_batches == [(3, 4 * FS_HZ), (3, 2 * FS_HZ)]  # round 1: 3 rebuilds, round 2: 3 steps
+    assert fake.step_batches == [(3, 60 * FS_HZ), (3, 2 * FS_HZ)]  # round 1: 3 rebuilds, round 2: 3 steps
     assert all(w.session.stream_state_end == 6 * FS_HZ for w in workers)
     active.remove(workers[1])  # bed removed: it leaves the batch
     feed(workers, 2.0)
@@ -259,3 +252,23 @@ def test_a_reconnection_rebuilds_the_bed_state_even_with_contiguous_samples():
     assert "stream_lost" in reasons and reasons.count("stream_connected") >= 1, reasons
     assert worker.session.stream_rebuilds == {"start": 1, "reconnect": 1}
     assert loop.error is None
+
+
+def test_a_skipped_hop_makes_the_next_queued_one_rebuild_the_state():
+    metrics = IctalMetrics()
+    daemon_metrics = DaemonMetrics(metrics.registry)
+    events: list = []
+    fake = FakeCausalScorer()
+    worker = BedWorker(BedConfig(bed_id="bed-s", source=LslSourceConfig(name="bed-s")), NoiseSource(3), RUNNING,
+                       SchedulerConfig(hop_s=2.0, min_history_s=4.0), THRESHOLDS,
+                       lambda event, **_: events.append(event), metrics, queue_windows=2, mode="stream",
+                       stream_multiple_samples=16, daemon_metrics=daemon_metrics)
+    loop = ScoringLoop(fake, lambda: [worker], lambda e: events.append(e), metrics, daemon_metrics, 16, mode="stream")
+    worker._make_session()
+    for _ in range(4 * 8):  # 8 s: hops ending at 4 (cold), 6, 8 s; the queue holds 2: the first is skipped
+        worker._handle(worker.source.read(0.0), time.monotonic(), time.time())
+    assert [p.window.cold_reason for p in worker.pending] == ["discontinuous", None]
+    assert loop.iterate()
+    assert fake.step_batches == [(1, 60 * FS_HZ), (1, 2 * FS_HZ)]  # rebuilt, then a plain step
+    assert worker.session.stream_rebuilds == {"discontinuous": 1} and worker.session.stream_state_end == 8 * FS_HZ
+    assert worker.session.windows_discarded == 1

@@ -22,6 +22,7 @@ from streaming.stream_step import HopTask, step_hops
 
 RUNNING = FrontendConfig(normalisation="running")
 HOP_S = 4.0
+EVENTS_HOP_S = 8.0  # fewer windows to score in window mode (the test stays under ~20 s on a shared CPU)
 CAUSAL_LANDED = "direction" in ModelConfig.model_fields
 needs_causal = pytest.mark.skipif(not CAUSAL_LANDED, reason="the causal model (issue 16 items 1-2, detector/) "
                                   "has not landed: ModelConfig has no `direction`")
@@ -70,6 +71,24 @@ def test_stream_mode_is_refused_for_a_bidirectional_checkpoint_at_start_and_in_p
     assert load_detector(window) is not None  # the same checkpoint serves in window mode
 
 
+class _Memo:
+    """The detector, with ``predict`` remembered per input (a second window-mode run of the same file costs
+    nothing: thresholds do not change the windows); ``step`` and ``init_state`` passed through."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+        self.cache: dict[bytes, np.ndarray] = {}
+        for name in ("direction", "stream_multiple_samples", "lookahead_s", "max_batch", "model_id", "stack",
+                     "backend", "init_state", "step"):
+            setattr(self, name, getattr(detector, name))
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        key = windows.tobytes()
+        if key not in self.cache:
+            self.cache[key] = self.detector.predict(windows)
+        return self.cache[key]
+
+
 @pytest.fixture(scope="module")
 def seizure_file(shared_data):
     return shared_data / "labelled" / "hms_1628180742.edf"  # 90 s of ICU EEG rated seizure from 20 s to 70 s
@@ -78,25 +97,30 @@ def seizure_file(shared_data):
 @needs_causal
 def test_a_causal_checkpoint_gives_the_same_events_in_window_and_stream_mode(causal_detector, seizure_file):
     """"Same": the same number of onsets and offsets, in the same order, each stream-mode onset within one hop
-    (4 s) of its window-mode onset. The thresholds sit around the untrained model's median probability on the
+    (8 s) of its window-mode onset. The thresholds sit around the untrained model's median probability on the
     file so that events exist (asserted)."""
     recording = load_canonical(seizure_file, RUNNING)
-    probe = run_recording(recording, causal_detector, RUNNING, AlarmThresholds(), HOP_S, mode="window").probabilities
-    median = float(np.nanmedian(probe))
-    spread = float(np.nanquantile(probe, 0.75) - median)
-    thresholds = AlarmThresholds(tau_on=median + 0.2 * spread, tau_off=median, min_duration_s=2.0, merge_gap_s=0.0,
-                                 refractory_s=0.0, max_duration_s=600.0)
-    window = run_recording(recording, causal_detector, RUNNING, thresholds, HOP_S, mode="window")
-    stream = run_recording(recording, causal_detector, RUNNING, thresholds, HOP_S, mode="stream")
+    scorer = _Memo(causal_detector)
+    probe = run_recording(recording, scorer, RUNNING, AlarmThresholds(), EVENTS_HOP_S, mode="window").probabilities
+    # the untrained model's probability flickers within ~0.006 of 0.58 (runs above a quantile last < 0.3 s):
+    # events from excursions above its 98th percentile, ended by 0.5 s below its 70th
+    thresholds = AlarmThresholds(tau_on=float(np.nanquantile(probe, 0.98)), tau_off=float(np.nanquantile(probe, 0.7)),
+                                 min_duration_s=0.02, merge_gap_s=0.5, refractory_s=4.0)
+    window = run_recording(recording, scorer, RUNNING, thresholds, EVENTS_HOP_S, mode="window")
+    stream = run_recording(recording, scorer, RUNNING, thresholds, EVENTS_HOP_S, mode="stream")
     onsets_w = [e.onset_s for e in window.events if e.kind == "onset"]
     onsets_s = [e.onset_s for e in stream.events if e.kind == "onset"]
     assert onsets_w, "no event in window mode: the comparison would be empty"
     assert [e.kind for e in stream.events] == [e.kind for e in window.events]
-    assert np.abs(np.array(onsets_s) - np.array(onsets_w)).max() <= HOP_S
+    assert np.abs(np.array(onsets_s) - np.array(onsets_w)).max() <= EVENTS_HOP_S
     # the probabilities cover the same samples; before the first full window the two modes see the same
     # input from the same empty state, so they agree there to float rounding
+    assert len(onsets_w) >= 3
     assert stream.first_index == window.first_index
     assert np.array_equal(np.isnan(stream.probabilities), np.isnan(window.probabilities))
+    ok = ~np.isnan(window.probabilities)
+    # a rebuild scores the window of window mode and the model forgets within 60 s: the same probabilities
+    assert np.abs(stream.probabilities[ok] - window.probabilities[ok]).max() < 1e-4
 
 
 @needs_causal
@@ -117,12 +141,12 @@ def test_the_causal_model_state_is_rebuilt_after_a_gap_and_after_a_quality_fault
     recording = load_canonical(seizure_file, RUNNING)
     fs = int(recording.fs)
     data = recording.data.copy()
-    data[:5, 60 * fs:62 * fs] = np.nan  # 5 channels of NaN for 2 s: input unusable
+    data[:5, 12 * fs:14 * fs] = np.nan  # 5 channels of NaN for 2 s: every hop whose 60 s span holds it is unusable
     session = BedSession("bed", RUNNING, recording.fs, AlarmThresholds(), hop_s=HOP_S, mode="stream",
                          stream_multiple_samples=causal_detector.stream_multiple_samples)
-    kinds = []
+    log = []
     for start in range(0, data.shape[1], 50):
-        if 30 * fs <= start < 31 * fs:
+        if 40 * fs <= start < 41 * fs:
             continue  # 1 s lost
         chunk = Chunk(np.ascontiguousarray(data[:, start:start + 50]), start, start / fs, float(fs))
         hops, _ = session.push(chunk)
@@ -130,8 +154,11 @@ def test_the_causal_model_state_is_rebuilt_after_a_gap_and_after_a_quality_fault
             (out,), _ = step_hops(causal_detector, [HopTask(hop, session.stream_state, session.stream_state_end)])
             session.keep_stream_state(hop, out)
             session.score(hop, out.probs)
-            kinds.append(out.rebuilt)
-            assert out.probs.shape == ((hop.warmup_samples,) if out.rebuilt else (hop.step_samples,))
-    assert session.stream_rebuilds["start"] == 1 and session.stream_rebuilds["gap"] == 1
-    assert session.stream_rebuilds.get("signal_quality", 0) >= 1
-    assert kinds.count(None) > 5  # plain steps between the rebuilds
+            log.append((hop.end_index / FS_HZ, out.rebuilt, session.assess(hop).usable))
+            assert out.probs.shape == ((60 * FS_HZ,) if out.rebuilt else (hop.step_samples,))
+    assert session.stream_rebuilds == {"start": 1, "gap": 1, "signal_quality": 1}, log
+    rebuilt = {reason: t for t, reason, _ in log if reason}
+    assert rebuilt["gap"] == 42.0  # the hop whose new samples [38, 42) s hold the lost second
+    usable_again = next(t for t, _, usable in log if t > 14 and usable)
+    assert rebuilt["signal_quality"] == usable_again == 76.0  # the first hop whose 60 s no longer hold the NaN
+    assert sum(reason is None for _, reason, _ in log) > 10  # plain steps between the rebuilds
