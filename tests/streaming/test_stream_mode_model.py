@@ -124,18 +124,19 @@ def test_a_causal_checkpoint_gives_the_same_events_in_window_and_stream_mode(cau
 
 
 @needs_causal
-def test_stream_mode_probabilities_do_not_depend_on_the_source_chunk_sizes(causal_detector, seizure_file):
-    recording = load_canonical(seizure_file, RUNNING)
+def test_stream_mode_probabilities_do_not_depend_on_the_source_chunk_sizes(causal_detector, shared_data):
+    recording = load_canonical(shared_data / "labelled" / "iiic_01.edf", RUNNING)  # 50 s, rated seizure
     runs = [run_recording(recording, causal_detector, RUNNING, AlarmThresholds(), HOP_S, mode="stream",
                           chunk_samples=round(c * recording.fs)) for c in (0.25, 0.37, 3.1)]
     for other in runs[1:]:
         assert other.first_index == runs[0].first_index
         assert np.array_equal(np.isnan(other.probabilities), np.isnan(runs[0].probabilities))
         ok = ~np.isnan(runs[0].probabilities)
-        assert ok.sum() > 60 * FS_HZ
+        assert ok.sum() >= 40 * FS_HZ  # probabilities from 6 s (first served span) to 46 s
         assert np.abs(other.probabilities[ok] - runs[0].probabilities[ok]).max() <= 1e-4
 
 
+@pytest.mark.slow  # ~25 s on a loaded 2-core CPU (three 60 s rebuilds); the fast tests use a fake causal scorer
 @needs_causal
 def test_the_causal_model_state_is_rebuilt_after_a_gap_and_after_a_quality_fault(causal_detector, seizure_file):
     recording = load_canonical(seizure_file, RUNNING)
