@@ -272,3 +272,41 @@ def test_a_skipped_hop_makes_the_next_queued_one_rebuild_the_state():
     assert fake.step_batches == [(1, 60 * FS_HZ), (1, 2 * FS_HZ)]  # rebuilt, then a plain step
     assert worker.session.stream_rebuilds == {"discontinuous": 1} and worker.session.stream_state_end == 8 * FS_HZ
     assert worker.session.windows_discarded == 1
+
+
+class ChunkListSource(Source):
+    """A finite source replaying a list of chunks (gaps included)."""
+
+    def __init__(self, chunks: list[Chunk], fs: float) -> None:
+        self.chunks = list(chunks)
+        self._fs = fs
+
+    @property
+    def fs(self) -> float:
+        return self._fs
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, timeout_s: float) -> Chunk | None:
+        return self.chunks.pop(0) if self.chunks else None
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.chunks
+
+
+def test_across_a_gap_stream_mode_still_gives_window_mode_probabilities(eegmat):
+    fs = int(eegmat.fs)
+    chunks = list(_chunks(eegmat.data, fs, 125, skip=(80 * fs, 81 * fs)))  # 1 s lost: front-end reset at 81 s
+    fake = FakeCausalScorer()
+    window = run_recording(ChunkListSource(chunks, eegmat.fs), fake, RUNNING, THRESHOLDS, 4.0, mode="window")
+    stream = run_recording(ChunkListSource(chunks, eegmat.fs), fake, RUNNING, THRESHOLDS, 4.0, mode="stream")
+    assert np.array_equal(np.isnan(stream.probabilities), np.isnan(window.probabilities))
+    assert np.isnan(window.probabilities[(80 * FS_HZ + 8) - window.first_index])  # no probability in the gap
+    ok = ~np.isnan(window.probabilities)
+    assert np.abs(stream.probabilities[ok] - window.probabilities[ok]).max() < 1e-5
+    assert [e.reason for e in stream.quality_events] == [e.reason for e in window.quality_events]
