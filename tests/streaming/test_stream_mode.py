@@ -310,3 +310,34 @@ def test_across_a_gap_stream_mode_still_gives_window_mode_probabilities(eegmat):
     ok = ~np.isnan(window.probabilities)
     assert np.abs(stream.probabilities[ok] - window.probabilities[ok]).max() < 1e-5
     assert [e.reason for e in stream.quality_events] == [e.reason for e in window.quality_events]
+
+
+def test_the_daemon_in_stream_mode_gives_each_bed_the_probabilities_of_its_recording_alone(tmp_path, shared_data):
+    from streaming.daemon import Daemon
+    from streaming.notify import SystemdNotifier
+    from tests.streaming.daemon_helpers import daemon_config
+
+    files = {f"bed-{i}": shared_data / f"background/eegmat/Subject{i:02d}_2.edf" for i in range(3)}  # 62 s each
+    config = daemon_config(tmp_path, files, speed=20.0, queue_windows=16, max_batch=3)
+    config = config.model_copy(update={"frontend": RUNNING,
+                                       "detector": config.detector.model_copy(update={"mode": "stream"})})
+    fake = FakeCausalScorer()
+    daemon = Daemon(config, fake, notifier=SystemdNotifier(socket_path=""))
+    scored: dict[str, list] = {}
+    daemon.scoring.on_scored = lambda bed, item, result: scored.setdefault(bed, []).append(result)
+    daemon.start()
+    try:
+        assert wait_for(lambda: all(w.closed for w in daemon.workers.values()), 60.0)
+        workers = dict(daemon.workers)
+    finally:
+        daemon.shutdown()
+    assert max(b for b, _ in fake.step_batches) >= 2, fake.step_batches  # beds met in one step
+    for bed, path in files.items():
+        session = workers[bed].session
+        assert session.windows_discarded == 0 and session.stream_rebuilds == {"start": 1}
+        alone = run_recording(path, FakeCausalScorer(), RUNNING, config.alarms.thresholds, 4.0, mode="stream")
+        segments = [seg for r in scored[bed] for seg in r.segments]
+        assert segments[0][0] == alone.first_index
+        probs = np.concatenate([s for _, s in segments])
+        np.testing.assert_allclose(probs, alone.probabilities[:probs.size], atol=1e-6)
+        assert probs.size == alone.probabilities.size
