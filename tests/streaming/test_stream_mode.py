@@ -341,3 +341,26 @@ def test_the_daemon_in_stream_mode_gives_each_bed_the_probabilities_of_its_recor
         probs = np.concatenate([s for _, s in segments])
         np.testing.assert_allclose(probs, alone.probabilities[:probs.size], atol=1e-6)
         assert probs.size == alone.probabilities.size
+
+
+def test_evaluate_runs_a_causal_scorer_in_stream_mode_by_default_and_window_mode_on_request(shared_data):
+    from ictal.cli import build_parser
+    from training.datasets import Recording
+    from training.evaluate import DaemonPathRunner, natural_mode
+
+    path = shared_data / "background/eegmat/Subject00_2.edf"
+    fake = FakeCausalScorer()
+    assert natural_mode(fake) == "stream" and natural_mode(object()) == "window"
+    runner = DaemonPathRunner(fake, RUNNING, THRESHOLDS, 4.0)
+    assert runner.mode == "stream"
+    rec = Recording(recording_id="s00", path=path, patient="s00", split=None, annotations=[])
+    out = runner(rec)
+    fake.step_batches.clear()
+    alone = run_recording(path, fake, RUNNING, THRESHOLDS, 4.0, mode="stream")
+    assert fake.step_batches  # run_recording in stream mode steps the model
+    ok = ~np.isnan(alone.probabilities)
+    np.testing.assert_array_equal(out.probs[alone.first_index:][:ok.size][ok], alone.probabilities[ok])
+    assert DaemonPathRunner(fake, RUNNING, THRESHOLDS, 4.0, mode="window").mode == "window"
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "c", "--data", "d", "--out", "o", "--mode", "window"])
+    assert args.mode == "window"
+    assert build_parser().parse_args(["evaluate", "--checkpoint", "c", "--data", "d", "--out", "o"]).mode is None
