@@ -67,6 +67,28 @@ restarts the warm-up at the first sample after it (``BedPipeline.restart_gap_s``
 again ``min_history_s`` after the signal returns, from padded windows that hold no pre-gap signal,
 instead of waiting for a full minute of windows whose gap share makes them unusable.
 
+Stream mode
+-----------
+With ``mode="stream"`` (``detector.mode: stream``, a causal checkpoint with ``running``
+normalisation and ``lookahead_s`` 0) :meth:`BedSession.push` returns
+:class:`streaming.pipeline.StreamHop` s instead of windows, ending on the same grid (``min_history_s``
+after the origin, every hop, and the first full window's end), and the session holds the bed's model
+state (:attr:`BedSession.stream_state`, written by the scorer with :meth:`BedSession.keep_stream_state`).
+A warm hop carries its new samples of the per-sample normalised stream; the model steps the state
+over them. The state is *rebuilt* at a cold hop: the model starts from ``init_state`` and steps over
+the 60 s input window mode would score at the same end (the ring buffer's normalised samples since
+``max(origin, end - 60 s)``, left-padded with zeros like a warm-up window), so that the rebuilt state,
+the probabilities and the events are window mode's whenever the model forgets within 60 s, and the
+model sees at a rebuild the left-padded warm-up input it was trained on, never a cold state on a
+few seconds of signal. Rebuild reasons (:attr:`BedSession.stream_rebuilds`): ``start`` (the first hop
+after connecting, or after the warm-up restarts at a gap of :data:`RESTART_GAP_S`), ``gap`` (the hop's
+new samples hold gap filler or follow a front-end reset), ``signal_quality`` (the first usable hop
+after unusable ones: while the input is unusable the state steps on and its probabilities are not
+used), ``reconnect`` (:meth:`BedSession.invalidate_stream_state`, called by the bed's thread at every
+new generation: a reconnection, samples arriving again after ``no_data``), ``discontinuous`` (a queued
+hop was skipped: the next one is made cold, :meth:`BedSession.cold_hop`). Each hop's signal quality is
+judged on the span window mode would judge at the same end, so alarms are suppressed alike.
+
 Skipping to the newest window
 -----------------------------
 A caller that falls behind may :meth:`BedSession.discard` windows it will not score. The next

@@ -24,8 +24,8 @@ Stream mode (``detector.mode: stream``, a causal checkpoint): the queued items a
 :class:`streaming.pipeline.StreamHop` s. The iteration takes up to ``max_batch`` of them as in window
 mode and scores them in *rounds*: round k holds the k-th taken hop of every bed (a bed's hops depend
 on each other), and each round is one :func:`streaming.stream_step.step_hops` call: the beds' states
-(read under each bed's lock) are stacked, stepped once per distinct hop length (rebuilds, from
-``init_state``, once per warm-up length) and split back; each bed keeps its new state
+(read under each bed's lock) are stacked, stepped once per distinct hop length (the rebuilds of
+cold hops, 60 s each from ``init_state``, in one more call) and split back; each bed keeps its new state
 (``BedSession.keep_stream_state``) under its lock unless its generation changed meanwhile (a
 reconnection: the hop is dropped as in window mode and the next hop rebuilds the state). A bed with
 nothing due is not in the round: beds join and leave freely. Metrics are those of window mode, counted
