@@ -327,7 +327,7 @@ class Daemon:
                     pub=self.publisher.pub_endpoint, catchup=self.publisher.catchup_endpoint,
                     metrics=self.metrics_server.url, model=self.model.model_id, stack=self.model.stack,
                     backend=self.model.backend, device=getattr(self.detector, "device", "unknown"),
-                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s,
+                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s, mode=self.config.detector.mode,
                     thresholds=self.thresholds_source, tau_on=self.thresholds.tau_on,
                     tau_off=self.thresholds.tau_off, min_duration_s=self.thresholds.min_duration_s))
         self._announce_thresholds("start")
@@ -339,7 +339,9 @@ class Daemon:
         self.daemon_metrics.beds.set(len(self.workers))
         self.publish(AlarmEvent(kind="daemon", reason="started", detail=(
             f"serving {len(self.workers)} bed(s) with model {self.model.model_id} ({self.model.stack}, "
-            f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s")))
+            f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s"
+            + (" in stream mode (each bed's model state carried from hop to hop)"
+               if self.config.detector.mode == "stream" else ""))))
         self._publish_foreign_thresholds()
         self._check_capacity_at_start()  # before the beds: a quiet measurement
         self.scoring.start()
