@@ -145,7 +145,7 @@ def load_detector(config: DaemonConfig):
         problems = stream_mode_refusals(detector, config)
         if problems:
             raise DaemonError(f"detector.mode 'stream' refused for checkpoint {path}: {'; '.join(problems)}. "
-                              "Use detector.mode 'window', or a causal checkpoint")
+                              "Use detector.mode 'window', or change what is named")
     if config.detector.warmup:
         t0 = time.monotonic()
         detector.warmup()

@@ -50,14 +50,31 @@ def bidirectional_checkpoint(tmp_path_factory, repo_root):
 
 
 @pytest.fixture(scope="module")
-def causal_detector(tmp_path_factory, repo_root):
+def causal_checkpoint(tmp_path_factory, repo_root):
     if not CAUSAL_LANDED:
         pytest.skip("the causal model (issue 16 items 1-2) has not landed: ModelConfig has no `direction`")
+    return _save(tmp_path_factory.mktemp("ckpt") / "tiny_causal", {**_tiny(repo_root), "direction": "causal"},
+                 RUNNING)
+
+
+@pytest.fixture(scope="module")
+def causal_detector(causal_checkpoint):
     from detector.inference import Detector
 
-    path = _save(tmp_path_factory.mktemp("ckpt") / "tiny_causal", {**_tiny(repo_root), "direction": "causal"},
-                 RUNNING)
-    return Detector.from_checkpoint(path, device="cpu", backend="reference", max_batch=8)
+    return Detector.from_checkpoint(causal_checkpoint, device="cpu", backend="reference", max_batch=8)
+
+
+@needs_causal
+def test_a_causal_checkpoint_starts_in_stream_mode_and_a_hop_off_its_step_is_refused(causal_checkpoint):
+    base = {"frontend": RUNNING.model_dump(), "detector": {"checkpoint": str(causal_checkpoint), "mode": "stream",
+                                                           "device": "cpu", "backend": "reference"}}
+    detector = load_detector(DaemonConfig.model_validate(base))  # warm-up included: a predict and a step
+    assert detector.direction == "causal" and detector.stream_multiple_samples == 256
+    bad = DaemonConfig.model_validate({**base, "scheduler": {"hop_s": 2.5}})
+    with pytest.raises(DaemonError, match=r"scheduler.hop_s is 640 samples \(2.5 s\); stream mode steps the model "
+                                          r"by multiples of 256 samples \(1 s\), e.g. 2 s"):
+        load_detector(bad)
+    assert load_detector(bad.model_copy(update={"detector": bad.detector.model_copy(update={"mode": "window"})}))
 
 
 def test_stream_mode_is_refused_for_a_bidirectional_checkpoint_at_start_and_in_preflight(bidirectional_checkpoint):
