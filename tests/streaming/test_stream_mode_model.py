@@ -180,3 +180,37 @@ def test_the_causal_model_state_is_rebuilt_after_a_gap_and_after_a_quality_fault
     usable_again = next(t for t, _, usable in log if t > 14 and usable)
     assert rebuilt["signal_quality"] == usable_again == 76.0  # the first hop whose 60 s no longer hold the NaN
     assert sum(reason is None for _, reason, _ in log) > 10  # plain steps between the rebuilds
+
+
+@needs_causal
+def test_a_reconnection_rebuilds_the_causal_model_state_in_the_daemon_loop(causal_detector):
+    from alarms.metrics import IctalMetrics
+    from streaming.bed_worker import BedWorker
+    from streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
+    from streaming.daemon_metrics import DaemonMetrics
+    from streaming.scoring import ScoringLoop
+    from tests.streaming.daemon_helpers import wait_for
+    from tests.streaming.test_stream_mode import NoiseSource
+
+    metrics = IctalMetrics()
+    daemon_metrics = DaemonMetrics(metrics.registry)
+    events: list = []
+    holder: list = []
+    source = NoiseSource(0, drop_at=60, limit=24 * 256,  # lost after 14.75 s, back two reads later, same indices
+                         before_drop=lambda: holder[0].session.stream_state_end == 14 * FS_HZ)
+    worker = BedWorker(BedConfig(bed_id="bed-m", source=LslSourceConfig(name="bed-m")), source, RUNNING,
+                       SchedulerConfig(hop_s=2.0, min_history_s=4.0), AlarmThresholds(),
+                       lambda event, **_: events.append(event), metrics, queue_windows=8, mode="stream",
+                       stream_multiple_samples=causal_detector.stream_multiple_samples)
+    holder.append(worker)
+    loop = ScoringLoop(causal_detector, lambda: [worker], events.append, metrics, daemon_metrics, 8, mode="stream")
+    loop.start()
+    worker.start()
+    try:
+        assert wait_for(lambda: worker.session is not None and worker.session.stream_state_end == 24 * FS_HZ, 120.0)
+    finally:
+        worker.stop()
+        loop.stop(10.0)
+    assert loop.error is None
+    assert worker.session.stream_rebuilds == {"start": 1, "reconnect": 1}
+    assert "stream_lost" in [e.reason for e in events if e.kind == "signal_quality"]
