@@ -118,15 +118,98 @@ class PublisherConfig(StrictModel):
         return self
 
 
-class MetricsConfig(StrictModel):
-    """Prometheus metrics endpoint (read-only HTTP)."""
+def _host_is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
-    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+
+class MetricsTLSConfig(StrictModel):
+    """TLS of the metrics endpoint (the parameters of prometheus-client's ``start_http_server``)."""
+
+    certfile: Path = Field(description="Server certificate chain (PEM); Prometheus' scrape config names its CA "
+                           "in tls_config.ca_file.")
+    keyfile: Path = Field(description="Private key of the certificate (PEM), readable by the service only.")
+    client_cafile: Path | None = Field(
+        None, description="CA bundle that client certificates must chain to; None: client certificates are not "
+        "asked for (basic auth identifies the scraper)."
+    )
+    client_auth_required: bool = Field(
+        False, description="Require a client certificate signed by client_cafile (mutual TLS) on top of basic "
+        "auth; false by default because basic auth is already required off loopback."
+    )
+
+    @model_validator(mode="after")
+    def _check_client_ca(self) -> MetricsTLSConfig:
+        if self.client_auth_required and self.client_cafile is None:
+            raise ValueError("alarms.metrics.tls.client_auth_required is true but client_cafile is not set "
+                             "(expected the CA bundle client certificates must chain to)")
+        return self
+
+
+class MetricsBasicAuthConfig(StrictModel):
+    """HTTP basic authentication of the metrics endpoint (one user: the site's Prometheus)."""
+
+    username: str = Field(min_length=1, description="User name Prometheus sends (basic_auth.username).")
+    password_hash: str | None = Field(
+        None, description="Hash of the password: pbkdf2_sha256$<iterations>$<salt>$<hash> (base64; print one with "
+        "`python -m alarms.metrics_auth`) or a bcrypt hash ($2b$..., as in Prometheus' web config; needs the "
+        "bcrypt package). A hash, not the password, so the config file can be read without giving it away."
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the password itself (one line; e.g. a systemd credential). Exactly one "
+        "of password_hash and password_file."
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> MetricsBasicAuthConfig:
+        if (self.password_hash is None) == (self.password_file is None):
+            raise ValueError("alarms.metrics.basic_auth needs exactly one of password_hash and password_file "
+                             f"(found password_hash {'set' if self.password_hash else 'unset'}, password_file "
+                             f"{'set' if self.password_file else 'unset'})")
+        return self
+
+
+class MetricsConfig(StrictModel):
+    """Prometheus metrics endpoint (read-only HTTP; HTTPS with basic auth off loopback)."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default. Any other address requires "
+                      "tls and basic_auth (the alarm sockets require CURVE off loopback for the same reason).")
     port: int = Field(9108, ge=0, le=65535, description="HTTP port for /metrics.")
     alarm_rate_window_h: float = Field(
         24.0, gt=0, description="Rolling window of the alarm-rate gauge (24 h: FA/24h is the unit ICU staff "
         "and the tuning speak)."
     )
+    scoring_latency_bound_s: float = Field(
+        2.0, gt=0, description="Bound on the p99 of the scoring latency (a window's last chunk arriving -> its "
+        "probabilities at the post-processor), exported as ictal_scoring_latency_bound_seconds for the shipped "
+        "alert IctalScoringLatencyHigh. 2 s: half the default 4 s hop, so a late window still leaves half a "
+        "hop before the next; the CPU demo scores a window in tens of ms."
+    )
+    tls: MetricsTLSConfig | None = Field(
+        None, description="Serve HTTPS; required when host is not loopback (the metrics name beds and their "
+        "seizure probability, which is patient data)."
+    )
+    basic_auth: MetricsBasicAuthConfig | None = Field(
+        None, description="Require HTTP basic auth; required when host is not loopback (with tls, so the "
+        "password does not cross the network in clear)."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_open_bind(self) -> MetricsConfig:
+        if _host_is_loopback(self.host):
+            return self
+        missing = [name for name in ("tls", "basic_auth") if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"alarms.metrics.host {self.host!r} is not a loopback address and {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not configured; a metrics endpoint off loopback requires "
+                "tls (certfile, keyfile) and basic_auth (username, password_hash or password_file)"
+            )
+        return self
 
 
 class AlarmsConfig(StrictModel):

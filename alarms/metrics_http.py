@@ -10,7 +10,7 @@ Contract (what a client sees)
 - ``GET /metrics`` (``HEAD`` too; a query string is allowed, ``name[]=`` filters as in
   prometheus_client): 200, the exposition of the registry in the format chosen from ``Accept`` by
   ``prometheus_client.exposition.choose_encoder`` (text 0.0.4 or OpenMetrics), ``Connection: close``.
-- Any other path: 404; any other method on ``/metrics``: 405 with ``Allow: GET, HEAD``; a request line
+- Any other path: 404; without the configured credentials (basic auth on): 401; any other method on ``/metrics``: 405 with ``Allow: GET, HEAD``; a request line
   and headers over ``max_request_bytes`` (default 8 KiB): 431; a request that is not HTTP/1.x: 400.
   No request body is read, nothing is written, no file is served.
 - One request per connection: the server closes the connection after the answer.
@@ -25,6 +25,27 @@ Contract (what a client sees)
   first drop is logged at once, later ones are added up and logged with the next drop after the
   interval.
 
+TLS and basic auth (required off loopback: :class:`alarms.config.MetricsConfig`)
+---------------------------------------------------------------------------------
+- With ``ssl_context`` (:func:`tls_context`) the endpoint speaks HTTPS only; the handshake must end
+  within ``read_timeout_s`` (asyncio's ``ssl_handshake_timeout``), and the request-head deadline starts
+  after it. A connection in its handshake is not yet counted in ``max_connections`` (asyncio hands it to
+  the server only once the handshake is done); the handshake deadline bounds how long it holds a
+  descriptor.
+- With ``basic_auth`` (:class:`alarms.metrics_auth.BasicAuth`) a request to ``/metrics`` without the
+  configured user and password is answered 401 with ``WWW-Authenticate: Basic realm="ictal metrics"``
+  (counted in ``rejected[401]``); nothing of the registry is rendered for it. A header accepted before is
+  checked in the loop (a hash compare); a new one is verified in a thread of its own (the slow key
+  derivation), so wrong passwords do not delay the rendering of scrapes.
+- Why not prometheus-client's own TLS (``start_http_server(certfile=, keyfile=, client_cafile=,
+  client_auth_required=)``): it comes with the thread-per-connection server refused above, and the
+  helper that builds its context (``exposition._get_ssl_ctx``) is private. :func:`tls_context` builds the
+  same context from the same parameters (names kept: ``certfile``, ``keyfile``, ``client_cafile``,
+  ``client_auth_required``), with TLS 1.2 as the floor. prometheus-client has no basic auth on the server
+  side (the "web config" with bcrypt users is the Go exporters' toolkit), hence
+  :mod:`alarms.metrics_auth`, whose bcrypt format matches that web config.
+- Off loopback, the server refuses to start without both (``ValueError``), whatever the caller's config.
+
 Linux specifics: the listening socket has ``TCP_DEFER_ACCEPT`` (a silent connection is handed to the
 loop only once it sends, or after ``read_timeout_s``) and a backlog of 4096, so a scrape is neither
 queued behind nor dropped by a flood of silent connections that the loop has not accepted yet.
@@ -38,8 +59,10 @@ does not stop the loop from accepting and timing out). Descriptors held by the e
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +71,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from alarms.config import MetricsTLSConfig
+from alarms.metrics_auth import BasicAuth
 
 log = logging.getLogger("ictal.alarms")
 
@@ -71,6 +97,48 @@ LOG_INTERVAL_S = 60.0
 LISTEN_BACKLOG = 4096
 
 
+def tls_context(config: MetricsTLSConfig) -> ssl.SSLContext:
+    """The server TLS context of the metrics endpoint (TLS 1.2 or later).
+
+    Parameters
+    ----------
+    config : MetricsTLSConfig
+        Certificate chain and key; optionally the CA of client certificates and whether one is required.
+
+    Returns
+    -------
+    context : ssl.SSLContext
+
+    Raises
+    ------
+    OSError
+        If a file cannot be read or the key does not match the certificate (the message names the files).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile=str(config.certfile), keyfile=str(config.keyfile))
+    except (OSError, ssl.SSLError) as exc:
+        raise OSError(f"metrics tls: cannot load certfile {config.certfile} with keyfile {config.keyfile}: "
+                      f"{exc}") from exc
+    if config.client_cafile is not None:
+        try:
+            context.load_verify_locations(cafile=str(config.client_cafile))
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"metrics tls: cannot load client_cafile {config.client_cafile}: {exc}") from exc
+        context.verify_mode = ssl.CERT_REQUIRED if config.client_auth_required else ssl.CERT_OPTIONAL
+    return context
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class EndpointStats:
     """Counters of one endpoint since it started (read with :meth:`MetricsHTTPServer.stats`)."""
@@ -80,7 +148,7 @@ class EndpointStats:
     timed_out: int = 0
     evicted: int = 0
     refused: int = 0
-    rejected: dict[int, int] = field(default_factory=dict)  # HTTP status -> count (404, 405, 431, 400)
+    rejected: dict[int, int] = field(default_factory=dict)  # HTTP status -> count (401, 404, 405, 431, 400)
 
 
 class _Connection:
@@ -116,11 +184,15 @@ class MetricsHTTPServer:
         Largest request line plus headers; a larger one is answered 431.
     log_interval_s : float, default 60.0
         Least seconds between two ``metrics_connections_dropped`` log lines.
+    ssl_context : ssl.SSLContext, optional
+        Serve HTTPS with it (:func:`tls_context`).
+    basic_auth : BasicAuth, optional
+        Require these credentials on ``/metrics``.
 
     Raises
     ------
     ValueError
-        If a limit is not positive.
+        If a limit is not positive, or ``host`` is not loopback and TLS or basic auth is missing.
     OSError
         From :meth:`start`, if ``host:port`` cannot be bound (the message names both).
     """
@@ -128,7 +200,12 @@ class MetricsHTTPServer:
     def __init__(self, registry: CollectorRegistry, host: str, port: int, *,
                  max_connections: int = MAX_CONNECTIONS, read_timeout_s: float = READ_TIMEOUT_S,
                  write_timeout_s: float = WRITE_TIMEOUT_S, max_request_bytes: int = MAX_REQUEST_BYTES,
-                 log_interval_s: float = LOG_INTERVAL_S) -> None:
+                 log_interval_s: float = LOG_INTERVAL_S, ssl_context: ssl.SSLContext | None = None,
+                 basic_auth: BasicAuth | None = None) -> None:
+        if not _is_loopback_host(host) and (ssl_context is None or basic_auth is None):
+            missing = " and ".join(n for n, v in [("TLS", ssl_context), ("basic auth", basic_auth)] if v is None)
+            raise ValueError(f"metrics endpoint {host}:{port} is not loopback and has no {missing} (expected both "
+                             "off loopback)")
         for name, value in [("max_connections", max_connections), ("read_timeout_s", read_timeout_s),
                             ("write_timeout_s", write_timeout_s), ("max_request_bytes", max_request_bytes)]:
             if value <= 0:
@@ -141,6 +218,8 @@ class MetricsHTTPServer:
         self.write_timeout_s = float(write_timeout_s)
         self.max_request_bytes = int(max_request_bytes)
         self.log_interval_s = float(log_interval_s)
+        self.ssl_context = ssl_context
+        self.basic_auth = basic_auth
         self._stats = EndpointStats()
         self._stats_lock = threading.Lock()
         self._connections: dict[int, _Connection] = {}
@@ -148,6 +227,7 @@ class MetricsHTTPServer:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-render")
+        self._auth = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-auth")
         self._last_log = -float("inf")
         self._dropped_since_log = {"timed_out": 0, "evicted": 0, "refused": 0}
 
@@ -172,7 +252,8 @@ class MetricsHTTPServer:
             try:
                 self._server = loop.run_until_complete(
                     asyncio.start_server(self._accept, sock=sock, backlog=LISTEN_BACKLOG,
-                                         limit=self.max_request_bytes + 1))
+                                         limit=self.max_request_bytes + 1, ssl=self.ssl_context,
+                                         ssl_handshake_timeout=self.read_timeout_s if self.ssl_context else None))
             except BaseException as exc:  # noqa: BLE001 - handed to start() and raised there
                 failure.append(exc)
                 ready.set()
@@ -218,6 +299,7 @@ class MetricsHTTPServer:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None or not thread.is_alive():
             self._render.shutdown(wait=False)
+            self._auth.shutdown(wait=False)
             return
 
         async def shutdown() -> None:
@@ -238,6 +320,7 @@ class MetricsHTTPServer:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5.0)
         self._render.shutdown(wait=False)
+        self._auth.shutdown(wait=False)
 
     @property
     def thread(self) -> threading.Thread:
@@ -330,8 +413,16 @@ class MetricsHTTPServer:
             await self._answer(writer, 405, b"method not allowed: only GET /metrics is served\n",
                                extra=[("Allow", "GET, HEAD")])
             return
-        names = parse_qs(url.query).get("name[]", [])
         loop = asyncio.get_running_loop()
+        if self.basic_auth is not None:
+            header = headers.get("authorization")
+            allowed = self.basic_auth.known(header) or await loop.run_in_executor(
+                self._auth, self.basic_auth.check, header)
+            if not allowed:
+                await self._answer(writer, 401, b"unauthorized: basic auth required\n",
+                                   extra=[("WWW-Authenticate", 'Basic realm="ictal metrics", charset="UTF-8"')])
+                return
+        names = parse_qs(url.query).get("name[]", [])
         body, content_type = await loop.run_in_executor(self._render, self._exposition,
                                                         headers.get("accept", ""), names)
         await self._answer(writer, 200, body, content_type=content_type, head_only=method == "HEAD")
@@ -349,7 +440,7 @@ class MetricsHTTPServer:
         if status != 200:
             with self._stats_lock:
                 self._stats.rejected[status] = self._stats.rejected.get(status, 0) + 1
-        reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+        reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
                    431: "Request Header Fields Too Large"}
         lines = [f"HTTP/1.1 {status} {reasons[status]}", f"Content-Type: {content_type}",
                  f"Content-Length: {len(body)}", "Connection: close"]

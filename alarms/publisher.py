@@ -468,6 +468,8 @@ class AlarmPublisher:
                     self.metrics.journal_faults.labels(fault="stalled").inc()
             if event.kind == "onset" and event.bed_id is not None:
                 self.metrics.record_alarm(event.bed_id)
+            elif event.kind == "offset" and event.bed_id is not None:
+                self.metrics.record_offset(event.bed_id)
             latency_s = sent.latency_s
             if latency_s is not None and event.bed_id is not None:
                 self.metrics.alarm_latency.labels(bed=event.bed_id).observe(latency_s)

@@ -78,10 +78,11 @@ def fused_parameter_shapes(stack: Stack, config: StackConfig) -> dict[str, tuple
 
 
 FUSED_REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "bimamba2": ("mamba_ssm", "causal_conv1d", "triton"),
+    "bimamba2": ("mamba_ssm", "triton"),
     "gated_deltanet": ("fla", "triton"),
 }
-"""Packages the fused backend of each stack imports (the ``gpu`` extra)."""
+"""Packages the fused backend of each stack imports (the ``gpu`` extra). ``causal_conv1d`` is optional:
+without it mamba-ssm's Mamba2 runs its Triton path (``use_mem_eff_path=False``)."""
 
 
 def missing_fused_requirements(stack: Stack) -> list[str]:
@@ -126,6 +127,8 @@ def fused_mamba2(config: StackConfig) -> nn.Module:
         rmsnorm=True,
         norm_before_gate=False,
         chunk_size=config.chunk_size,
+        # the memory-efficient path needs the causal-conv1d CUDA extension; the Triton path does not
+        use_mem_eff_path=importlib.util.find_spec("causal_conv1d") is not None,
     )
 
 

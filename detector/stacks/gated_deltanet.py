@@ -175,7 +175,7 @@ def gated_deltanet_step(
     v = v.reshape(n, length, h, dv)
     beta = torch.sigmoid(mixer.b_proj(x).float())
     g = -torch.exp(mixer.A_log.float()) * F.softplus(mixer.a_proj(x).float() + mixer.dt_bias.float())
-    chunk = getattr(mixer, "chunk_size", 64)
+    chunk = min(getattr(mixer, "chunk_size", 64), length)  # short steps: no padding to a whole chunk
     o, recurrent = chunk_gated_delta_rule(
         q, k, v, g, beta, dk**-0.5, chunk, initial_state=state["recurrent"], return_final_state=True
     )

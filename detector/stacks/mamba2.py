@@ -168,7 +168,7 @@ def mamba2_step(
     dt = F.softplus(dt.float() + mixer.dt_bias.float())
     A = -torch.exp(mixer.A_log.float())
     x = x.reshape(n, length, h, p)
-    chunk = getattr(mixer, "chunk_size", 64)
+    chunk = min(getattr(mixer, "chunk_size", 64), length)  # short steps: no padding to a whole chunk
     y, ssm = ssd_chunked_scan(x, dt, A, B, C, chunk, initial_state=state["ssm"], return_final_state=True)
     y = y + x * mixer.D.to(y.dtype).unsqueeze(-1)
     y = mixer.norm(y.reshape(n, length, e), z)

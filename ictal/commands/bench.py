@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str, int]] = {
     "flood": ("alarms.bench_flood", "Catch-up endpoint under pipelined requests and idle connections.", 15),
     "lsl": ("streaming.bench_lsl_reconnect", "LSL reconnection delay after an amplifier returns.", 15),
     "edf-memory": ("streaming.bench_edf_memory", "Peak memory of EDF replay and evaluation of a long file.", 15),
+    "gpu": ("training.bench_gpu", "CUDA check: fused vs reference parity, speed, beds, training (JSON).", 20),
 }
 
 
