@@ -26,15 +26,10 @@ from streaming.scoring import ScoringLoop
 from streaming.sources.base import Source
 from streaming.stream_step import HopTask, step_hops
 from tests.streaming.daemon_helpers import wait_for
-from tests.streaming.stream_doubles import FakeCausalScorer, install_contract_normaliser
+from tests.streaming.stream_doubles import FakeCausalScorer
 
 RUNNING = FrontendConfig(normalisation="running")
 THRESHOLDS = AlarmThresholds(tau_on=0.6, tau_off=0.5, min_duration_s=4.0, merge_gap_s=0.0, refractory_s=0.0)
-
-
-@pytest.fixture(autouse=True)
-def _per_sample_normalisation(monkeypatch):
-    install_contract_normaliser(monkeypatch)
 
 
 @pytest.fixture(scope="module")
