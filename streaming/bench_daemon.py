@@ -200,12 +200,13 @@ def _load_model(args: argparse.Namespace, work: Path):
     checkpoint = args.checkpoint
     if checkpoint is None:
         import torch
+        import yaml
 
         from detector.checkpoint import save_checkpoint
+        from detector.config import ModelConfig
         from detector.model import build_model
-        from ictal.config import load_config
 
-        config = load_config(args.model_config, kind="model")
+        config = ModelConfig.model_validate(yaml.safe_load(Path(args.model_config).read_text()))
         if args.mode == "stream":
             config = config.model_copy(update={"direction": "causal"})
         torch.manual_seed(0)
