@@ -67,6 +67,28 @@ restarts the warm-up at the first sample after it (``BedPipeline.restart_gap_s``
 again ``min_history_s`` after the signal returns, from padded windows that hold no pre-gap signal,
 instead of waiting for a full minute of windows whose gap share makes them unusable.
 
+Stream mode
+-----------
+With ``mode="stream"`` (``detector.mode: stream``, a causal checkpoint with ``running``
+normalisation and ``lookahead_s`` 0) :meth:`BedSession.push` returns
+:class:`streaming.pipeline.StreamHop` s instead of windows, ending on the same grid (``min_history_s``
+after the origin, every hop, and the first full window's end), and the session holds the bed's model
+state (:attr:`BedSession.stream_state`, written by the scorer with :meth:`BedSession.keep_stream_state`).
+A warm hop carries its new samples of the per-sample normalised stream; the model steps the state
+over them. The state is *rebuilt* at a cold hop: the model starts from ``init_state`` and steps over
+the 60 s input window mode would score at the same end (the ring buffer's normalised samples since
+``max(origin, end - 60 s)``, left-padded with zeros like a warm-up window), so that the rebuilt state,
+the probabilities and the events are window mode's whenever the model forgets within 60 s, and the
+model sees at a rebuild the left-padded warm-up input it was trained on, never a cold state on a
+few seconds of signal. Rebuild reasons (:attr:`BedSession.stream_rebuilds`): ``start`` (the first hop
+after connecting, or after the warm-up restarts at a gap of :data:`RESTART_GAP_S`), ``gap`` (the hop's
+new samples hold gap filler or follow a front-end reset), ``signal_quality`` (the first usable hop
+after unusable ones: while the input is unusable the state steps on and its probabilities are not
+used), ``reconnect`` (:meth:`BedSession.invalidate_stream_state`, called by the bed's thread at every
+new generation: a reconnection, samples arriving again after ``no_data``), ``discontinuous`` (a queued
+hop was skipped: the next one is made cold, :meth:`BedSession.cold_hop`). Each hop's signal quality is
+judged on the span window mode would judge at the same end, so alarms are suppressed alike.
+
 Skipping to the newest window
 -----------------------------
 A caller that falls behind may :meth:`BedSession.discard` windows it will not score. The next
@@ -95,8 +117,9 @@ from detector.output_position import seconds_to_samples, served_span
 from detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
 from streaming.chunk import Chunk
 from streaming.edf import BLOCK_S, CanonicalRecording, CanonicalStream, open_canonical
-from streaming.pipeline import BedPipeline, Window
+from streaming.pipeline import BedPipeline, StreamHop, Window
 from streaming.sources.base import Source
+from streaming.stream_step import HopOutput, HopTask, step_hops
 
 MAX_GAP_FRACTION: float = 0.1
 """A window with more than this fraction of gap filler (6 s of 60 s) is unusable: the model would
@@ -203,11 +226,29 @@ class BedSession:
         Model id and stack written into onset/offset events.
     quality_thresholds : QualityThresholds, optional
         Only ``max_bad_channels`` is read here (the window reports use the front-end's defaults).
+    mode : {"window", "stream"}, default "window"
+        ``stream``: :meth:`push` returns :class:`streaming.pipeline.StreamHop` s and the session holds
+        the bed's model state (see "Stream mode" in the module docstring).
+    stream_multiple_samples : int, default 1
+        Stream mode: the checkpoint's ``Detector.stream_multiple_samples``.
+
+    Attributes
+    ----------
+    stream_state : StreamState or None
+        Stream mode: the bed's model state after its newest scored hop; None until the first hop is
+        scored and after :meth:`invalidate_stream_state`. Read and written by the scorer
+        (``streaming.stream_step.step_hops``) with the bed's lock held.
+    stream_state_end : int or None
+        Absolute index (256 Hz) one past the last sample ``stream_state`` has consumed.
+    stream_rebuilds : dict of str to int
+        Stream mode: rebuilds of the state per reason (``start``, ``gap``, ``signal_quality``,
+        ``reconnect``, ``discontinuous``).
 
     Raises
     ------
     ValueError
-        If ``hop_s``, ``ring_s``, ``fs_in``, ``lookahead_s`` or ``min_history_s`` is out of range.
+        If ``hop_s``, ``ring_s``, ``fs_in``, ``lookahead_s`` or ``min_history_s`` is out of range, or
+        stream mode is refused (``streaming.pipeline.stream_mode_problems``).
     """
 
     def __init__(
@@ -223,13 +264,22 @@ class BedSession:
         lookahead_s: float = 0.0,
         model: ModelInfo | None = None,
         quality_thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+        mode: str = "window",
+        stream_multiple_samples: int = 1,
     ) -> None:
         if not 1.0 <= min_history_s <= 60.0:
             raise ValueError(f"min_history_s must lie in [1, 60] s (found {min_history_s})")
         lookahead_samples = seconds_to_samples(lookahead_s, "lookahead_s")
         self.bed_id = bed_id
         self.pipeline = BedPipeline(frontend_config, fs_in, hop_s, ring_s, lookahead_s=lookahead_s,
-                                    restart_gap_s=RESTART_GAP_S)
+                                    restart_gap_s=RESTART_GAP_S, mode=mode, min_history_s=min_history_s,
+                                    stream_multiple_samples=stream_multiple_samples)
+        self.mode = mode
+        self.stream_state: object | None = None
+        self.stream_state_end: int | None = None
+        self.stream_rebuilds: dict[str, int] = {}
+        self._cold_reason: str | None = None  # stream mode: why the next hop must rebuild the state
+        self._unusable_seen = False  # stream mode: a hop since the last rebuild had unusable input
         self.lookahead_samples = lookahead_samples
         self.thresholds = thresholds
         self.model = model
@@ -294,9 +344,64 @@ class BedSession:
                 chunk.first_index / self.fs_in, "gap",
                 f"{lost} samples ({lost / self.fs_in:.3f} s) lost before input sample {chunk.first_index}",
             ))
-        if self.min_history_samples < WINDOW_SAMPLES and self.pipeline.scheduler.warming_up:
+        if self.mode == "stream":
+            windows = [self._mark_cold(hop) for hop in windows if isinstance(hop, StreamHop)]
+        elif self.min_history_samples < WINDOW_SAMPLES and self.pipeline.scheduler.warming_up:
             windows = self._padded_windows() + windows
         return windows, events
+
+    # -- stream mode ------------------------------------------------------------------------------
+
+    def invalidate_stream_state(self, reason: str) -> None:
+        """Drop the bed's model state: the next hop rebuilds it from its warm-up span (stream mode).
+
+        Parameters
+        ----------
+        reason : str
+            Recorded as the next hop's ``cold_reason`` (e.g. ``"reconnect"``).
+        """
+        self.stream_state = None
+        self.stream_state_end = None
+        if self._cold_reason is None:
+            self._cold_reason = reason
+
+    def _mark_cold(self, hop: StreamHop) -> StreamHop:
+        """Apply the session's pending rebuild reason to a new hop. While the input is unusable the state
+        steps on (its probabilities are not used); the first usable hop after unusable ones rebuilds it
+        (the state absorbed input the model should not have seen)."""
+        usable = self.assess(hop).usable
+        reason = self._cold_reason
+        if reason is None and usable and self._unusable_seen:
+            reason = "signal_quality"
+        if reason is not None:
+            hop = self.pipeline.cold_hop(hop, reason)  # a hop already cold (start, gap) keeps its reason
+        if hop.cold:
+            self._cold_reason = None
+            self._unusable_seen = not usable
+        elif not usable:
+            self._unusable_seen = True
+        return hop
+
+    def cold_hop(self, hop: StreamHop, reason: str) -> StreamHop:
+        """A queued hop made cold (its 60 s rebuild input read from the ring buffer): the bed's thread calls
+        it for the oldest queued hop when an older one was discarded (reason ``discontinuous``)."""
+        return self.pipeline.cold_hop(hop, reason)
+
+    def keep_stream_state(self, hop: StreamHop, output: HopOutput) -> None:
+        """Keep the state a hop was scored into (the scorer calls it before :meth:`score`, bed lock held).
+
+        Parameters
+        ----------
+        hop : StreamHop
+            The hop scored.
+        output : HopOutput
+            ``streaming.stream_step.step_hops``'s output for it; a rebuild is counted per reason in
+            :attr:`stream_rebuilds`.
+        """
+        self.stream_state = output.state
+        self.stream_state_end = hop.end_index
+        if output.rebuilt is not None:
+            self.stream_rebuilds[output.rebuilt] = self.stream_rebuilds.get(output.rebuilt, 0) + 1
 
     def _padded_windows(self) -> list[Window]:
         ring = self.pipeline.ring
@@ -332,7 +437,7 @@ class BedSession:
             return None
         history = end - start
         data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
-        data[:, WINDOW_SAMPLES - history:] = frontend.prepare_window(filtered, end_index=end_in_frontend)
+        data[:, WINDOW_SAMPLES - history:] = self.pipeline.normalised(filtered, start, end, end_in_frontend)
         full_valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
         full_valid[WINDOW_SAMPLES - history:] = valid
         # BedPipeline keeps the per-chunk counts of replaced non-finite samples (no public accessor yet)
@@ -396,22 +501,29 @@ class BedSession:
         """
         bad = set(window.quality.bad_channels)
         problems = list(window.quality.problems)
-        padding = getattr(window, "padding_samples", 0)
-        n_real = window.data.shape[1] - padding
+        if isinstance(window, StreamHop):  # judged on the span window mode would judge (quality_start..end)
+            n_real = window.quality_valid.size
+            gap_samples = n_real - int(np.count_nonzero(window.quality_valid))
+            real_start = window.quality_start
+        else:
+            padding = getattr(window, "padding_samples", 0)
+            n_real = window.data.shape[1] - padding
+            gap_samples = window.gap_samples - padding
+            real_start = window.start_index + padding
         for i, count in enumerate(np.asarray(window.nonfinite_replaced)):
             if count > MAX_NONFINITE_FRACTION * n_real:
                 name = CANONICAL_CHANNELS[i]
                 bad.add(name)
                 problems.append(f"{name}: {int(count)} non-finite input samples replaced")
-        gap_fraction = (window.gap_samples - padding) / n_real
+        gap_fraction = gap_samples / n_real
         usable = len(bad) <= self.quality_thresholds.max_bad_channels
         for problem, first, end in self._faults.values():
-            if first < window.end_index and (end is None or end > window.start_index + padding):
+            if first < window.end_index and (end is None or end > real_start):
                 usable = False
                 problems.append(problem)
         if gap_fraction > MAX_GAP_FRACTION:
             usable = False
-            problems.append(f"stream gap: {(window.gap_samples - padding) / FS_HZ:.1f} s of the window missing")
+            problems.append(f"stream gap: {gap_samples / FS_HZ:.1f} s of the window missing")
         if len(bad) > self.quality_thresholds.max_bad_channels:
             problems.append(f"{len(bad)} bad channels (at most {self.quality_thresholds.max_bad_channels} "
                             "tolerated)")
@@ -432,10 +544,11 @@ class BedSession:
         Parameters
         ----------
         window : Window
-            A window returned by :meth:`push`, scored in push order (older windows scored or
-            :meth:`discard`-ed first).
-        probs : ndarray, shape (15360,)
-            The model's probabilities for ``window``, in [0, 1].
+            A window (or stream-mode hop) returned by :meth:`push`, scored in push order (older windows
+            scored or :meth:`discard`-ed first).
+        probs : ndarray, shape (15360,) or, for a StreamHop, (n,) with 1 <= n <= hop.warmup_samples
+            The model's probabilities, in [0, 1], of the samples ``[end_index - n, end_index)``: a whole
+            window's, or a hop's new samples (a step of the carried state) or its warm-up span (a rebuild).
 
         Returns
         -------
@@ -445,12 +558,17 @@ class BedSession:
         Raises
         ------
         ValueError
-            If ``probs`` does not have shape (15360,), or ``window`` ends before a window already
-            scored.
+            If ``probs`` does not have that shape, or ``window`` ends before a window already scored.
         """
         probs = np.asarray(probs, dtype=np.float32)
-        if probs.shape != (WINDOW_SAMPLES,):
+        n_data = window.data.shape[1]
+        if isinstance(window, StreamHop):
+            if probs.ndim != 1 or not 1 <= probs.size <= n_data:
+                raise ValueError(f"probabilities of a stream hop must have shape (n,) with 1 <= n <= {n_data} "
+                                 f"(found {probs.shape})")
+        elif probs.shape != (WINDOW_SAMPLES,):
             raise ValueError(f"probabilities must have shape ({WINDOW_SAMPLES},) (found {probs.shape})")
+        first = window.end_index - probs.size  # absolute index of probs[0]
         if window.stitch_end <= self._next_out and self.windows_scored:
             raise ValueError(
                 f"window ending at sample {window.end_index} is older than the output already produced "
@@ -460,12 +578,12 @@ class BedSession:
         lo = window.stitch_from
         # windows discarded while an older one was being scored are newer than it: keep the mark
         if self._resume_from is not None and self._resume_from < window.stitch_from:
-            lo = max(self._resume_from, window.start_index)
+            lo = max(self._resume_from, first)
             self._resume_from = None
-        lo = max(lo, self._next_out, window.start_index)
-        offset = lo - window.start_index
-        stop = max(window.stitch_end - window.start_index, offset)
-        valid = window.valid[offset:stop]
+        lo = max(lo, self._next_out, first)
+        offset = lo - first
+        stop = max(window.stitch_end - first, offset)
+        valid = window.valid[n_data - probs.size:][offset:stop]
         span = probs[offset:stop]
         segments = [(lo + int(a), span[a:b].copy()) for a, b in _true_runs(valid)]
         self._next_out = max(self._next_out, window.stitch_end)
@@ -634,6 +752,7 @@ def run_recording(
     model: ModelInfo | None = None,
     max_batch: int | None = None,
     from_start_samples: int | None = None,
+    mode: str = "window",
 ) -> RecordingResult:
     """Run one recording through a :class:`BedSession` as fast as possible (offline evaluation).
 
@@ -675,6 +794,10 @@ def run_recording(
         before the first scored sample) and at least this many samples (NaN after the last scored
         one). ``ictal evaluate`` passes the recording's length at 256 Hz, so that its per-sample array
         is this one (no copy: 5 bytes per sample, 110 MB for 24 h, held once).
+    mode : {"window", "stream"}, default "window"
+        ``stream``: the daemon's stream mode (``detector.mode: stream``): hops scored in order with
+        the bed's state carried (``streaming.stream_step.step_hops``, batch of one); ``detector``
+        must then be a causal ``Detector`` (``init_state``, ``step``, ``stream_multiple_samples``).
 
     Returns
     -------
@@ -693,7 +816,7 @@ def run_recording(
             return run_recording(stream, detector, frontend_config, thresholds, hop_s, chunk_samples,
                                  min_history_s=min_history_s, lookahead_s=lookahead_s, ring_s=ring_s,
                                  bed_id=bed_id, model=model, max_batch=max_batch,
-                                 from_start_samples=from_start_samples)
+                                 from_start_samples=from_start_samples, mode=mode)
     if isinstance(path_or_source, (CanonicalRecording, CanonicalStream)):
         recording = path_or_source
         fs_in = recording.fs
@@ -719,8 +842,19 @@ def run_recording(
     batch_size = max_batch or int(getattr(detector, "max_batch", 32))
     if lookahead_s is None:
         lookahead_s = float(getattr(detector, "lookahead_s", 0.0))
+    multiple = 1
+    if mode == "stream":
+        if not callable(getattr(detector, "step", None)) or not callable(getattr(detector, "init_state", None)):
+            raise ValueError(f"stream mode needs a causal Detector with init_state and step "
+                             f"({type(detector).__name__} has none)")
+        direction = getattr(detector, "direction", "causal")
+        if direction != "causal":
+            raise ValueError(f"stream mode needs a causal checkpoint (found direction {direction!r}); "
+                             "use mode 'window'")
+        multiple = int(detector.stream_multiple_samples)
     session = BedSession(bed_id, frontend_config, fs_in, thresholds, hop_s=hop_s, ring_s=ring_s,
-                         min_history_s=min_history_s, lookahead_s=lookahead_s, model=model)
+                         min_history_s=min_history_s, lookahead_s=lookahead_s, model=model, mode=mode,
+                         stream_multiple_samples=multiple)
     events: list[AlarmEvent] = []
     quality: list[AlarmEvent] = []
     expected = int(math.ceil(duration_s * FS_HZ)) + 1 if math.isfinite(duration_s) else 3600 * FS_HZ
@@ -728,16 +862,27 @@ def run_recording(
     pending: list[Window] = []
     n_in = 0
 
+    def take(window: Window, p: np.ndarray) -> None:
+        result = session.score(window, p)
+        for event in result.events:
+            (quality if event.kind == "signal_quality" else events).append(event)
+        for first, seg in result.segments:
+            stitched.add(first, seg, result.usable)
+
     def score_pending() -> None:
         if not pending:
             return
+        if mode == "stream":  # hops depend on each other: one at a time, in order
+            for hop in pending:
+                assert isinstance(hop, StreamHop)
+                (out,), _ = step_hops(detector, [HopTask(hop, session.stream_state, session.stream_state_end)])
+                session.keep_stream_state(hop, out)
+                take(hop, out.probs)
+            pending.clear()
+            return
         probs = np.asarray(detector.predict(np.stack([w.data for w in pending])))
         for window, p in zip(pending, probs, strict=True):
-            result = session.score(window, p)
-            for event in result.events:
-                (quality if event.kind == "signal_quality" else events).append(event)
-            for first, seg in result.segments:
-                stitched.add(first, seg, result.usable)
+            take(window, p)
         pending.clear()
 
     for chunk in chunks:

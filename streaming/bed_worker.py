@@ -185,6 +185,13 @@ class BedWorker:
         Counts discarded windows (``ictal_windows_skipped_total``).
     lookahead_s : float, default 0
         The checkpoint's output position (``detector.output_position``), given to the session.
+    mode : {"window", "stream"}, default "window"
+        ``detector.mode``, given to the session: ``stream`` queues :class:`streaming.pipeline.StreamHop` s
+        and every new generation (a reconnection, samples arriving again after ``no_data``, a restart)
+        drops the bed's model state (``BedSession.invalidate_stream_state("reconnect")``): the next hop
+        rebuilds it from the ring buffer.
+    stream_multiple_samples : int, default 1
+        Stream mode: the checkpoint's ``Detector.stream_multiple_samples``.
 
     Attributes
     ----------
@@ -201,7 +208,8 @@ class BedWorker:
                  publish: Callable[..., object], metrics: IctalMetrics, *, model: ModelInfo | None = None,
                  queue_windows: int = 2, no_data_s: float = 5.0,
                  on_window: Callable[[], None] | None = None,
-                 daemon_metrics: DaemonMetrics | None = None, lookahead_s: float = 0.0) -> None:
+                 daemon_metrics: DaemonMetrics | None = None, lookahead_s: float = 0.0, mode: str = "window",
+                 stream_multiple_samples: int = 1) -> None:
         if queue_windows < 1:
             raise ValueError(f"queue_windows must be >= 1 (found {queue_windows})")
         self.config = config
@@ -214,6 +222,8 @@ class BedWorker:
         self.metrics = metrics
         self.model = model
         self.lookahead_s = float(lookahead_s)
+        self.mode = mode
+        self.stream_multiple_samples = int(stream_multiple_samples)
         self.queue_windows = queue_windows
         self.no_data_s = no_data_s
         self.on_window = on_window
@@ -391,11 +401,18 @@ class BedWorker:
     def _new_generation(self, reason: str) -> list[AlarmEvent]:
         """Start a new generation: queued windows dropped, the open alarm closed (events returned)."""
         with self.lock:
-            self.generation += 1
+            self._bump_generation()
             self.pending.clear()
             self.discarded_since_scored = 0
             self.behind = False
             return self.session.close(reason) if self.session is not None else []
+
+    def _bump_generation(self) -> None:
+        """A new generation (call with :attr:`lock` held): windows queued before it are dropped, and in
+        stream mode the bed's model state is rebuilt at the next hop (reason ``reconnect``)."""
+        self.generation += 1
+        if self.session is not None and self.mode == "stream":
+            self.session.invalidate_stream_state("reconnect")
 
     def _open(self) -> bool:
         try:
@@ -436,7 +453,8 @@ class BedWorker:
         session = BedSession(
             self.bed_id, self.frontend_config, self.source.fs, self.thresholds, hop_s=self.scheduler.hop_s,
             ring_s=self.scheduler.ring_s, min_history_s=self.scheduler.min_history_s,
-            lookahead_s=self.lookahead_s, model=self.model,
+            lookahead_s=self.lookahead_s, model=self.model, mode=self.mode,
+            stream_multiple_samples=self.stream_multiple_samples,
         )
         with self.lock:
             self.session = session
@@ -517,7 +535,7 @@ class BedWorker:
             self._set_connected(connected)
             if connected:
                 with self.lock:
-                    self.generation += 1  # windows of the new connection only
+                    self._bump_generation()  # windows of the new connection only
                 self._last_refusal = None
                 self._emit(self._quality(self._last_stream_s, "stream_connected", "stream connected"))
                 log.info(kv("stream_connected", bed=self.bed_id))
@@ -545,7 +563,7 @@ class BedWorker:
         if self._no_data_reported:
             self._no_data_reported = False
             with self.lock:
-                self.generation += 1
+                self._bump_generation()
             self._emit(self._quality(chunk.first_index / chunk.fs, "stream_resumed", "samples arrive again"))
             self._change_state("connecting", "samples arrive again; warming up")
         self._last_chunk_mono = now_mono
@@ -571,6 +589,13 @@ class BedWorker:
                 for window in windows:
                     if len(self.pending) >= self.queue_windows:
                         self._discard(self.pending.popleft())
+                        if self.mode == "stream":  # the hop after a skipped one rebuilds the state
+                            if self.pending:
+                                oldest = self.pending[0]
+                                self.pending[0] = PendingWindow(self.session.cold_hop(oldest.window, "discontinuous"),
+                                                                oldest.arrived_mono, oldest.generation)
+                            else:
+                                window = self.session.cold_hop(window, "discontinuous")
                     self.pending.append(PendingWindow(window, now_mono, self.generation))
             if self.on_window is not None:
                 self.on_window()

@@ -21,13 +21,26 @@ Prints figures with units and the machine; asserts nothing. Three parts:
 
 Without ``--checkpoint`` the model is the preset of ``--model-config`` randomly initialised and saved
 to a temporary directory (said in the output): speed and memory do not depend on the weights.
+
+``--mode stream`` measures the daemon's stream mode (``detector.mode: stream``): the preset is built
+causal (``direction: causal``, front-end normalisation ``running``), the bed path yields hops
+(``streaming.pipeline.StreamHop``) and the model cost is one ``Detector.step`` of a hop per bed
+(batched over beds, states stacked), instead of a 60 s window per bed and hop. ``--json`` prints one
+JSON object on stdout (the tables go to stderr): ``mode``, ``preset``, ``stack``, ``hop_s``,
+``cpu_ms_per_bed_second`` (front-end + preparation + model, CPU ms per second of one bed's signal at
+``--hop-s`` and batch ``--max-batch``), ``beds_realtime_estimate`` (``1000 / cpu_ms_per_bed_second``),
+``latency_p50_s``/``latency_p99_s`` (live run; null when no latency was measured), ``rss_mb_per_bed``
+(memory run), ``machine``; a figure that could not be measured is null, never NaN.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from alarms.config import AlarmThresholds
-from detector import CANONICAL_CHANNELS, WINDOW_SAMPLES
+from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
 from detector.config import FrontendConfig
 from detector.machine import cpu_model
 from streaming.bed import BedSession
@@ -63,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-hours", type=float, default=1.0, help="Simulated hours per bed (default 1).")
     parser.add_argument("--data", type=Path, default=None,
                         help="EDF to simulate beds with (default ../shared/data/background/eegmat/Subject00_1.edf).")
+    parser.add_argument("--mode", choices=("window", "stream"), default="window",
+                        help="The daemon's detector.mode to measure (stream: a causal model, one step per hop).")
+    parser.add_argument("--json", action="store_true",
+                        help="Print one JSON object of the headline figures on stdout (tables on stderr).")
 
 
 def _rss_mb() -> float:
@@ -150,11 +167,30 @@ class SimulatedBedSource(Source):
         return chunk
 
 
+class _ConstantState:
+    """A stream state of nothing (the memory run's constant scorer in stream mode)."""
+
+    batch = 1
+
+
 class _ConstantScorer:
     max_batch = 64
+    direction = "causal"
+    stream_multiple_samples = 1
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return np.full((windows.shape[0], windows.shape[2]), 0.05, dtype=np.float32)
+
+    def init_state(self, batch: int) -> _ConstantState:
+        return _ConstantState()
+
+    def step(self, x: np.ndarray, state: _ConstantState) -> tuple[np.ndarray, _ConstantState]:
+        return np.full((x.shape[0], x.shape[2]), 0.05, dtype=np.float32), state
+
+
+def _frontend_for(mode: str) -> FrontendConfig:
+    """The front-end of the bench's random checkpoint: ``running`` normalisation for stream mode (its requirement)."""
+    return FrontendConfig(normalisation="running") if mode == "stream" else FrontendConfig()
 
 
 def _load_model(args: argparse.Namespace, work: Path):
@@ -164,27 +200,36 @@ def _load_model(args: argparse.Namespace, work: Path):
     checkpoint = args.checkpoint
     if checkpoint is None:
         import torch
+        import yaml
 
         from detector.checkpoint import save_checkpoint
+        from detector.config import ModelConfig
         from detector.model import build_model
-        from ictal.config import load_config
 
-        config = load_config(args.model_config, kind="model")
+        config = ModelConfig.model_validate(yaml.safe_load(Path(args.model_config).read_text()))
+        if args.mode == "stream":
+            config = config.model_copy(update={"direction": "causal"})
         torch.manual_seed(0)
         checkpoint = work / "checkpoint"
-        save_checkpoint(checkpoint, build_model(config), config, FrontendConfig())
-        note = f"randomly initialised {config.name} preset ({args.model_config.name}); no trained checkpoint used"
+        save_checkpoint(checkpoint, build_model(config), config, _frontend_for(args.mode))
+        note = (f"randomly initialised {config.name} preset ({args.model_config.name}, direction "
+                f"{config.direction}); no trained checkpoint used")
     t0 = time.perf_counter()
     detector = Detector.from_checkpoint(checkpoint, device=args.device, max_batch=args.max_batch)
+    if args.mode == "stream" and detector.direction != "causal":
+        raise SystemExit(f"ictal bench daemon: --mode stream needs a causal checkpoint ({checkpoint} is "
+                         f"{detector.direction})")
     detector.warmup((1,))
     load_s = time.perf_counter() - t0
     n_params = sum(p.numel() for p in detector.model.parameters())
     return detector, note or f"checkpoint {checkpoint}", load_s, n_params
 
 
-def measure_frontend(recording: CanonicalRecording, hop_s: float) -> tuple[float, float, list]:
-    """Front-end seconds per second of signal (chunks) and seconds per window prepared; the windows."""
-    session = BedSession("bench", FrontendConfig(), recording.fs, AlarmThresholds(), hop_s=hop_s)
+def measure_frontend(recording: CanonicalRecording, hop_s: float, frontend: FrontendConfig | None = None,
+                     mode: str = "window", multiple: int = 1) -> tuple[float, float, list]:
+    """Front-end seconds per second of signal (chunks) and seconds per window (hop) prepared; the windows."""
+    session = BedSession("bench", frontend or FrontendConfig(), recording.fs, AlarmThresholds(), hop_s=hop_s,
+                         mode=mode, stream_multiple_samples=multiple)
     t_chunks = t_windows = 0.0
     windows = []
     n_signal = 0
@@ -227,13 +272,38 @@ def measure_inference(detector, windows: list, batch: int, repeats: int = 3) -> 
     return float(np.median(times)) / batch, float(np.min(times)) / batch
 
 
+def measure_steps(detector, hop_s: float, batch: int, repeats: int = 3) -> tuple[float, float]:
+    """Seconds per bed-hop of ``detector.step`` over one hop of ``batch`` beds' stacked states: median, min.
+
+    The states are first warmed by a step (a bed in the middle of its stream), and the calls run in a
+    thread of their own, as in :func:`measure_inference`.
+    """
+    hop = round(hop_s * FS_HZ)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (batch, len(CANONICAL_CHANNELS), hop)).astype(np.float32)
+    times: list[float] = []
+
+    def calls() -> None:
+        _, state = detector.step(x, detector.init_state(batch))
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            _, state = detector.step(x, state)
+            times.append(time.perf_counter() - t0)
+
+    thread = threading.Thread(target=calls, name="bench-scoring")
+    thread.start()
+    thread.join()
+    return float(np.median(times)) / batch, float(np.min(times)) / batch
+
+
 class _TimedScorer:
-    """Wraps a detector and records (batch size, seconds) of every ``predict`` call."""
+    """Wraps a detector and records (batch size, seconds) of every ``predict`` and ``step`` call."""
 
     def __init__(self, detector) -> None:
         self.detector = detector
         self.calls: list[tuple[int, float]] = []
-        for name in ("model_id", "stack", "backend", "device", "max_batch"):
+        for name in ("model_id", "stack", "backend", "device", "max_batch", "lookahead_s", "frontend_config",
+                     "direction", "stream_multiple_samples", "init_state"):
             setattr(self, name, getattr(detector, name))
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
@@ -242,9 +312,15 @@ class _TimedScorer:
         self.calls.append((windows.shape[0], time.perf_counter() - t0))
         return out
 
+    def step(self, x: np.ndarray, state):
+        t0 = time.perf_counter()
+        out = self.detector.step(x, state)
+        self.calls.append((x.shape[0], time.perf_counter() - t0))
+        return out
+
 
 def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, seconds: float,
-             max_batch: int, work: Path) -> dict:
+             max_batch: int, work: Path, mode: str = "window") -> dict:
     """Serve ``beds`` simulated beds with the real daemon for ``seconds``; scored, due, skipped, latencies."""
     from alarms.config import AlarmsConfig, JournalConfig, MetricsConfig, PublisherConfig
     from streaming.config import (
@@ -260,7 +336,8 @@ def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, s
     config = DaemonConfig(
         beds=[BedConfig(bed_id=f"sim-{i:03d}", source=EdfSourceConfig(path=recording.path)) for i in range(beds)],
         scheduler=SchedulerConfig(hop_s=hop_s),
-        detector=DetectorRuntimeConfig(checkpoint=work, max_batch=max_batch, queue_windows=2),
+        frontend=detector.frontend_config,
+        detector=DetectorRuntimeConfig(checkpoint=work, max_batch=max_batch, queue_windows=2, mode=mode),
         alarms=AlarmsConfig(journal=JournalConfig(path=work / f"journal-{beds}.sqlite3"),
                             publisher=PublisherConfig(pub_endpoint="tcp://127.0.0.1:*",
                                                       catchup_endpoint="tcp://127.0.0.1:*"),
@@ -268,8 +345,12 @@ def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, s
     )
     offsets = {f"sim-{i:03d}": (i * 7.0) % max(1.0, recording.duration_s - 1) for i in range(beds)}
 
+    # window mode: the first 60 s at once (the first full window is due at once); stream mode: the first
+    # min_history_s (the first hop is due at once; 60 s at once would queue 13 hops and skip most)
+    preroll_s = 60.0 if mode == "window" else config.scheduler.min_history_s
+
     def source(bed: BedConfig, frontend: FrontendConfig) -> Source:
-        return SimulatedBedSource(recording, speed=1.0, preroll_s=60.0, offset_s=offsets[bed.bed_id])
+        return SimulatedBedSource(recording, speed=1.0, preroll_s=preroll_s, offset_s=offsets[bed.bed_id])
 
     timed = _TimedScorer(detector)
     daemon = Daemon(config, timed, notifier=SystemdNotifier(socket_path=""), source_factory=source)
@@ -299,11 +380,13 @@ def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, s
             "mean_batch": n_windows / max(1, len(timed.calls))}
 
 
-def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: float) -> dict:
+def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: float, mode: str = "window") -> dict:
     """RSS while ``beds`` bed paths take ``hours`` of signal each (constant scorer)."""
+    from streaming.stream_step import HopTask, step_hops
+
     scorer = _ConstantScorer()
     before = _rss_mb()
-    sessions = [BedSession(f"mem-{i}", FrontendConfig(), recording.fs, AlarmThresholds(), hop_s=hop_s)
+    sessions = [BedSession(f"mem-{i}", _frontend_for(mode), recording.fs, AlarmThresholds(), hop_s=hop_s, mode=mode)
                 for i in range(beds)]
     n_loops = int(np.ceil((hours * 3600 + 300.0) / recording.duration_s)) + 1  # whole steps of 5 min
     streams = [_chunks(recording, offset=0, n_loops=n_loops) for _ in range(beds)]
@@ -318,7 +401,12 @@ def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: fl
             while end < target:
                 chunk = next(stream)
                 windows, _ = session.push(chunk)
-                if windows:
+                if windows and mode == "stream":
+                    for hop in windows:
+                        (out,), _ = step_hops(scorer, [HopTask(hop, session.stream_state, session.stream_state_end)])
+                        session.keep_stream_state(hop, out)
+                        session.score(hop, out.probs)
+                elif windows:
                     probs = scorer.predict(np.stack([w.data for w in windows]))
                     for w, p in zip(windows, probs, strict=True):
                         session.score(w, p)
@@ -329,76 +417,121 @@ def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: fl
     hours_arr = np.array([h for h, _ in samples])
     rss = np.array([r for _, r in samples])
     steady = hours_arr > 10 / 60
-    slope = float(np.polyfit(hours_arr[steady], rss[steady], 1)[0]) if steady.sum() >= 2 else float("nan")
+    slope = float(np.polyfit(hours_arr[steady], rss[steady], 1)[0]) if steady.sum() >= 2 else None
     ring_mb = sessions[0].pipeline.ring.capacity * len(CANONICAL_CHANNELS) * 4 / 2**20
     return {"beds": beds, "hours": hours, "before": before, "after_warmup": float(rss[steady][0]) if steady.any()
             else float(rss[0]), "end": float(rss[-1]), "slope": slope, "wall": wall, "ring_mb": ring_mb}
 
 
+def _figure(value: float | None, digits: int = 3) -> float | None:
+    """A figure for the JSON object: rounded, or None (never NaN or infinity)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the three parts and print their tables."""
+    """Run the three parts and print their tables (on stderr with ``--json``, which prints the JSON object)."""
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(line: str = "") -> None:
+        print(line, file=out, flush=True)
+
     data = args.data or Path(os.environ.get("ICTAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / \
         "background" / "eegmat" / "Subject00_1.edf"
     if not data.is_file():
-        print(f"ictal bench daemon: {data} not found; pass --data FILE (a 19-channel EDF)")
+        print(f"ictal bench daemon: {data} not found; pass --data FILE (a 19-channel EDF)", file=sys.stderr)
         return 2
     hops = [float(h) for h in args.hops.split(",")]
-    print(f"machine: {_machine()}")
-    recording = load_canonical(data, FrontendConfig())
-    print(f"data: {data} ({recording.duration_s:.0f} s at {recording.fs:g} Hz, real EEG: EEGMAT, Zyma et al. 2019)")
+    stream = args.mode == "stream"
+    unit = "hop" if stream else "window"
+    machine = _machine()
+    say(f"machine: {machine}")
+    say(f"mode: {args.mode} ({'one model step per hop per bed, state carried' if stream else 'one 60 s window per hop per bed'})")
+    recording = load_canonical(data, _frontend_for(args.mode))
+    say(f"data: {data} ({recording.duration_s:.0f} s at {recording.fs:g} Hz, real EEG: EEGMAT, Zyma et al. 2019)")
     with tempfile.TemporaryDirectory(prefix="ictal-bench-daemon-") as tmp:
         work = Path(tmp)
-        print(f"\n3. memory (run first, before the model and the live run allocate): {args.memory_beds} bed(s) x "
-              f"{args.memory_hours:g} h of signal each through the bed path (scoring replaced by a constant)")
-        mem = memory_run(recording, args.memory_beds, args.memory_hours, args.hop_s)
+        say(f"\n3. memory (run first, before the model and the live run allocate): {args.memory_beds} bed(s) x "
+            f"{args.memory_hours:g} h of signal each through the bed path (scoring replaced by a constant)")
+        mem = memory_run(recording, args.memory_beds, args.memory_hours, args.hop_s, mode=args.mode)
         per_bed = (mem["end"] - mem["before"]) / mem["beds"]
-        print(f"  RSS before the beds {mem['before']:.0f} MB, after 10 simulated min {mem['after_warmup']:.0f} MB, "
-              f"after {mem['hours']:g} h {mem['end']:.0f} MB ({mem['wall']:.0f} s of wall time)")
-        print(f"  memory per bed {per_bed:.1f} MB (ring buffer alone {mem['ring_mb']:.1f} MB); RSS slope after "
-              f"warm-up {mem['slope']:+.2f} MB per simulated hour (all beds)")
+        say(f"  RSS before the beds {mem['before']:.0f} MB, after 10 simulated min {mem['after_warmup']:.0f} MB, "
+            f"after {mem['hours']:g} h {mem['end']:.0f} MB ({mem['wall']:.0f} s of wall time)")
+        slope = ("not measured (fewer than two RSS samples after the first 10 simulated minutes: "
+                 "use --memory-hours 0.5 or more)" if mem["slope"] is None
+                 else f"{mem['slope']:+.2f} MB per simulated hour (all beds)")
+        say(f"  memory per bed {per_bed:.1f} MB (ring buffer alone {mem['ring_mb']:.1f} MB); RSS slope after "
+            f"warm-up {slope}")
         rss0 = _rss_mb()
         detector, note, load_s, n_params = _load_model(args, work)
         model_mb = _rss_mb() - rss0
-        print(f"model: {note}; {n_params / 1e6:.2f} M parameters; stack {detector.stack}, backend "
-              f"{detector.backend}, device {detector.device}; load + warm-up {load_s:.1f} s; RSS +{model_mb:.0f} MB")
+        say(f"model: {note}; {n_params / 1e6:.2f} M parameters; stack {detector.stack}, backend "
+            f"{detector.backend}, device {detector.device}; load + warm-up {load_s:.1f} s; RSS +{model_mb:.0f} MB")
 
-        print("\n1. cost of one bed")
-        fe_per_s, prep_per_window, windows = measure_frontend(recording, 4.0)
-        infer1, infer1_min = measure_inference(detector, windows, 1)
-        inferb, inferb_min = measure_inference(detector, windows, args.max_batch)
-        print(f"  front-end (chunks of 0.25 s)          {fe_per_s * 1e3:8.2f} ms per s of signal")
-        print(f"  window preparation (normalise+quality) {prep_per_window * 1e3:8.1f} ms per window")
-        print(f"  model, batch 1                         {infer1 * 1e3:8.0f} ms per window (median of 3; "
-              f"min {infer1_min * 1e3:.0f})")
-        print(f"  model, batch {args.max_batch:<3d}                     {inferb * 1e3:8.0f} ms per window (median of 3; "
-              f"min {inferb_min * 1e3:.0f})")
-        print(f"\n   hop_s | beds served in real time, estimate at batch {args.max_batch} (median; best) | "
-              "windows per s per bed")
+        say("\n1. cost of one bed")
+        multiple = int(getattr(detector, "stream_multiple_samples", 1)) if stream else 1
+        fe_per_s, prep_per_window, windows = measure_frontend(recording, args.hop_s, detector.frontend_config,
+                                                              args.mode, multiple)
+        say(f"  front-end (chunks of 0.25 s)          {fe_per_s * 1e3:8.2f} ms per s of signal")
+        say(f"  {unit} preparation (normalise+quality) {prep_per_window * 1e3:8.1f} ms per {unit}")
+        if stream:
+            step = {hop: measure_steps(detector, hop, args.max_batch) for hop in sorted(set(hops) | {args.hop_s})}
+            infer1, infer1_min = measure_steps(detector, args.hop_s, 1)
+            inferb, inferb_min = step[args.hop_s]
+            say(f"  model step of {args.hop_s:g} s, batch 1           {infer1 * 1e3:8.1f} ms per bed-hop (median of 3; "
+                f"min {infer1_min * 1e3:.1f})")
+            say(f"  model step of {args.hop_s:g} s, batch {args.max_batch:<3d}         {inferb * 1e3:8.1f} ms per bed-hop "
+                f"(median of 3; min {inferb_min * 1e3:.1f})")
+        else:
+            infer1, infer1_min = measure_inference(detector, windows, 1)
+            inferb, inferb_min = measure_inference(detector, windows, args.max_batch)
+            step = {hop: (inferb, inferb_min) for hop in hops}
+            say(f"  model, batch 1                         {infer1 * 1e3:8.0f} ms per window (median of 3; "
+                f"min {infer1_min * 1e3:.0f})")
+            say(f"  model, batch {args.max_batch:<3d}                     {inferb * 1e3:8.0f} ms per window (median of 3; "
+                f"min {inferb_min * 1e3:.0f})")
+        say(f"\n   hop_s | beds served in real time, estimate at batch {args.max_batch} (median; best) | "
+            f"{unit}s per s per bed")
         capacity = {}
         for hop in hops:
-            capacity[hop] = 1.0 / (fe_per_s + (prep_per_window + inferb) / hop)
-            best = 1.0 / (fe_per_s + (prep_per_window + inferb_min) / hop)
-            print(f"   {hop:5g} | {capacity[hop]:8.1f} beds; {best:6.1f} beds{'':30s}| {1 / hop:.3f}")
+            cost, cost_min = step[hop]
+            capacity[hop] = 1.0 / (fe_per_s + (prep_per_window + cost) / hop)
+            best = 1.0 / (fe_per_s + (prep_per_window + cost_min) / hop)
+            say(f"   {hop:5g} | {capacity[hop]:8.1f} beds; {best:6.1f} beds{'':30s}| {1 / hop:.3f}")
+        cpu_s_per_bed_s = fe_per_s + (prep_per_window + inferb) / args.hop_s
+        say(f"  at hop {args.hop_s:g} s: {cpu_s_per_bed_s * 1e3:.1f} CPU ms per second of one bed's signal")
 
-        beds = args.live_beds or max(1, int(capacity.get(args.hop_s, 1.0 / (fe_per_s + (
-            prep_per_window + inferb) / args.hop_s))))
-        print(f"\n2. live run: the daemon serving {beds} simulated bed(s) at hop {args.hop_s:g} s for "
-              f"{args.live_seconds:g} s (first 60 s of each bed at once, then real time)")
-        live = live_run(detector, recording, beds, args.hop_s, args.live_seconds, args.max_batch, work)
+        beds = args.live_beds or max(1, int(1.0 / cpu_s_per_bed_s))
+        say(f"\n2. live run: the daemon serving {beds} simulated bed(s) at hop {args.hop_s:g} s for "
+            f"{args.live_seconds:g} s (first {'10' if stream else '60'} s of each bed at once, then real time)")
+        live = live_run(detector, recording, beds, args.hop_s, args.live_seconds, args.max_batch, work, mode=args.mode)
         lat = live["latencies"]
         kept_up = live["skipped"] == 0 and live["scored"] >= 0.9 * live["due"] - beds
-        print(f"  windows due {live['due']:.0f}, scored {live['scored']}, skipped {live['skipped']} -> "
-              f"{'served in real time' if kept_up else 'NOT served in real time'}")
-        print(f"  model time in the live run: {live['model_s_per_window'] * 1e3:.0f} ms per window (mean batch "
-              f"{live['mean_batch']:.1f})")
+        say(f"  {unit}s due {live['due']:.0f}, scored {live['scored']}, skipped {live['skipped']} -> "
+            f"{'served in real time' if kept_up else 'NOT served in real time'}")
+        say(f"  model time in the live run: {live['model_s_per_window'] * 1e3:.1f} ms per {unit} (mean batch "
+            f"{live['mean_batch']:.1f})")
+        p50 = float(np.percentile(lat, 50)) if lat.size else None
+        p99 = float(np.percentile(lat, 99)) if lat.size else None
         if lat.size:
-            print(f"  latency, chunk completing a window -> probabilities at the post-processor: "
-                  f"p50 {np.percentile(lat, 50) * 1e3:.0f} ms, p99 {np.percentile(lat, 99) * 1e3:.0f} ms "
-                  f"(n = {lat.size} windows)")
+            say(f"  latency, chunk completing a {unit} -> probabilities at the post-processor: "
+                f"p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms (n = {lat.size} {unit}s)")
         else:
-            print("  latency: no window after the first one was scored in the live run (too slow)")
+            say(f"  latency: no {unit} after the first one was scored in the live run (too slow)")
 
-        print(f"\nestimated RSS of a daemon serving {beds} bed(s): {rss0 + model_mb + per_bed * beds:.0f} MB "
-              f"(process {rss0:.0f} MB + model {model_mb:.0f} MB + {beds} x {per_bed:.1f} MB); windows of "
-              f"{WINDOW_SAMPLES} samples")
+        say(f"\nestimated RSS of a daemon serving {beds} bed(s): {rss0 + model_mb + per_bed * beds:.0f} MB "
+            f"(process {rss0:.0f} MB + model {model_mb:.0f} MB + {beds} x {per_bed:.1f} MB); windows of "
+            f"{WINDOW_SAMPLES} samples")
+    if args.json:
+        preset = detector.checkpoint.model_config.name
+        print(json.dumps({
+            "mode": args.mode, "preset": preset, "stack": detector.stack, "backend": detector.backend,
+            "device": str(detector.device), "hop_s": args.hop_s, "max_batch": args.max_batch,
+            "cpu_ms_per_bed_second": _figure(cpu_s_per_bed_s * 1e3),
+            "beds_realtime_estimate": _figure(1.0 / cpu_s_per_bed_s, 1),
+            "latency_p50_s": _figure(p50), "latency_p99_s": _figure(p99),
+            "rss_mb_per_bed": _figure(per_bed, 2), "rss_slope_mb_per_h": _figure(mem["slope"], 2),
+            "live_beds": beds, "live_kept_up": bool(kept_up), "machine": machine,
+        }))
     return 0

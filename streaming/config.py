@@ -136,6 +136,15 @@ class DetectorRuntimeConfig(StrictModel):
         "scores the newest window and says it fell behind). 2 absorbs one slow batch without lag.",
     )
     warmup: bool = Field(True, description="Run one forward pass before READY=1 (first-call allocations).")
+    mode: Literal["window", "stream"] = Field(
+        "window",
+        description="window: every hop, score the newest 60 s window from an empty model state (any "
+        "checkpoint). stream: each bed keeps its model state from hop to hop and only the hop's new samples "
+        "are scored (work proportional to the new signal); causal checkpoints only, with "
+        "scheduler.hop_s and scheduler.min_history_s multiples of the checkpoint's step "
+        "(Detector.stream_multiple_samples), checked when the checkpoint loads. window is the default "
+        "because it serves every checkpoint.",
+    )
 
 
 class DaemonConfig(StrictModel):

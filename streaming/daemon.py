@@ -13,7 +13,11 @@ Lifecycle
 ---------
 1. ``Daemon.from_config``: the checkpoint is loaded (``detector.inference.Detector``), its front-end
    config compared with the daemon's (a difference refuses the start, naming every differing field:
-   the model would see inputs it was not trained on) and the model warmed up.
+   the model would see inputs it was not trained on) and the model warmed up. With
+   ``detector.mode: stream`` the checkpoint must be causal and ``scheduler.hop_s`` /
+   ``min_history_s`` multiples of its ``stream_multiple_samples`` (:func:`stream_mode_refusals`; a refusal
+   names each problem, ``ictal serve --check`` reports it too); the beds then queue
+   ``StreamHop`` s and the scoring loop steps their carried states (``streaming.scoring``).
 2. ``start``: journal (a relative path resolves in the working directory: ``/var/lib/ictal`` under
    systemd), metrics endpoint, publisher (its own heartbeat thread), bed threads, scoring thread, a
    ``daemon`` event (reason ``started``; the beds' first state events follow it), then ``READY=1``. Beds whose stream is not there yet do not
@@ -47,12 +51,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from alarms.config import AlarmThresholds
 from alarms.journal import Journal
 from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
 from alarms.publisher import AlarmPublisher
 from alarms.schema import AlarmEvent, BedStatus, ModelInfo
 from alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
+from detector import CANONICAL_CHANNELS, FS_HZ
 from detector.config import FrontendConfig
 from streaming.bed import Scorer
 from streaming.bed_worker import BedWorker
@@ -61,6 +68,7 @@ from streaming.config import BedConfig, DaemonConfig, EdfSourceConfig
 from streaming.daemon_metrics import DaemonMetrics
 from streaming.logfmt import kv
 from streaming.notify import SystemdNotifier
+from streaming.pipeline import stream_mode_problems
 from streaming.scoring import ScoringLoop
 from streaming.sources.base import Source
 
@@ -133,11 +141,46 @@ def load_detector(config: DaemonConfig):
             f"({'; '.join(differences)}); the model would see inputs unlike its training data. Set `frontend` "
             "in the config to the checkpoint's, or use a checkpoint trained with this front-end."
         )
+    if config.detector.mode == "stream":
+        problems = stream_mode_refusals(detector, config)
+        if problems:
+            raise DaemonError(f"detector.mode 'stream' refused for checkpoint {path}: {'; '.join(problems)}. "
+                              "Use detector.mode 'window', or change what is named")
     if config.detector.warmup:
         t0 = time.monotonic()
         detector.warmup()
+        if config.detector.mode == "stream":
+            hop = round(config.scheduler.hop_s * FS_HZ)
+            detector.step(np.zeros((1, len(CANONICAL_CHANNELS), hop), dtype=np.float32), detector.init_state(1))
         log.info(kv("model_warmed_up", seconds=time.monotonic() - t0))
     return detector
+
+
+def stream_mode_refusals(detector: object, config: DaemonConfig) -> list[str]:
+    """Why ``detector.mode: stream`` cannot serve this checkpoint with this config (empty when it can).
+
+    Parameters
+    ----------
+    detector : detector.inference.Detector
+        The loaded checkpoint (``direction``, ``stream_multiple_samples``, ``lookahead_s``,
+        ``frontend_config``).
+    config : DaemonConfig
+        ``scheduler.hop_s`` and ``scheduler.min_history_s``.
+
+    Returns
+    -------
+    problems : list of str
+        One sentence per problem: a bidirectional checkpoint (its probabilities need the future of a
+        whole window), or ``streaming.pipeline.stream_mode_problems``.
+    """
+    direction = getattr(detector, "direction", None)
+    if direction != "causal" or not callable(getattr(detector, "step", None)):
+        return [f"the checkpoint's direction is {direction or 'bidirectional (declares none)'!s}; stream mode "
+                "carries a model state from hop to hop, which only a causal checkpoint has"]
+    return stream_mode_problems(
+        detector_frontend(detector).normalisation, round(float(getattr(detector, "lookahead_s", 0.0)) * FS_HZ),
+        round(config.scheduler.hop_s * FS_HZ), round(config.scheduler.min_history_s * FS_HZ),
+        int(detector.stream_multiple_samples))
 
 
 def detector_frontend(detector: object) -> FrontendConfig:
@@ -215,7 +258,7 @@ class Daemon:
         self._workers_lock = threading.Lock()
         max_batch = int(getattr(detector, "max_batch", config.detector.max_batch))
         self.scoring = ScoringLoop(detector, self._worker_list, self.publish, self.metrics, self.daemon_metrics,
-                                   min(max_batch, config.detector.max_batch))
+                                   min(max_batch, config.detector.max_batch), mode=config.detector.mode)
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._keepalive = threading.Thread(target=self._keepalive_loop, name="ictal-keepalive", daemon=True)
@@ -247,7 +290,9 @@ class Daemon:
                          self.metrics, model=self.model, queue_windows=self.config.detector.queue_windows,
                          no_data_s=self.config.no_data_s, on_window=self.scoring.wake,
                          daemon_metrics=self.daemon_metrics,
-                         lookahead_s=float(getattr(self.detector, "lookahead_s", 0.0)))
+                         lookahead_s=float(getattr(self.detector, "lookahead_s", 0.0)),
+                         mode=self.config.detector.mode,
+                         stream_multiple_samples=int(getattr(self.detector, "stream_multiple_samples", 1)))
 
     def publish(self, event: AlarmEvent) -> None:
         """Journal and publish one event (any thread); a bed's events are stamped by its worker first
@@ -282,7 +327,7 @@ class Daemon:
                     pub=self.publisher.pub_endpoint, catchup=self.publisher.catchup_endpoint,
                     metrics=self.metrics_server.url, model=self.model.model_id, stack=self.model.stack,
                     backend=self.model.backend, device=getattr(self.detector, "device", "unknown"),
-                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s,
+                    beds=len(self.config.beds), hop_s=self.config.scheduler.hop_s, mode=self.config.detector.mode,
                     thresholds=self.thresholds_source, tau_on=self.thresholds.tau_on,
                     tau_off=self.thresholds.tau_off, min_duration_s=self.thresholds.min_duration_s))
         self._announce_thresholds("start")
@@ -294,7 +339,9 @@ class Daemon:
         self.daemon_metrics.beds.set(len(self.workers))
         self.publish(AlarmEvent(kind="daemon", reason="started", detail=(
             f"serving {len(self.workers)} bed(s) with model {self.model.model_id} ({self.model.stack}, "
-            f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s")))
+            f"{self.model.backend}) at hop {self.config.scheduler.hop_s:g} s"
+            + (" in stream mode (each bed's model state carried from hop to hop)"
+               if self.config.detector.mode == "stream" else ""))))
         self._publish_foreign_thresholds()
         self._check_capacity_at_start()  # before the beds: a quiet measurement
         self.scoring.start()
@@ -308,7 +355,7 @@ class Daemon:
     def _check_capacity_at_start(self) -> None:
         """Time the model on a batch like the daemon's; say so before READY if the beds cannot be served."""
         hop_s = self.config.scheduler.hop_s
-        estimate, seconds = measure_start(self.detector.predict, len(self.workers), hop_s, self.scoring.max_batch)
+        estimate, seconds = measure_start(self._score_like_serving(), len(self.workers), hop_s, self.scoring.max_batch)
         if estimate.n_beds:
             self.daemon_metrics.scoring_load.set(estimate.load_ratio)
         log.info(kv("capacity_measured", seconds=round(seconds, 3), detail=estimate.describe()))
@@ -318,6 +365,23 @@ class Daemon:
                       "late: serve fewer beds per process, a longer hop_s, or a faster device")
             log.error(kv("over_capacity", detail=detail))
             self.publish(AlarmEvent(kind="daemon", reason="over_capacity", detail=detail))
+
+    def _score_like_serving(self):
+        """What one batch of the daemon costs, as ``measure_start`` calls it: ``predict`` of B windows in window
+        mode; in stream mode one ``step`` of B beds' states over one hop (``measure_start``'s windows
+        give only the batch size)."""
+        if self.config.detector.mode != "stream":
+            return self.detector.predict
+        hop = round(self.config.scheduler.hop_s * FS_HZ)
+        detector = self.detector
+
+        def step_one_hop(windows: np.ndarray) -> np.ndarray:
+            batch = windows.shape[0]
+            probs, _ = detector.step(np.zeros((batch, windows.shape[1], hop), dtype=np.float32),
+                                     detector.init_state(batch))
+            return probs
+
+        return step_one_hop
 
     def _check_capacity(self) -> None:
         """The running check (``streaming.capacity``): gauges always, an event at a transition."""

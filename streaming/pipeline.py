@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -79,6 +79,51 @@ class Window:
         return self.gap_samples > 0
 
 
+@dataclass(frozen=True)
+class StreamHop(Window):
+    """One hop of a bed in stream mode: the model input that extends the bed's carried state.
+
+    A warm hop's ``data`` is the hop's new samples of the bed's per-sample normalised stream
+    (``BedPipeline.norm_ring``), ``[end_index - step_samples, end_index)``: the model steps the bed's
+    state over them. A ``cold`` hop's ``data`` is the 60 s rebuild input instead, exactly the window
+    window mode would score at the same end (the normalised samples since ``quality_start``,
+    left-padded with ``padding_samples`` zeros as a warm-up window): the model starts from
+    ``init_state`` and steps over all of it. Either way the probabilities are aligned to the hop's
+    end and only the served span (``stitch_from``..``stitch_end``) is stitched.
+
+    Attributes
+    ----------
+    step_samples : int
+        New samples of this hop (a multiple of the checkpoint's ``stream_multiple_samples``).
+    cold : bool
+        The bed's state must be rebuilt at this hop (``cold_reason`` says why).
+    cold_reason : str or None
+        ``"start"`` (first hop after connecting or a restart of the warm-up), ``"gap"`` (the step span
+        holds gap filler or follows a front-end reset), ``"signal_quality"`` (the first usable hop after
+        unusable ones), ``"reconnect"`` (a new connection or generation of the bed), ``"discontinuous"``
+        (a hop before it was skipped).
+    quality_start : int
+        ``max(origin, end_index - 15360)``: the first sample of the span the hop's ``quality`` was
+        assessed on, the span window mode would assess (and score) at the same end.
+    quality_valid : ndarray of bool, shape (end_index - quality_start,)
+        False where the quality span is gap filler.
+    padding_samples : int
+        Cold hops: zeros at the left of ``data`` (``15360 - (end_index - quality_start)``); 0 otherwise.
+    """
+
+    step_samples: int = 0
+    cold: bool = False
+    cold_reason: str | None = None
+    quality_start: int = 0
+    quality_valid: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=bool))
+    padding_samples: int = 0
+
+    @property
+    def step_start(self) -> int:
+        """Absolute index (256 Hz) of the hop's first new sample; a carried state must end here."""
+        return self.end_index - self.step_samples
+
+
 class BedPipeline:
     """Front-end, ring buffer and window scheduler of one bed.
 
@@ -124,16 +169,48 @@ class BedPipeline:
         with ``hop_s + lookahead_s <= 60``.
     restart_gap_s : float or None, default None
         A gap at least this long restarts the warm-up at the first sample after it; None never does.
+    mode : {"window", "stream"}, default "window"
+        ``window``: ``push`` returns 60 s :class:`Window` s. ``stream``: it returns :class:`StreamHop` s
+        (see Notes).
+    min_history_s : float, default 10
+        Stream mode only: the first hop ends ``min_history_s`` after the origin (as the first
+        warm-up window of ``streaming.bed`` in window mode).
+    stream_multiple_samples : int, default 1
+        Stream mode only: the checkpoint's ``Detector.stream_multiple_samples``; every hop, the warm-up and
+        the 60 s window must be whole multiples of it.
 
     Raises
     ------
     ValueError
         If ``hop_s`` is not a whole number of samples at 256 Hz or out of range, ``ring_s`` < 60, or
-        ``lookahead_s`` is negative, not a whole number of samples or does not fit beside the hop.
+        ``lookahead_s`` is negative, not a whole number of samples or does not fit beside the hop; in
+        stream mode (:func:`stream_mode_problems`) if the front-end's normalisation is not ``running``,
+        ``lookahead_s`` is not 0, or a hop, the warm-up or the window is not a multiple of
+        ``stream_multiple_samples``.
+
+    Notes
+    -----
+    Normalised stream: with ``running`` normalisation each processed piece is normalised per sample
+    as it arrives (``RunningNormaliser.normalise_causal``: sample ``t`` with the statistics of the
+    samples before its second) into a second ring buffer, ``norm_ring``, of the same capacity (gap
+    filler 0: a channel's running mean); every window and hop reads its input from there, so a
+    sample has the same normalised value in every window and hop, whatever the chunking and the
+    gaps (the front-end's statistics restart at a gap; the samples before it keep the values they
+    had).
+
+    Stream mode: the hops end on the grid of window mode (``min_history_s`` after the origin, every
+    hop, and the first full window's end ``origin + 15360`` on the way), so the two modes emit
+    probabilities for the same samples. A hop is ``cold`` (the state must be rebuilt) when it is the
+    first after the origin, or when its step span holds gap filler or starts before a front-end
+    reset (a gap); a hop whose served span holds no real sample is skipped, and the next is cold.
+    A cold hop carries the 60 s input window mode would score at its end (:meth:`cold_hop`); a
+    warm one only its new samples. Its ``quality`` is assessed on the filtered span window mode
+    would assess at the same end (``quality_start``), so both modes judge the input alike.
     """
 
     def __init__(self, frontend_config: FrontendConfig, fs_in: float, hop_s: float, ring_s: float = 120.0,
-                 lookahead_s: float = 0.0, restart_gap_s: float | None = None) -> None:
+                 lookahead_s: float = 0.0, restart_gap_s: float | None = None, *,
+                 mode: str = "window", min_history_s: float = 10.0, stream_multiple_samples: int = 1) -> None:
         hop_samples = round(hop_s * FS_HZ)
         if abs(hop_samples - hop_s * FS_HZ) > 1e-6 or not 1 <= hop_samples <= WINDOW_SAMPLES:
             raise ValueError(
@@ -167,6 +244,22 @@ class BedPipeline:
         self._raw_pending: list[np.ndarray] = []  # raw input not yet summarised (see _flush_rails)
         self._raw_pending_n = 0
         self._raw_out_start = 0  # output index (256 Hz) where the pending raw input's output starts
+        if mode not in ("window", "stream"):
+            raise ValueError(f"mode must be 'window' or 'stream' (found {mode!r})")
+        self.mode = mode
+        self.min_history_samples = int(round(min_history_s * FS_HZ))
+        self.norm_ring: RingBuffer | None = None
+        if mode == "stream":
+            problems = stream_mode_problems(frontend_config.normalisation, self.lookahead_samples, hop_samples,
+                                            self.min_history_samples, stream_multiple_samples)
+            if problems:
+                raise ValueError("stream mode refused: " + "; ".join(problems))
+        if self.frontend.running is not None:
+            self.norm_ring = RingBuffer(len(CANONICAL_CHANNELS), capacity)
+        self._hop_origin: int | None = None  # scheduler origin the hop grid was laid from
+        self._next_hop_end = 0
+        self._prev_hop_end: int | None = None  # end of the previous hop emitted (None: next one is cold)
+        self._resets_at_hop = 0  # n_resets when the previous hop was emitted
 
     def out_index(self, in_index: int) -> int:
         """Index at 256 Hz of the first output sample of a segment starting at input index ``in_index``."""
@@ -242,9 +335,16 @@ class BedPipeline:
         while self._nonfinite and self._nonfinite[0][1] <= self._out_end - self.ring.capacity:
             self._nonfinite.popleft()
         self.ring.append(filtered, self._out_end)
+        if self.norm_ring is not None and filtered.shape[1]:
+            running = self.frontend.running
+            assert running is not None  # stream mode requires running normalisation (checked at __init__)
+            self.norm_ring.append(running.normalise_causal(filtered, running.n_seen - filtered.shape[1]),
+                                  self._out_end)
         self._out_end += filtered.shape[1]
         if self._raw_pending_n >= self._piece_in:
             self._flush_rails()
+        if self.mode == "stream":
+            return self._due_hops()
         windows = []
         for end in self.scheduler.due(self._out_end):
             window = self._make_window(end)
@@ -265,7 +365,7 @@ class BedPipeline:
         if self.frontend.running is not None and end_in_frontend < 1:
             return None
         return Window(
-            data=self.frontend.prepare_window(filtered, end_index=end_in_frontend),
+            data=self.normalised(filtered, start, end, end_in_frontend),
             end_index=end,
             quality=assess_window(filtered, FS_HZ, rails=self.rails_between(start, end)),
             valid=valid,
@@ -274,6 +374,90 @@ class BedPipeline:
             nonfinite_replaced=self.nonfinite_between(start, end),
             stitch_to=hi,
         )
+
+    def _due_hops(self) -> list[Window]:
+        """The stream-mode hops that became due (the grid of window mode, see Notes of the class)."""
+        origin = self.scheduler.origin
+        assert origin is not None
+        if self._hop_origin != origin:  # connected, or the warm-up restarted after a long gap
+            self._hop_origin = origin
+            self._next_hop_end = origin + self.min_history_samples
+            self._prev_hop_end = None
+        hops: list[Window] = []
+        full_end = origin + WINDOW_SAMPLES
+        while self._next_hop_end <= self._out_end:
+            end = self._next_hop_end
+            following = end + self.hop_samples
+            self._next_hop_end = full_end if end < full_end < following else following
+            hop = self._make_hop(origin, end)
+            self._prev_hop_end = None if hop is None else end
+            self._resets_at_hop = self.n_resets
+            if hop is not None:
+                hops.append(hop)
+        return hops
+
+    def _make_hop(self, origin: int, end: int) -> StreamHop | None:
+        assert self.norm_ring is not None
+        lo, hi = served_span(end, self.hop_samples, self.lookahead_samples)
+        lo = max(lo, origin)
+        q_start = max(origin, end - WINDOW_SAMPLES)
+        filtered, q_valid = self.ring.read_recent(q_start, end)
+        if not q_valid[lo - q_start:].any():
+            return None
+        step_start = origin if self._prev_hop_end is None else self._prev_hop_end
+        cold_reason = None
+        if self._prev_hop_end is None:
+            cold_reason = "start"
+        elif self.n_resets != self._resets_at_hop or not q_valid[step_start - q_start:].all():
+            cold_reason = "gap"
+        hop = StreamHop(
+            data=self.norm_ring.read_recent(step_start, end)[0], end_index=end,
+            quality=assess_window(filtered, FS_HZ, rails=self.rails_between(q_start, end)),
+            valid=q_valid[step_start - q_start:], stitch_from=lo, end_clock_s=self.clock_at(end - 1),
+            nonfinite_replaced=self.nonfinite_between(q_start, end), stitch_to=hi,
+            step_samples=end - step_start, quality_start=q_start, quality_valid=q_valid,
+        )
+        return hop if cold_reason is None else self.cold_hop(hop, cold_reason)
+
+    def cold_hop(self, hop: StreamHop, reason: str) -> StreamHop:
+        """The same hop with the 60 s rebuild input as ``data`` (see :class:`StreamHop`).
+
+        Parameters
+        ----------
+        hop : StreamHop
+            A hop of this pipeline whose quality span is still in the ring buffer (a queued hop).
+        reason : str
+            ``cold_reason``; a hop already cold keeps its reason.
+
+        Returns
+        -------
+        hop : StreamHop
+            ``data`` (19, 15360): zeros then the normalised samples ``[quality_start, end_index)``;
+            ``valid`` False on the padding and the gap filler.
+        """
+        if hop.cold:
+            return hop
+        assert self.norm_ring is not None
+        history = hop.end_index - hop.quality_start
+        data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
+        valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
+        data[:, WINDOW_SAMPLES - history:] = self.norm_ring.read_recent(hop.quality_start, hop.end_index)[0]
+        valid[WINDOW_SAMPLES - history:] = hop.quality_valid
+        return replace(hop, data=data, valid=valid, cold=True, cold_reason=reason,
+                       padding_samples=WINDOW_SAMPLES - history)
+
+    def normalised(self, filtered: np.ndarray, start: int, end: int, end_in_frontend: int) -> np.ndarray:
+        """Model input of the filtered samples ``[start, end)`` (absolute indices at 256 Hz).
+
+        With ``running`` normalisation, the slice of :attr:`norm_ring` (each sample normalised once, as
+        it arrived, with the statistics before its second; gap filler 0), so that a window is a slice
+        of the per-sample normalised stream whatever the gaps before it; otherwise
+        ``Frontend.prepare_window`` of ``filtered`` (``end_in_frontend``: ``end`` counted from the
+        front-end's last reset).
+        """
+        if self.norm_ring is not None:
+            return self.norm_ring.read_recent(start, end)[0]
+        return self.frontend.prepare_window(filtered, end_index=end_in_frontend)
 
     def nonfinite_between(self, start: int, end: int) -> np.ndarray:
         """Non-finite input samples replaced by the front-end in the output range ``[start, end)``.
@@ -367,3 +551,44 @@ class BedPipeline:
         offset = window.stitch_from - window.start_index
         stop = window.stitch_end - window.start_index
         return window.stitch_from, probs[offset:stop].astype(np.float32, copy=True)
+
+
+def stream_mode_problems(normalisation: str, lookahead_samples: int, hop_samples: int, min_history_samples: int,
+                         multiple: int) -> list[str]:
+    """Why a bed cannot run in stream mode with these settings (empty when it can).
+
+    Parameters
+    ----------
+    normalisation : str
+        The checkpoint's ``FrontendConfig.normalisation`` (stream mode needs ``running``: per-sample
+        causal normalisation; ``window_robust`` is a function of a whole 60 s window).
+    lookahead_samples : int
+        The checkpoint's lookahead at 256 Hz (stream mode needs 0: a hop's probabilities are final
+        when the hop is in).
+    hop_samples, min_history_samples : int
+        ``scheduler.hop_s`` and ``scheduler.min_history_s`` at 256 Hz.
+    multiple : int
+        ``Detector.stream_multiple_samples``: every step's sample count must be a multiple of it.
+
+    Returns
+    -------
+    problems : list of str
+        One sentence per problem, naming the setting, the value found and the value expected.
+    """
+    problems = []
+    if normalisation != "running":
+        problems.append(f"the checkpoint's front-end normalisation is {normalisation!r}; stream mode needs "
+                        "'running' (per-sample causal normalisation)")
+    if lookahead_samples != 0:
+        problems.append(f"the checkpoint's lookahead_s is {lookahead_samples / FS_HZ:g} s; stream mode needs 0")
+    if multiple < 1:
+        problems.append(f"stream_multiple_samples must be >= 1 (found {multiple})")
+        return problems
+    for name, samples in (("scheduler.hop_s", hop_samples), ("scheduler.min_history_s", min_history_samples),
+                          ("the 60 s window", WINDOW_SAMPLES)):
+        if samples % multiple:
+            problems.append(
+                f"{name} is {samples} samples ({samples / FS_HZ:g} s); stream mode steps the model by multiples "
+                f"of {multiple} samples ({multiple / FS_HZ:g} s), e.g. {max(1, round(samples / multiple)) * multiple / FS_HZ:g} s"
+            )
+    return problems

@@ -19,6 +19,18 @@ time: one definition, see ``alarms.schema``).
 
 ``progress`` counts iterations, idle ones included: the daemon's watchdog keep-alive is sent only
 while it moves, so a hung ``predict`` stops the keep-alives.
+
+Stream mode (``detector.mode: stream``, a causal checkpoint): the queued items are
+:class:`streaming.pipeline.StreamHop` s. The iteration takes up to ``max_batch`` of them as in window
+mode and scores them in *rounds*: round k holds the k-th taken hop of every bed (a bed's hops depend
+on each other), and each round is one :func:`streaming.stream_step.step_hops` call: the beds' states
+(read under each bed's lock) are stacked, stepped once per distinct hop length (the rebuilds of
+cold hops, 60 s each from ``init_state``, in one more call) and split back; each bed keeps its new state
+(``BedSession.keep_stream_state``) under its lock unless its generation changed meanwhile (a
+reconnection: the hop is dropped as in window mode and the next hop rebuilds the state). A bed with
+nothing due is not in the round: beds join and leave freely. Metrics are those of window mode, counted
+per hop: ``ictal_windows_scored_total{bed}`` counts hops scored, ``ictal_inference_latency_seconds``
+observes each round's step time, ``ictal_batch_size`` each round's hops.
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ from streaming.bed_worker import BedWorker, PendingWindow
 from streaming.capacity import CapacityMonitor
 from streaming.daemon_metrics import DaemonMetrics
 from streaming.logfmt import kv
+from streaming.pipeline import StreamHop
+from streaming.stream_step import HopOutput, HopTask, step_hops
 
 log = logging.getLogger("ictal.scoring")
 
@@ -59,7 +73,9 @@ class ScoringLoop:
     metrics : IctalMetrics
     daemon_metrics : DaemonMetrics
     max_batch : int
-        Most windows per ``predict`` call.
+        Most windows per ``predict`` call (stream mode: most hops per iteration).
+    mode : {"window", "stream"}, default "window"
+        ``stream``: score :class:`StreamHop` s with ``detector.step`` (see the module docstring).
 
     Attributes
     ----------
@@ -78,9 +94,12 @@ class ScoringLoop:
 
     def __init__(self, detector: Scorer, workers: Callable[[], list[BedWorker]],
                  publish: Callable[..., object], metrics: IctalMetrics, daemon_metrics: DaemonMetrics,
-                 max_batch: int) -> None:
+                 max_batch: int, mode: str = "window") -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 (found {max_batch})")
+        if mode not in ("window", "stream"):
+            raise ValueError(f"mode must be 'window' or 'stream' (found {mode!r})")
+        self.mode = mode
         self.detector = detector
         self.workers = workers
         self.publish = publish
@@ -154,6 +173,10 @@ class ScoringLoop:
         self.daemon_metrics.loop_iterations.inc()
         if not batch:
             return False
+        if self.mode == "stream":
+            self._score_rounds(batch)
+            self.progress += 1
+            return True
         data = np.stack([item.window.data for _, item, _, _ in batch])
         t0 = time.monotonic()
         probs = np.asarray(self.detector.predict(data))
@@ -165,8 +188,40 @@ class ScoringLoop:
         self.progress += 1
         return True
 
+    def _score_rounds(self, batch: list[tuple[BedWorker, PendingWindow, int, bool]]) -> None:
+        """Stream mode: score the taken hops, round k = the k-th hop of every bed (see the module docstring)."""
+        rounds: list[list[tuple[BedWorker, PendingWindow, int, bool]]] = []
+        seen: dict[int, int] = {}
+        for entry in batch:  # batch is in arrival order, a bed's hops in order
+            k = seen.get(id(entry[0]), 0)
+            seen[id(entry[0])] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(entry)
+        for entries in rounds:
+            tasks = []
+            for worker, item, _, _ in entries:
+                if not isinstance(item.window, StreamHop):
+                    raise TypeError(f"stream-mode scoring got a {type(item.window).__name__} from bed "
+                                    f"{worker.bed_id!r}; expected StreamHop (bed not in stream mode)")
+                with worker.lock:
+                    session = worker.session
+                    state = None if session is None else session.stream_state
+                    end = None if session is None else session.stream_state_end
+                tasks.append(HopTask(item.window, state, end))
+            t0 = time.monotonic()
+            outputs, _ = step_hops(self.detector, tasks)
+            inference_s = time.monotonic() - t0
+            self.capacity.record_batch(inference_s, len(entries))
+            self.daemon_metrics.batch_size.observe(len(entries))
+            for (worker, item, discarded, alone), out in zip(entries, outputs, strict=True):
+                if out.rebuilt is not None:
+                    log.debug(kv("stream_state_rebuilt", bed=worker.bed_id, reason=out.rebuilt,
+                                 stream_s=item.window.end_index / FS_HZ))
+                self._deliver(worker, item, discarded, alone, out.probs, inference_s, stream_out=out)
+
     def _deliver(self, worker: BedWorker, item: PendingWindow, discarded: int, alone: bool, probs: np.ndarray,
-                 inference_s: float) -> None:
+                 inference_s: float, stream_out: HopOutput | None = None) -> None:
         bed = worker.bed_id
         stream_s = item.window.end_index / FS_HZ
         events: list[AlarmEvent] = []
@@ -178,6 +233,9 @@ class ScoringLoop:
                 log.info(kv("window_dropped", bed=bed, stream_s=stream_s,
                             detail="queued before a loss of the stream; not scored after it"))
                 return
+            if stream_out is not None:
+                assert isinstance(item.window, StreamHop)
+                session.keep_stream_state(item.window, stream_out)
             if discarded > 0:
                 self.capacity.record_skips(discarded)
             if discarded > 0 and not worker.behind:

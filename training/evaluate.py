@@ -343,15 +343,20 @@ class DaemonPathRunner:
     min_history_s : float, optional
         Score a left-padded window once this much signal exists; None: the daemon's default
         (``SchedulerConfig().min_history_s``, 10 s).
+    mode : {"window", "stream"} or None, default None
+        The daemon's ``detector.mode``; None: the scorer's natural mode, ``stream`` for a causal
+        checkpoint (``direction == "causal"``), else ``window``.
 
     Attributes
     ----------
     lookahead_s : float
         The scorer's ``lookahead_s`` (the checkpoint's; 0 for a scorer that declares none).
+    mode : str
+        The mode recordings are run in.
     """
 
     def __init__(self, scorer: Any, frontend_config: Any, thresholds: AlarmThresholds, hop_s: float,
-                 min_history_s: float | None = None) -> None:
+                 min_history_s: float | None = None, mode: str | None = None) -> None:
         from streaming.config import SchedulerConfig
 
         self.scorer = scorer
@@ -360,16 +365,19 @@ class DaemonPathRunner:
         self.hop_s = hop_s
         self.min_history_s = float(SchedulerConfig().min_history_s if min_history_s is None else min_history_s)
         self.lookahead_s = float(getattr(scorer, "lookahead_s", 0.0))
+        self.mode = natural_mode(scorer) if mode is None else mode
+        if self.mode not in ("window", "stream"):
+            raise ValueError(f"mode must be 'window' or 'stream' (found {self.mode!r})")
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path | str, thresholds: AlarmThresholds, hop_s: float,
                         min_history_s: float | None = None, device: str = "auto", backend: str = "auto",
-                        max_batch: int = 32) -> DaemonPathRunner:
+                        max_batch: int = 32, mode: str | None = None) -> DaemonPathRunner:
         """Load the checkpoint as the daemon does (``Detector.from_checkpoint``) and wrap it."""
         from detector.inference import Detector
 
         detector = Detector.from_checkpoint(Path(checkpoint), device=device, backend=backend, max_batch=max_batch)
-        return cls(detector, detector.frontend_config, thresholds, hop_s, min_history_s)
+        return cls(detector, detector.frontend_config, thresholds, hop_s, min_history_s, mode)
 
     def __call__(self, rec: Recording) -> RunOutput:
         """Run one recording; probabilities are laid over the whole recording (see :class:`RunOutput`).
@@ -395,12 +403,17 @@ class DaemonPathRunner:
             # laid over the whole recording by run_recording itself: the one per-sample array, no copy
             result = run_recording(source, self.scorer, self.frontend_config, self.thresholds, self.hop_s,
                                    min_history_s=self.min_history_s, lookahead_s=self.lookahead_s,
-                                   from_start_samples=int(round(duration_s * FS_HZ)))
+                                   from_start_samples=int(round(duration_s * FS_HZ)), mode=self.mode)
         if result.first_index != 0:
             raise RuntimeError(f"run_recording laid the probabilities of {rec.path} from sample {result.first_index}; "
                                f"expected 0 (from_start_samples)")
         return RunOutput(result.probabilities, detected_events(result.events), list(result.quality_events),
                          result.usable, signal_s=signal_s, held_samples=held)
+
+
+def natural_mode(scorer: Any) -> str:
+    """The daemon mode a scorer is served in by default: ``stream`` for a causal checkpoint, else ``window``."""
+    return "stream" if getattr(scorer, "direction", None) == "causal" else "window"
 
 
 SCORED = "scored"
@@ -827,7 +840,7 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
              data_format: str | None = None, include: Sequence[str] = (), split: str | None = None,
              device: str = "auto", backend: str = "auto", plots: bool = True,
              runner: Runner | None = None, progress: Callable[[str], None] | None = None,
-             warn: Callable[[str], None] | None = None):
+             warn: Callable[[str], None] | None = None, mode: str | None = None):
     """Evaluate a checkpoint on a dataset through the daemon path and write the report.
 
     Parameters
@@ -859,6 +872,9 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     warn : callable, optional
         Receives the provenance warning line (see the module docstring) before scoring starts; it
         is in ``report.meta["provenance"]["warning"]`` either way.
+    mode : {"window", "stream"}, optional
+        The daemon's ``detector.mode`` to run; default the checkpoint's natural mode (``stream`` for a
+        causal checkpoint, ``window`` otherwise: :func:`natural_mode`). Written as ``report.meta["mode"]``.
 
     Returns
     -------
@@ -887,7 +903,8 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     if provenance["warning"] is not None and warn is not None:
         warn(provenance["warning"])
     if runner is None:
-        runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend)
+        runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend,
+                                                  mode=mode)
     # an injected runner runs with its own history and lookahead: report those
     if getattr(runner, "min_history_s", None) is not None:
         min_history_s = float(runner.min_history_s)
@@ -909,6 +926,7 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
         provenance=provenance,
     )
     report.meta["elapsed_s"] = round(time.perf_counter() - started, 2)
+    report.meta["mode"] = str(getattr(runner, "mode", mode or "window"))
     report.meta["out_dir"] = str(out_dir)
     write_report(out_dir, report)
     return report

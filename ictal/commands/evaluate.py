@@ -1,8 +1,10 @@
 """`ictal evaluate`: run recordings through the daemon path and write a scored report.
 
 ``ictal evaluate --checkpoint CKPT --data DATASET --out DIR [--hop-s S] [--thresholds FILE]
-[--min-history-s S]`` replays every recording of DATASET through the per-bed path of ``ictal serve``
-(:mod:`training.evaluate`), writes hypothesis and reference ``csv_bi`` files with ``ref.list`` and
+[--min-history-s S] [--mode window|stream]`` replays every recording of DATASET through the per-bed path
+of ``ictal serve`` (:mod:`training.evaluate`) in the daemon's ``detector.mode`` (default the checkpoint's
+natural mode: ``stream`` for a causal checkpoint, each bed's state carried from hop to hop; ``window``
+otherwise; ``report.json``'s ``meta.mode`` says which), writes hypothesis and reference ``csv_bi`` files with ``ref.list`` and
 ``hyp.list``, per-recording probabilities, ``report.json``, ``report.md`` and PNG plots under DIR, and
 prints the headline figures. A WARNING line (stderr before scoring, and in the summary) says how many
 of the recordings are training recordings of the checkpoint, or that its training data is unknown
@@ -31,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument("--thresholds", help="thresholds file (ictal tune); default: the checkpoint's, else defaults")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--mode", choices=("window", "stream"), default=None,
+                        help="the daemon's detector.mode to run (default: the checkpoint's natural mode, stream "
+                             "for a causal checkpoint, window otherwise)")
     parser.set_defaults(func=run)
 
 
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.data, args.out, hop_s=args.hop_s, thresholds_file=args.thresholds,
             min_history_s=args.min_history_s, data_format=args.format, include=args.include, split=args.split,
             device=args.device, backend=args.backend, plots=not args.no_plots, progress=_progress(args),
-            warn=lambda line: print(line, file=sys.stderr, flush=True),
+            warn=lambda line: print(line, file=sys.stderr, flush=True), mode=args.mode,
         )
     except (EvaluationError, ThresholdsFileError, MontageError, FileNotFoundError) as exc:
         print(f"ictal evaluate: {exc}", file=sys.stderr)
