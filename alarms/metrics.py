@@ -298,10 +298,11 @@ class IctalMetrics:
                                       ["bed"], registry=r)
         self.ring_buffer_fill = Gauge("ictal_ring_buffer_fill_ratio", "Fill of the ring buffer (0..1).",
                                       ["bed"], registry=r)
-        self.windows_scored = Counter("ictal_windows_scored", "60 s windows scored by the model.",
+        self.windows_scored = Counter("ictal_windows_scored",
+                                      "Windows (window mode) or hops (stream mode) scored by the model.",
                                       ["bed"], registry=r)
         self.inference_latency = Histogram("ictal_inference_latency_seconds",
-                                           "Model inference time per window (s).", ["bed"],
+                                           "Model time per batch: predict (window mode) or one step round (stream mode) (s).", ["bed"],
                                            buckets=INFERENCE_BUCKETS_S, registry=r)
         self.alarm_latency = Histogram("ictal_alarm_latency_seconds",
                                        "Time to alarm (s): wall time the onset event was published minus the "

@@ -145,6 +145,13 @@ class DetectorRuntimeConfig(StrictModel):
         "(Detector.stream_multiple_samples), checked when the checkpoint loads. window is the default "
         "because it serves every checkpoint.",
     )
+    threads: int | None = Field(
+        None, ge=1,
+        description="PyTorch intra-op threads of the model (torch.set_num_threads, process-wide). null: 1 in "
+        "stream mode on a CPU (a stream step is many small operations: measured on this project's 2-core "
+        "machine, 2 threads spent 2.6-3.6x the CPU time of 1 for the same hops, and the front-end threads "
+        "need the other core), else PyTorch's default (one per core; whole windows use them well).",
+    )
 
 
 class DaemonConfig(StrictModel):

@@ -128,6 +128,7 @@ def load_detector(config: DaemonConfig):
         )
     from detector.inference import Detector
 
+    apply_model_threads(config)
     try:
         detector = Detector.from_checkpoint(path, device=config.detector.device, backend=config.detector.backend,
                                             max_batch=config.detector.max_batch)
@@ -154,6 +155,27 @@ def load_detector(config: DaemonConfig):
             detector.step(np.zeros((1, len(CANONICAL_CHANNELS), hop), dtype=np.float32), detector.init_state(1))
         log.info(kv("model_warmed_up", seconds=time.monotonic() - t0))
     return detector
+
+
+def apply_model_threads(config: DaemonConfig) -> int:
+    """Set PyTorch's intra-op threads for the model (``detector.threads``; see its description).
+
+    Returns
+    -------
+    threads : int
+        The number now in force (``torch.get_num_threads()``).
+    """
+    import torch
+
+    from detector.inference import resolve_device
+
+    threads = config.detector.threads
+    if threads is None and config.detector.mode == "stream" and resolve_device(config.detector.device).type == "cpu":
+        threads = 1
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        log.info(kv("model_threads", threads=threads, mode=config.detector.mode))
+    return torch.get_num_threads()
 
 
 def stream_mode_refusals(detector: object, config: DaemonConfig) -> list[str]:
@@ -621,6 +643,7 @@ class Daemon:
                 if worker is not None:
                     worker.stop(timeout_s=2.0)
                     self._close_bed(worker, "bed_removed")
+                    self.metrics.forget_bed(bed_id)
                     log.info(kv("bed_removed", bed=bed_id))
             if changed_thresholds:
                 for worker in self._worker_list():
@@ -635,6 +658,7 @@ class Daemon:
             self._announce_thresholds("reload")
             for bed_id in added:
                 worker = self._make_worker(new_beds[bed_id])
+                self.metrics.set_thresholds(bed_id, thresholds)  # its series exist from the start, at 0
                 with self._workers_lock:
                     self.workers[bed_id] = worker
                 worker.start()

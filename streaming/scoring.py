@@ -254,6 +254,8 @@ class ScoringLoop:
         self.windows_scored += 1
         self.metrics.windows_scored.labels(bed=bed).inc()
         self.metrics.inference_latency.labels(bed=bed).observe(inference_s)
+        if result.usable and result.segments:
+            self.metrics.set_probability(bed, float(result.segments[-1][1][-1]))
         self.daemon_metrics.scoring_latency.labels(bed=bed).observe(latency)
         bad = set(quality.bad_channels)
         self.metrics.set_channel_quality(bed, {c: c not in bad for c in CANONICAL_CHANNELS})
