@@ -129,7 +129,7 @@ function drawEeg(page, start, dur) {
   document.body.dataset.traces = String(drawn);
   document.body.dataset.pageStart = start.toFixed(3);
   $("where").textContent = `${start.toFixed(1)}-${(start + dur).toFixed(1)} s` +
-    ` (held ${S.eegStart.toFixed(0)}-${S.eegEnd.toFixed(0)} s)`;
+    ` (held ${S.eegStart.toFixed(1)} to ${S.eegEnd.toFixed(1)} s)`;
   markReady();
 }
 
