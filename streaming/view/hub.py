@@ -82,9 +82,10 @@ class _BedView:
     eeg_samples: int = 0
     eeg_origin_s: float = 0.0  # stream time of display index 0
     csa_pending: list = field(default_factory=list)
-    csa_next_index: int = 0  # display index where the next CSA epoch starts
     trend: dict[int, tuple[float, bool]] = field(default_factory=dict)  # bin -> (max p, usable)
+    trend_changed: dict[int, int] = field(default_factory=dict)  # bin -> version of its last change
     csa: dict[int, np.ndarray] = field(default_factory=dict)  # epoch -> power dB per frequency row
+    csa_changed: dict[int, int] = field(default_factory=dict)  # epoch -> version of its last change
     events: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     event_ids: set = field(default_factory=set)
     state: BedStatus | None = None
@@ -150,7 +151,9 @@ class ViewHub:
         chunk : Chunk
             ``data`` of shape (19, n) float32 in uV at ``chunk.fs``; ``first_index`` at that rate. A
             change of rate or an index jump (gap, reconnection) restarts the display resampler at the
-            chunk's stream time (the gap shows as missing samples).
+            chunk's stream time; the EEG held is kept and the gap is missing samples (NaN here, null
+            on the page) when the chunk is later than what is held, else (the stream went back in
+            time) the held EEG is dropped.
         """
         view = self.bed(bed_id)
         with view.lock:
@@ -201,7 +204,10 @@ class ViewHub:
                     sel = finite & (bins == b)
                     p, ok = float(seg[sel].max()), bool(flags[sel].all())
                     old = view.trend.get(int(b))
-                    view.trend[int(b)] = (p, ok) if old is None else (max(old[0], p), old[1] and ok)
+                    new = (p, ok) if old is None else (max(old[0], p), old[1] and ok)
+                    if new != old:
+                        view.trend[int(b)] = new
+                        view.trend_changed[int(b)] = view.version + 1
             self._trim(view)
             view.version += 1
 
@@ -247,14 +253,15 @@ class ViewHub:
         with view.lock:
             return view.version
 
-    def snapshot(self, bed_id: str, since_s: float | None = None) -> dict[str, Any]:
+    def snapshot(self, bed_id: str, since_version: int | None = None) -> dict[str, Any]:
         """The bed's trend, spectral array, events and state (JSON-ready).
 
         Parameters
         ----------
         bed_id : str
-        since_s : float, optional
-            Only trend points and CSA columns that start at or after this stream time (live updates).
+        since_version : int, optional
+            Only the trend points and CSA columns changed after this ``version`` of the bed (live
+            updates: a late window, e.g. after the scoring fell behind, changes bins far back).
 
         Returns
         -------
@@ -272,8 +279,8 @@ class ViewHub:
         with self._beds_lock:
             view = self._beds[bed_id]
         with view.lock:
-            trend_bins = sorted(b for b in view.trend if since_s is None or b * TREND_BIN_S >= since_s)
-            csa_epochs = sorted(e for e in view.csa if since_s is None or e * CSA_EPOCH_S >= since_s)
+            trend_bins = sorted(b for b in view.trend if since_version is None or view.trend_changed[b] > since_version)
+            csa_epochs = sorted(e for e in view.csa if since_version is None or view.csa_changed[e] > since_version)
             state = None if view.state is None else {
                 "state": view.state.state, "reason": view.state.reason,
                 "since": None if view.state.since is None else view.state.since.isoformat()}
@@ -320,8 +327,10 @@ class ViewHub:
             stop = min(held_end, int(math.ceil((start_s + duration_s - view.eeg_origin_s) * DISPLAY_FS_HZ)))
             data = self._eeg_slice(view, first, stop) if stop > first else np.zeros((19, 0), np.float32)
             t0 = view.eeg_origin_s + max(first, held_first) / DISPLAY_FS_HZ
-        return {"t0_s": t0, "fs_hz": DISPLAY_FS_HZ, "channels": list(CANONICAL_CHANNELS),
-                "data": np.round(data, 1).tolist()}
+        rows = np.round(data, 1).tolist()
+        if np.isnan(data).any():  # a gap: null in JSON
+            rows = [[None if v != v else v for v in row] for row in rows]
+        return {"t0_s": t0, "fs_hz": DISPLAY_FS_HZ, "channels": list(CANONICAL_CHANNELS), "data": rows}
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -334,19 +343,28 @@ class ViewHub:
     def _restart_eeg(self, view: _BedView, chunk: Chunk) -> None:
         view.fs_in = float(chunk.fs)
         view.resampler = StreamingResampler(chunk.fs, DISPLAY_FS_HZ, n_channels=chunk.data.shape[0])
+        view.csa_pending = []
+        start_s = chunk.first_index / chunk.fs - view.resampler.group_delay_s
+        if view.eeg_samples:
+            held_end = view.eeg_first_index + view.eeg_samples
+            new_first = int(round((start_s - view.eeg_origin_s) * DISPLAY_FS_HZ))
+            if held_end <= new_first < held_end + int(self.keep_s * DISPLAY_FS_HZ):
+                if new_first > held_end:
+                    self._append_eeg(view, np.full((chunk.data.shape[0], new_first - held_end), np.nan, np.float32),
+                                     csa=False)
+                return
         view.eeg_blocks.clear()
         view.eeg_samples = 0
         view.eeg_first_index = 0
-        view.csa_pending = []
-        view.csa_next_index = 0
         # display index 0 is the chunk's first sample, delayed by the resampler's group delay
         view.eeg_origin_s = chunk.first_index / chunk.fs - view.resampler.group_delay_s
 
-    def _append_eeg(self, view: _BedView, block: np.ndarray) -> None:
+    def _append_eeg(self, view: _BedView, block: np.ndarray, csa: bool = True) -> None:
         start = view.eeg_first_index + view.eeg_samples
         view.eeg_blocks.append(block)
         view.eeg_samples += block.shape[1]
-        self._update_csa(view, start, block)
+        if csa:
+            self._update_csa(view, start, block)
         self._trim(view)
 
     def _update_csa(self, view: _BedView, start: int, block: np.ndarray) -> None:
@@ -371,6 +389,7 @@ class ViewHub:
             spec = np.abs(np.fft.rfft(seg * window, axis=1)) ** 2 / (DISPLAY_FS_HZ * (window ** 2).sum())
             power = spec[:, keep].mean(axis=0)
             view.csa[epoch] = (10.0 * np.log10(np.maximum(power, 1e-6))).astype(np.float32)
+            view.csa_changed[epoch] = view.version + 1
             pos += n
         view.csa_pending = [data[:, pos:]] if pos < data.shape[1] else []
 
@@ -395,9 +414,9 @@ class ViewHub:
             view.eeg_first_index += dropped.shape[1]
             view.eeg_samples -= dropped.shape[1]
         for b in [b for b in view.trend if (b + 1) * TREND_BIN_S < oldest]:
-            del view.trend[b]
+            del view.trend[b], view.trend_changed[b]
         for e in [e for e in view.csa if (e + 1) * CSA_EPOCH_S < oldest]:
-            del view.csa[e]
+            del view.csa[e], view.csa_changed[e]
 
 
 def _event_row(event: AlarmEvent) -> dict[str, Any]:

@@ -5,13 +5,14 @@ Routes (all JSON is UTF-8; times are stream seconds, see ``streaming.view.hub``)
 - ``GET /``: the page (``static/index.html``); ``GET /static/<file>``: its script, uPlot and CSS.
 - ``GET /api/meta``: ``ViewHub.meta()`` (mode, beds, channels, display rate, thresholds, CSA rows,
   minutes kept, recording name or null).
-- ``GET /api/beds/<bed>/snapshot[?since_s=S]``: ``ViewHub.snapshot`` (404 for an unknown bed).
+- ``GET /api/beds/<bed>/snapshot[?since_version=V]``: ``ViewHub.snapshot`` (404 for an unknown bed).
 - ``GET /api/beds/<bed>/eeg?start_s=S&duration_s=D``: ``ViewHub.eeg``; D at most
   :data:`MAX_PAGE_S` (400 beyond, or for a missing/non-numeric parameter).
 - ``GET /api/updates``: server-sent events. Every :data:`UPDATE_PERIOD_S` one ``data:`` line
   ``{"beds": {bed: {"version", "state", "eeg_end_s", "trend", "csa", "events"}}, "beds_list": [...]}``
-  for the beds that changed since the previous message of this connection, with only their trend points
-  and CSA columns from :data:`UPDATE_OVERLAP_S` before the last sent end (the page merges by time).
+  for the beds that changed since the previous message of this connection, with only the trend points
+  and CSA columns changed since then (``since_version``; the page merges them by time), the full
+  event list and the state.
   A comment line ``: keep-alive`` when nothing changed.
 
 Cost to the daemon: the server thread only reads the hub (a lock held for a copy of a few thousand
@@ -27,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hmac
 import json
 import logging
 import math
+import socket
 import threading
 from pathlib import Path
 
@@ -41,6 +44,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from streaming.ports import describe_port_holder
 from streaming.view.config import ViewConfig
 from streaming.view.hub import ViewHub
 
@@ -53,10 +57,6 @@ MAX_PAGE_S: float = 120.0
 
 UPDATE_PERIOD_S: float = 1.0
 """Period of the live updates: the trend has one point a second and the hop is seconds long."""
-
-UPDATE_OVERLAP_S: float = 8.0
-"""Trend and CSA sent again from this long before the last sent end: a late window (the scoring
-queue, the lookahead) fills bins the page has already seen."""
 
 START_TIMEOUT_S: float = 10.0
 """Longest wait for uvicorn to bind its socket before :meth:`ViewServer.start` gives up."""
@@ -88,13 +88,13 @@ def build_app(hub: ViewHub, token: str | None = None, stop: threading.Event | No
 
     async def snapshot(request: Request) -> Response:
         bed = request.path_params["bed"]
-        since = request.query_params.get("since_s")
+        since = request.query_params.get("since_version")
         try:
-            since_s = float(since) if since is not None else None
+            since_version = int(since) if since is not None else None
         except ValueError:
-            return _json({"error": f"since_s must be a number (found {since!r})"}, 400)
+            return _json({"error": f"since_version must be an integer (found {since!r})"}, 400)
         try:
-            return _json(hub.snapshot(bed, since_s))
+            return _json(hub.snapshot(bed, since_version))
         except KeyError:
             return _json({"error": f"no bed {bed!r} (beds: {', '.join(hub.bed_ids()) or 'none'})"}, 404)
 
@@ -117,7 +117,6 @@ def build_app(hub: ViewHub, token: str | None = None, stop: threading.Event | No
     async def updates(request: Request) -> Response:
         async def stream():
             sent_version: dict[str, int] = {}
-            sent_end: dict[str, float] = {}
             yield "retry: 2000\n\n"
             while not stop.is_set():
                 if await request.is_disconnected():
@@ -127,12 +126,8 @@ def build_app(hub: ViewHub, token: str | None = None, stop: threading.Event | No
                     version = hub.version(bed)
                     if version == sent_version.get(bed):
                         continue
-                    since = sent_end.get(bed)
-                    snap = hub.snapshot(bed, None if since is None else since - UPDATE_OVERLAP_S)
+                    snap = hub.snapshot(bed, sent_version.get(bed))
                     sent_version[bed] = snap["version"]
-                    ends = snap["trend"]["t_s"][-1:] + snap["csa"]["t_s"][-1:]
-                    if ends:
-                        sent_end[bed] = max(ends)
                     changed[bed] = snap
                 if changed:
                     payload = {"beds": changed, "beds_list": hub.bed_ids(), "thresholds": hub.thresholds}
@@ -217,8 +212,12 @@ class ViewServer:
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, host=config.host, port=config.port, log_level="warning", access_log=False,
             timeout_graceful_shutdown=1, lifespan="off", **ssl))
-        self._thread = threading.Thread(target=self._server.run, name="ictal-view", daemon=True)
+        self._socket: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, name="ictal-view", daemon=True)
         self.port: int | None = None
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._socket])
 
     @property
     def url(self) -> str:
@@ -228,7 +227,27 @@ class ViewServer:
         return f"{scheme}://{host}:{self.port}/"
 
     def start(self) -> ViewServer:
-        """Bind and serve in the background; returns once the socket listens."""
+        """Bind and serve in the background; returns once the socket listens.
+
+        Raises
+        ------
+        OSError
+            The address or port cannot be bound (a port in use names the process holding it,
+            ``streaming.ports``), or the server did not start within :data:`START_TIMEOUT_S`.
+        """
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.host, self.config.port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            holder = describe_port_holder(self.config.port) if exc.errno == errno.EADDRINUSE else str(exc)
+            raise OSError(exc.errno, f"view server cannot listen on {self.config.host}:{self.config.port}: "
+                          f"{holder}") from exc
+        sock.set_inheritable(True)
+        self._socket = sock
         self._thread.start()
         deadline = START_TIMEOUT_S
         while not self._server.started and self._thread.is_alive() and deadline > 0:
@@ -236,9 +255,9 @@ class ViewServer:
             deadline -= 0.02
         if not self._server.started:
             self.close()
-            raise OSError(f"view server could not listen on {self.config.host}:{self.config.port} (port in use "
-                          "or address not available; see the log above)")
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+            raise OSError(f"view server on {self.config.host}:{self.config.port} did not start within "
+                          f"{START_TIMEOUT_S:g} s (see the log above)")
+        self.port = sock.getsockname()[1]
         log.info("view_listening url=%s", self.url)
         return self
 
@@ -248,3 +267,5 @@ class ViewServer:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        if self._socket is not None:
+            self._socket.close()

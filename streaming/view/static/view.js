@@ -39,12 +39,14 @@ function biquad(kind, f0, fs, q) {
   return { b0: b[0] / a[0], b1: b[1] / a[0], b2: b[2] / a[0], a1: a[1] / a[0], a2: a[2] / a[0] };
 }
 
-function applyFilter(x, f) {
+function applyFilter(x, f) {  // NaN (a gap) stays NaN; the filter starts afresh after it
   const y = new Float64Array(x.length);
-  let x1 = x[0], x2 = x[0], y1 = 0, y2 = 0;
-  // start from the first value held (no step at the start for a low-pass or notch)
-  if (f.kind !== "hp") { y1 = x[0]; y2 = x[0]; }
+  let x1 = 0, x2 = 0, y1 = 0, y2 = 0, fresh = true;
   for (let i = 0; i < x.length; i++) {
+    if (Number.isNaN(x[i])) { y[i] = NaN; fresh = true; continue; }
+    if (fresh) {  // start from the value held (no step at the start for a low-pass or notch)
+      x1 = x2 = x[i]; y1 = y2 = f.kind === "hp" ? 0 : x[i]; fresh = false;
+    }
     const v = f.b0 * x[i] + f.b1 * x1 + f.b2 * x2 - f.a1 * y1 - f.a2 * y2;
     x2 = x1; x1 = x[i]; y2 = y1; y1 = v; y[i] = v;
   }
@@ -65,7 +67,10 @@ function montageTraces(page) {
   const idx = Object.fromEntries(page.channels.map((c, i) => [c, i]));
   if ($("montage").value === "banana") {
     return BANANA.map(([a, b]) => ({
-      label: `${a}-${b}`, data: page.data[idx[a]].map((v, i) => v - page.data[idx[b]][i]),
+      label: `${a}-${b}`, data: page.data[idx[a]].map((v, i) => {
+        const w = page.data[idx[b]][i];
+        return v == null || w == null ? null : v - w;  // null: a gap
+      }),
     }));
   }
   return page.channels.map((c, i) => ({ label: c, data: page.data[i] }));
@@ -97,11 +102,11 @@ function drawEeg(page, start, dur) {
   const xs = [];
   for (let i = skip; i < nIn; i++) xs.push(page.t0_s + i / fs);
   const series = traces.map((tr, k) => {
-    let y = Float64Array.from(tr.data);
+    let y = Float64Array.from(tr.data, (v) => (v == null ? NaN : v));
     for (const f of filters) y = applyFilter(y, f);
     const base = n - k;
     const out = new Array(nIn - skip);
-    for (let i = skip; i < nIn; i++) out[i - skip] = base + y[i] / gain;
+    for (let i = skip; i < nIn; i++) out[i - skip] = Number.isNaN(y[i]) ? null : base + y[i] / gain;
     return out;
   });
   const labels = traces.map((t) => t.label);
@@ -125,7 +130,7 @@ function drawEeg(page, start, dur) {
     S.eegPlot.setData([xs].concat(series));
   }
   S.eegPlot.setScale("x", { min: start, max: start + dur });
-  const drawn = series.filter((s) => s.length > 0).length;
+  const drawn = series.filter((s) => s.some((v) => v != null)).length;
   document.body.dataset.traces = String(drawn);
   document.body.dataset.pageStart = start.toFixed(3);
   $("where").textContent = `${start.toFixed(1)}-${(start + dur).toFixed(1)} s` +
