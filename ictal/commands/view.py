@@ -133,9 +133,7 @@ def _live(args: argparse.Namespace) -> int:
     from ictal.config import ConfigError, load_config
     from streaming.daemon import Daemon, DaemonError
     from streaming.logfmt import configure_logging
-    from streaming.view.hub import ViewHub
-    from streaming.view.live import attach_view
-    from streaming.view.server import ViewServer
+    from streaming.view.live import start_live_view
 
     try:
         config = load_config(args.config, kind="daemon")
@@ -149,23 +147,19 @@ def _live(args: argparse.Namespace) -> int:
     except (DaemonError, ThresholdsError) as exc:
         print(f"ictal view: {exc}", file=sys.stderr)
         return 2
-    hub = ViewHub(view_config.minutes, mode="live")
-    feed = attach_view(daemon, hub)
     try:
-        server = ViewServer(hub, view_config).start()
+        view = start_live_view(daemon, view_config)
     except OSError as exc:
-        feed.close()
         print(f"ictal view: {exc}", file=sys.stderr)
         return 1
-    print(f"view: {server.url}", flush=True)
+    print(f"view: {view.url}", flush=True)
     try:
         code = daemon.run()  # signal handlers, start, serve until SIGTERM/SIGINT, shutdown
     except (JournalError, PublisherError, OSError) as exc:
         print(f"ictal view: {exc}", file=sys.stderr)
         code = 1
     finally:
-        feed.close()
-        server.close()
+        view.close()
     if daemon.threads_left_running():  # as ictal serve: finalising under a native thread aborts
         sys.stdout.flush()
         sys.stderr.flush()

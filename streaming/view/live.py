@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from alarms.journal import JournalError
 from detector.config import FrontendConfig
 from streaming.chunk import Chunk
 from streaming.config import BedConfig
@@ -132,6 +133,11 @@ class LiveFeed:
         while not self._stop.wait(POLL_S):
             try:
                 self.poll()
+            except JournalError as exc:
+                if not getattr(self.daemon, "_started", True):  # the daemon shut down and closed its journal
+                    log.info("view_feed_stopped: the daemon has stopped (%s)", exc)
+                    return
+                log.warning("view_feed_journal_unreadable: %s; retried at the next read", exc)
             except Exception:  # noqa: BLE001 - the page must never take the daemon down; logged, retried
                 log.exception("view_feed_failed: the page misses updates until the next read")
 
@@ -174,3 +180,59 @@ def attach_view(daemon, hub: ViewHub) -> LiveFeed:
     for bed in daemon.config.beds:
         hub.bed(bed.bed_id)
     return LiveFeed(daemon, hub).start()
+
+
+class LiveView:
+    """The page of a running daemon: its hub, journal feed and server (what ``ictal serve`` starts).
+
+    Attributes
+    ----------
+    hub : ViewHub
+    feed : LiveFeed
+    server : streaming.view.server.ViewServer
+    """
+
+    def __init__(self, hub: ViewHub, feed: LiveFeed, server) -> None:
+        self.hub, self.feed, self.server = hub, feed, server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        """Stop the feed and the server (after the daemon's shutdown); idempotent."""
+        self.feed.close()
+        self.server.close()
+
+
+def start_live_view(daemon, config) -> LiveView:
+    """Attach a hub to ``daemon`` (before ``daemon.start()``) and serve the page.
+
+    Parameters
+    ----------
+    daemon : streaming.daemon.Daemon
+    config : streaming.view.config.ViewConfig
+
+    Returns
+    -------
+    view : LiveView
+        Listening; close it after the daemon's shutdown.
+
+    Raises
+    ------
+    OSError
+        The page's port cannot be bound (nothing is left running then).
+    RuntimeError
+        The daemon is already started.
+    """
+    from streaming.view.server import ViewServer
+
+    hub = ViewHub(config.minutes, mode="live")
+    feed = attach_view(daemon, hub)
+    try:
+        server = ViewServer(hub, config).start()
+    except BaseException:
+        feed.close()
+        raise
+    log.info("view_serving url=%s minutes=%g", server.url, config.minutes)
+    return LiveView(hub, feed, server)

@@ -41,7 +41,7 @@ class Chromium:
         Window size in CSS pixels.
     """
 
-    def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 1100,
+    def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 1150,
                  start_timeout_s: float = 30.0) -> None:
         self.log_path = profile_dir / "chromium.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
@@ -64,6 +64,10 @@ class Chromium:
         self._stack = contextlib.ExitStack()
         self.ws = self._stack.enter_context(connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
         self._ids = itertools.count(1)
+        # the whole page in the screenshots: the viewport, not the window (whose size includes no chrome
+        # in headless mode but varies between versions)
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=False)
 
     def call(self, method: str, timeout_s: float = 30.0, **params) -> dict:
         """Send one DevTools command and return its ``result`` (events in between are skipped)."""

@@ -180,6 +180,9 @@ def test_live_view_of_a_replayed_recording_matches_the_journal(shared_data, repo
         time.sleep(3 * POLL_S + 2 * UPDATE_PERIOD_S)  # the last state read by the feed, then sent to the page
         page_onsets = _page_alarms(browser)
         page_state = browser.evaluate("document.body.dataset.state")
+        # the whole trend reached the page (live updates send what changed, late windows included)
+        held = json.loads(_get(url + "api/beds/bed-1/snapshot"))["trend"]["t_s"]
+        assert browser.evaluate("[...S.trend.keys()].sort((a, b) => a - b)") == held
         page_head = browser.evaluate("Math.max(...S.events.map(e => e.journal_seq))")
         _click_first_alarm_and_check_jump(browser, page_onsets[0])
         time.sleep(0.5)
