@@ -76,7 +76,9 @@ def plot_sensitivity_vs_fa(points: Sequence[SweepPoint], best: dict[float, Sweep
         ax.text(0.5, 0.5, "no reference seizure: sensitivity undefined", transform=ax.transAxes, ha="center")
     ax.set_title(title or "sensitivity vs FA/24h", fontsize=9)
     fig.tight_layout()
-    return fig
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _reduce(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,3 +40,10 @@ def test_timeline_legend_does_not_overlap_the_probability_axes():
 def test_plot_timeline_writes_the_figure(tmp_path):
     path = plot_timeline(_recording_with_a_peak_top_right(), [], AlarmThresholds(), tmp_path / "t.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_sensitivity_curve_is_still_written_to_its_file(tmp_path):
+    from training.report_plots import plot_sensitivity_vs_fa
+
+    path = plot_sensitivity_vs_fa([], {}, tmp_path / "curve.png")
+    assert path == tmp_path / "curve.png" and path.read_bytes()[:4] == b"\x89PNG"
