@@ -102,7 +102,8 @@ def _viewer(port: int, bed: str, stop: threading.Event, counts: dict, t_start: f
     reader.start()
     while not stop.wait(1.0):
         end_s = time.monotonic() - t_start
-        page.request("GET", f"/api/beds/{bed}/eeg?start_s={end_s - 12:.2f}&duration_s=12")
+        page.request("GET", f"/api/beds/{bed}/eeg?start_s={end_s - 12:.2f}&duration_s=12",
+                     headers={"Accept-Encoding": "gzip"})  # as a browser
         counts["bytes"] += len(page.getresponse().read())
         counts["pages"] += 1
     sse.close()

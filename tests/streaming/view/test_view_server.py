@@ -157,3 +157,14 @@ def test_a_tapped_source_hands_each_chunk_to_the_hub_unchanged():
     assert source.read(0.0) is None and source.exhausted
     assert source.connected == "yes"  # source-specific attributes pass through
     assert hub.snapshot("bed-9")["eeg_end_s"] > 0.8
+
+
+def test_eeg_pages_are_gzipped_for_a_browser(server):
+    import gzip
+
+    request = urllib.request.Request(server.url + "api/beds/bed-1/eeg?start_s=0&duration_s=10",
+                                     headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.headers["Content-Encoding"] == "gzip"
+        page = json.loads(gzip.decompress(reply.read()))
+    assert len(page["data"][0]) == 10 * 128
