@@ -27,6 +27,10 @@ from streaming.chunk import Chunk
 from streaming.edf import BLOCK_S, open_canonical
 from streaming.view.hub import ViewHub
 
+MAX_DEFAULT_MINUTES: float = 120.0
+"""Most minutes of a file held by default (19 channels at 128 Hz: about 70 MB); the page shows the
+last ones of a longer file unless ``minutes`` says otherwise."""
+
 
 @dataclass
 class OfflineView:
@@ -65,7 +69,8 @@ def view_file(path: str | Path, detector: Scorer, frontend_config: FrontendConfi
     min_history_s : float, default 10
         As ``SchedulerConfig.min_history_s``.
     minutes : float, optional
-        Minutes kept; default the whole file (at least 1 minute). The hub keeps the last ``minutes``.
+        Minutes kept; default the whole file (at least 1 minute), at most :data:`MAX_DEFAULT_MINUTES`.
+        The hub keeps the last ``minutes``.
     bed_id : str, default "offline"
     recording : str, optional
         Name shown on the page; pass one only when patient identifiers are allowed.
@@ -82,7 +87,7 @@ def view_file(path: str | Path, detector: Scorer, frontend_config: FrontendConfi
     result = run_recording(path, detector, frontend_config, thresholds, hop_s, min_history_s=min_history_s,
                            bed_id=bed_id)
     if minutes is None:
-        minutes = max(1.0, result.duration_s / 60.0 + 0.1)
+        minutes = min(MAX_DEFAULT_MINUTES, max(1.0, result.duration_s / 60.0 + 0.1))
     hub = ViewHub(minutes, {"tau_on": thresholds.tau_on, "tau_off": thresholds.tau_off}, recording=recording,
                   mode="offline")
     with open_canonical(path, frontend_config) as stream:
