@@ -1,6 +1,7 @@
 """PNG plots of an evaluation: the sensitivity-vs-FA/24h curve and one timeline per recording.
 
-matplotlib with the Agg backend (no display); each function writes one file and returns its path.
+matplotlib with the Agg backend (no display); each ``plot_*`` function writes one file and returns its path
+(:func:`timeline_figure` returns the timeline's figure unsaved, for tests and callers that compose it).
 """
 
 from __future__ import annotations
@@ -119,6 +120,26 @@ def plot_timeline(rec: ScoredRecording, events: Sequence[DetectedEvent], thresho
     Returns
     -------
     path : Path
+
+    Notes
+    -----
+    The legend stands outside the probability axes, on their right (:func:`timeline_figure`), so it
+    never hides the trace where an alarm fires.
+    """
+    fig = timeline_figure(rec, events, thresholds, note)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def timeline_figure(rec: ScoredRecording, events: Sequence[DetectedEvent], thresholds: AlarmThresholds,
+                    note: str | None = None) -> plt.Figure:
+    """The figure :func:`plot_timeline` saves (same parameters); the caller closes it.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Two axes sharing time: the probability panel (legend outside it, at its right) and the event bars.
     """
     rate = rec.rate_hz
     t = np.arange(rec.probs.size) / rate
@@ -134,7 +155,8 @@ def plot_timeline(rec: ScoredRecording, events: Sequence[DetectedEvent], thresho
     ax.axhline(thresholds.tau_off, color="tab:orange", ls=":", lw=0.8, label=f"tau_off {thresholds.tau_off:g}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("probability")
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    # Outside the axes, at their right: inside, it covered the trace exactly where an alarm fires.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0.0, fontsize=7)
     ax.set_title(f"{rec.recording_id}  (grey: unrated; red: reference seizure)"
                  + ("  NOT SCORED" if note else ""), fontsize=9, color="tab:red" if note else "black")
     if note:
@@ -151,6 +173,4 @@ def plot_timeline(rec: ScoredRecording, events: Sequence[DetectedEvent], thresho
     axe.set_xlim(0, max(rec.duration_s, t[-1] if t.size else 0.0))
     axe.set_xlabel("time (s)")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig

@@ -12,6 +12,7 @@ from ictal.commands import (
     serve,
     train,
     tune,
+    view,
 )
 
-COMMAND_MODULES = (serve, replay, demo, alarms, train, evaluate, score, tune, bench, doctor, config)
+COMMAND_MODULES = (serve, replay, demo, alarms, train, evaluate, score, tune, bench, doctor, config, view)

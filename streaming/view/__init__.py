@@ -1,0 +1,1 @@
+"""The bedside EEG page (`ictal view`): hub, server, offline scoring, static files."""
