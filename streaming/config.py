@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from alarms.config import AlarmsConfig
 from detector import FS_HZ
 from detector.config import FrontendConfig, StrictModel
+from streaming.view.config import ViewConfig
 
 
 class LslSourceConfig(StrictModel):
@@ -163,6 +164,10 @@ class DaemonConfig(StrictModel):
     frontend: FrontendConfig = Field(default_factory=FrontendConfig)
     detector: DetectorRuntimeConfig = Field(default_factory=DetectorRuntimeConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    view: ViewConfig = Field(
+        default_factory=ViewConfig,
+        description="The EEG and probability page (ictal view), served by ictal serve when view.enabled.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: float = Field(
         5.0, gt=0, le=60,

@@ -261,7 +261,9 @@ class ScoringLoop:
         self.metrics.set_channel_quality(bed, {c: c not in bad for c in CANONICAL_CHANNELS})
         self.metrics.signal_usable.labels(bed=bed).set(1.0 if quality.usable else 0.0)
         events.extend(result.events)
-        if quality.usable:
+        if worker.finished:
+            state = None  # a window scored after the end of the stream: the bed stays as its end left it
+        elif quality.usable:
             state = worker.set_state("monitored", "windows scored; input usable")
         else:
             why = f"bad channels {', '.join(quality.bad_channels)}" if quality.bad_channels else "input fault"

@@ -56,13 +56,21 @@ def run(args: argparse.Namespace) -> int:
         notifier.status(f"refused to start: {exc}")
         print(f"ictal serve: {exc}", file=sys.stderr)
         return 2
+    view = None
     try:
+        if config.view.enabled:
+            from streaming.view.live import start_live_view
+
+            view = start_live_view(daemon, config.view)  # before start(): it wraps the beds' sources
         code = daemon.run()  # signal handlers first, then start(), then serve
     except (JournalError, PublisherError, OSError) as exc:
         log.error(kv("start_failed", detail=str(exc)))
         notifier.status(f"failed to start: {exc}")
         print(f"ictal serve: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if view is not None:
+            view.close()
     left = daemon.threads_left_running()
     if left:  # finalising the interpreter under a thread in PyTorch/liblsl aborts (streaming.daemon, step 4)
         log.warning(kv("exit_without_finalising", code=code, threads=",".join(left),
