@@ -16,6 +16,10 @@ figure is undefined)::
                             training data, training.provenance) or null},
       "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore ...},
       "sample_level": {auroc, auprc, n_positive, n_negative, n_unscored},
+      "calibration": {definition, pooled: {ece, brier, brier_reference, max_calibration_error, n, n_positive,
+                      p999_seizure, bins: [{lo, hi, n, confidence, frequency}]},
+                      by_class: {class of the rated windows: same layout} (rated_windows data only)}
+                     (training.calibration; labelled, scored samples = the served probabilities),
       "sensitivity_at_fa": [{budget_fa_per_24h, point: {tau_on, tau_off, min_duration_s, targets, hits,
                              false_alarms, sensitivity, fa_per_24h} | null}],
       "sweep": [points as above, for every tau_on of the sweep],
@@ -29,7 +33,7 @@ figure is undefined)::
                       quality_events, timeline}]  (every selected recording; counts null when unscored),
       "segments": segment report (training.segments: per-class counts, seizure-vs-class AUCs, spans)
                   or null,
-      "plots": {"sensitivity_vs_fa": path, "timelines": {recording_id: path}}
+      "plots": {"sensitivity_vs_fa": path, "reliability": path, "timelines": {recording_id: path}}
     }
 
 Unscored recordings (``training.evaluate``: too short, unusable, not evaluated) are listed in
@@ -60,6 +64,7 @@ import numpy as np
 from alarms.config import AlarmThresholds
 from detector import FS_HZ
 from detector.output_position import first_served_index
+from training.calibration import calibration, recordings_calibration
 from training.datasets.base import Skipped
 from training.evaluate_metrics import (
     FA_BUDGETS_PER_24H,
@@ -101,6 +106,7 @@ class EvaluationReport:
     recordings: list[dict[str, Any]]
     segments: SegmentReport | None = None
     plots: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout."""
@@ -109,6 +115,7 @@ class EvaluationReport:
             "sensitivity_at_fa": self.sensitivity_at_fa, "sweep": self.sweep, "latency": self.latency,
             "background_only": self.background_only, "recordings": self.recordings,
             "segments": None if self.segments is None else self.segments.to_dict(), "plots": self.plots,
+            "calibration": self.calibration,
         }
 
 
@@ -186,7 +193,14 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
             "quality_events": ev.quality_events, "timeline": None,
         })
     segments = None
+    pooled_calibration = recordings_calibration(recs)
+    calibration_report: dict[str, Any] = {
+        "definition": "labelled, scored samples (the served probabilities); ECE over 15 equal-width bins "
+                      "(Guo et al. 2017), Brier score, brier_reference = prevalence x (1 - prevalence)",
+        "pooled": pooled_calibration.to_dict(), "by_class": {},
+    }
     if data_format == "rated_windows" and (Path(dataset) / "labelled" / "manifest.csv").is_file():
+        calibration_report["by_class"] = _calibration_by_class(read_rated_windows(dataset), recs)
         # spans of unscored recordings are listed, unscored (their probabilities never reached the alarms)
         probs = {ev.scored.recording_id: ev.scored.probs if ev.status == "scored"
                  else np.full(ev.scored.probs.shape, np.nan, dtype=np.float32) for ev in evaluated}
@@ -232,9 +246,10 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
                               for x in lat]},
         background_only={"n_recordings": len(bg), "duration_s": bg_counts.duration_s,
                          "false_alarms": bg_counts.false_alarms, "fa_per_24h": _none(bg_counts.fa_per_24h)},
-        recordings=rows, segments=segments,
+        recordings=rows, segments=segments, calibration=calibration_report,
     )
     if plots:
+        from training.calibration import plot_reliability
         from training.report_plots import plot_sensitivity_vs_fa, plot_timeline
 
         plot_dir = out_dir / "plots"
@@ -249,8 +264,50 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
             path = plot_timeline(r, r.events, thresholds, plot_dir / f"timeline_{r.recording_id}.png", note=note)
             timelines[r.recording_id] = str(path.relative_to(out_dir))
             row["timeline"] = timelines[r.recording_id]
-        report.plots = {"sensitivity_vs_fa": str(curve.relative_to(out_dir)), "timelines": timelines}
+        reliability = plot_reliability(pooled_calibration, plot_dir / "reliability.png",
+                                       title=f"{checkpoint_id} on {Path(dataset).name}: served probabilities")
+        report.plots = {"sensitivity_vs_fa": str(curve.relative_to(out_dir)),
+                        "reliability": str(reliability.relative_to(out_dir)), "timelines": timelines}
     return report
+
+
+def _calibration_by_class(windows: Sequence, recs: Sequence) -> dict[str, Any]:
+    """Calibration of the samples inside the rated windows of each class (seizure samples are positive)."""
+    by_id = {r.recording_id: r for r in recs}
+    probs: dict[str, list[np.ndarray]] = {}
+    for w in windows:
+        r = by_id.get(w.recording_id)
+        if r is None:
+            continue
+        lo, hi = int(round(w.start_s * r.rate_hz)), int(round(w.stop_s * r.rate_hz))
+        p = r.probs[lo:hi]
+        probs.setdefault(w.label, []).append(p[np.isfinite(p)])
+    out = {}
+    for label, parts in sorted(probs.items()):
+        p = np.concatenate(parts)
+        out[label] = calibration(p, np.full(p.shape, label == "seizure")).to_dict()
+    return out
+
+
+def _calibration_line(cal: dict[str, Any]) -> str:
+    """The calibration line of the Markdown headline."""
+    pooled = cal.get("pooled") or {}
+    line = (f"- calibration of the served probabilities (labelled, scored samples): ECE "
+            f"{_num(pooled.get('ece'), '.3f')}, Brier {_num(pooled.get('brier'), '.4f')} (prevalence-only "
+            f"{_num(pooled.get('brier_reference'), '.4f')}); 99.9th percentile on seizure samples "
+            f"{_num(pooled.get('p999_seizure'), '.3f')}")
+    if cal.get("by_class"):
+        line += "; mean probability in rated windows by class: " + ", ".join(
+            f"{label} {_num(_mean_confidence(c), '.2f')}" for label, c in cal["by_class"].items())
+    return line
+
+
+def _mean_confidence(c: dict[str, Any]) -> float | None:
+    """Mean probability of a calibration dict's samples (from its bins)."""
+    n = sum(b["n"] for b in c["bins"])
+    if not n:
+        return None
+    return sum(b["n"] * b["confidence"] for b in c["bins"] if b["n"]) / n
 
 
 def _hyp(r):
@@ -313,6 +370,7 @@ def format_markdown(report: EvaluationReport) -> str:
               f"- sample level (labelled, scored samples): AUROC {_num(report.sample_level['auroc'], '.4f')}, "
               f"AUPRC {_num(report.sample_level['auprc'], '.4f')} ({report.sample_level['n_positive']} seizure / "
               f"{report.sample_level['n_negative']} background samples, {report.sample_level['n_unscored']} unscored)",
+              _calibration_line(report.calibration),
               f"- alarm latency (signal time the onset alarm leaves the daemon - annotated onset) over "
               f"{report.latency['n']} detected seizures: p50 {_num(report.latency['p50_s'], '.1f')} s, p90 "
               f"{_num(report.latency['p90_s'], '.1f')} s (the alarm leaves at the end of the scored window that "

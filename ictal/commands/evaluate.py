@@ -98,6 +98,7 @@ def summary_lines(report) -> str:
     sz = report.scores["szcore"]
     bg = report.background_only
     lat = report.latency
+    cal = (getattr(report, "calibration", None) or {}).get("pooled") or {}
     lines = [
         f"{m['n_recordings']} recordings, {m['n_scored']} scored ({m['duration_s'] / 3600:.3f} h), "
         f"{m['n_unscored']} unscored, hop {m['hop_s']:g} s, min history {m['min_history_s']:g} s, lookahead "
@@ -107,6 +108,9 @@ def summary_lines(report) -> str:
         f"NEDC TAES: sensitivity {100 * ta['sensitivity']:.2f}%, {ta['false_alarms']:.2f} FA, {ta['fa_per_24h']:.2f} FA/24h",
         f"SzCORE: sensitivity {fmt(sz['sensitivity'], '.2f', 100)}%, FP/24h {fmt(sz['fp_per_24h'])}",
         f"AUROC {fmt(report.sample_level['auroc'], '.4f')}, AUPRC {fmt(report.sample_level['auprc'], '.4f')}",
+        f"calibration: ECE {fmt(cal.get('ece'), '.3f')}, Brier {fmt(cal.get('brier'), '.4f')} (prevalence-only "
+        f"{fmt(cal.get('brier_reference'), '.4f')}), 99.9th percentile on seizure samples "
+        f"{fmt(cal.get('p999_seizure'), '.3f')}; reliability diagram in plots/reliability.png",
         "sensitivity at FA/24h: " + ", ".join(
             f"{r['budget_fa_per_24h']:g}: " + ("n/a" if r["point"] is None or r["point"]["sensitivity"] is None
                                                else f"{100 * r['point']['sensitivity']:.1f}%")

@@ -179,3 +179,26 @@ def test_report_counts_and_names_the_training_recordings_of_the_checkpoint(repo_
     assert prov["warning"] == line and prov["n_evaluation"] == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert line in md and all(f in md.split(line, 1)[1].split("\n", 2)[1] for f in FILES)
+
+
+def test_report_measures_the_calibration_of_the_served_probabilities(evaluated):
+    from training.calibration import recordings_calibration
+    from training.evaluate import load_scored
+
+    out, report, _ = evaluated
+    data = json.loads((out / "report.json").read_text())
+    pooled = data["calibration"]["pooled"]
+    # the same labelled, scored samples as the sample-level AUROC
+    assert pooled["n_positive"] == data["sample_level"]["n_positive"]
+    assert pooled["n"] == data["sample_level"]["n_positive"] + data["sample_level"]["n_negative"]
+    again = recordings_calibration(load_scored(out))  # recomputed from the stored probabilities
+    assert pooled["ece"] == pytest.approx(again.ece) and pooled["brier"] == pytest.approx(again.brier)
+    assert 0 <= pooled["ece"] <= 1 and pooled["brier_reference"] > 0
+    # rated windows of the HMS file are seizure; their class holds only positives
+    seizure = data["calibration"]["by_class"]["seizure"]
+    assert seizure["n"] == seizure["n_positive"] > 0
+    assert (out / data["plots"]["reliability"]).read_bytes()[:4] == b"\x89PNG"
+    assert "ECE" in (out / "report.md").read_text()
+    from ictal.commands.evaluate import summary_lines
+
+    assert f"ECE {pooled['ece']:.3f}" in summary_lines(report)
