@@ -86,7 +86,10 @@ new samples hold gap filler or follow a front-end reset), ``signal_quality`` (th
 after unusable ones: while the input is unusable the state steps on and its probabilities are not
 used), ``reconnect`` (:meth:`BedSession.invalidate_stream_state`, called by the bed's thread at every
 new generation: a reconnection, samples arriving again after ``no_data``), ``discontinuous`` (a queued
-hop was skipped: the next one is made cold, :meth:`BedSession.cold_hop`). Each hop's signal quality is
+hop was skipped and its samples are no longer in the ring buffer). A skipped warm hop costs no
+rebuild: the next hop steps the state over the skipped samples and its own
+(:meth:`BedSession.extend_hop`), so a scorer that fell behind catches up with work proportional to the
+new signal; a skipped cold hop passes its rebuild to the next one. Each hop's signal quality is
 judged on the span window mode would judge at the same end, so alarms are suppressed alike.
 
 Skipping to the newest window
@@ -383,9 +386,14 @@ class BedSession:
         return hop
 
     def cold_hop(self, hop: StreamHop, reason: str) -> StreamHop:
-        """A queued hop made cold (its 60 s rebuild input read from the ring buffer): the bed's thread calls
-        it for the oldest queued hop when an older one was discarded (reason ``discontinuous``)."""
+        """A queued hop made cold (its 60 s rebuild input read from the ring buffer)."""
         return self.pipeline.cold_hop(hop, reason)
+
+    def extend_hop(self, hop: StreamHop, skipped: StreamHop) -> StreamHop:
+        """The hop after a skipped one, stepping over the skipped samples too
+        (:meth:`streaming.pipeline.BedPipeline.extend_hop`): the bed's thread calls it for the oldest
+        queued hop when an older one was discarded."""
+        return self.pipeline.extend_hop(hop, skipped)
 
     def keep_stream_state(self, hop: StreamHop, output: HopOutput) -> None:
         """Keep the state a hop was scored into (the scorer calls it before :meth:`score`, bed lock held).

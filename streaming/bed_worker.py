@@ -588,14 +588,16 @@ class BedWorker:
             with self.lock:
                 for window in windows:
                     if len(self.pending) >= self.queue_windows:
-                        self._discard(self.pending.popleft())
-                        if self.mode == "stream":  # the hop after a skipped one rebuilds the state
+                        skipped = self.pending.popleft()
+                        self._discard(skipped)
+                        if self.mode == "stream":  # the hop after a skipped one steps over its samples too
                             if self.pending:
                                 oldest = self.pending[0]
-                                self.pending[0] = PendingWindow(self.session.cold_hop(oldest.window, "discontinuous"),
-                                                                oldest.arrived_mono, oldest.generation)
+                                self.pending[0] = PendingWindow(
+                                    self.session.extend_hop(oldest.window, skipped.window),
+                                    oldest.arrived_mono, oldest.generation)
                             else:
-                                window = self.session.cold_hop(window, "discontinuous")
+                                window = self.session.extend_hop(window, skipped.window)
                     self.pending.append(PendingWindow(window, now_mono, self.generation))
             if self.on_window is not None:
                 self.on_window()

@@ -446,6 +446,43 @@ class BedPipeline:
         return replace(hop, data=data, valid=valid, cold=True, cold_reason=reason,
                        padding_samples=WINDOW_SAMPLES - history)
 
+    def extend_hop(self, hop: StreamHop, skipped: StreamHop) -> StreamHop:
+        """The hop after a skipped one, extended back over the skipped hop's new samples.
+
+        When scoring falls behind, the bed's thread discards the oldest queued hop; the state then ends
+        where the skipped hop started. Instead of rebuilding it from 60 s of history (a whole window of
+        work, at the moment the scorer is already behind), the next hop steps the state over the skipped
+        samples and its own: work proportional to the new signal. Only the hop's own served span is
+        stitched, as after a skipped window in window mode.
+
+        Parameters
+        ----------
+        hop : StreamHop
+            The queued hop that follows ``skipped``.
+        skipped : StreamHop
+            The hop discarded before it.
+
+        Returns
+        -------
+        hop : StreamHop
+            ``data`` = the normalised samples ``[skipped.step_start, hop.end_index)``; or the hop made
+            cold (``discontinuous``) when ``skipped`` was itself cold (its state was never built), or the
+            extended span holds gap filler or is no longer in the ring buffer; ``hop`` unchanged when it
+            is cold already.
+        """
+        if hop.cold:
+            return hop
+        if skipped.cold:
+            return self.cold_hop(hop, skipped.cold_reason or "discontinuous")
+        assert self.norm_ring is not None
+        start = skipped.step_start
+        if start < self.norm_ring.start_index:
+            return self.cold_hop(hop, "discontinuous")
+        data, valid = self.norm_ring.read_recent(start, hop.end_index)
+        if not valid.all():
+            return self.cold_hop(hop, "gap")
+        return replace(hop, data=data, valid=valid, step_samples=hop.end_index - start)
+
     def normalised(self, filtered: np.ndarray, start: int, end: int, end_in_frontend: int) -> np.ndarray:
         """Model input of the filtered samples ``[start, end)`` (absolute indices at 256 Hz).
 

@@ -249,7 +249,7 @@ def test_a_reconnection_rebuilds_the_bed_state_even_with_contiguous_samples():
     assert loop.error is None
 
 
-def test_a_skipped_hop_makes_the_next_queued_one_rebuild_the_state():
+def test_a_skipped_hop_is_stepped_over_by_the_next_one_and_a_skipped_rebuild_moves_to_the_next():
     metrics = IctalMetrics()
     daemon_metrics = DaemonMetrics(metrics.registry)
     events: list = []
@@ -262,11 +262,21 @@ def test_a_skipped_hop_makes_the_next_queued_one_rebuild_the_state():
     worker._make_session()
     for _ in range(4 * 8):  # 8 s: hops ending at 4 (cold), 6, 8 s; the queue holds 2: the first is skipped
         worker._handle(worker.source.read(0.0), time.monotonic(), time.time())
-    assert [p.window.cold_reason for p in worker.pending] == ["discontinuous", None]
+    # the skipped hop was the rebuild: the next one rebuilds instead, for the same reason
+    assert [p.window.cold_reason for p in worker.pending] == ["start", None]
     assert loop.iterate()
     assert fake.step_batches == [(1, 60 * FS_HZ), (1, 2 * FS_HZ)]  # rebuilt, then a plain step
-    assert worker.session.stream_rebuilds == {"discontinuous": 1} and worker.session.stream_state_end == 8 * FS_HZ
-    assert worker.session.windows_discarded == 1
+    assert worker.session.stream_rebuilds == {"start": 1} and worker.session.stream_state_end == 8 * FS_HZ
+    # 8 -> 14 s unscored: hops ending at 10, 12, 14 s; the one ending at 10 s is skipped (warm)
+    for _ in range(4 * 6):
+        worker._handle(worker.source.read(0.0), time.monotonic(), time.time())
+    assert [(p.window.cold, p.window.step_start, p.window.end_index) for p in worker.pending] == [
+        (False, 8 * FS_HZ, 12 * FS_HZ), (False, 12 * FS_HZ, 14 * FS_HZ)]  # 12 s steps over 8-12 s
+    fake.step_batches.clear()
+    assert loop.iterate()
+    assert fake.step_batches == [(1, 4 * FS_HZ), (1, 2 * FS_HZ)]  # no rebuild: work for the new samples only
+    assert worker.session.stream_rebuilds == {"start": 1} and worker.session.stream_state_end == 14 * FS_HZ
+    assert worker.session.windows_discarded == 2
 
 
 class ChunkListSource(Source):
