@@ -102,8 +102,47 @@ def loss_from_config(optim) -> Callable[[torch.Tensor, torch.Tensor], torch.Tens
     return lambda logits, labels: weighted_bce(logits, labels, optim.pos_weight)
 
 
+def causal_served_offsets(min_history_samples: int, n_times: int) -> tuple[int, int]:
+    """Offsets of a window that a causal model is trained on: ``[min_history, n_times)``.
+
+    Parameters
+    ----------
+    min_history_samples : int
+        The daemon's ``min_history_s`` in samples (2560 = 10 s): the warm-up a bed needs before its
+        first probability.
+    n_times : int
+        Window length in samples (15360).
+
+    Returns
+    -------
+    lo, hi : int
+        ``(min_history_samples, n_times)``.
+
+    Raises
+    ------
+    ValueError
+        If ``min_history_samples`` is not in ``[0, n_times)``.
+
+    Notes
+    -----
+    In stream mode (``detector.mode: stream``) the daemon steps a causal model hop by hop and serves
+    every sample of every hop, lookahead 0: the probability of sample ``t`` is computed from the
+    samples up to ``t`` only, with the state carried from the bed's connection (or its last rebuild,
+    which replays ``min_history_s`` of the ring buffer). In window mode it serves the newest hop of a
+    window, which lies inside this span too. A training window is a stretch of such a stream, so every
+    sample with at least ``min_history`` of signal before it in the window is a served position; the
+    first ``min_history`` samples are the warm-up (a left-padded window's warm-up starts at its first
+    real sample: :class:`training.sampler.WindowDataset` masks the labels before it).
+    """
+    lo, hi = int(min_history_samples), int(n_times)
+    if not 0 <= lo < hi:
+        raise ValueError(f"min_history ({lo} samples) must lie in [0, n_times = {hi}) for a causal model")
+    return lo, hi
+
+
 def served_position_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], serving,
-                         n_times: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                         n_times: int, direction: str = "bidirectional",
+                         ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The training loss taken where the daemon reads the model (``detector.output_position``).
 
     Parameters
@@ -111,25 +150,43 @@ def served_position_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     loss : callable
         ``loss(logits (B, T), labels (B, T)) -> scalar`` (e.g. :func:`loss_from_config`).
     serving : training.config.ServingConfig
-        ``loss_positions``, ``hop_s``, ``lookahead_s``, ``whole_window_loss_weight``.
+        ``loss_positions``, ``hop_s``, ``lookahead_s``, ``min_history_s``, ``whole_window_loss_weight``.
     n_times : int
         Window length in samples (15360).
+    direction : {"bidirectional", "causal"}
+        The model's ``ModelConfig.direction``.
 
     Returns
     -------
     loss_fn : callable
         ``loss_fn(logits (B, n_times), labels (B, n_times)) -> scalar``: with ``loss_positions:
-        served``, ``loss`` over the served span ``[n_times - lookahead - hop, n_times - lookahead)``
-        (the offsets of ``detector.output_position.served_offsets``, the very function the daemon's
-        stitching uses) plus ``whole_window_loss_weight`` times ``loss`` over the whole window; with
-        ``window``, ``loss`` over the whole window.
+        served``, ``loss`` over the served offsets plus ``whole_window_loss_weight`` times ``loss`` over
+        the whole window; with ``window``, ``loss`` over the whole window. The served offsets are
+        ``[n_times - lookahead - hop, n_times - lookahead)`` for a bidirectional model (the offsets of
+        ``detector.output_position.served_offsets``, the very function the daemon's stitching uses)
+        and ``[min_history, n_times)`` for a causal one (:func:`causal_served_offsets`). They are
+        attached as ``loss_fn.served_offsets``.
+
+    Raises
+    ------
+    ValueError
+        If ``direction`` is unknown, or (causal) ``serving.lookahead_s`` is not 0.
     """
+    if direction not in ("bidirectional", "causal"):
+        raise ValueError(f"direction must be 'bidirectional' or 'causal' (found {direction!r})")
     if serving.loss_positions == "window":
         return loss
+    from detector import FS_HZ
     from detector.output_position import seconds_to_samples, served_offsets
 
-    lo, hi = served_offsets(seconds_to_samples(serving.hop_s, "serving.hop_s"),
-                            seconds_to_samples(serving.lookahead_s, "serving.lookahead_s"), n_times)
+    if direction == "causal":
+        if serving.lookahead_s != 0:
+            raise ValueError(f"a causal model is served with lookahead 0 (found serving.lookahead_s "
+                             f"{serving.lookahead_s})")
+        lo, hi = causal_served_offsets(int(round(serving.min_history_s * FS_HZ)), n_times)
+    else:
+        lo, hi = served_offsets(seconds_to_samples(serving.hop_s, "serving.hop_s"),
+                                seconds_to_samples(serving.lookahead_s, "serving.lookahead_s"), n_times)
     weight = float(serving.whole_window_loss_weight)
 
     def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
