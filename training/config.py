@@ -148,7 +148,8 @@ class ServingConfig(StrictModel):
         "served", description="served: the loss on the samples the daemon reads (the output-position "
         "contract): for a bidirectional model the span [end - lookahead - hop, end - lookahead) of each "
         "window; for a causal model (stream mode serves every sample, each final when its hop is in) "
-        "every sample of the window with at least min_history_s of signal before it in the window. "
+        "every sample from min_history_s - hop_s after the window's first sample on (a stream's first "
+        "probability). "
         "window: the loss on all 15360 samples of a window, anchor anywhere in it (the seeds' and "
         "ictal's first recipe; kept as the baseline of the lookahead study)."
     )
@@ -265,5 +266,5 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"serving.min_history_s ({self.serving.min_history_s} s) must be shorter than the window "
                 f"(model.n_times {self.model.n_times} samples): a causal model is trained on the samples "
-                "after min_history_s of each window"
+                "a stream serves after its warm-up"
             )

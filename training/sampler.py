@@ -15,9 +15,10 @@ loss ignores them. Where the window is placed depends on where the loss is taken
 - ``window``: the anchor lies at a uniform position of the whole window, then the time-shift
   augmentation moves it (the first recipe; the loss covers every sample).
 - ``served`` for a causal model (``model.direction: causal``): stream mode serves every sample, so the
-  served positions are every sample with ``min_history`` of signal before it in the window
-  (:func:`training.losses.causal_served_offsets`); the window ends so that the anchor lies at a
-  uniform offset of ``[min_history, window)``, and labels before ``pad + min_history`` are -1.
+  served positions are every sample from ``min_history - hop`` after the window's first real sample
+  on (:func:`training.losses.causal_served_offsets`, the first probability of a stream); the window
+  ends so that the anchor lies at a uniform offset of ``[min_history - hop, window)``, and labels
+  before ``pad + min_history - hop`` are -1.
 
 Normalisation ``running`` (:mod:`detector.normalise`): the daemon normalises each sample with the
 running statistics of its stream before that sample's second, started at the bed's connection; a
@@ -380,9 +381,9 @@ class WindowDataset(torch.utils.data.Dataset):
     per-sample normalised stream (module docstring), not normalised on its own.
 
     With ``direction="causal"`` and ``serving.loss_positions == "served"`` the window is placed so that
-    its anchor lies at a uniform offset of ``[min_history, n_times)`` and the labels of the first
-    ``min_history`` samples after the window's first real sample are -1 (the warm-up; see
-    :func:`training.losses.causal_served_offsets`).
+    its anchor lies at a uniform offset of ``[min_history - hop, n_times)`` and the labels of the first
+    ``min_history - hop`` samples after the window's first real sample are -1 (the warm-up before a
+    stream's first probability; see :func:`training.losses.causal_served_offsets`).
 
     An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
@@ -418,8 +419,9 @@ class WindowDataset(torch.utils.data.Dataset):
                 if self.lookahead_samples != 0:
                     raise ValueError(f"a causal model is served with lookahead 0 (found serving.lookahead_s "
                                      f"{serving.lookahead_s})")
-                lo, hi = causal_served_offsets(self.min_history_samples, sampler.window_samples)
-                self.hop_samples = hi - lo  # the served span of a causal window: [min_history, window)
+                self.first_served, hi = causal_served_offsets(self.min_history_samples, self.hop_samples,
+                                                              sampler.window_samples)
+                self.hop_samples = hi - self.first_served  # a causal window's served span: [first_served, end)
 
     def snapshots(self, rec_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Running statistics of recording ``rec_index`` (:func:`recording_snapshots`), computed once."""
@@ -467,7 +469,7 @@ class WindowDataset(torch.utils.data.Dataset):
             labels[:pad] = -1
         if self.served and self.causal:
             labels = labels.copy()
-            labels[:pad + self.min_history_samples] = -1  # the warm-up after the first real sample
+            labels[:pad + self.first_served] = -1  # the warm-up after the first real sample
         x = np.zeros(signal.shape, dtype=np.float32)
         if not self.running:
             x[:, pad:] = self.frontend.prepare_window(signal[:, pad:])

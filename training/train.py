@@ -22,8 +22,9 @@ positions (:func:`training.validation.predict_served_logits`). The checkpoint re
 ``loss_positions: window`` restores the whole-window loss of the first recipe.
 
 Causal checkpoints (``model.direction: causal``, issue 16): the daemon's stream mode serves every
-sample, lookahead 0, so the loss is taken on every sample with ``min_history_s`` of signal before it
-in the window (:func:`training.losses.causal_served_offsets`), and the config must say
+sample, lookahead 0, so the loss is taken on every sample a stream would serve (from ``min_history_s -
+hop_s`` after the window's first real sample on: :func:`training.losses.causal_served_offsets`), and
+the config must say
 ``serving.lookahead_s: 0`` and ``frontend.normalisation: running`` (:class:`training.config.TrainConfig`
 says why). With ``running`` each training window is the slice of its recording's per-sample
 normalised stream, the statistics started at the recording's first sample as the daemon starts them at
