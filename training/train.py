@@ -24,9 +24,8 @@ positions (:func:`training.validation.predict_served_logits`). The checkpoint re
 Causal checkpoints (``model.direction: causal``, issue 16): the daemon's stream mode serves every
 sample, lookahead 0, so the loss is taken on every sample a stream would serve (from ``min_history_s -
 hop_s`` after the window's first real sample on: :func:`training.losses.causal_served_offsets`), and
-the config must say
-``serving.lookahead_s: 0`` and ``frontend.normalisation: running`` (:class:`training.config.TrainConfig`
-says why). With ``running`` each training window is the slice of its recording's per-sample
+the config must say ``serving.lookahead_s: 0`` and ``frontend.normalisation: running``
+(:class:`training.config.TrainConfig` says why). With ``running`` each training window is the slice of its recording's per-sample
 normalised stream, the statistics started at the recording's first sample as the daemon starts them at
 a bed's connection (:mod:`training.sampler`). The checkpoint records ``direction`` (in its model
 config) and ``lookahead_s`` 0.
