@@ -44,13 +44,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from detector.normalise import SNAPSHOT_SAMPLES
 from training.cache import Cache, CacheEntry
 from training.config import AugmentConfig
 from training.datasets.base import BACKGROUND, SEIZURE, UNKNOWN
 from training.datasets.labels import label_runs
 
-SNAPSHOT_SAMPLES = 256
-"""Samples between running-normalisation snapshots (``detector.normalise.SNAPSHOT_SAMPLES``: 1 s)."""
+RUNNING_CHUNK_SAMPLES = 600 * 256
+"""Samples fed to the running normaliser per call over a cached recording (10 min: ~90 MB of float64
+moments at a time, whatever the recording's length; chunking does not change the statistics)."""
 
 
 def recording_snapshots(signal: np.ndarray, frontend_config) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +77,8 @@ def recording_snapshots(signal: np.ndarray, frontend_config) -> tuple[np.ndarray
     x = np.asarray(signal)
     normaliser = RunningNormaliser(frontend_config.running_tau_s, float(frontend_config.fs_hz), x.shape[0],
                                    frontend_config.clip_sigma, keep_s=None)
-    normaliser.update(x)
+    for first in range(0, x.shape[1], RUNNING_CHUNK_SAMPLES):  # chunks: the state carries, memory stays small
+        normaliser.update(x[:, first:first + RUNNING_CHUNK_SAMPLES])
     n_seconds = x.shape[1] // SNAPSHOT_SAMPLES
     mean = np.zeros((n_seconds + 1, x.shape[0]))
     std = np.zeros((n_seconds + 1, x.shape[0]))
@@ -213,6 +216,7 @@ class WindowSampler:
         self.entries = list(entries)
         self.window_samples = int(window_samples)
         self.seizure_fraction = float(seizure_fraction)
+        self._running: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray]] = {}
         pools: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {SEIZURE: [], BACKGROUND: []}
         self.all_background: list[bool] = []
         for index, entry in enumerate(self.entries):
@@ -232,6 +236,18 @@ class WindowSampler:
         if self.pools[SEIZURE].total == 0 and self.pools[BACKGROUND].total == 0:
             names = ", ".join(e.recording_id for e in self.entries[:5]) or "none"
             raise ValueError(f"no labelled sample to train on in {len(self.entries)} recording(s) ({names})")
+
+    def running_snapshots(self, rec_index: int, frontend_config) -> tuple[np.ndarray, np.ndarray]:
+        """Running-normalisation statistics of recording ``rec_index`` (:func:`recording_snapshots`).
+
+        Computed once per recording and front-end setting and kept with the sampler, which lives for
+        the whole run (a dataset is made per epoch): one pass over each recording drawn from.
+        """
+        key = (int(rec_index), float(frontend_config.running_tau_s), int(frontend_config.fs_hz))
+        if key not in self._running:
+            entry = self.entries[rec_index]
+            self._running[key] = recording_snapshots(self.cache.signal(entry), frontend_config)
+        return self._running[key]
 
     @property
     def seizure_samples(self) -> int:
@@ -399,7 +415,6 @@ class WindowDataset(torch.utils.data.Dataset):
         self.frontend_config = frontend_config
         self.frontend = Frontend(frontend_config, float(frontend_config.fs_hz))
         self.running = frontend_config.normalisation == "running"
-        self._snapshots: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.fs = float(frontend_config.fs_hz)
         self.augment = augment
         self.length = int(length)
@@ -424,11 +439,8 @@ class WindowDataset(torch.utils.data.Dataset):
                 self.hop_samples = hi - self.first_served  # a causal window's served span: [first_served, end)
 
     def snapshots(self, rec_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Running statistics of recording ``rec_index`` (:func:`recording_snapshots`), computed once."""
-        if rec_index not in self._snapshots:
-            entry = self.sampler.entries[rec_index]
-            self._snapshots[rec_index] = recording_snapshots(self.sampler.cache.signal(entry), self.frontend_config)
-        return self._snapshots[rec_index]
+        """Running statistics of recording ``rec_index`` (:meth:`WindowSampler.running_snapshots`)."""
+        return self.sampler.running_snapshots(rec_index, self.frontend_config)
 
     def __len__(self) -> int:
         return self.length

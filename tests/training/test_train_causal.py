@@ -82,7 +82,7 @@ SERVING = ServingConfig(lookahead_s=0.0, hop_s=4.0, min_history_s=10.0, warmup_f
 
 
 def test_causal_training_windows_are_slices_of_the_recordings_per_sample_normalised_stream():
-    long, short = _nonstationary_recording(400.0, 1), _nonstationary_recording(40.0, 2)
+    long, short = _nonstationary_recording(700.0, 1), _nonstationary_recording(40.0, 2)  # > one 600 s chunk
     window = 60 * FS
     dataset, drawn = _dataset([long, short], window, SERVING, length=30)
     frontends = [_stream_frontend(long), _stream_frontend(short)]
