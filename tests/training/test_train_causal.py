@@ -224,6 +224,29 @@ def test_a_window_robust_cache_is_reused_by_a_running_run_and_another_band_is_re
         build_cache(recordings, tmp_path / "cache", FrontendConfig(bandpass_hz=(1.0, 70.0)), **quiet)
 
 
+def test_a_causal_checkpoint_records_direction_causal_lookahead_0_and_running_normalisation(tmp_path):
+    """Fast: the checkpoint writer of training, on a causal config and an untrained tiny model."""
+    from detector.checkpoint import load_checkpoint
+    from detector.model import build_model
+    from tests.training.test_train import small_model
+    from training.train import build_optimizer, write_checkpoint
+
+    config = TrainConfig.model_validate({
+        "data": {"format": "tusz", "root": tmp_path}, "model": small_model(direction="causal", n_times=512).model_dump(),
+        "frontend": {"normalisation": "running"},
+        "serving": {"hop_s": 0.25, "lookahead_s": 0.0, "min_history_s": 1.0}})
+    model = build_model(config.model)
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    path = write_checkpoint(tmp_path / "ckpt", model, config, optimizer, scheduler, {"global_step": 0})
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["lookahead_s"] == 0.0 and metadata["serving"]["loss_positions"] == "served"
+    loaded = load_checkpoint(path, backend="reference", device="cpu")
+    assert loaded.model_config.direction == "causal" and loaded.frontend_config.normalisation == "running"
+    assert loaded.lookahead_s == 0.0
+
+
+@pytest.mark.slow
 def test_a_causal_model_trains_and_its_checkpoint_records_direction_causal_and_lookahead_0(
         repo_root, shared_data, tmp_path):
     from detector.checkpoint import load_checkpoint
