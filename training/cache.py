@@ -52,10 +52,21 @@ class CacheMismatchError(ValueError):
     """The cache was built with another front-end config (or layout version) than this run's."""
 
 
+NORMALISATION_FIELDS: tuple[str, ...] = ("normalisation", "clip_sigma", "running_tau_s")
+"""Front-end settings that act after the cached signal (``Frontend.prepare_window``, per window at
+training time): two configs that differ only in them share a cache."""
+
+
 def frontend_hash(config: FrontendConfig) -> str:
     """Hash identifying a front-end config (16 hex digits of SHA-256 over its canonical JSON)."""
     text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def signal_settings(config: FrontendConfig | dict[str, Any]) -> dict[str, Any]:
+    """The front-end settings that shape the cached signal: all but :data:`NORMALISATION_FIELDS`."""
+    dumped = config if isinstance(config, dict) else config.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if k not in NORMALISATION_FIELDS}
 
 
 @dataclass
@@ -264,29 +275,36 @@ def _cache_worker(rec: Recording, cache_dir: Path, config: FrontendConfig, chunk
         return Skipped(rec.path, f"{type(exc).__name__}: {exc}")
 
 
-def _check_identity(cache_dir: Path, config: FrontendConfig) -> None:
+def _check_identity(cache_dir: Path, config: FrontendConfig) -> str | None:
+    """Refuse a cache whose signals another front-end would give; returns the hash it was built with.
+
+    A cache built with the same signal settings (:func:`signal_settings`) and another normalisation is
+    accepted: normalisation is applied per window at training time, never cached.
+    """
     identity = cache_dir / "cache.json"
     wanted = frontend_hash(config)
-    if identity.is_file():
-        found = json.loads(identity.read_text(encoding="utf-8"))
-        if found.get("format_version") != CACHE_FORMAT_VERSION:
-            raise CacheMismatchError(
-                f"cache {cache_dir} has layout version {found.get('format_version')!r}; this code reads "
-                f"version {CACHE_FORMAT_VERSION}: build a new cache in another cache_dir"
-            )
-        if found.get("frontend_hash") != wanted:
-            theirs = found.get("frontend_config", {})
-            ours = config.model_dump(mode="json")
-            differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            detail = "; ".join(f"{k}: cache {theirs.get(k)!r}, this run {ours.get(k)!r}" for k in differ)
-            raise CacheMismatchError(
-                f"cache {cache_dir} was built with another front-end config (hash "
-                f"{found.get('frontend_hash')}, this run {wanted}; {detail}). Its signals would differ from "
-                f"what the daemon feeds the model: use another data.cache_dir or delete this one"
-            )
+    if not identity.is_file():
+        return None
+    found = json.loads(identity.read_text(encoding="utf-8"))
+    if found.get("format_version") != CACHE_FORMAT_VERSION:
+        raise CacheMismatchError(
+            f"cache {cache_dir} has layout version {found.get('format_version')!r}; this code reads "
+            f"version {CACHE_FORMAT_VERSION}: build a new cache in another cache_dir"
+        )
+    theirs = found.get("frontend_config", {})
+    if found.get("frontend_hash") != wanted and (not theirs or signal_settings(theirs) != signal_settings(config)):
+        ours = config.model_dump(mode="json")
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        detail = "; ".join(f"{k}: cache {theirs.get(k)!r}, this run {ours.get(k)!r}" for k in differ)
+        raise CacheMismatchError(
+            f"cache {cache_dir} was built with another front-end config (hash "
+            f"{found.get('frontend_hash')}, this run {wanted}; {detail}). Its signals would differ from "
+            f"what the daemon feeds the model: use another data.cache_dir or delete this one"
+        )
+    return found.get("frontend_hash")
 
 
-def _reusable(entry_path: Path, rec: Recording, fhash: str) -> CacheEntry | None:
+def _reusable(entry_path: Path, rec: Recording, fhashes: set[str]) -> CacheEntry | None:
     if not entry_path.is_file():
         return None
     try:
@@ -295,7 +313,7 @@ def _reusable(entry_path: Path, rec: Recording, fhash: str) -> CacheEntry | None
         return None
     stat = rec.path.stat()
     folder = entry_path.parent
-    if (entry.frontend_hash != fhash or entry.source_size != stat.st_size
+    if (entry.frontend_hash not in fhashes or entry.source_size != stat.st_size
             or entry.source_mtime_ns != stat.st_mtime_ns or entry.labels_key != labels_key(rec)
             or not (folder / f"{rec.recording_id}.signal.npy").is_file()
             or not (folder / f"{rec.recording_id}.labels.npy").is_file()):
@@ -352,7 +370,7 @@ def build_cache(
 
     start = time.perf_counter()
     cache_dir = Path(cache_dir)
-    _check_identity(cache_dir, config)
+    built_with = _check_identity(cache_dir, config)
     ids = [r.recording_id for r in recordings]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -364,12 +382,14 @@ def build_cache(
                 "frontend_config": config.model_dump(mode="json"), "fs_hz": config.fs_hz}
     if not (cache_dir / "cache.json").is_file():
         _atomic_write_text(cache_dir / "cache.json", json.dumps(identity, indent=1))
+    else:  # the identity it was started with (the same signal settings; maybe another normalisation)
+        identity = json.loads((cache_dir / "cache.json").read_text(encoding="utf-8"))
 
     entries: dict[str, CacheEntry] = {}
     all_skipped = list(skipped or [])
     pending: list[Recording] = []
     for rec in recordings:
-        entry = _reusable(cache_dir / "recordings" / f"{rec.recording_id}.json", rec, fhash)
+        entry = _reusable(cache_dir / "recordings" / f"{rec.recording_id}.json", rec, {fhash, built_with} - {None})
         if entry is None:
             pending.append(rec)
         else:

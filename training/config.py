@@ -145,9 +145,13 @@ class ServingConfig(StrictModel):
     """
 
     loss_positions: Literal["served", "window"] = Field(
-        "served", description="served: the loss on the span the daemon reads (the output-position "
-        "contract); window: the loss on all 15360 samples of a window, anchor anywhere in it (the "
-        "seeds' and ictal's first recipe; kept as the baseline of the lookahead study)."
+        "served", description="served: the loss on the samples the daemon reads (the output-position "
+        "contract): for a bidirectional model the span [end - lookahead - hop, end - lookahead) of each "
+        "window; for a causal model (stream mode serves every sample, each final when its hop is in) "
+        "every sample from min_history_s - hop_s after the window's first sample on (a stream's first "
+        "probability). "
+        "window: the loss on all 15360 samples of a window, anchor anywhere in it (the seeds' and "
+        "ictal's first recipe; kept as the baseline of the lookahead study)."
     )
     lookahead_s: float = Field(
         2.0, ge=0, le=30, description="Seconds of signal after the newest served probability (written "
@@ -238,4 +242,29 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"model.sfreq must equal frontend.fs_hz (found {self.model.sfreq} and {self.frontend.fs_hz})"
             )
+        if self.model.direction == "causal":
+            self._check_causal()
         return self
+
+    def _check_causal(self) -> None:
+        """A causal checkpoint is served sample by sample (stream mode): refuse what contradicts it."""
+        if self.serving.lookahead_s > 0:
+            raise ValueError(
+                f"serving.lookahead_s must be 0 for model.direction: causal (found {self.serving.lookahead_s} s): "
+                "in stream mode every hop's probabilities are final as soon as the hop is in, so a causal "
+                "checkpoint has no future context to wait for (set serving.lookahead_s: 0)"
+            )
+        if self.frontend.normalisation != "running":
+            raise ValueError(
+                f"frontend.normalisation must be 'running' for model.direction: causal (found "
+                f"{self.frontend.normalisation!r}): window_robust scales every sample with the median and IQR "
+                "of the whole window, samples after it included, so the model input would not be causal, "
+                "the same sample would differ from window to window, and stream mode (which carries the "
+                "model state across hops of one per-sample normalised stream) could not serve the checkpoint"
+            )
+        if self.serving.min_history_s * self.frontend.fs_hz >= self.model.n_times:
+            raise ValueError(
+                f"serving.min_history_s ({self.serving.min_history_s} s) must be shorter than the window "
+                f"(model.n_times {self.model.n_times} samples): a causal model is trained on the samples "
+                "a stream serves after its warm-up"
+            )

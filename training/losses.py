@@ -102,8 +102,55 @@ def loss_from_config(optim) -> Callable[[torch.Tensor, torch.Tensor], torch.Tens
     return lambda logits, labels: weighted_bce(logits, labels, optim.pos_weight)
 
 
+def causal_served_offsets(min_history_samples: int, hop_samples: int, n_times: int) -> tuple[int, int]:
+    """Offsets of a window that a causal model is trained on: every sample stream mode would serve.
+
+    Parameters
+    ----------
+    min_history_samples : int
+        The daemon's ``min_history_s`` in samples (2560 = 10 s).
+    hop_samples : int
+        The daemon's ``hop_s`` in samples (1024 = 4 s).
+    n_times : int
+        Window length in samples (15360).
+
+    Returns
+    -------
+    lo, hi : int
+        ``(max(0, min_history - hop), n_times)``: ``lo`` is
+        ``detector.output_position.first_served_index(0, min_history, hop, 0)``.
+
+    Raises
+    ------
+    ValueError
+        If ``lo`` is not below ``n_times``.
+
+    Notes
+    -----
+    In stream mode (``detector.mode: stream``) the daemon steps a causal model hop by hop and serves
+    every sample of every hop, lookahead 0: the probability of sample ``t`` is computed from samples
+    up to ``t`` only, with the state carried from the bed's connection. Its hops end on window mode's
+    grid, the first ``min_history`` after the connection, so the first probability of a stream (and
+    of a state rebuilt after a gap, which replays ``min_history`` of the ring buffer) is at
+    ``first_served_index(origin, min_history, hop, 0) = origin + min_history - hop``: every later
+    sample is served, each with at least ``min_history - hop`` of signal before it. A training window
+    is a stretch of such a stream started at its first real sample, so its served positions are the
+    offsets from ``min_history - hop`` after that sample to its end; window mode's served span (the
+    newest hop) lies inside them. A left-padded window's span starts after its padding:
+    :class:`training.sampler.WindowDataset` masks the labels there.
+    """
+    from detector.output_position import first_served_index
+
+    lo, hi = first_served_index(0, int(min_history_samples), int(hop_samples), 0), int(n_times)
+    if not lo < hi:
+        raise ValueError(f"the first served sample of a causal window ({lo}: min_history {min_history_samples} "
+                         f"- hop {hop_samples}) must lie inside the window ({hi} samples)")
+    return lo, hi
+
+
 def served_position_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], serving,
-                         n_times: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                         n_times: int, direction: str = "bidirectional",
+                         ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The training loss taken where the daemon reads the model (``detector.output_position``).
 
     Parameters
@@ -111,25 +158,44 @@ def served_position_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     loss : callable
         ``loss(logits (B, T), labels (B, T)) -> scalar`` (e.g. :func:`loss_from_config`).
     serving : training.config.ServingConfig
-        ``loss_positions``, ``hop_s``, ``lookahead_s``, ``whole_window_loss_weight``.
+        ``loss_positions``, ``hop_s``, ``lookahead_s``, ``min_history_s``, ``whole_window_loss_weight``.
     n_times : int
         Window length in samples (15360).
+    direction : {"bidirectional", "causal"}
+        The model's ``ModelConfig.direction``.
 
     Returns
     -------
     loss_fn : callable
         ``loss_fn(logits (B, n_times), labels (B, n_times)) -> scalar``: with ``loss_positions:
-        served``, ``loss`` over the served span ``[n_times - lookahead - hop, n_times - lookahead)``
-        (the offsets of ``detector.output_position.served_offsets``, the very function the daemon's
-        stitching uses) plus ``whole_window_loss_weight`` times ``loss`` over the whole window; with
-        ``window``, ``loss`` over the whole window.
+        served``, ``loss`` over the served offsets plus ``whole_window_loss_weight`` times ``loss`` over
+        the whole window; with ``window``, ``loss`` over the whole window. The served offsets are
+        ``[n_times - lookahead - hop, n_times - lookahead)`` for a bidirectional model (the offsets of
+        ``detector.output_position.served_offsets``, the very function the daemon's stitching uses)
+        and ``[min_history - hop, n_times)`` for a causal one (:func:`causal_served_offsets`). They are
+        attached as ``loss_fn.served_offsets``.
+
+    Raises
+    ------
+    ValueError
+        If ``direction`` is unknown, or (causal) ``serving.lookahead_s`` is not 0.
     """
+    if direction not in ("bidirectional", "causal"):
+        raise ValueError(f"direction must be 'bidirectional' or 'causal' (found {direction!r})")
     if serving.loss_positions == "window":
         return loss
+    from detector import FS_HZ
     from detector.output_position import seconds_to_samples, served_offsets
 
-    lo, hi = served_offsets(seconds_to_samples(serving.hop_s, "serving.hop_s"),
-                            seconds_to_samples(serving.lookahead_s, "serving.lookahead_s"), n_times)
+    if direction == "causal":
+        if serving.lookahead_s != 0:
+            raise ValueError(f"a causal model is served with lookahead 0 (found serving.lookahead_s "
+                             f"{serving.lookahead_s})")
+        lo, hi = causal_served_offsets(int(round(serving.min_history_s * FS_HZ)),
+                                       seconds_to_samples(serving.hop_s, "serving.hop_s"), n_times)
+    else:
+        lo, hi = served_offsets(seconds_to_samples(serving.hop_s, "serving.hop_s"),
+                                seconds_to_samples(serving.lookahead_s, "serving.lookahead_s"), n_times)
     weight = float(serving.whole_window_loss_weight)
 
     def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,27 @@ loss ignores them. Where the window is placed depends on where the loss is taken
   probability ``warmup_fraction`` any window is cropped to a warm-up window of ``min_history`` to 60 s.
 - ``window``: the anchor lies at a uniform position of the whole window, then the time-shift
   augmentation moves it (the first recipe; the loss covers every sample).
+- ``served`` for a causal model (``model.direction: causal``): stream mode serves every sample, so the
+  served positions are every sample from ``min_history - hop`` after the window's first real sample
+  on (:func:`training.losses.causal_served_offsets`, the first probability of a stream); the window
+  ends so that the anchor lies at a uniform offset of ``[min_history - hop, window)``, and labels
+  before ``pad + min_history - hop`` are -1.
+
+Normalisation ``running`` (:mod:`detector.normalise`): the daemon normalises each sample with the
+running statistics of its stream before that sample's second, started at the bed's connection; a
+window is a slice of that per-sample normalised stream. Training does the same with the recording as
+the stream: the statistics start at the recording's first sample (:func:`recording_snapshots`, run
+once per recording over its cached filtered signal and kept: 19 x 2 floats per second) and each
+window is normalised with them (:func:`normalise_with_snapshots`, equal to
+``Frontend.prepare_window(window, end_index)`` of a front-end that processed the recording). The
+augmentations act on the statistics as they would on a whole recording: a gain ``g`` scales the
+snapshots' mean and standard deviation by ``g``; additive white noise of standard deviation ``s``
+adds ``s**2`` to their variance; a hemisphere flip permutes their channels. An injected simulated
+seizure is NOT in the statistics (they are the recording's): with ``running_tau_s`` 300 s a 60 s
+event would move the EMA by at most 18 %, so the model sees a seizure at the scale of the background
+before it, as in the first minute of a real one. A warm-up window (cropped to a bed that connected
+``history`` samples before its end) restarts the statistics at its first real sample, as the daemon
+does at every connection: its first second is zeros.
 """
 
 from __future__ import annotations
@@ -23,10 +44,105 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from detector.normalise import SNAPSHOT_SAMPLES
 from training.cache import Cache, CacheEntry
 from training.config import AugmentConfig
 from training.datasets.base import BACKGROUND, SEIZURE, UNKNOWN
 from training.datasets.labels import label_runs
+
+RUNNING_CHUNK_SAMPLES = 600 * 256
+"""Samples fed to the running normaliser per call over a cached recording (10 min: ~90 MB of float64
+moments at a time, whatever the recording's length; chunking does not change the statistics)."""
+
+
+def recording_snapshots(signal: np.ndarray, frontend_config) -> tuple[np.ndarray, np.ndarray]:
+    """Running-normalisation statistics of a recording, started at its first sample.
+
+    Parameters
+    ----------
+    signal : ndarray of float32, shape (n_channels, n_samples)
+        The recording's filtered EEG in uV at 256 Hz (the cache's signal).
+    frontend_config : FrontendConfig
+        ``running_tau_s``, ``fs_hz`` and ``clip_sigma`` of the run.
+
+    Returns
+    -------
+    mean, std : ndarray of float64, shape (n_seconds + 1, n_channels)
+        Row ``k`` holds the statistics of samples ``< 256 k`` (the snapshot of
+        ``detector.normalise.RunningNormaliser`` at sample ``256 k``), ``n_seconds = n_samples // 256``;
+        row 0 (no statistics yet) is zeros and never used.
+    """
+    from detector.normalise import RunningNormaliser
+
+    x = np.asarray(signal)
+    normaliser = RunningNormaliser(frontend_config.running_tau_s, float(frontend_config.fs_hz), x.shape[0],
+                                   frontend_config.clip_sigma, keep_s=None)
+    for first in range(0, x.shape[1], RUNNING_CHUNK_SAMPLES):  # chunks: the state carries, memory stays small
+        normaliser.update(x[:, first:first + RUNNING_CHUNK_SAMPLES])
+    n_seconds = x.shape[1] // SNAPSHOT_SAMPLES
+    mean = np.zeros((n_seconds + 1, x.shape[0]))
+    std = np.zeros((n_seconds + 1, x.shape[0]))
+    for k in range(1, n_seconds + 1):
+        mean[k], std[k] = normaliser._snapshots[k * SNAPSHOT_SAMPLES]  # noqa: SLF001 (no public reader)
+    return mean, std
+
+
+def normalise_with_snapshots(x: np.ndarray, start_index: int, mean: np.ndarray, std: np.ndarray,
+                             clip_sigma: float) -> np.ndarray:
+    """Normalise samples with the running statistics before their second (``normalise_causal``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_channels, n_samples)
+        Filtered samples in uV; ``x[:, 0]`` is sample ``start_index`` of the stream (>= 0).
+    start_index : int
+        Index of ``x[:, 0]`` counted from the stream's first sample (where the statistics started).
+    mean, std : ndarray, shape (n_seconds + 1, n_channels)
+        As :func:`recording_snapshots` returns them (possibly transformed by an augmentation); must
+        reach the second of the last sample.
+    clip_sigma : float
+
+    Returns
+    -------
+    z : ndarray of float32, shape (n_channels, n_samples)
+        ``(x_t - mean[k]) / max(std[k], MIN_SCALE_UV)`` with ``k = t // 256``, clipped to
+        ``+/- clip_sigma``; 0 where ``k == 0``. Computed in float64 with the operations of
+        :meth:`detector.normalise.RunningNormaliser.normalise_causal`, hence equal to it.
+
+    Raises
+    ------
+    ValueError
+        If ``start_index`` is negative or the snapshots do not reach the last sample's second.
+    """
+    from detector.normalise import MIN_SCALE_UV
+
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[1]
+    if start_index < 0:
+        raise ValueError(f"start_index must be >= 0 (found {start_index})")
+    k = (int(start_index) + np.arange(n)) // SNAPSHOT_SAMPLES
+    if n and k[-1] >= mean.shape[0]:
+        raise ValueError(f"running statistics reach second {mean.shape[0] - 1}; samples up to "
+                         f"{int(start_index) + n - 1} (second {k[-1]}) asked for")
+    z = (x - mean[k].T) / np.maximum(std[k].T, MIN_SCALE_UV)
+    np.clip(z, -clip_sigma, clip_sigma, out=z)
+    z[:, k == 0] = 0.0
+    return z.astype(np.float32)
+
+
+def _scale_and_noise_recorded(window: np.ndarray, config: AugmentConfig,
+                              rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """``training.augment.scale_and_noise`` (same random draws, same result), also returning its gain
+    and its noise standard deviation in uV (the running statistics follow them)."""
+    import math
+
+    low, high = config.amplitude_scale
+    gain = math.exp(rng.uniform(math.log(low), math.log(high))) if high > low else low
+    out = window.astype(np.float32, copy=True)
+    out *= np.float32(gain)
+    if config.noise_std_uv > 0:
+        out += rng.normal(0.0, config.noise_std_uv, size=out.shape).astype(np.float32)
+    return out, float(np.float32(gain)), float(config.noise_std_uv)
 
 
 @dataclass
@@ -100,6 +216,7 @@ class WindowSampler:
         self.entries = list(entries)
         self.window_samples = int(window_samples)
         self.seizure_fraction = float(seizure_fraction)
+        self._running: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray]] = {}
         pools: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {SEIZURE: [], BACKGROUND: []}
         self.all_background: list[bool] = []
         for index, entry in enumerate(self.entries):
@@ -119,6 +236,18 @@ class WindowSampler:
         if self.pools[SEIZURE].total == 0 and self.pools[BACKGROUND].total == 0:
             names = ", ".join(e.recording_id for e in self.entries[:5]) or "none"
             raise ValueError(f"no labelled sample to train on in {len(self.entries)} recording(s) ({names})")
+
+    def running_snapshots(self, rec_index: int, frontend_config) -> tuple[np.ndarray, np.ndarray]:
+        """Running-normalisation statistics of recording ``rec_index`` (:func:`recording_snapshots`).
+
+        Computed once per recording and front-end setting and kept with the sampler, which lives for
+        the whole run (a dataset is made per epoch): one pass over each recording drawn from.
+        """
+        key = (int(rec_index), float(frontend_config.running_tau_s), int(frontend_config.fs_hz))
+        if key not in self._running:
+            entry = self.entries[rec_index]
+            self._running[key] = recording_snapshots(self.cache.signal(entry), frontend_config)
+        return self._running[key]
 
     @property
     def seizure_samples(self) -> int:
@@ -264,21 +393,34 @@ class WindowDataset(torch.utils.data.Dataset):
     ``serving.warmup_fraction``, cropped to a warm-up window: history uniform in
     [``min_history_s``, 60) s, the rest zeros after normalisation and labels -1 there.
 
+    With ``frontend_config.normalisation == "running"`` a window is the slice of its recording's
+    per-sample normalised stream (module docstring), not normalised on its own.
+
+    With ``direction="causal"`` and ``serving.loss_positions == "served"`` the window is placed so that
+    its anchor lies at a uniform offset of ``[min_history - hop, n_times)`` and the labels of the first
+    ``min_history - hop`` samples after the window's first real sample are -1 (the warm-up before a
+    stream's first probability; see :func:`training.losses.causal_served_offsets`).
+
     An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
     """
 
     def __init__(self, sampler: WindowSampler, frontend_config, augment: AugmentConfig | None, length: int,
-                 seed: int, epoch: int = 0, rank: int = 0, serving=None):
+                 seed: int, epoch: int = 0, rank: int = 0, serving=None, direction: str = "bidirectional"):
         from detector.frontend import Frontend
 
+        if direction not in ("bidirectional", "causal"):
+            raise ValueError(f"direction must be 'bidirectional' or 'causal' (found {direction!r})")
         self.sampler = sampler
+        self.frontend_config = frontend_config
         self.frontend = Frontend(frontend_config, float(frontend_config.fs_hz))
+        self.running = frontend_config.normalisation == "running"
         self.fs = float(frontend_config.fs_hz)
         self.augment = augment
         self.length = int(length)
         self.seed, self.epoch, self.rank = int(seed), int(epoch), int(rank)
         self.served = serving is not None and serving.loss_positions == "served"
+        self.causal = direction == "causal"
         if self.served:
             from detector.output_position import seconds_to_samples
 
@@ -286,6 +428,19 @@ class WindowDataset(torch.utils.data.Dataset):
             self.lookahead_samples = seconds_to_samples(serving.lookahead_s, "serving.lookahead_s", self.fs)
             self.min_history_samples = int(round(serving.min_history_s * self.fs))
             self.warmup_fraction = float(serving.warmup_fraction)
+            if self.causal:
+                from training.losses import causal_served_offsets
+
+                if self.lookahead_samples != 0:
+                    raise ValueError(f"a causal model is served with lookahead 0 (found serving.lookahead_s "
+                                     f"{serving.lookahead_s})")
+                self.first_served, hi = causal_served_offsets(self.min_history_samples, self.hop_samples,
+                                                              sampler.window_samples)
+                self.hop_samples = hi - self.first_served  # a causal window's served span: [first_served, end)
+
+    def snapshots(self, rec_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Running statistics of recording ``rec_index`` (:meth:`WindowSampler.running_snapshots`)."""
+        return self.sampler.running_snapshots(rec_index, self.frontend_config)
 
     def __len__(self) -> int:
         return self.length
@@ -305,23 +460,55 @@ class WindowDataset(torch.utils.data.Dataset):
                 and self.sampler.all_background[rec_index] and start >= 0 \
                 and rng.random() < self.augment.synthetic_seizure_p:
             signal, labels = self._inject(rec_index, start, rng)
+        gain, noise_std, flipped = 1.0, 0.0, False
         if self.augment:
-            signal = scale_and_noise(signal, self.augment, rng)
-            signal = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng)
+            if self.running:
+                signal, gain, noise_std = _scale_and_noise_recorded(signal, self.augment, rng)
+            else:
+                signal = scale_and_noise(signal, self.augment, rng)
+            mirrored = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng)
+            flipped, signal = mirrored is not signal, mirrored
         # A recording shorter than a window (start < 0) is padded as the daemon pads its warm-up
         # windows (streaming.bed): the real samples are normalised alone, the head is exact zeros.
         pad = max(0, -start)
+        restarted = False
         if self.served and self.warmup_fraction > 0 and rng.random() < self.warmup_fraction:
             n_window = signal.shape[1]
             history = int(rng.integers(min(self.min_history_samples, n_window - pad), n_window - pad + 1))
             pad = n_window - history  # a bed that (re)connected `history` samples before the window's end
+            restarted = True
             labels = labels.copy()
             labels[:pad] = -1
+        if self.served and self.causal:
+            labels = labels.copy()
+            labels[:pad + self.first_served] = -1  # the warm-up after the first real sample
         x = np.zeros(signal.shape, dtype=np.float32)
-        x[:, pad:] = self.frontend.prepare_window(signal[:, pad:])
+        if not self.running:
+            x[:, pad:] = self.frontend.prepare_window(signal[:, pad:])
+        elif restarted:
+            x[:, pad:] = self._normalise_fresh_stream(signal[:, pad:])
+        else:
+            mean, std = self.snapshots(rec_index)
+            if flipped:
+                from training.augment import _MIRROR
+
+                mean, std = mean[:, _MIRROR], std[:, _MIRROR]
+            mean, std = mean * gain, np.sqrt((std * gain) ** 2 + noise_std**2)
+            x[:, pad:] = normalise_with_snapshots(signal[:, pad:], start + pad, mean, std,
+                                                  self.frontend_config.clip_sigma)
         if self.augment:
             x = channel_dropout(x, self.augment.channel_dropout_p, rng)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels)
+
+    def _normalise_fresh_stream(self, signal: np.ndarray) -> np.ndarray:
+        """Running normalisation of a stream that starts at ``signal[:, 0]`` (a bed just connected)."""
+        from detector.normalise import RunningNormaliser
+
+        config = self.frontend_config
+        normaliser = RunningNormaliser(config.running_tau_s, self.fs, signal.shape[0], config.clip_sigma,
+                                       keep_s=None)
+        normaliser.update(signal)
+        return normaliser.normalise_causal(signal, 0)
 
     def _inject(self, rec_index: int, start: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The window at ``start`` of an all-background recording with a simulated seizure injected."""

@@ -21,6 +21,15 @@ scores them after connecting (:mod:`training.sampler`); dev evaluation reads the
 positions (:func:`training.validation.predict_served_logits`). The checkpoint records ``lookahead_s``.
 ``loss_positions: window`` restores the whole-window loss of the first recipe.
 
+Causal checkpoints (``model.direction: causal``, issue 16): the daemon's stream mode serves every
+sample, lookahead 0, so the loss is taken on every sample a stream would serve (from ``min_history_s -
+hop_s`` after the window's first real sample on: :func:`training.losses.causal_served_offsets`), and
+the config must say ``serving.lookahead_s: 0`` and ``frontend.normalisation: running``
+(:class:`training.config.TrainConfig` says why). With ``running`` each training window is the slice of its recording's per-sample
+normalised stream, the statistics started at the recording's first sample as the daemon starts them at
+a bed's connection (:mod:`training.sampler`). The checkpoint records ``direction`` (in its model
+config) and ``lookahead_s`` 0.
+
 Checkpoints (``out_dir/checkpoints/``): ``epoch_NNN`` after each epoch, ``last`` (after each epoch
 and when ``--max-steps`` stops the run) and ``best`` (highest dev sensitivity at the target FA/24h,
 then lowest dev loss). Each is a detector checkpoint (``model.safetensors`` + ``metadata.json``,
@@ -390,9 +399,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         If :data:`MAX_BAD_STEPS` optimizer steps in a row have a non-finite gradient (each such step
         is skipped and reported; a few can happen under bf16).
     ValueError
-        If the config asks for ``normalisation: running`` (its statistics depend on the stream before
-        the window, which the cache does not keep), the train split has no labelled sample, or a
-        resumed checkpoint has another model or front-end config.
+        If the train split has no labelled sample, or a resumed checkpoint has another model or
+        front-end config.
     training.cache.CacheMismatchError
         If the cache was built with another front-end config.
     """
@@ -402,11 +410,6 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
     from training.cache import Cache
     from training.sampler import WindowDataset, WindowSampler
 
-    if config.frontend.normalisation != "window_robust":
-        raise ValueError(
-            f"frontend.normalisation: training supports 'window_robust' only (found "
-            f"{config.frontend.normalisation!r}): running statistics depend on the stream before each window"
-        )
     progress = config.log.progress_bar if progress is None else progress
     device_probe = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist_info = setup_distributed(device_probe.type)
@@ -439,7 +442,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, optim.warmup_steps, total_steps, optim.min_lr_ratio))
         base_loss = loss_from_config(optim)
-        loss_fn = served_position_loss(base_loss, config.serving, config.model.n_times)
+        loss_fn = served_position_loss(base_loss, config.serving, config.model.n_times, config.model.direction)
         state: dict[str, Any] = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_score": None,
                                  "best_step": None, "world_size": dist_info.world_size}
         if resume is not None:
@@ -473,7 +476,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
             epoch = state["epoch"]
             dataset = WindowDataset(sampler, config.frontend, config.augment,
                                     optim.steps_per_epoch * optim.batch_size * micro_batches,
-                                    config.seed, epoch, dist_info.rank, serving=config.serving)
+                                    config.seed, epoch, dist_info.rank, serving=config.serving,
+                                    direction=config.model.direction)
             first = state["step_in_epoch"] * optim.batch_size * micro_batches
             subset = torch.utils.data.Subset(dataset, range(first, len(dataset)))
             loader = torch.utils.data.DataLoader(subset, batch_size=optim.batch_size, shuffle=False,

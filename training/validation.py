@@ -2,7 +2,12 @@
 
 Each dev recording of the cache is cut into consecutive windows of ``n_times`` samples (the last one
 aligned to the recording's end), each normalised with ``Frontend.prepare_window`` as the daemon does,
-and scored by the model; the per-sample probabilities are stitched in order. Unrated (unknown) time
+and scored by the model; the per-sample probabilities are stitched in order. With
+``normalisation: running`` a window is the slice of the recording's per-sample normalised stream, the
+statistics started at the recording's first sample as the daemon starts them at a bed's connection
+(:func:`normalised_stream`). A causal model is read as window mode reads it (the newest hop of each
+window, lookahead 0); stream mode gives the same probability at the newest hop of a full window to
+float rounding, and differs only in the state it carries from before the window. Unrated (unknown) time
 is taken out of scoring: its probability is set to 0 so no event can start there, and FA/24h is
 counted over labelled hours only.
 
@@ -78,6 +83,35 @@ UNSERVED_LOGIT: float = -30.0
 so no alarm can start there; their labels are masked as unknown in :func:`evaluate_dev`."""
 
 
+def normalised_stream(frontend, signal: np.ndarray) -> np.ndarray | None:
+    """The per-sample normalised stream of a recording under ``normalisation: running``, else None.
+
+    Parameters
+    ----------
+    frontend : detector.frontend.Frontend
+        Its config says the normalisation.
+    signal : ndarray of float32, shape (19, n)
+        Front-end output in uV at 256 Hz, the recording from its first sample.
+
+    Returns
+    -------
+    z : ndarray of float32, shape (19, n), or None
+        ``RunningNormaliser.normalise_causal`` of the whole recording with statistics started at its
+        first sample (a window ending at ``end`` is ``z[:, end - n_times:end]``, what
+        ``Frontend.prepare_window(window, end)`` gives after the front-end processed the recording);
+        None for ``window_robust`` (a pure function of each window).
+    """
+    if frontend.running is None:
+        return None
+    from detector.normalise import RunningNormaliser
+
+    config = frontend.config
+    normaliser = RunningNormaliser(config.running_tau_s, float(config.fs_hz), signal.shape[0], config.clip_sigma,
+                                   keep_s=None)
+    normaliser.update(signal)
+    return normaliser.normalise_causal(signal, 0)
+
+
 @torch.no_grad()
 def predict_served_logits(model: torch.nn.Module, signal: np.ndarray, window_samples: int, frontend,
                           device: torch.device, hop_samples: int, lookahead_samples: int,
@@ -124,6 +158,7 @@ def predict_served_logits(model: torch.nn.Module, signal: np.ndarray, window_sam
     out = np.full(n, UNSERVED_LOGIT, dtype=np.float32)
     served = np.zeros(n, dtype=bool)
     ends = list(range(min(min_history_samples, n), n + 1, hop_samples)) if n else []
+    stream = normalised_stream(frontend, signal)
     for b in range(0, len(ends), batch_size):
         batch_ends = ends[b:b + batch_size]
         windows = []
@@ -131,7 +166,8 @@ def predict_served_logits(model: torch.nn.Module, signal: np.ndarray, window_sam
             start = end - window_samples
             lo = max(start, 0)
             window = np.zeros((signal.shape[0], window_samples), dtype=np.float32)
-            window[:, lo - start:] = frontend.prepare_window(signal[:, lo:end])
+            window[:, lo - start:] = (frontend.prepare_window(signal[:, lo:end]) if stream is None
+                                      else stream[:, lo:end])
             windows.append(window)
         x = torch.from_numpy(np.stack(windows)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -180,14 +216,19 @@ def predict_logits(model: torch.nn.Module, signal: np.ndarray, window_samples: i
     if n < window_samples:
         starts = [n - window_samples]
     out = np.zeros(n, dtype=np.float32)
+    stream = normalised_stream(frontend, signal)
     for b in range(0, len(starts), batch_size):
         batch_starts = starts[b:b + batch_size]
         windows = []
         for start in batch_starts:
             window = np.zeros((signal.shape[0], window_samples), dtype=np.float32)
             lo = max(start, 0)
-            window[:, lo - start:] = signal[:, lo:start + window_samples]
-            windows.append(np.asarray(frontend.prepare_window(window), dtype=np.float32))
+            if stream is None:
+                window[:, lo - start:] = signal[:, lo:start + window_samples]
+                windows.append(np.asarray(frontend.prepare_window(window), dtype=np.float32))
+            else:
+                window[:, lo - start:] = stream[:, lo:start + window_samples]
+                windows.append(window)
         x = torch.from_numpy(np.stack(windows)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
