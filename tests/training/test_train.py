@@ -97,15 +97,6 @@ def test_resume_refuses_a_checkpoint_of_another_model(repo_root, tusz_root, tmp_
         train(other, resume=tmp_path / "a/checkpoints/last")
 
 
-def test_running_normalisation_is_refused_with_the_reason(repo_root, tusz_root, tmp_path):
-    from training.train import train
-
-    config = make_config(repo_root, tusz_root, tmp_path / "r")
-    config = TrainConfig.model_validate({**config.model_dump(), "frontend": {"normalisation": "running"}})
-    with pytest.raises(ValueError, match="window_robust"):
-        train(config)
-
-
 def test_loss_goes_down_on_a_fixed_batch(repo_root, tusz_root):
     from detector.model import build_model
     from training.cache import Cache, build_cache
