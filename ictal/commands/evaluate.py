@@ -110,7 +110,8 @@ def summary_lines(report) -> str:
         f"AUROC {fmt(report.sample_level['auroc'], '.4f')}, AUPRC {fmt(report.sample_level['auprc'], '.4f')}",
         f"calibration: ECE {fmt(cal.get('ece'), '.3f')}, Brier {fmt(cal.get('brier'), '.4f')} (prevalence-only "
         f"{fmt(cal.get('brier_reference'), '.4f')}), 99.9th percentile on seizure samples "
-        f"{fmt(cal.get('p999_seizure'), '.3f')}; reliability diagram in plots/reliability.png",
+        f"{fmt(cal.get('p999_seizure'), '.3f')}" + (f"; reliability diagram in {report.plots['reliability']}"
+                                                   if report.plots.get("reliability") else ""),
         "sensitivity at FA/24h: " + ", ".join(
             f"{r['budget_fa_per_24h']:g}: " + ("n/a" if r["point"] is None or r["point"]["sensitivity"] is None
                                                else f"{100 * r['point']['sensitivity']:.1f}%")
