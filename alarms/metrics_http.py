@@ -59,7 +59,6 @@ does not stop the loop from accepting and timing out). Descriptors held by the e
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import ssl
@@ -72,7 +71,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from alarms.config import MetricsTLSConfig
+from alarms.config import MetricsTLSConfig, _host_is_loopback
 from alarms.metrics_auth import BasicAuth
 
 log = logging.getLogger("ictal.alarms")
@@ -128,15 +127,6 @@ def tls_context(config: MetricsTLSConfig) -> ssl.SSLContext:
             raise OSError(f"metrics tls: cannot load client_cafile {config.client_cafile}: {exc}") from exc
         context.verify_mode = ssl.CERT_REQUIRED if config.client_auth_required else ssl.CERT_OPTIONAL
     return context
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -202,7 +192,7 @@ class MetricsHTTPServer:
                  write_timeout_s: float = WRITE_TIMEOUT_S, max_request_bytes: int = MAX_REQUEST_BYTES,
                  log_interval_s: float = LOG_INTERVAL_S, ssl_context: ssl.SSLContext | None = None,
                  basic_auth: BasicAuth | None = None) -> None:
-        if not _is_loopback_host(host) and (ssl_context is None or basic_auth is None):
+        if not _host_is_loopback(host) and (ssl_context is None or basic_auth is None):
             missing = " and ".join(n for n, v in [("TLS", ssl_context), ("basic auth", basic_auth)] if v is None)
             raise ValueError(f"metrics endpoint {host}:{port} is not loopback and has no {missing} (expected both "
                              "off loopback)")
