@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ictal.detector.config import StrictModel
 from pydantic import Field, model_validator
-
-from detector.config import StrictModel
 
 
 class AlarmThresholds(StrictModel):
@@ -50,10 +50,41 @@ class AlarmThresholds(StrictModel):
         return self
 
 
+JOURNAL_FILE_NAME = "ictal-journal.sqlite3"
+"""File name of the alarm journal in its default directory."""
+
+
+def default_journal_path() -> Path:
+    """Where the alarm journal goes when the config names none: a state directory, never the working one.
+
+    ``$STATE_DIRECTORY`` when set (systemd sets it from the unit's ``StateDirectory=ictal``: /var/lib/ictal;
+    the first entry when it lists several), else ``$XDG_STATE_HOME/ictal``, else ``~/.local/state/ictal``
+    (the XDG Base Directory specification's user state directory). The journal creates the directory when
+    it opens.
+
+    Returns
+    -------
+    Path
+        An absolute path to ``ictal-journal.sqlite3``.
+    """
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state).absolute() / JOURNAL_FILE_NAME
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "ictal" / JOURNAL_FILE_NAME
+
+
 class JournalConfig(StrictModel):
     """Durable local store of every event, written before publication."""
 
-    path: Path = Field(Path("ictal-journal.sqlite3"), description="SQLite file (WAL, synchronous=FULL).")
+    path: Path = Field(
+        default_factory=default_journal_path,
+        description="SQLite file (WAL, synchronous=FULL). Default: ictal-journal.sqlite3 in $STATE_DIRECTORY "
+        "(systemd's StateDirectory=, /var/lib/ictal for the shipped unit), else $XDG_STATE_HOME/ictal, else "
+        "~/.local/state/ictal: a state directory, never the working directory (alarms.config."
+        "default_journal_path). A relative path resolves in the working directory.",
+    )
     retention_days: float = Field(
         30.0, gt=0, description="Events older than this are pruned; 30 days covers a long ICU stay."
     )
@@ -156,7 +187,7 @@ class MetricsBasicAuthConfig(StrictModel):
     username: str = Field(min_length=1, description="User name Prometheus sends (basic_auth.username).")
     password_hash: str | None = Field(
         None, description="Hash of the password: pbkdf2_sha256$<iterations>$<salt>$<hash> (base64; print one with "
-        "`python -m alarms.metrics_auth`) or a bcrypt hash ($2b$..., as in Prometheus' web config; needs the "
+        "`python -m ictal.alarms.metrics_auth`) or a bcrypt hash ($2b$..., as in Prometheus' web config; needs the "
         "bcrypt package). A hash, not the password, so the config file can be read without giving it away."
     )
     password_file: Path | None = Field(

@@ -23,10 +23,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from detector import FS_HZ, WINDOW_SAMPLES
-from detector.config import ModelConfig
-from streaming.config import DaemonConfig
-from training.config import TrainConfig
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import ModelConfig
+from ictal.resources import resolve_checkpoint
+from ictal.streaming.config import DaemonConfig
+from ictal.training.config import TrainConfig
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "daemon": DaemonConfig,
@@ -165,7 +166,9 @@ def load_config(path: Path | str, kind: str | None = None) -> BaseModel:
     Returns
     -------
     config : DaemonConfig or ModelConfig or TrainConfig
-        The validated config, defaults filled in.
+        The validated config, defaults filled in. A daemon config's ``detector.checkpoint`` of
+        ``checkpoints/demo`` that is not under the working directory is the demo checkpoint installed
+        with ictal (:func:`ictal.resources.resolve_checkpoint`).
 
     Raises
     ------
@@ -195,6 +198,9 @@ def load_config(path: Path | str, kind: str | None = None) -> BaseModel:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc, CONFIG_KINDS[found])) from None
     if isinstance(config, DaemonConfig):
+        checkpoint = resolve_checkpoint(config.detector.checkpoint)
+        if checkpoint != config.detector.checkpoint:  # checkpoints/demo outside a checkout: the installed demo
+            config = config.model_copy(update={"detector": config.detector.model_copy(update={"checkpoint": checkpoint})})
         problems = daemon_checkpoint_problems(config)
         if problems:
             raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))

@@ -23,3 +23,11 @@ def shared_data() -> Path:
 def repo_root() -> Path:
     """The repository root (configs/, checkpoints/ live there)."""
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _private_state_directory(tmp_path, monkeypatch):
+    """Each test gets its own state directory: a daemon config without ``alarms.journal.path`` puts its
+    journal in ``$XDG_STATE_HOME/ictal`` (alarms.config.default_journal_path), never in the user's."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))

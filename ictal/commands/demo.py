@@ -9,7 +9,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` subcommand."""
-    from streaming.demo import DEFAULT_INPUT, DEFAULT_SPEED
+    from ictal.streaming.demo import DEFAULT_INPUT, DEFAULT_SPEED
 
     parser = subparsers.add_parser(
         "demo",
@@ -26,16 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED,
                         help=f"Replay pacing, x real time (default {DEFAULT_SPEED:g}: the 90 s default input "
                         "takes about 23 s).")
-    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/demo"),
-                        help="Checkpoint directory (default checkpoints/demo).")
-    parser.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[2] / "configs" / "daemon.yaml",
-                        help="Daemon config the demo starts from (default configs/daemon.yaml); its beds, "
-                        "ports and journal path are replaced.")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="Checkpoint directory (default: the demo checkpoint installed with ictal, "
+                        "checkpoints/demo of a checkout).")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="Daemon config the demo starts from (default: the one installed with ictal, "
+                        "configs/daemon.yaml of a checkout); its beds, ports and journal path are replaced.")
     parser.add_argument("--untrained", action="store_true",
                         help="Use a randomly initialised model instead of a checkpoint (shows the plumbing; its "
                         "alarms mean nothing).")
-    parser.add_argument("--untrained-config", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "configs" / "model" / "tiny_bimamba2.yaml",
+    parser.add_argument("--untrained-config", type=Path, default=None,
                         help="Model preset of --untrained (default configs/model/tiny_bimamba2.yaml).")
     parser.add_argument("--keep", action="store_true",
                         help="Keep the demo's working folder (daemon config, log, alarm journal) and print its "
@@ -45,11 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when it ran to its summary, 2 when it cannot run, 1 when something failed."""
+    from ictal import resources
     from ictal.config import ConfigError
-    from streaming.demo import DemoError, run_demo
+    from ictal.streaming.demo import DemoError, run_demo
 
+    checkpoint = args.checkpoint if args.checkpoint is not None else resources.demo_checkpoint()
+    config = args.config if args.config is not None else resources.default_daemon_config()
+    untrained_config = (args.untrained_config if args.untrained_config is not None
+                        else resources.model_preset("tiny_bimamba2"))
     try:
-        return run_demo(args.edf, args.speed, args.checkpoint, args.config, args.untrained, args.untrained_config,
+        return run_demo(args.edf, args.speed, checkpoint, config, args.untrained, untrained_config,
                         out=lambda line: print(line, flush=True), keep=args.keep)
     except (DemoError, ConfigError) as exc:
         print(f"ictal demo: {exc}", file=sys.stderr)

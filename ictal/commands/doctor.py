@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "selected by; run the pre-flight of the daemon config (checkpoint, thresholds, journal directory, "
         "ports with the process holding a busy one, EDF bed files).",
     )
-    parser.add_argument("--config", default="configs/daemon.yaml",
-                        help="Daemon config to pre-flight and whose beds to match to the LSL streams.")
+    parser.add_argument("--config", default=None,
+                        help="Daemon config to pre-flight and whose beds to match to the LSL streams (default: "
+                        "the config installed with ictal, configs/daemon.yaml of a checkout).")
     parser.add_argument("--lsl-wait", type=float, default=2.0, metavar="SECONDS",
                         help="How long to wait for LSL streams to answer (default 2 s; more on a slow network).")
     parser.set_defaults(func=run)
@@ -43,7 +44,7 @@ def _print(topic: str, fact: str) -> None:
 
 def _lsl_report(config, wait_s: float) -> int:
     """Print the visible streams and the beds they match; return the number of problems."""
-    from streaming.lsl_survey import survey
+    from ictal.streaming.lsl_survey import survey
 
     found = survey(config, wait_s)
     hint = "" if found.streams else (": is the amplifier's LSL app running, and does discovery reach this host "
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the report; exit 1 when something the daemon needs is missing or the pre-flight finds a problem."""
     import torch
 
-    from detector.backends import probe_fused_kernels
+    from ictal.detector.backends import probe_fused_kernels
 
     problems = 0
     _print("python", f"{platform.python_version()} ({sys.executable})")
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import pylsl
 
-        from streaming.lsl_config import configure_liblsl
+        from ictal.streaming.lsl_config import configure_liblsl
 
         liblsl_log = configure_liblsl()
         version = pylsl.library_version()  # an int such as 118 for 1.18
@@ -99,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         _print("liblsl", f"MISSING: {type(exc).__name__}: {exc}")
         problems += 1
     config = None
+    if args.config is None:
+        from ictal.resources import default_daemon_config
+
+        args.config = default_daemon_config()
     try:
         config = load_config(args.config, kind="daemon")
     except ConfigError as exc:

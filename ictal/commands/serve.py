@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "exit 0; SIGHUP reloads thresholds and the bed list. Relative paths in the file resolve in the working "
         "directory.",
     )
-    parser.add_argument("--config", type=Path, default=Path("configs/daemon.yaml"),
-                        help="Daemon config file (kind: daemon; default configs/daemon.yaml).")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="Daemon config file (kind: daemon; default: the config installed with ictal, "
+                        "configs/daemon.yaml of a checkout).")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None,
                         help="Override the config's log_level.")
     parser.set_defaults(func=run)
@@ -30,14 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT; exit codes: 0 clean stop, 1 failure while running, 2 refused to start."""
-    from alarms.journal import JournalError
-    from alarms.publisher import PublisherError
-    from alarms.thresholds import ThresholdsError
+    from ictal.alarms.journal import JournalError
+    from ictal.alarms.publisher import PublisherError
+    from ictal.alarms.thresholds import ThresholdsError
     from ictal.config import ConfigError, load_config
-    from streaming.daemon import Daemon, DaemonError
-    from streaming.logfmt import configure_logging, kv
-    from streaming.notify import SystemdNotifier
+    from ictal.resources import default_daemon_config
+    from ictal.streaming.daemon import Daemon, DaemonError
+    from ictal.streaming.logfmt import configure_logging, kv
+    from ictal.streaming.notify import SystemdNotifier
 
+    if args.config is None:
+        args.config = default_daemon_config()
     try:
         config = load_config(args.config, kind="daemon")
     except ConfigError as exc:
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     view = None
     try:
         if config.view.enabled:
-            from streaming.view.live import start_live_view
+            from ictal.streaming.view.live import start_live_view
 
             view = start_live_view(daemon, config.view)  # before start(): it wraps the beds' sources
         code = daemon.run()  # signal handlers first, then start(), then serve

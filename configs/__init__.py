@@ -1,0 +1,1 @@
+"""Package data: the shipped configuration files (`ictal.resources` finds them; not code)."""

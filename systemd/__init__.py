@@ -1,0 +1,1 @@
+"""Package data: the systemd unit (`ictal.resources.systemd_unit`; not code)."""
