@@ -244,8 +244,10 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
     config.setdefault("detector", {})["checkpoint"] = str(checkpoint)
     alarms = config.setdefault("alarms", {})
     alarms.setdefault("journal", {})["path"] = str(work / "journal.sqlite3")
+    # heartbeats every second: they carry the bed's monitored state, which the demo prints as it changes
     alarms.setdefault("publisher", {}).update({"pub_endpoint": f"tcp://127.0.0.1:{pub}",
-                                               "catchup_endpoint": f"tcp://127.0.0.1:{catchup}"})
+                                               "catchup_endpoint": f"tcp://127.0.0.1:{catchup}",
+                                               "heartbeat_s": 1.0})
     alarms.setdefault("metrics", {})["port"] = metrics_port
     demo_config = work / "daemon.yaml"
     demo_config.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -272,6 +274,7 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
     sub.connect(f"tcp://127.0.0.1:{pub}")
     events: list[dict] = []
     stop = threading.Event()
+    bed_state: list[str | None] = [None]
 
     def listen() -> None:
         while not stop.is_set():
@@ -283,6 +286,11 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
             events.append(event)
             if event["kind"] != "heartbeat":
                 out("  " + describe(event))
+                continue
+            line = describe_bed_state(event, "demo-bed", bed_state[0])
+            if line is not None:
+                bed_state[0] = (event.get("beds") or {}).get("demo-bed", {}).get("state")
+                out("  " + line)
 
     listener = threading.Thread(target=listen, daemon=True)
     try:
@@ -311,7 +319,7 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
         time.sleep(0.3)
         stop.set()
         listener.join(timeout=2)
-        out(summary(recording, speed, events, values, code))
+        out(summary(recording, speed, events, values, code, marked_seizures(recording)))
         return 0 if code == 0 else 1
     finally:
         stop.set()
@@ -369,6 +377,78 @@ def alarm_latency_s(event: dict) -> float | None:
     return AlarmEvent.model_validate(event).latency_s
 
 
+def describe_bed_state(heartbeat: dict, bed_id: str, previous: str | None) -> str | None:
+    """A line when a heartbeat reports a new monitored state for ``bed_id`` (None when unchanged or absent).
+
+    The states are :class:`ictal.alarms.schema.BedStatus`'s: ``connecting`` (warm-up: no window of the
+    connection scored yet, no alarm possible), ``monitored`` (alarms can be raised), ``not_monitored``
+    (with the reason: no alarm can be raised)."""
+    status = (heartbeat.get("beds") or {}).get(bed_id)
+    if not status or status.get("state") == previous:
+        return None
+    meaning = {"connecting": "warming up, no alarm possible yet", "monitored": "alarms can be raised",
+               "not_monitored": "NOT MONITORED, no alarm can be raised"}.get(status["state"], "")
+    reason = f": {status['reason']}" if status.get("reason") else ""
+    return f"bed {bed_id} is {status['state']} ({meaning}{reason}) since {_clock(status.get('since'))} UTC"
+
+
+def marked_seizures(recording: Path) -> list[tuple[float, float]]:
+    """Seizure spans marked in the recording's EDF+ annotations, merged where they touch (seconds).
+
+    Texts are read as everywhere in ictal (:func:`ictal.training.datasets.labels.label_for_text`:
+    TUSZ seizure types, ``seiz``, SzCORE ``sz*``). Empty when the file marks none (or is plain EDF).
+    """
+    from ictal.streaming.edf import read_annotations
+    from ictal.training.datasets.labels import label_for_text
+
+    spans = sorted((onset, onset + (duration or 0.0)) for onset, duration, text in read_annotations(recording)
+                   if label_for_text(text) == "seiz")
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1] + 1e-6:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | None) -> dict[str, float] | None:
+    """The time to alarm a nurse at the bedside would see, from a replayed onset event.
+
+    A replay at ``speed`` times real time shortens the signal part of the measured wall-clock latency
+    (``AlarmEvent.latency_s``: publish wall time - onset wall time) ``speed``-fold. At the bedside the
+    signal arrives in real time, so the alarm comes ``stream_time_s - onset`` seconds of signal after
+    the onset (the seconds the detector needed: probability above tau_on, the minimum duration, the
+    hop grid) plus the daemon's processing delay, measured here as the wall latency minus the signal
+    part at replay pace.
+
+    Parameters
+    ----------
+    event : dict
+        An onset event as received (``onset_s``, ``stream_time_s``, ``wall_time``, ``onset_wall_time``).
+    speed : float
+        Replay pace, x real time.
+    marked_onset_s : float or None
+        The seizure onset marked in the recording (seconds), when there is one.
+
+    Returns
+    -------
+    dict or None
+        ``signal_s`` (stream seconds from the detected onset to the decision), ``processing_s`` (seconds),
+        ``from_detected_onset_s`` (their sum) and, with a marked onset, ``from_marked_onset_s`` (seconds
+        from the marked onset to the alarm at real-time pace). None without the wall times.
+    """
+    latency = alarm_latency_s(event)
+    if latency is None:
+        return None
+    signal_s = float(event["stream_time_s"]) - float(event["onset_s"])
+    processing_s = max(0.0, latency - signal_s / speed)
+    result = {"signal_s": signal_s, "processing_s": processing_s, "from_detected_onset_s": signal_s + processing_s}
+    if marked_onset_s is not None:
+        result["from_marked_onset_s"] = float(event["stream_time_s"]) - marked_onset_s + processing_s
+    return result
+
+
 def describe(event: dict) -> str:
     """One line for an event, as the demo prints it."""
     kind = event["kind"]
@@ -390,44 +470,67 @@ def describe(event: dict) -> str:
     return f"{where}{kind}: {event.get('reason')} {event.get('detail') or ''}".rstrip()
 
 
+def _mean_text(values: dict[tuple[str, tuple], float], name: str, unit_of: str) -> str:
+    """``mean X s over N <unit_of>`` from a histogram's _sum/_count, or ``none observed`` (never nan)."""
+    count = _total(values, f"{name}_count")
+    if not count:
+        return f"none observed (no {unit_of})"
+    return f"mean {_total(values, f'{name}_sum') / count:.3f} s over {count:.0f} {unit_of}"
+
+
 def summary(recording: Path, speed: float, events: list[dict], values: dict[tuple[str, tuple], float],
-            exit_code: int | None) -> str:
-    """The closing summary: alarms, windows, latency figures, the daemon's exit code."""
+            exit_code: int | None, marked: list[tuple[float, float]] | None = None) -> str:
+    """The closing summary: the bed's states, alarms with the bedside time to alarm, windows, latency
+    figures, the daemon's exit code. No figure is printed as ``nan``: an absent one says so."""
+    marked = marked or []
     onsets = [e for e in events if e["kind"] == "onset"]
     quality = [e for e in events if e["kind"] == "signal_quality"]
-    heartbeats = sum(1 for e in events if e["kind"] == "heartbeat")
+    heartbeats = [e for e in events if e["kind"] == "heartbeat"]
     scored = _total(values, "ictal_windows_scored_total")
     skipped = _total(values, "ictal_windows_skipped_total")
     received = _total(values, "ictal_samples_received_total")
-    inf_n = _total(values, "ictal_inference_latency_seconds_count")
-    inf_mean = _total(values, "ictal_inference_latency_seconds_sum") / inf_n if inf_n else float("nan")
-    lat_n = _total(values, "ictal_scoring_latency_seconds_count")
-    lat_mean = _total(values, "ictal_scoring_latency_seconds_sum") / lat_n if lat_n else float("nan")
     p50 = histogram_quantile(values, "ictal_scoring_latency_seconds", 0.5)
     p99 = histogram_quantile(values, "ictal_scoring_latency_seconds", 0.99)
-    alarm_n = _total(values, "ictal_alarm_latency_seconds_count")
-    alarm_mean = _total(values, "ictal_alarm_latency_seconds_sum") / alarm_n if alarm_n else float("nan")
+    states: list[str] = []
+    for beat in heartbeats:
+        state = (beat.get("beds") or {}).get("demo-bed", {}).get("state")
+        if state and (not states or states[-1] != state):
+            states.append(state)
+    marked_text = (", ".join(f"{a:.1f}-{b:.1f} s" for a, b in marked) if marked
+                   else "none (the file marks no seizure: every alarm on it is unconfirmed)")
+    marked_onset = marked[0][0] if marked else None
 
-    def latency_text(event: dict) -> str:
-        latency = alarm_latency_s(event)
-        return "unknown (no onset wall time)" if latency is None else f"{latency:.2f} s"
+    def onset_text(e: dict) -> str:
+        latency = alarm_latency_s(e)
+        wall = "unknown (no onset wall time)" if latency is None else f"{latency:.2f} s"
+        line = (f"\n    onset at {e['onset_s']:.1f} s of the recording, decided at {e['stream_time_s']:.1f} s "
+                f"(published {_clock(e.get('wall_time'))} UTC); wall-clock latency at {speed:g}x: {wall}")
+        bedside = bedside_time_to_alarm(e, speed, marked_onset)
+        if bedside is None:
+            return line + "; bedside time to alarm: unknown (no wall times)"
+        line += (f"\n      at the bedside (real-time signal): {bedside['from_detected_onset_s']:.1f} s after the "
+                 f"detected onset ({bedside['signal_s']:.1f} s of signal + {bedside['processing_s']:.2f} s processing)")
+        if "from_marked_onset_s" in bedside:
+            line += f", {bedside['from_marked_onset_s']:.1f} s after the marked seizure onset at {marked_onset:.1f} s"
+        return line
 
     lines = [
         "",
         "summary",
         f"  recording: {recording.name}, replayed at {speed:g}x; {received:.0f} samples per channel received",
+        f"  seizure marked in the recording: {marked_text}",
+        "  bed states seen: " + (" -> ".join(states) if states else "none reported (no heartbeat with bed states)"),
         f"  windows scored: {scored:.0f}; skipped (scoring behind): {skipped:.0f}",
-        f"  alarms raised: {len(onsets)}" + "".join(
-            f"\n    onset at {e['onset_s']:.1f} s of the recording ({_clock(e.get('onset_wall_time'))} UTC), "
-            f"minimum duration done at {e['stream_time_s']:.1f} s, published {_clock(e.get('wall_time'))} UTC; "
-            f"time to alarm {latency_text(e)}" for e in onsets),
-        "  time to alarm = publish wall time - onset wall time (AlarmEvent.latency_s); "
-        "ictal_alarm_latency_seconds: "
-        + (f"mean {alarm_mean:.2f} s over {alarm_n:.0f} alarms" if alarm_n else "no alarm observed")
-        + (f" (wall clock at {speed:g}x replay pace)" if speed != 1 else ""),
-        f"  signal-quality events: {len(quality)}; heartbeats heard: {heartbeats}",
-        f"  inference per batch: mean {inf_mean:.3f} s over {inf_n:.0f} windows",
-        f"  window complete -> probabilities at the post-processor: mean {lat_mean:.3f} s"
+        f"  alarms raised: {len(onsets)}" + "".join(onset_text(e) for e in onsets),
+        "  time to alarm at the bedside = seconds of signal from the onset to the decision (tau_on, minimum "
+        "duration, hop) + the daemon's processing time; the wall-clock latency of a replay (AlarmEvent.latency_s) "
+        f"runs the signal part {speed:g}x faster" if speed != 1 else
+        "  time to alarm = publish wall time - onset wall time (AlarmEvent.latency_s)",
+        "  ictal_alarm_latency_seconds: " + _mean_text(values, "ictal_alarm_latency_seconds", "alarms"),
+        f"  signal-quality events: {len(quality)}; heartbeats heard: {len(heartbeats)}",
+        "  inference per batch: " + _mean_text(values, "ictal_inference_latency_seconds", "batches"),
+        "  window complete -> probabilities at the post-processor: "
+        + _mean_text(values, "ictal_scoring_latency_seconds", "windows")
         + (f", p50 <= {p50:g} s, p99 <= {p99:g} s (histogram bucket bounds)" if p50 is not None else ""),
         f"  daemon exit code after SIGTERM: {exit_code}",
     ]

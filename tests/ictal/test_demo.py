@@ -37,6 +37,10 @@ def test_demo_replays_the_builtin_input_into_the_daemon_and_ends_with_a_summary(
     assert scored >= 1
     assert "alarms raised: " in summary and "daemon exit code after SIGTERM: 0" in summary
     assert "18000 samples per channel received" in summary  # 90 s at 200 Hz, all of it
+    assert "bed demo-bed is monitored (alarms can be raised" in out  # the state, as the heartbeats said it
+    assert "bed states seen: " in summary and "monitored" in summary.split("bed states seen: ")[1].split("\n")[0]
+    assert "seizure marked in the recording: 20.0-70.0 s" in summary  # its EDF+ annotations
+    assert "nan" not in out.lower().replace("nano", "")
     work = Path(out.split("daemon config: ")[1].split()[0]).parent
     assert work.name.startswith("ictal-demo-") and not work.exists()  # the working folder is removed
 
@@ -66,3 +70,27 @@ def test_demo_without_the_builtin_input_asks_for_an_edf(tmp_path, monkeypatch, c
     assert code == 2
     err = capsys.readouterr().err
     assert str(Path("labelled") / "hms_1628180742.edf") in err and "--edf FILE" in err
+
+
+def test_bedside_time_to_alarm_undoes_the_replay_pace():
+    from ictal.streaming.demo import bedside_time_to_alarm
+
+    # onset at 30 s, decided at 46 s of signal; at 4x the 16 s of signal took 4 s of wall time, plus 0.5 s
+    event = {"kind": "onset", "bed_id": "b", "onset_s": 30.0, "stream_time_s": 46.0, "probability": {"peak": 0.9, "mean": 0.85},
+             "onset_wall_time": "2026-12-03T10:00:00+00:00", "wall_time": "2026-12-03T10:00:04.500000+00:00",
+             "min_duration_wall_time": "2026-12-03T10:00:04+00:00", "window_end_s": 46.0}
+    bedside = bedside_time_to_alarm(event, speed=4.0, marked_onset_s=20.0)
+    assert bedside["signal_s"] == 16.0
+    assert abs(bedside["processing_s"] - 0.5) < 1e-6
+    assert abs(bedside["from_detected_onset_s"] - 16.5) < 1e-6
+    assert abs(bedside["from_marked_onset_s"] - 26.5) < 1e-6  # 46 - 20 + 0.5
+    assert "from_marked_onset_s" not in bedside_time_to_alarm(event, speed=4.0, marked_onset_s=None)
+
+
+def test_summary_without_figures_prints_no_nan():
+    from ictal.streaming.demo import summary
+
+    text = summary(Path("x.edf"), 4.0, [], {}, 0, [])
+    assert "nan" not in text
+    assert "none observed" in text and "the file marks no seizure" in text
+    assert "bed states seen: none reported" in text
