@@ -34,8 +34,7 @@ Event times (``onset_s``, ``offset_s``, ``raised_s``) are on the same clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +210,6 @@ class Prediction:
     thresholds: Any
     thresholds_source: str
     held_samples: int = 0
-    extra: dict = field(default_factory=dict)
 
     def to_dataframe(self):
         """The per-sample arrays as a pandas DataFrame (needs pandas, which ictal does not depend on).
@@ -430,8 +428,7 @@ def _run_canonical(runner: Any, recording: Any):
                      result.usable, held_samples=held)
 
 
-def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str | None = None, *,
-             progress: Callable[[str], None] | None = None, **options: Any) -> dict:
+def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str | None = None, **options: Any) -> dict:
     """``ictal evaluate`` as a function: score a dataset through the daemon path and return the report.
 
     Parameters
@@ -443,11 +440,10 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str | Non
     out_dir : path, optional
         Where the probabilities, csv_bi files, ``report.json``/``report.md`` and plots go; default a
         new temporary folder (kept; its path is ``report["meta"]["out_dir"]``).
-    progress : callable, optional
-        Receives one line per recording.
     **options
-        Passed to :func:`training.evaluate.evaluate`: ``hop_s``, ``thresholds_file``, ``min_history_s``,
-        ``data_format``, ``include``, ``split``, ``device``, ``backend``, ``plots``, ``warn``, ``mode``.
+        Passed as they are to :func:`training.evaluate.evaluate` (``hop_s``, ``thresholds_file``,
+        ``min_history_s``, ``data_format``, ``include``, ``split``, ``device``, ``backend``, ``plots``,
+        ``progress``, ``warn``, ``mode``, ...: its signature is the reference).
 
     Returns
     -------
@@ -466,5 +462,5 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str | Non
 
     if out_dir is None:
         out_dir = tempfile.mkdtemp(prefix="ictal-evaluate-")
-    report = run_evaluation(checkpoint, data, out_dir, progress=progress, **options)
+    report = run_evaluation(checkpoint, data, out_dir, **options)
     return report.to_dict()
