@@ -5,23 +5,23 @@
 - :func:`load_detector` -- a checkpoint loaded as the daemon loads it (``Detector.from_checkpoint``);
 - :func:`predict_file` -- one EDF file (or an ``mne.io.Raw``) scored through the daemon's per-bed path,
   returned as a :class:`Prediction` (times, probabilities, alarm events, signal-quality events);
-- :func:`evaluate` -- ``ictal evaluate`` as a function (:func:`training.evaluate.evaluate`), returning
+- :func:`evaluate` -- ``ictal evaluate`` as a function (:func:`ictal.training.evaluate.evaluate`), returning
   the report as a dict;
 - :func:`demo_checkpoint` -- where the shipped demo checkpoint lies.
 
 One path, the daemon's
 ----------------------
-:func:`predict_file` runs the recording through :func:`streaming.bed.run_recording` with the
-arguments ``ictal evaluate`` gives it (:class:`training.evaluate.DaemonPathRunner`): chunks of the
+:func:`predict_file` runs the recording through :func:`ictal.streaming.bed.run_recording` with the
+arguments ``ictal evaluate`` gives it (:class:`ictal.training.evaluate.DaemonPathRunner`): chunks of the
 file in order -> front-end in streaming chunks -> ring buffer -> a window every ``hop_s`` -> model ->
 causal stitching at the checkpoint's output position (``lookahead_s``) -> alarm post-processor. The
 mode is the daemon's ``detector.mode`` (``window`` or ``stream``), by default the checkpoint's natural
-one (``stream`` for a causal checkpoint, else ``window``: :func:`training.evaluate.natural_mode`). So
+one (``stream`` for a causal checkpoint, else ``window``: :func:`ictal.training.evaluate.natural_mode`). So
 the probabilities and events returned are those ``ictal serve`` would have produced replaying the file,
 and those ``ictal evaluate`` stores for it. Nothing of that path is re-implemented here.
 
-The thresholds, when not given, follow the daemon's precedence (:mod:`alarms.thresholds`): the
-checkpoint's tuned thresholds, else the defaults of :class:`alarms.config.AlarmThresholds`.
+The thresholds, when not given, follow the daemon's precedence (:mod:`ictal.alarms.thresholds`): the
+checkpoint's tuned thresholds, else the defaults of :class:`ictal.alarms.config.AlarmThresholds`.
 
 Times
 -----
@@ -45,7 +45,7 @@ DEMO_CHECKPOINT_PACKAGE = Path("data") / "checkpoints" / "demo"
 DEMO_CHECKPOINT_CHECKOUT = Path("checkpoints") / "demo"
 """Where it lies in a source checkout, relative to the folder that holds the ``ictal`` package."""
 CHECKPOINT_FILES = ("metadata.json", "model.safetensors")
-"""The files that make a folder a checkpoint (:mod:`detector.checkpoint`)."""
+"""The files that make a folder a checkpoint (:mod:`ictal.detector.checkpoint`)."""
 
 
 class DemoCheckpointMissing(FileNotFoundError):
@@ -100,8 +100,8 @@ def _thresholds_of(value: Any, where: str):
     """
     from pydantic import ValidationError
 
-    from alarms.config import AlarmThresholds
-    from alarms.thresholds import ThresholdsError
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.alarms.thresholds import ThresholdsError
 
     if value is None or isinstance(value, AlarmThresholds):
         return value
@@ -146,7 +146,7 @@ def load_detector(checkpoint: Path | str, *, device: str = "auto", backend: str 
     ValueError
         If CUDA is asked for and absent.
     """
-    from detector.inference import Detector
+    from ictal.detector.inference import Detector
 
     detector = Detector.from_checkpoint(Path(checkpoint), device=device, backend=backend, max_batch=max_batch)
     # one thresholds type everywhere: a Detector that still holds the metadata's dict gets the model
@@ -244,8 +244,8 @@ class Prediction:
 
 def _resolve_thresholds(thresholds: Any, detector: Any):
     """The run's thresholds and their source, by the daemon's precedence when not given."""
-    from alarms.config import AlarmsConfig
-    from alarms.thresholds import thresholds_in_force
+    from ictal.alarms.config import AlarmsConfig
+    from ictal.alarms.thresholds import thresholds_in_force
 
     model_id = getattr(detector, "model_id", None)
     if isinstance(thresholds, (str, Path)):  # a thresholds file, refused when tuned for another checkpoint
@@ -286,9 +286,9 @@ def raw_to_canonical(raw: Any, frontend_config: Any = None):
     ValueError
         If the sampling rate is not a positive finite number or a mapped sample is not finite.
     """
-    from detector.config import FrontendConfig
-    from detector.montage import map_montage
-    from streaming.edf import CanonicalRecording
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.montage import map_montage
+    from ictal.streaming.edf import CanonicalRecording
 
     config = frontend_config or FrontendConfig()
     filenames = [f for f in (getattr(raw, "filenames", None) or ()) if f is not None]
@@ -367,8 +367,8 @@ def predict_file(source: Any, checkpoint: Any, *, thresholds: Any = None, hop_s:
     >>> pred.times_s.shape == pred.probabilities.shape                              # doctest: +SKIP
     True
     """
-    from streaming.config import SchedulerConfig
-    from training.evaluate import DaemonPathRunner
+    from ictal.streaming.config import SchedulerConfig
+    from ictal.training.evaluate import DaemonPathRunner
 
     if not isinstance(source, (str, Path)) and not _is_raw(source):
         raise TypeError(f"predict_file: source of type {type(source).__name__}; expected a path to an EDF file "
@@ -403,21 +403,21 @@ def predict_file(source: Any, checkpoint: Any, *, thresholds: Any = None, hop_s:
 
 
 def _run_file(runner: Any, path: Path):
-    """``ictal evaluate``'s run of one file (:class:`training.evaluate.DaemonPathRunner`)."""
-    from training.datasets import Recording
+    """``ictal evaluate``'s run of one file (:class:`ictal.training.evaluate.DaemonPathRunner`)."""
+    from ictal.training.datasets import Recording
 
     return runner(Recording(recording_id=path.stem, path=path, patient="", split=None, annotations=[]))
 
 
 def _run_canonical(runner: Any, recording: Any):
-    """The run :class:`training.evaluate.DaemonPathRunner` makes of a file, for a recording in memory.
+    """The run :class:`ictal.training.evaluate.DaemonPathRunner` makes of a file, for a recording in memory.
 
-    The same call of :func:`streaming.bed.run_recording` (same history, output position, mode, and the
+    The same call of :func:`ictal.streaming.bed.run_recording` (same history, output position, mode, and the
     same held last sample for a clip just short of its first window), given the loaded recording.
     """
-    from detector import FS_HZ
-    from streaming.bed import run_recording
-    from training.evaluate import RunOutput, complete_short_recording, detected_events
+    from ictal.detector import FS_HZ
+    from ictal.streaming.bed import run_recording
+    from ictal.training.evaluate import RunOutput, complete_short_recording, detected_events
 
     duration_s = recording.duration_s
     recording, held = complete_short_recording(recording, runner.min_history_s)
@@ -441,7 +441,7 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str | Non
         Where the probabilities, csv_bi files, ``report.json``/``report.md`` and plots go; default a
         new temporary folder (kept; its path is ``report["meta"]["out_dir"]``).
     **options
-        Passed as they are to :func:`training.evaluate.evaluate` (``hop_s``, ``thresholds_file``,
+        Passed as they are to :func:`ictal.training.evaluate.evaluate` (``hop_s``, ``thresholds_file``,
         ``min_history_s``, ``data_format``, ``include``, ``split``, ``device``, ``backend``, ``plots``,
         ``progress``, ``warn``, ``mode``, ...: its signature is the reference).
 
@@ -454,11 +454,11 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str | Non
     Raises
     ------
     training.evaluate.EvaluationError
-        As :func:`training.evaluate.evaluate` (nothing to evaluate, nothing scored, unreadable metadata).
+        As :func:`ictal.training.evaluate.evaluate` (nothing to evaluate, nothing scored, unreadable metadata).
     """
     import tempfile
 
-    from training.evaluate import evaluate as run_evaluation
+    from ictal.training.evaluate import evaluate as run_evaluation
 
     if out_dir is None:
         out_dir = tempfile.mkdtemp(prefix="ictal-evaluate-")

@@ -79,7 +79,7 @@ def test_the_shipped_demo_checkpoint_is_found(repo_root):
 
 
 def test_load_detector_gives_thresholds_as_alarm_thresholds(detector, repo_root):
-    from alarms.config import AlarmThresholds
+    from ictal.alarms.config import AlarmThresholds
 
     stored = json.loads((repo_root / "checkpoints/demo/metadata.json").read_text())["thresholds"]
     assert isinstance(detector.thresholds, AlarmThresholds)
@@ -87,8 +87,8 @@ def test_load_detector_gives_thresholds_as_alarm_thresholds(detector, repo_root)
 
 
 def test_thresholds_follow_the_daemon_precedence(tmp_path):
-    from alarms.config import AlarmThresholds
-    from alarms.thresholds import ThresholdsError, ThresholdsMismatchError, save_thresholds
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.alarms.thresholds import ThresholdsError, ThresholdsMismatchError, save_thresholds
 
     tuned = {"tau_on": 0.6, "tau_off": 0.3, "min_duration_s": 4.0}
     with_dict = SimpleNamespace(model_id="ck1", thresholds=tuned)  # a Detector before the one-type fix
@@ -109,8 +109,8 @@ def test_thresholds_follow_the_daemon_precedence(tmp_path):
 
 
 def test_predict_file_gives_what_evaluate_runs_for_the_file(detector, shared_data):
-    from training.datasets import Recording
-    from training.evaluate import DaemonPathRunner
+    from ictal.training.datasets import Recording
+    from ictal.training.evaluate import DaemonPathRunner
 
     path = shared_data / CLIP
     pred = api.predict_file(path, checkpoint=detector)
@@ -136,7 +136,7 @@ def test_prediction_arrays_are_per_sample_from_the_recording_start(detector, sha
 
 
 def test_predict_file_refuses_what_the_daemon_refuses(detector, shared_data, tmp_path):
-    from detector.montage import MontageError
+    from ictal.detector.montage import MontageError
 
     with pytest.raises(MontageError, match="bipolar"):
         api.predict_file(shared_data / "bipolar/chbmit/chb01_sz01_ictal.edf", checkpoint=detector)
@@ -155,7 +155,7 @@ class _RawLike:
     """
 
     def __init__(self, path: Path):
-        from streaming.edf import read_edf
+        from ictal.streaming.edf import read_edf
 
         rec = read_edf(path)
         order = list(range(len(rec.labels)))[::-1]

@@ -11,8 +11,7 @@ import struct
 import termios
 
 import pytest
-
-from training.progress import Progress, format_duration, show_bar
+from ictal.training.progress import Progress, format_duration, show_bar
 
 
 class Clock:
@@ -124,8 +123,9 @@ def test_durations_are_hours_minutes_seconds():
 
 
 def test_log_config_defaults_follow_the_terminal_and_write_lines_every_30_s(repo_root):
+    from ictal.training.config import LogConfig
+
     from ictal.config import load_config
-    from training.config import LogConfig
 
     assert LogConfig().progress_bar is None and LogConfig().progress_every_s == 30.0
     for name in ("demo.yaml", "demo_causal.yaml"):  # the demo recipe no longer turns its bar off
@@ -143,9 +143,10 @@ def tusz_root(shared_data, tmp_path_factory):
 
 def test_a_logged_training_run_writes_progress_lines_and_says_once_that_tensorboard_is_missing(
         repo_root, tusz_root, tmp_path, capfd):
+    from ictal.training.config import TrainConfig
+    from ictal.training.train import tensorboard_writer_class, train
+
     from tests.training.test_train import make_config
-    from training.config import TrainConfig
-    from training.train import tensorboard_writer_class, train
 
     config = make_config(repo_root, tusz_root, tmp_path / "run", dev_eval=False)
     config = TrainConfig.model_validate({**config.model_dump(), "log": {
