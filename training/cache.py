@@ -330,8 +330,9 @@ def build_cache(
     workers: int = 1,
     chunk_s: float = 600.0,
     skipped: list[Skipped] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    progress_every_s: float | None = 30.0,
 ) -> CacheSummary:
     """Build or complete a preprocessing cache.
 
@@ -349,10 +350,14 @@ def build_cache(
         Seconds per ``Frontend.process`` call.
     skipped : list of Skipped, optional
         Files discovery already left out; they are reported with the build's own skips.
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool or None
+        A tqdm bar (True), plain progress lines (False), or None: a bar only when stderr is a terminal
+        (:func:`ictal.training.progress.show_bar`).
     log : callable, optional
         Receives the summary text; None prints it to stderr.
+    progress_every_s : float or None
+        Without a bar, a plain line (``cache: rec n/N (p%), r rec/s, elapsed, ETA``) at least this
+        often while recordings are processed (:class:`ictal.training.progress.Progress`); None: none.
 
     Returns
     -------
@@ -365,7 +370,7 @@ def build_cache(
     ValueError
         If two recordings share an id.
     """
-    from tqdm import tqdm
+    from ictal.training.progress import Progress
 
     start = time.perf_counter()
     cache_dir = Path(cache_dir)
@@ -394,8 +399,7 @@ def build_cache(
         else:
             entries[rec.recording_id] = entry
     reused = len(entries)
-    bar = tqdm(total=len(pending), desc="cache", unit="rec", disable=not progress or not pending,
-               file=sys.stderr)
+    bar = Progress(len(pending), "cache", "rec", bar=progress, every_s=progress_every_s, enabled=bool(pending))
     results: list[CacheEntry | Skipped] = []
     if workers <= 1 or len(pending) <= 1:
         for rec in pending:

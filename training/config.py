@@ -203,8 +203,21 @@ class LogConfig(StrictModel):
     """Where and how often metrics are written."""
 
     every_steps: int = Field(10, ge=1, description="Write a training metrics row every this many steps.")
-    tensorboard: bool = Field(True, description="Also write TensorBoard events when tensorboard is installed.")
-    progress_bar: bool = Field(True, description="tqdm progress bar with loss and throughput (rank 0).")
+    tensorboard: bool = Field(
+        True, description="Also write TensorBoard events (out_dir/tensorboard). TensorBoard is the extra "
+        "`pip install ictal[tensorboard]`: when it is not installed, one warning line says so at the start "
+        "and training goes on (metrics.jsonl and metrics.csv are always written)."
+    )
+    progress_bar: bool | None = Field(
+        None, description="tqdm progress bars (cache building; training with loss and ETA) on rank 0. "
+        "null (default): only when stderr is a terminal, so a run logged to a file, journald or CI draws no "
+        "bar (it writes plain lines instead, see progress_every_s); true/false force it."
+    )
+    progress_every_s: float | None = Field(
+        30.0, gt=0, description="Without a bar, a plain progress line (step/total, loss, rate, elapsed, "
+        "ETA) at least this often (30 s: a long run in a log is never silent for long, and a 37-minute "
+        "run writes some 75 lines, not thousands); null: none."
+    )
 
 
 class TrainConfig(StrictModel):

@@ -38,6 +38,15 @@ then lowest dev loss). Each is a detector checkpoint (``model.safetensors`` + ``
 config). Nothing is pickled. Each checkpoint's ``metadata.json`` also records its training data,
 ``provenance`` (:mod:`ictal.training.provenance`): the dataset, the split and the ids of the train, dev
 (``validation_recordings``) and eval (``evaluation_recordings``) recordings of the cache the run read.
+
+Progress and logs (rank 0, :mod:`ictal.training.progress`): on a terminal, tqdm bars for the cache and the
+steps (loss, rate, ETA); otherwise (a log file, journald, CI) no bar but a plain line ``train: step
+n/N (p%), loss L, r step/s, elapsed H:MM:SS, ETA H:MM:SS`` at least every ``log.progress_every_s``
+(30 s), a line before each dev evaluation, and a last line. ``log.progress_bar`` true/false forces the
+bar on/off. TensorBoard events are written when ``log.tensorboard`` is true and TensorBoard (the extra
+``ictal[tensorboard]``) is installed; when it is not, the start of the run says so in one line
+(:data:`TENSORBOARD_MISSING`) and training goes on. Metrics always go to ``metrics.jsonl`` and
+``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -66,6 +75,12 @@ STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 MAX_BAD_STEPS = 10
 """Consecutive optimizer steps with a non-finite gradient after which training stops with an error."""
+TENSORBOARD_MISSING = (
+    "WARNING: log.tensorboard is true but TensorBoard is not installed ({error}): no TensorBoard events "
+    "will be written; metrics go to {out_dir}/metrics.jsonl and metrics.csv. Install it with `pip install "
+    "ictal[tensorboard]`, or set log.tensorboard: false"
+)
+"""The one line said at the start of a run whose TensorBoard logging is on but not installed."""
 LOG_COLUMNS = (
     "kind", "step", "epoch", "loss", "lr", "grad_norm", "windows_per_s", "elapsed_s",
     "dev_loss", "dev_sensitivity", "dev_fa_per_24h", "dev_tau_on", "dev_seizures", "dev_labelled_h",
@@ -167,8 +182,15 @@ def _barrier(dist_info: DistInfo) -> None:
         dist.barrier()
 
 
-def prepare_cache(config: TrainConfig, progress: bool = True):
+def prepare_cache(config: TrainConfig, progress: bool | None = None):
     """Discover the dataset and build (or complete) its cache; returns the CacheSummary.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    progress : bool or None
+        A bar (True), plain lines every ``config.log.progress_every_s`` (False), or None:
+        ``config.log.progress_bar`` (None there: a bar only on a terminal).
 
     Raises
     ------
@@ -180,7 +202,9 @@ def prepare_cache(config: TrainConfig, progress: bool = True):
 
     index = discover(config.data)
     return build_cache(index.recordings, config.data.cache_dir, config.frontend, workers=config.data.cache_workers,
-                       chunk_s=config.data.cache_chunk_s, skipped=index.skipped, progress=progress)
+                       chunk_s=config.data.cache_chunk_s, skipped=index.skipped,
+                       progress=config.log.progress_bar if progress is None else progress,
+                       progress_every_s=config.log.progress_every_s)
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -318,8 +342,35 @@ def write_checkpoint(path: Path, model: torch.nn.Module, config: TrainConfig, op
     return path
 
 
+def tensorboard_writer_class() -> tuple[Any, str | None]:
+    """TensorBoard's ``SummaryWriter``, or None and why it cannot be imported.
+
+    Returns
+    -------
+    writer_class : type or None
+        ``torch.utils.tensorboard.SummaryWriter`` when TensorBoard is installed.
+    error : str or None
+        The import error's message when it is not (``torch.utils.tensorboard`` raises ImportError
+        without the ``tensorboard`` package).
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        return None, str(exc)
+    return SummaryWriter, None
+
+
 class MetricsLog:
-    """Training and dev metrics to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard (when installed)."""
+    """Training and dev metrics to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard (when installed).
+
+    Parameters
+    ----------
+    out_dir : Path
+        Run folder.
+    tensorboard : bool
+        ``log.tensorboard``. When TensorBoard is not installed ``tb`` stays None and ``tb_note`` says
+        why; :func:`train` has said so at the start of the run (:data:`TENSORBOARD_MISSING`).
+    """
 
     def __init__(self, out_dir: Path, tensorboard: bool):
         self.jsonl = out_dir / "metrics.jsonl"
@@ -332,13 +383,12 @@ class MetricsLog:
         self.tb = None
         self.tb_note = "off in the config"
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            writer_class, error = tensorboard_writer_class()
+            if writer_class is not None:
+                self.tb = writer_class(str(out_dir / "tensorboard"))
                 self.tb_note = str(out_dir / "tensorboard")
-            except ImportError as exc:
-                self.tb_note = f"not written ({exc}; pip install tensorboard)"
+            else:
+                self.tb_note = f"not written ({error}; pip install ictal[tensorboard])"
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (keys of :data:`LOG_COLUMNS`)."""
@@ -372,7 +422,7 @@ def _check_resume_compatible(loaded, config: TrainConfig, path: Path) -> None:
 
 
 def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None = None,
-          progress: bool | None = None) -> TrainResult:
+          progress: bool | None = None, warn: Any = None) -> TrainResult:
     """Train a detector as the config says (see the module docstring for the method).
 
     Parameters
@@ -386,7 +436,10 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         Stop once this many optimizer steps have been taken in all (resumed steps count), writing
         ``last``; None runs ``epochs * steps_per_epoch`` steps.
     progress : bool, optional
-        Progress bars; default ``config.log.progress_bar``.
+        Progress bars (True) or plain progress lines (False); default ``config.log.progress_bar``
+        (None there: bars only when stderr is a terminal). See the module docstring.
+    warn : callable, optional
+        Receives the one-line warnings of the start (TensorBoard missing); default prints to stderr.
 
     Returns
     -------
@@ -405,10 +458,13 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
     """
     from ictal.detector.model import build_model
     from ictal.training.cache import Cache
+    from ictal.training.progress import Progress
     from ictal.training.sampler import WindowDataset, WindowSampler
-    from tqdm import tqdm
 
     progress = config.log.progress_bar if progress is None else progress
+    if warn is None:
+        def warn(text: str) -> None:
+            print(text, file=sys.stderr, flush=True)
     device_probe = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist_info = setup_distributed(device_probe.type)
     device = resolve_device(config.device, dist_info.local_rank)
@@ -418,8 +474,13 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         if dist_info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "config.json").write_text(json.dumps(_config_json(config), indent=1), encoding="utf-8")
+            if config.log.tensorboard:  # said once, before the cache and the model take their time
+                _, tb_error = tensorboard_writer_class()
+                if tb_error is not None:
+                    warn(TENSORBOARD_MISSING.format(error=tb_error, out_dir=out_dir))
         if dist_info.local_rank == 0:
-            prepare_cache(config, progress=progress and dist_info.is_main)
+            # other nodes' cache builders write plain lines, never a bar into a shared terminal
+            prepare_cache(config, progress=progress if dist_info.is_main else False)
         _barrier(dist_info)
         cache = Cache(config.data.cache_dir, config.frontend)
         provenance = build_provenance(config.data, [(e.recording_id, e.split) for e in cache.entries])
@@ -462,8 +523,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         windows_per_step = optim.batch_size * micro_batches * dist_info.world_size
         dev_entries = _dev_entries(cache, config)
 
-        bar = tqdm(total=limit, initial=state["global_step"], desc="train", unit="step",
-                   disable=not (progress and dist_info.is_main), file=sys.stderr, dynamic_ncols=True)
+        bar = Progress(limit, "train", "step", bar=progress, every_s=config.log.progress_every_s,
+                       initial=state["global_step"], enabled=dist_info.is_main)
         recent_loss: list[float] = []
         bad_steps = 0
         final_loss = math.nan
@@ -509,8 +570,8 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
                     state["skipped_steps"] = state.get("skipped_steps", 0) + 1
                     optimizer.zero_grad(set_to_none=True)
                     if dist_info.is_main:
-                        print(f"step {state['global_step'] + 1}: non-finite gradient norm ({grad_norm}); "
-                              "update skipped", file=sys.stderr)
+                        bar.note(f"step {state['global_step'] + 1}: non-finite gradient norm ({grad_norm}); "
+                                 "update skipped")
                     if bad_steps >= MAX_BAD_STEPS:
                         raise FloatingPointError(
                             f"{bad_steps} optimizer steps in a row had a non-finite gradient (last loss "
@@ -537,6 +598,9 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
                 state["step_in_epoch"] = 0
             if dist_info.is_main:
                 state["config"] = _config_json(config)
+                if epoch_done and config.eval.enabled and dev_entries:
+                    bar.note(f"train: epoch {state['epoch']} done at step {state['global_step']}: evaluating dev "
+                             f"({len(dev_entries)} recordings)")
                 if epoch_done:
                     dev = _evaluate(raw_model, cache, dev_entries, config, base_loss, device, autocast)
                     if dev is not None:
