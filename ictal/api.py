@@ -40,10 +40,6 @@ from typing import Any
 
 import numpy as np
 
-DEMO_CHECKPOINT_PACKAGE = Path("data") / "checkpoints" / "demo"
-"""Where the demo checkpoint lies as package data, relative to the ``ictal`` package folder."""
-DEMO_CHECKPOINT_CHECKOUT = Path("checkpoints") / "demo"
-"""Where it lies in a source checkout, relative to the folder that holds the ``ictal`` package."""
 CHECKPOINT_FILES = ("metadata.json", "model.safetensors")
 """The files that make a folder a checkpoint (:mod:`ictal.detector.checkpoint`)."""
 
@@ -59,34 +55,35 @@ def _is_checkpoint(folder: Path) -> bool:
 def demo_checkpoint() -> Path:
     """The folder of the shipped demo checkpoint.
 
-    Looked for first as package data (``ictal/data/checkpoints/demo`` beside this module), then in the
-    source checkout (``checkpoints/demo`` beside the ``ictal`` package folder).
+    It is package data (:func:`ictal.resources.demo_checkpoint`): the checkout's ``checkpoints/demo`` in
+    an editable install, the copy inside the installed ``ictal`` package from a wheel.
 
     Returns
     -------
     path : Path
-        The first of the two that holds ``metadata.json`` and ``model.safetensors``.
+        A folder holding ``metadata.json`` and ``model.safetensors``.
 
     Raises
     ------
     DemoCheckpointMissing
-        A ``FileNotFoundError`` naming both places, when neither holds a checkpoint.
+        A ``FileNotFoundError`` naming the folder, when the install lacks it or its files.
 
     Notes
     -----
     The demo checkpoint is a tiny model trained in minutes on the CPU on public data; it shows the
     pipeline working and is not a clinical detector (see its ``MODEL_CARD.md``).
     """
-    package_dir = Path(__file__).resolve().parent
-    candidates = [package_dir / DEMO_CHECKPOINT_PACKAGE, package_dir.parent / DEMO_CHECKPOINT_CHECKOUT]
-    for folder in candidates:
-        if _is_checkpoint(folder):
-            return folder
-    raise DemoCheckpointMissing(
-        f"demo checkpoint not found: neither {candidates[0]} (package data) nor {candidates[1]} (source "
-        f"checkout) holds {' and '.join(CHECKPOINT_FILES)}; expected one of them (reinstall ictal, or pass "
-        "the path of a checkpoint)"
-    )
+    from ictal import resources
+
+    try:
+        folder = resources.demo_checkpoint()
+    except FileNotFoundError as exc:
+        raise DemoCheckpointMissing(f"demo checkpoint not found: {exc}") from exc
+    if not _is_checkpoint(folder):
+        raise DemoCheckpointMissing(
+            f"demo checkpoint {folder} does not hold {' and '.join(CHECKPOINT_FILES)}; reinstall ictal, or pass "
+            "the path of a checkpoint")
+    return folder
 
 
 def _thresholds_of(value: Any, where: str):

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if args.cache_only:
             from ictal.training.train import prepare_cache
 
-            summary = prepare_cache(config, progress=not args.no_progress)
+            summary = prepare_cache(config, progress=False if args.no_progress else None)
             return 0 if summary.entries else 2
         from ictal.training.train import train
 

@@ -49,29 +49,15 @@ def test_unknown_attribute_of_ictal_names_the_api():
         ictal.no_such_function  # noqa: B018
 
 
-def _fake_checkpoint(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for name in api.CHECKPOINT_FILES:
-        (folder / name).write_bytes(b"{}")
-    return folder
+def test_demo_checkpoint_without_its_files_is_named(tmp_path, monkeypatch):
+    from ictal import resources
 
-
-def test_demo_checkpoint_is_package_data_first_then_the_checkout(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "__file__", str(tmp_path / "ictal" / "api.py"))
-    checkout = _fake_checkpoint(tmp_path / "checkpoints" / "demo")
-    assert api.demo_checkpoint() == checkout
-    packaged = _fake_checkpoint(tmp_path / "ictal" / "data" / "checkpoints" / "demo")
-    assert api.demo_checkpoint() == packaged
-
-
-def test_demo_checkpoint_missing_names_both_places(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "__file__", str(tmp_path / "ictal" / "api.py"))
-    (tmp_path / "checkpoints" / "demo").mkdir(parents=True)  # a folder without the files is no checkpoint
+    empty = tmp_path / "checkpoints" / "demo"
+    empty.mkdir(parents=True)  # a folder without the files is no checkpoint
+    monkeypatch.setattr(resources, "demo_checkpoint", lambda: empty)
     with pytest.raises(FileNotFoundError) as info:
         api.demo_checkpoint()
-    message = str(info.value)
-    assert str(tmp_path / "ictal" / "data" / "checkpoints" / "demo") in message
-    assert str(tmp_path / "checkpoints" / "demo") in message
+    assert str(empty) in str(info.value) and "metadata.json" in str(info.value)
 
 
 def test_the_shipped_demo_checkpoint_is_found(repo_root):

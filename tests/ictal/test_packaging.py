@@ -116,3 +116,30 @@ print(json.dumps({"ictal": ictal.__file__, "config": str(resources.default_daemo
         assert Path(found[key]).resolve().is_relative_to(target.resolve()), (key, found[key])
     assert (Path(found["checkpoint"]) / "model.safetensors").is_file()
     assert found["journal"] == str(tmp_path / "state" / "ictal" / "ictal-journal.sqlite3")
+
+
+def test_predict_file_from_the_installed_wheel(built_wheel, tmp_path, shared_data):
+    """The issue's check: ``import ictal; ictal.predict_file(EDF, checkpoint=ictal.demo_checkpoint())``
+    from a wheel, outside the checkout."""
+    target = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                           str(built_wheel)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    edf = shared_data / "labelled" / "grond_lpd_01.edf"  # a 10 s ICU clip
+    script = f"""
+import json, ictal, numpy as np
+r = ictal.predict_file({str(edf)!r}, checkpoint=ictal.demo_checkpoint())
+scored = np.isfinite(r.probabilities)
+print(json.dumps({{"ictal": ictal.__file__, "checkpoint": str(ictal.demo_checkpoint()), "n": int(r.probabilities.size),
+                  "scored": int(scored.sum()), "max": float(np.nanmax(r.probabilities))}}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(target), "XDG_STATE_HOME": str(tmp_path / "state")}
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    proc = subprocess.run([sys.executable, "-c", script], cwd=away, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(found["ictal"]).resolve().is_relative_to(target.resolve())
+    assert Path(found["checkpoint"]).resolve().is_relative_to(target.resolve())
+    assert found["n"] == 10 * 256 and 0 < found["scored"] <= found["n"] and 0.0 <= found["max"] <= 1.0
