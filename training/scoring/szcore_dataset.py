@@ -68,21 +68,22 @@ class Counts:
         True and false positives (samples or events).
     ref_true : int
         Reference seizure samples or events.
-    n_samples : int
-        Mask samples at :data:`FS_HZ` (the scored duration in seconds).
+    duration_s : float
+        Scored duration: mask samples / the scoring's mask rate (``SampleScoring`` works at 1 Hz,
+        ``EventScoring`` resamples to 10 Hz; ``Result`` takes ``numSamples`` and ``ref.fs`` of each).
     """
 
     tp: int = 0
     fp: int = 0
     ref_true: int = 0
-    n_samples: int = 0
+    duration_s: float = 0.0
 
     def add(self, other: Counts) -> None:
         """Sum another recording's counts into these."""
         self.tp += other.tp
         self.fp += other.fp
         self.ref_true += other.ref_true
-        self.n_samples += other.n_samples
+        self.duration_s += other.duration_s
 
     def scores(self) -> dict[str, float]:
         """``timescoring`` ``computeScores``: sensitivity, precision, F1, FP per 24 h (NaN where undefined)."""
@@ -90,7 +91,7 @@ class Counts:
         sens = self.tp / self.ref_true if self.ref_true > 0 else nan
         prec = self.tp / (self.tp + self.fp) if self.tp + self.fp > 0 else nan
         f1 = nan if self.ref_true + self.fp == 0 else 2 * self.tp / (2 * self.tp + self.fp + self.ref_true - self.tp)
-        fp_rate = self.fp / (self.n_samples / FS_HZ / SECONDS_PER_DAY) if self.n_samples else nan
+        fp_rate = self.fp / (self.duration_s / SECONDS_PER_DAY) if self.duration_s > 0 else nan
         return {"sensitivity": sens, "precision": prec, "f1": f1, "fp_per_24h": fp_rate}
 
 
@@ -142,7 +143,8 @@ def score_recording(ref: Annotation, hyp: Annotation) -> tuple[Counts, Counts]:
     ts_hyp = TsAnnotation(seizure_mask(hyp, n), FS_HZ)
     out = []
     for scoring in (SampleScoring(ts_ref, ts_hyp), EventScoring(ts_ref, ts_hyp)):
-        out.append(Counts(int(scoring.tp), int(scoring.fp), int(scoring.refTrue), int(scoring.numSamples)))
+        duration_s = int(scoring.numSamples) / float(scoring.ref.fs)
+        out.append(Counts(int(scoring.tp), int(scoring.fp), int(scoring.refTrue), duration_s))
     return out[0], out[1]
 
 
