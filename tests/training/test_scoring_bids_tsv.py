@@ -175,7 +175,7 @@ def test_mixed_lists_pair_csv_bi_references_with_tsv_hypotheses(tmp_path):
     mixed = score_pairs(pairs).nedc["overlap"].labels["seiz"]
     pure = score_lists(PARITY / "ref.list", PARITY / "hyp.list").nedc["overlap"].labels["seiz"]
     assert (mixed.targets, mixed.hits, mixed.false_alarms) == (pure.targets, pure.hits, pure.false_alarms) == (
-        183, 168, 0)  # NEDC EEG Eval v6.0.0 on these files (expected/summary_ovlp.txt)
+        183, 168, 0)  # NEDC EEG Eval v6.0.0 on these files (expected/summary.txt)
 
 
 def _perturbed(ann: Annotation) -> Annotation:
