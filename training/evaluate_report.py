@@ -13,8 +13,13 @@ figure is undefined)::
                rerun_mismatches: [recording ids whose re-run post-processor differs from the daemon],
                provenance: {known, n_recordings, n_train, train, n_evaluation, evaluation, n_validation,
                             validation, warning} (the selected recordings against the checkpoint's
-                            training data, training.provenance) or null},
-      "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore ...},
+                            training data, training.provenance) or null,
+               mode ("window" | "stream" | "hypotheses"), probabilities (false: no probability exists,
+               e.g. another detector's events only: sample figures, calibration and sweep are null/empty),
+               hypotheses: {folder, probabilities, probs_rate_hz} (ictal evaluate --hypotheses) or null,
+               bids: {ref_list, hyp_list} (list files of the SzCORE _events.tsv trees)},
+      "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore,
+                 szcore_evaluation (per-patient mean +- std of the SzCORE sample and event figures) ...},
       "sample_level": {auroc, auprc, n_positive, n_negative, n_unscored},
       "confidence_intervals": {method, unit ("patient"), confidence_level, n_resamples, seed, min_units,
                                overlap_sensitivity | overlap_fa_per_24h | auroc:
@@ -37,7 +42,8 @@ figure is undefined)::
                       quality_events, timeline}]  (every selected recording; counts null when unscored),
       "segments": segment report (training.segments: per-class counts, seizure-vs-class AUCs, spans)
                   or null,
-      "plots": {"sensitivity_vs_fa": path, "reliability": path, "timelines": {recording_id: path}}
+      "plots": {"sensitivity_vs_fa": path | null, "reliability": path | null,
+                "timelines": {recording_id: path}}   (null: no probabilities to draw)
     }
 
 Unscored recordings (``training.evaluate``: too short, unusable, not evaluated) are listed in

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHARED_DATA
 from training.scoring.annotations import Annotation, AnnotationError, Event, read_annotation, read_list
 from training.scoring.bids_tsv import (
     bids_layout,
@@ -25,7 +26,7 @@ from training.scoring.bids_tsv import (
 from training.scoring.report import load_named_pairs, score_lists, score_pairs
 from training.scoring.szcore_dataset import score_dataset
 
-PARITY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nedc_parity"
+PARITY = SHARED_DATA / "nedc_parity"
 needs_parity = pytest.mark.skipif(not (PARITY / "ref.list").is_file(),
                                   reason=f"real NEDC parity annotations not found at {PARITY}")
 
@@ -212,3 +213,19 @@ def test_szcore_figures_equal_the_szcore_evaluation_package_on_real_files(tmp_pa
                     keys = [(metric, lib_key)] + ([(f"{metric}_std", f"{lib_key}_std")] if avg else [])
                     for k, lk in keys:
                         assert got[k] == pytest.approx(lib[f"{kind}_results"][lk], rel=1e-12), (variant, kind, k)
+
+
+@needs_parity
+def test_ictal_score_takes_bids_tsv_lists_and_prints_the_per_subject_szcore_figures(tmp_path, capsys):
+    from ictal.cli import main
+
+    ref_list, hyp_list = _tsv_lists(tmp_path)
+    assert main(["score", "--ref", str(ref_list), "--hyp", str(hyp_list), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["nedc"]["overlap"]["labels"]["seiz"]["hits"] == 168
+    sz = data["szcore_evaluation"]
+    assert sz["n_subjects"] == 8 and sz["event"]["sensitivity"] == 1.0 and sz["event"]["sensitivity_std"] == 0.0
+    assert [s["subject"] for s in sz["subjects"]][0] == "sub-aaaaaasf"
+    assert main(["score", "--ref", str(ref_list), "--hyp", str(hyp_list)]) == 0
+    text = capsys.readouterr().out
+    assert "mean +- std over 8 subjects" in text and "sample-based: sensitivity 86.58% +- 8.41%" in text
