@@ -105,11 +105,6 @@ _DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _HEADER = "\t".join(COLUMNS)
 
 
-def is_events_tsv(path: str | Path) -> bool:
-    """True when the file name ends with ``.tsv`` (an SzCORE events file is read by this module)."""
-    return Path(path).name.lower().endswith(".tsv")
-
-
 def recording_name(path: str | Path) -> str:
     """The recording a file annotates: its name without ``_events.tsv`` (``.tsv``), else up to the first dot.
 
@@ -315,30 +310,13 @@ def write_events_tsv(path: str | Path, annotation: Annotation, date_time: dateti
     lines = [_HEADER]
     for e in events:
         label = e.label.lower()
-        two_class_label(label)  # raises for a label outside the problem
-        event_type = TUSZ_TO_SZCORE.get(label, "sz" if two_class_label(label) == SEIZ else BACKGROUND_EVENT_TYPE)
+        two_class = two_class_label(label)  # raises for a label outside the problem
+        event_type = TUSZ_TO_SZCORE.get(label, "sz" if two_class == SEIZ else BACKGROUND_EVENT_TYPE)
         confidence = "n/a" if math.isnan(e.confidence) else _format_time(e.confidence)
         lines.append("\t".join((_format_time(e.start_s), _format_duration(e.start_s, e.stop_s), event_type,
                                 confidence, "n/a", when, _format_time(annotation.duration_s))))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def find_events_files(root: str | Path) -> list[Path]:
-    """Every ``*_events.tsv`` file under a BIDS root (sorted), as ``szcore-evaluation`` finds them.
-
-    Raises
-    ------
-    AnnotationError
-        If ``root`` is not a folder or holds no such file.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise AnnotationError(f"{root}: not a folder, expected a BIDS tree of *{SUFFIX} files")
-    found = sorted(p for p in root.rglob(f"*{SUFFIX}") if p.is_file())
-    if not found:
-        raise AnnotationError(f"{root}: no *{SUFFIX} file found, expected sub-*/ses-*/eeg/*{SUFFIX}")
-    return found
 
 
 def bids_layout(recordings: list[tuple[str, str]]) -> dict[str, Path]:
