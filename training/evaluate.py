@@ -64,6 +64,20 @@ held-out``, and ``report.json`` ``meta.provenance`` holds the counts and ids (``
 ``n_train``, ``train``, ``n_evaluation``, ``evaluation``, ``n_validation``, ``validation``, ``warning``).
 A checkpoint without provenance gets a warning that its training data is unknown.
 
+Another detector's output
+-------------------------
+With ``hypotheses=DIR`` (``ictal evaluate --hypotheses DIR``) no checkpoint runs: each recording's
+events (and optional probabilities) are read from DIR (:class:`training.hypotheses.HypothesesRunner`,
+layout there), every selected recording must have them (checked before anything runs), and the same
+files, scorers and report follow. Such a recording is scored whenever its events file was read;
+``meta.mode`` is ``hypotheses``.
+
+Progress
+--------
+``progress`` receives one line per recording; with ``progress_bar`` a tqdm bar on stderr counts the
+recordings done of those selected, with the elapsed time and ETA (``ictal evaluate`` shows it only
+when stderr is a terminal).
+
 Figures are computed by :mod:`training.evaluate_metrics` (definitions there) and
 :mod:`training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
 SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
