@@ -154,7 +154,7 @@ def _szcore_evaluation_lines(result: dict | None) -> list[str]:
         return []
     from training.scoring.szcore_dataset import format_lines
 
-    return [f"SzCORE per patient (szcore-evaluation, 1 Hz masks, mean +- std over {result['n_subjects']}):",
+    return [f"SzCORE per patient (szcore-evaluation, 1 Hz masks, mean +- std over {result['n_subjects']} patients):",
             *format_lines(result)]
 
 
