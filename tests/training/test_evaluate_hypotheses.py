@@ -172,3 +172,15 @@ def test_help_describes_the_layouts_itself():
     assert "training/evaluate.py" not in proc.stdout and ".py" not in proc.stdout
     assert "Layout of --out DIR" in proc.stdout and "Layout of --hypotheses DIR" in proc.stdout
     assert "_events.tsv" in proc.stdout and "--probs-rate-hz" in proc.stdout
+
+
+def test_cli_needs_exactly_one_of_checkpoint_and_hypotheses(tmp_path, capsys):
+    from ictal.cli import main
+
+    base = ["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main(base) == 2
+    assert "give --checkpoint CKPT or --hypotheses DIR (found neither)" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", str(tmp_path), "--hypotheses", str(tmp_path)]) == 2
+    assert "(found both)" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", str(tmp_path), "--probs-rate-hz", "1"]) == 2
+    assert "--probs-rate-hz applies to --hypotheses only" in capsys.readouterr().err
