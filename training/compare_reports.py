@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.scoring.bootstrap import format_interval
+from ictal.training.scoring.bootstrap import format_interval
 
 
 class CompareError(ValueError):

@@ -1,6 +1,6 @@
 """``ictal evaluate``: run every recording of a dataset through the daemon path and score it.
 
-Each recording is replayed through :func:`streaming.bed.run_recording`, the per-bed path that
+Each recording is replayed through :func:`ictal.streaming.bed.run_recording`, the per-bed path that
 ``ictal serve`` runs (source chunks -> front-end in streaming chunks -> ring buffer -> a window every
 ``hop_s`` -> model -> causal stitching -> alarm post-processor), so the events written here are the
 events the daemon would have raised. Nothing of that path is re-implemented here.
@@ -18,7 +18,7 @@ Output folder (``--out DIR``)::
                                      (training.scoring.bids_tsv), DIR/ref_tsv.list, DIR/hyp_tsv.list;
                                      ``szcore-evaluation DIR/bids/ref DIR/bids/hyp out.json`` scores them
     DIR/recordings.json              per recording: path, duration, reference and detected events
-    DIR/report.json, DIR/report.md   the report (:mod:`training.evaluate_report`)
+    DIR/report.json, DIR/report.md   the report (:mod:`ictal.training.evaluate_report`)
     DIR/plots/sensitivity_vs_fa.png, DIR/plots/timeline_<recording_id>.png
 
 Every recording gets a status
@@ -58,7 +58,7 @@ never scored with less history than the daemon's, and no probability lies before
 Recordings the checkpoint was trained on
 ----------------------------------------
 Before scoring, the selected recording ids are compared with the checkpoint's ``provenance``
-(:mod:`training.provenance`): when some are its training recordings, ``warn`` receives the line
+(:mod:`ictal.training.provenance`): when some are its training recordings, ``warn`` receives the line
 ``WARNING: N of M recordings are training recordings of checkpoint <id>: figures on them are not
 held-out``, and ``report.json`` ``meta.provenance`` holds the counts and ids (``known``, ``n_recordings``,
 ``n_train``, ``train``, ``n_evaluation``, ``evaluation``, ``n_validation``, ``validation``, ``warning``).
@@ -67,7 +67,7 @@ A checkpoint without provenance gets a warning that its training data is unknown
 Another detector's output
 -------------------------
 With ``hypotheses=DIR`` (``ictal evaluate --hypotheses DIR``) no checkpoint runs: each recording's
-events (and optional probabilities) are read from DIR (:class:`training.hypotheses.HypothesesRunner`,
+events (and optional probabilities) are read from DIR (:class:`ictal.training.hypotheses.HypothesesRunner`,
 layout there), every selected recording must have them (checked before anything runs), and the same
 files, scorers and report follow. Such a recording is scored whenever its events file was read;
 ``meta.mode`` is ``hypotheses``.
@@ -78,8 +78,8 @@ Progress
 recordings done of those selected, with the elapsed time and ETA (``ictal evaluate`` shows it only
 when stderr is a terminal).
 
-Figures are computed by :mod:`training.evaluate_metrics` (definitions there) and
-:mod:`training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
+Figures are computed by :mod:`ictal.training.evaluate_metrics` (definitions there) and
+:mod:`ictal.training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
 SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
 """
 
@@ -95,24 +95,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import DetectedEvent
-from detector import FS_HZ
-from training.config import DataConfig
-from training.datasets import Recording, discover
-from training.datasets.base import Skipped
-from training.datasets.labels import build_labels, seizure_events, spans_from_annotations
-from training.evaluate_metrics import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import DetectedEvent
+from ictal.detector import FS_HZ
+from ictal.training.config import DataConfig
+from ictal.training.datasets import Recording, discover
+from ictal.training.datasets.base import Skipped
+from ictal.training.datasets.labels import build_labels, seizure_events, spans_from_annotations
+from ictal.training.evaluate_metrics import (
     DaemonEvent,
     ScoredRecording,
     alarm_leaves_s,
     events_from_probs,
     hypothesis,
 )
-from training.hypotheses import HypothesesError, HypothesesRunner
-from training.scoring.annotations import Event, write_csv_bi
-from training.scoring.bids_tsv import bids_layout, write_events_tsv
+from ictal.training.hypotheses import HypothesesError, HypothesesRunner
+from ictal.training.scoring.annotations import Event, write_csv_bi
+from ictal.training.scoring.bids_tsv import bids_layout, write_events_tsv
 
 
 class EvaluationError(ValueError):
@@ -214,7 +213,7 @@ def label_spans(rec: Recording) -> list:
     """
     if rec.annotations is not None:
         return list(rec.annotations)
-    from streaming.edf import read_annotations
+    from ictal.streaming.edf import read_annotations
 
     return spans_from_annotations(read_annotations(rec.path), rec.edf_annotation_labels)
 
@@ -304,7 +303,7 @@ def held_samples_needed(fs: float, n_in: int, min_history_s: float) -> int:
         while the recording lasts at least ``min_history_s``; then the fewest repeats of the last input
         sample that bring the stream to ``round(n_in / fs * 256)`` samples.
     """
-    from detector.resample import StreamingResampler
+    from ictal.detector.resample import StreamingResampler
 
     need = int(round(min_history_s * FS_HZ))
     target = int(round(n_in / fs * FS_HZ))
@@ -347,7 +346,7 @@ def complete_short_recording(recording: Any, min_history_s: float) -> tuple[Any,
 
 
 class DaemonPathRunner:
-    """Run recordings through :func:`streaming.bed.run_recording`, the daemon's per-bed path.
+    """Run recordings through :func:`ictal.streaming.bed.run_recording`, the daemon's per-bed path.
 
     Parameters
     ----------
@@ -377,7 +376,7 @@ class DaemonPathRunner:
 
     def __init__(self, scorer: Any, frontend_config: Any, thresholds: AlarmThresholds, hop_s: float,
                  min_history_s: float | None = None, mode: str | None = None) -> None:
-        from streaming.config import SchedulerConfig
+        from ictal.streaming.config import SchedulerConfig
 
         self.scorer = scorer
         self.frontend_config = frontend_config
@@ -394,7 +393,7 @@ class DaemonPathRunner:
                         min_history_s: float | None = None, device: str = "auto", backend: str = "auto",
                         max_batch: int = 32, mode: str | None = None) -> DaemonPathRunner:
         """Load the checkpoint as the daemon does (``Detector.from_checkpoint``) and wrap it."""
-        from detector.inference import Detector
+        from ictal.detector.inference import Detector
 
         detector = Detector.from_checkpoint(Path(checkpoint), device=device, backend=backend, max_batch=max_batch)
         return cls(detector, detector.frontend_config, thresholds, hop_s, min_history_s, mode)
@@ -407,9 +406,9 @@ class DaemonPathRunner:
         ValueError, OSError, detector.montage.MontageError
             As ``streaming.edf.load_canonical`` (unreadable file, unusable montage).
         """
-        from detector.resample import StreamingResampler
-        from streaming.bed import run_recording
-        from streaming.edf import CanonicalRecording, open_canonical
+        from ictal.detector.resample import StreamingResampler
+        from ictal.streaming.bed import run_recording
+        from ictal.streaming.edf import CanonicalRecording, open_canonical
 
         with open_canonical(rec.path, self.frontend_config) as stream:
             duration_s = stream.duration_s
@@ -554,7 +553,7 @@ def score_recording(rec: Recording, run: RunOutput, min_history_s: float | None 
         events, which the sweep and the tuning rely on; ``status`` and ``reason`` from
         :func:`recording_status`.
     """
-    from streaming.config import SchedulerConfig
+    from ictal.streaming.config import SchedulerConfig
 
     if min_history_s is None:
         min_history_s = SchedulerConfig().min_history_s
@@ -680,7 +679,7 @@ def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> 
     Notes
     -----
     The BIDS tree (module docstring) names each scored recording by its patient
-    (:func:`training.scoring.bids_tsv.bids_layout`: the patient id's letters and digits as subject,
+    (:func:`ictal.training.scoring.bids_tsv.bids_layout`: the patient id's letters and digits as subject,
     runs numbered in order); ``recordings.json`` gives each recording's ``bids_events`` path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -794,8 +793,8 @@ def resolve_thresholds(thresholds_file: Path | str | None, checkpoint: Path | st
         If the file given does not validate, or was tuned for another checkpoint
         (``ThresholdsMismatchError``, naming both ids).
     """
-    from alarms.config import AlarmsConfig
-    from alarms.thresholds import thresholds_in_force
+    from ictal.alarms.config import AlarmsConfig
+    from ictal.alarms.thresholds import thresholds_in_force
 
     config = AlarmsConfig(thresholds_file=Path(thresholds_file) if thresholds_file is not None else None)
     metadata = checkpoint_metadata(checkpoint)
@@ -845,7 +844,7 @@ def checkpoint_id(checkpoint: Path | str) -> str:
 
 
 def provenance_check(checkpoint: Path | str, recording_ids: Sequence[str], purpose: str = "evaluate") -> dict:
-    """Compare recording ids with the checkpoint's provenance (:mod:`training.provenance`).
+    """Compare recording ids with the checkpoint's provenance (:mod:`ictal.training.provenance`).
 
     Parameters
     ----------
@@ -858,14 +857,14 @@ def provenance_check(checkpoint: Path | str, recording_ids: Sequence[str], purpo
     Returns
     -------
     provenance : dict
-        :meth:`training.provenance.Overlap.to_dict` plus ``warning`` (the one line, or None).
+        :meth:`ictal.training.provenance.Overlap.to_dict` plus ``warning`` (the one line, or None).
 
     Raises
     ------
     EvaluationError
         If the metadata is unreadable or its provenance is malformed.
     """
-    from training.provenance import checkpoint_warning
+    from ictal.training.provenance import checkpoint_warning
 
     meta = checkpoint_metadata(checkpoint)
     meta.setdefault("checkpoint_id", checkpoint_id(checkpoint))
@@ -920,7 +919,7 @@ def evaluate(checkpoint: Path | str | None, data: Path | str, out_dir: Path | st
         causal checkpoint, ``window`` otherwise: :func:`natural_mode`). Written as ``report.meta["mode"]``.
     hypotheses : path, optional
         Score another detector's output instead of a checkpoint: a folder of events (and optionally
-        probabilities) per recording (:mod:`training.hypotheses`). Every selected recording must have
+        probabilities) per recording (:mod:`ictal.training.hypotheses`). Every selected recording must have
         one. ``meta.mode`` is then ``hypotheses``, ``meta.checkpoint`` null.
     probs_rate_hz : float, optional
         Rate of the probability files of ``hypotheses``.
@@ -944,8 +943,8 @@ def evaluate(checkpoint: Path | str | None, data: Path | str, out_dir: Path | st
         ``hypotheses``, if a selected recording has no events file or a file is malformed (the message
         names the recording and the file), or both or neither of ``checkpoint`` and ``hypotheses`` are given.
     """
-    from streaming.config import SchedulerConfig
-    from training.evaluate_report import build_report, write_report
+    from ictal.streaming.config import SchedulerConfig
+    from ictal.training.evaluate_report import build_report, write_report
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -1030,7 +1029,7 @@ def evaluate(checkpoint: Path | str | None, data: Path | str, out_dir: Path | st
 def _hypotheses_thresholds(thresholds_file: Path | str | None) -> tuple[AlarmThresholds, str]:
     """The rules of the post-processor sweep over another detector's probabilities: the file given
     (validated as ``ictal serve`` would, without a checkpoint to match), else the defaults."""
-    from alarms.thresholds import load_thresholds
+    from ictal.alarms.thresholds import load_thresholds
 
     if thresholds_file is None:
         return AlarmThresholds(), ("defaults (alarms.config.AlarmThresholds); used only for the tau_on sweep over "

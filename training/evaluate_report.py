@@ -70,13 +70,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from detector import FS_HZ
-from detector.output_position import first_served_index
-from training.calibration import calibration, recordings_calibration
-from training.datasets.base import Skipped
-from training.evaluate_metrics import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ
+from ictal.detector.output_position import first_served_index
+from ictal.training.calibration import calibration, recordings_calibration
+from ictal.training.datasets.base import Skipped
+from ictal.training.evaluate_metrics import (
     FA_BUDGETS_PER_24H,
     EventCounts,
     overlap_counts,
@@ -87,7 +86,7 @@ from training.evaluate_metrics import (
     tau_on_grid,
     with_tau_on,
 )
-from training.scoring.bootstrap import (
+from ictal.training.scoring.bootstrap import (
     CONFIDENCE_LEVEL,
     MIN_UNITS,
     N_RESAMPLES,
@@ -96,11 +95,11 @@ from training.scoring.bootstrap import (
     format_interval,
     ratio_interval,
 )
-from training.scoring.bootstrap import METHOD as CI_METHOD
-from training.scoring.metrics import summarise_latencies
-from training.scoring.report import score_pairs
-from training.segments import SegmentReport, read_rated_windows, segment_report
-from training.segments import format_markdown as segments_markdown
+from ictal.training.scoring.bootstrap import METHOD as CI_METHOD
+from ictal.training.scoring.metrics import summarise_latencies
+from ictal.training.scoring.report import score_pairs
+from ictal.training.segments import SegmentReport, read_rated_windows, segment_report
+from ictal.training.segments import format_markdown as segments_markdown
 
 ATTRIBUTION = (
     "Data: IIIC (Jing et al., Neurology 2023), EEGMAT (Zyma et al., Data 2019, PhysioNet), "
@@ -168,7 +167,7 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         The checkpoint's lookahead (recorded in ``meta``).
     provenance : dict, optional
         The selected recordings against the checkpoint's training data
-        (:func:`training.evaluate.provenance_check`), recorded as ``meta.provenance``.
+        (:func:`ictal.training.evaluate.provenance_check`), recorded as ``meta.provenance``.
 
     Returns
     -------
@@ -275,8 +274,8 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         confidence_intervals=confidence_intervals(recs, patients),
     )
     if plots:
-        from training.calibration import plot_reliability
-        from training.report_plots import plot_sensitivity_vs_fa, plot_timeline
+        from ictal.training.calibration import plot_reliability
+        from ictal.training.report_plots import plot_sensitivity_vs_fa, plot_timeline
 
         plot_dir = out_dir / "plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
@@ -319,11 +318,11 @@ def confidence_intervals(recs: Sequence, patients: Sequence[str]) -> dict[str, A
     -------
     dict
         ``method``, ``unit``, ``confidence_level``, ``n_resamples``, ``seed``, ``min_units`` and per figure
-        ``{value, lo, hi, n_units, note}`` (:mod:`training.scoring.bootstrap`); sensitivity and FA/24h are
+        ``{value, lo, hi, n_units, note}`` (:mod:`ictal.training.scoring.bootstrap`); sensitivity and FA/24h are
         fractions and false alarms per 24 h as in ``scores.nedc.overlap``.
     """
-    from training.datasets.base import SEIZURE, UNKNOWN
-    from training.scoring.nedc_common import SECONDS_PER_DAY
+    from ictal.training.datasets.base import SEIZURE, UNKNOWN
+    from ictal.training.scoring.nedc_common import SECONDS_PER_DAY
 
     by_patient: dict[str, dict[str, Any]] = {}
     for r, patient in zip(recs, patients, strict=True):
@@ -383,7 +382,7 @@ def _szcore_evaluation_lines(result: dict[str, Any] | None) -> list[str]:
     """Markdown lines of the szcore-evaluation figures (mean +- std over subjects); none when absent."""
     if not result:
         return []
-    from training.scoring.szcore_dataset import format_lines
+    from ictal.training.scoring.szcore_dataset import format_lines
 
     return ["", f"SzCORE as szcore-evaluation 0.0.7 reports it (1 Hz masks), mean +- std over "
                 f"{result['n_subjects']} patients:", "", *[f"- {line.strip()}" for line in format_lines(result)]]
@@ -411,7 +410,7 @@ def _mean_confidence(c: dict[str, Any]) -> float | None:
 
 
 def _hyp(r):
-    from training.evaluate_metrics import hypothesis
+    from ictal.training.evaluate_metrics import hypothesis
 
     return hypothesis(r.events, r.duration_s)
 

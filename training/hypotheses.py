@@ -37,12 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from detector import FS_HZ
-from training.evaluate_metrics import DaemonEvent
-from training.scoring.annotations import Annotation, AnnotationError, read_annotation
-from training.scoring.bids_tsv import recording_name
-from training.scoring.nedc_common import SEIZ, two_class_label
+from ictal.detector import FS_HZ
+from ictal.training.evaluate_metrics import DaemonEvent
+from ictal.training.scoring.annotations import Annotation, AnnotationError, read_annotation
+from ictal.training.scoring.bids_tsv import recording_name
+from ictal.training.scoring.nedc_common import SEIZ, two_class_label
 
 DURATION_TOLERANCE_S = 1.0
 """Largest difference between an events file's duration and the EDF's that is accepted (1 s: files
@@ -183,8 +182,8 @@ class HypothesesRunner:
         ValueError, OSError
             If the EDF cannot be opened (the recording is then not evaluated, as for ictal).
         """
-        from streaming.edf import open_canonical
-        from training.evaluate import RunOutput
+        from ictal.streaming.edf import open_canonical
+        from ictal.training.evaluate import RunOutput
 
         files = self.files_for(rec.recording_id, rec.path)
         with open_canonical(rec.path) as stream:

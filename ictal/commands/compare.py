@@ -6,7 +6,7 @@ and TAES sensitivity and FA/24h, SzCORE mean +- std over patients, AUROC, sensit
 alarm latency; the 95 % bootstrap intervals of each report) to stdout, or writes it to ``--out``, and
 draws one PNG chart of the intervals (``--plot``; default ``FILE.png`` beside ``--out``, else
 ``compare.png`` in the current folder; its path is printed on stderr). Layout and definitions:
-:mod:`training.compare_reports`. Exit status 0 on success, 2 when a report cannot be read.
+:mod:`ictal.training.compare_reports`. Exit status 0 on success, 2 when a report cannot be read.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare and print or write; returns the exit status."""
-    from training.compare_reports import CompareError, format_markdown, load_report, plot_comparison
+    from ictal.training.compare_reports import CompareError, format_markdown, load_report, plot_comparison
 
     try:
         reports = [load_report(p) for p in args.reports]

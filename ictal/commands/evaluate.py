@@ -2,18 +2,18 @@
 
 ``ictal evaluate --checkpoint CKPT --data DATASET --out DIR [--hop-s S] [--thresholds FILE]
 [--min-history-s S] [--mode window|stream]`` replays every recording of DATASET through the per-bed path
-of ``ictal serve`` (:mod:`training.evaluate`) in the daemon's ``detector.mode`` (default the checkpoint's
+of ``ictal serve`` (:mod:`ictal.training.evaluate`) in the daemon's ``detector.mode`` (default the checkpoint's
 natural mode: ``stream`` for a causal checkpoint, each bed's state carried from hop to hop; ``window``
 otherwise; ``report.json``'s ``meta.mode`` says which), writes hypothesis and reference ``csv_bi`` files with ``ref.list`` and
 ``hyp.list``, per-recording probabilities, ``report.json``, ``report.md`` and PNG plots under DIR, and
 prints the headline figures. A WARNING line (stderr before scoring, and in the summary) says how many
 of the recordings are training recordings of the checkpoint, or that its training data is unknown
-(:mod:`training.provenance`). Exit status 0 on success, 2 when the input is invalid (the message says
+(:mod:`ictal.training.provenance`). Exit status 0 on success, 2 when the input is invalid (the message says
 what and where).
 
 ``ictal evaluate --hypotheses HYP --data DATASET --out DIR [--probs-rate-hz R] [--name NAME]`` scores
 another detector's stored output (events per recording as csv_bi or SzCORE ``_events.tsv``, optional
-per-sample probabilities; :mod:`training.hypotheses`) on the same recordings with the same scorers
+per-sample probabilities; :mod:`ictal.training.hypotheses`) on the same recordings with the same scorers
 and report; no checkpoint is needed. ``ictal compare`` puts several reports side by side.
 
 Progress: on a terminal, a tqdm bar on stderr (recordings done / selected, ETA) with one line per
@@ -119,9 +119,9 @@ def _progress(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the headline figures; returns the exit status."""
-    from alarms.thresholds import ThresholdsFileError
-    from detector.montage import MontageError
-    from training.evaluate import EvaluationError, evaluate
+    from ictal.alarms.thresholds import ThresholdsFileError
+    from ictal.detector.montage import MontageError
+    from ictal.training.evaluate import EvaluationError, evaluate
 
     if (args.checkpoint is None) == (args.hypotheses is None):
         print("ictal evaluate: give --checkpoint CKPT or --hypotheses DIR (found "
@@ -152,7 +152,7 @@ def _szcore_evaluation_lines(result: dict | None) -> list[str]:
     """The SzCORE figures as szcore-evaluation reports them (mean +- std over patients); none when absent."""
     if not result:
         return []
-    from training.scoring.szcore_dataset import format_lines
+    from ictal.training.scoring.szcore_dataset import format_lines
 
     return [f"SzCORE per patient (szcore-evaluation, 1 Hz masks, mean +- std over {result['n_subjects']} patients):",
             *format_lines(result)]
@@ -164,7 +164,7 @@ MAX_UNSCORED_LINES = 5
 
 def summary_lines(report) -> str:
     """The headline figures of a report, a few lines of text."""
-    from training.evaluate_report import interval_line
+    from ictal.training.evaluate_report import interval_line
 
     def fmt(x, spec=".2f", scale=1.0):
         return "n/a" if x is None else format(scale * x, spec)

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from ictal.training.evaluate import evaluate
 
 from tests.training.test_evaluate_hypotheses import INCLUDE, _hypotheses
-from training.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,10 @@ import termios
 
 import numpy as np
 import pytest
-
-from training.evaluate import EvaluationError, evaluate
-from training.scoring.annotations import Annotation, Event, read_annotation, write_csv_bi
-from training.scoring.bids_tsv import read_events_tsv, write_events_tsv
-from training.scoring.report import score_lists
+from ictal.training.evaluate import EvaluationError, evaluate
+from ictal.training.scoring.annotations import Annotation, Event, read_annotation, write_csv_bi
+from ictal.training.scoring.bids_tsv import read_events_tsv, write_events_tsv
+from ictal.training.scoring.report import score_lists
 
 INCLUDE = ["labelled__iiic_0[1-4]", "labelled__hms_1628180742", "background__eegmat__Subject0[0-2]_2"]
 """7 recordings of 7 patients (ids in the shared data): 4 rated seizures (iiic_01-03 at 20-30 s,

@@ -12,10 +12,8 @@ import math
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import SHARED_DATA
-from training.scoring.annotations import Annotation, AnnotationError, Event, read_annotation, read_list
-from training.scoring.bids_tsv import (
+from ictal.training.scoring.annotations import Annotation, AnnotationError, Event, read_annotation, read_list
+from ictal.training.scoring.bids_tsv import (
     bids_layout,
     bids_path,
     read_events_tsv,
@@ -23,8 +21,10 @@ from training.scoring.bids_tsv import (
     subject_of,
     write_events_tsv,
 )
-from training.scoring.report import load_named_pairs, score_lists, score_pairs
-from training.scoring.szcore_dataset import score_dataset
+from ictal.training.scoring.report import load_named_pairs, score_lists, score_pairs
+from ictal.training.scoring.szcore_dataset import score_dataset
+
+from tests.conftest import SHARED_DATA
 
 PARITY = SHARED_DATA / "nedc_parity"
 needs_parity = pytest.mark.skipif(not (PARITY / "ref.list").is_file(),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from training.evaluate_metrics import auroc_auprc
-from training.scoring.bootstrap import MIN_UNITS, auroc_interval, format_interval, ratio_interval
+from ictal.training.evaluate_metrics import auroc_auprc
+from ictal.training.scoring.bootstrap import MIN_UNITS, auroc_interval, format_interval, ratio_interval
 
 
 def test_ratio_interval_is_reproducible_and_holds_the_pooled_value():

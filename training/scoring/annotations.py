@@ -1,6 +1,6 @@
 """Read and write TUSZ term annotations (``csv_bi``, ``tse``/``tse_bi``) and list files of them.
 
-SzCORE / BIDS ``_events.tsv`` files are read and written by :mod:`training.scoring.bids_tsv`;
+SzCORE / BIDS ``_events.tsv`` files are read and written by :mod:`ictal.training.scoring.bids_tsv`;
 :func:`read_annotation` dispatches to it by extension.
 
 Formats (TUH EEG Seizure Corpus, Temple University NEDC; the files read by NEDC EEG Eval v6.0.0):
@@ -279,7 +279,7 @@ def read_annotation(path: str | Path) -> Annotation:
     ----------
     path : str or Path
         ``.csv_bi`` (or ``.csv`` with only ``TERM`` rows), ``.tse`` / ``.tse_bi``, or an SzCORE / BIDS
-        ``_events.tsv`` (:mod:`training.scoring.bids_tsv`).
+        ``_events.tsv`` (:mod:`ictal.training.scoring.bids_tsv`).
 
     Returns
     -------
@@ -298,7 +298,7 @@ def read_annotation(path: str | Path) -> Annotation:
     if suffix in (".tse", ".tse_bi"):
         return read_tse(path)
     if suffix == ".tsv":
-        from training.scoring.bids_tsv import read_events_tsv
+        from ictal.training.scoring.bids_tsv import read_events_tsv
 
         return read_events_tsv(path)
     raise AnnotationError(

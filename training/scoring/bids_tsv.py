@@ -28,7 +28,7 @@ the same structure)::
 The subject of a file is its ``sub-`` entity (:func:`subject_of`); the recording name is the file
 name without ``_events.tsv`` (:func:`recording_name`).
 
-Mapping to :class:`training.scoring.annotations.Annotation` (what the scorers read): every seizure
+Mapping to :class:`ictal.training.scoring.annotations.Annotation` (what the scorers read): every seizure
 ``eventType`` becomes the TUSZ label ``seiz`` (the SzCORE subtype is kept in no scorer), ``bckg``
 stays ``bckg``; a ``confidence`` of ``n/a`` becomes 1.0 (TUSZ references carry 1.0; no scorer reads
 it). Writing maps TUSZ labels back as ``epilepsy2bids``' TUH converter does (``seiz`` -> ``sz``,
@@ -42,7 +42,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from training.scoring.annotations import (
+from ictal.training.scoring.annotations import (
     Annotation,
     AnnotationError,
     Event,
@@ -51,7 +51,7 @@ from training.scoring.annotations import (
     _parse_time,
     _read_lines,
 )
-from training.scoring.nedc_common import BCKG, SEIZ, two_class_label
+from ictal.training.scoring.nedc_common import BCKG, SEIZ, two_class_label
 
 COLUMNS = ("onset", "duration", "eventType", "confidence", "channels", "dateTime", "recordingDuration")
 """The columns of an SzCORE ``_events.tsv`` file, in the order ``epilepsy2bids`` writes them."""

@@ -26,9 +26,9 @@ rates per 24 h)::
     }
 
 The files of a list may be TUSZ ``csv_bi``/``tse``/``tse_bi`` or SzCORE ``_events.tsv``, mixed; a pair
-names the same recording when :func:`training.scoring.bids_tsv.recording_name` of both files agree
+names the same recording when :func:`ictal.training.scoring.bids_tsv.recording_name` of both files agree
 (``rec.csv_bi`` pairs with ``rec_events.tsv``). The subject of a pair (for the per-subject SzCORE
-means) is :func:`training.scoring.bids_tsv.subject_of` of the reference file: its BIDS ``sub-`` entity,
+means) is :func:`ictal.training.scoring.bids_tsv.subject_of` of the reference file: its BIDS ``sub-`` entity,
 else its name up to the first underscore (the TUSZ patient).
 
 EPOCH counts are epochs of 0.25 s and its FA/24h is seconds of false alarm per 24 h, as NEDC prints.
@@ -39,10 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes, szcore, szcore_dataset
-from training.scoring.annotations import Annotation, AnnotationError, read_annotation, read_list
-from training.scoring.bids_tsv import recording_name, subject_of
-from training.scoring.nedc_common import SEIZ, NedcSummary
+from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes, szcore, szcore_dataset
+from ictal.training.scoring.annotations import Annotation, AnnotationError, read_annotation, read_list
+from ictal.training.scoring.bids_tsv import recording_name, subject_of
+from ictal.training.scoring.nedc_common import SEIZ, NedcSummary
 
 NEDC_SCORERS = {
     "dpalign": ("NEDC DP alignment", nedc_dpalign.score),
@@ -74,13 +74,13 @@ def load_named_pairs(ref_list: str | Path, hyp_list: str | Path
     -------
     pairs : list of (Annotation, Annotation)
     subjects : list of str
-        The subject of each pair (:func:`training.scoring.bids_tsv.subject_of` of the reference file).
+        The subject of each pair (:func:`ictal.training.scoring.bids_tsv.subject_of` of the reference file).
 
     Raises
     ------
     AnnotationError
         If the lists have different lengths, a pair names different recordings (recording names, as
-        :func:`training.scoring.bids_tsv.recording_name` gives them, differ), or a file is malformed.
+        :func:`ictal.training.scoring.bids_tsv.recording_name` gives them, differ), or a file is malformed.
     OSError
         If a file cannot be read.
     """
