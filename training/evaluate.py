@@ -13,6 +13,10 @@ Output folder (``--out DIR``)::
                                      the post-processor (input unusable) or none exists
     DIR/ref/<recording_id>.csv_bi    reference seizures (TUSZ csv_bi), DIR/ref.list
     DIR/hyp/<recording_id>.csv_bi    the daemon's events (csv_bi, confidence = peak probability), DIR/hyp.list
+    DIR/bids/ref/sub-<patient>/ses-01/eeg/sub-<patient>_ses-01_task-szMonitoring_run-<NN>_events.tsv
+    DIR/bids/hyp/... (same names)    the same reference and events as SzCORE / BIDS _events.tsv files
+                                     (training.scoring.bids_tsv), DIR/ref_tsv.list, DIR/hyp_tsv.list;
+                                     ``szcore-evaluation DIR/bids/ref DIR/bids/hyp out.json`` scores them
     DIR/recordings.json              per recording: path, duration, reference and detected events
     DIR/report.json, DIR/report.md   the report (:mod:`ictal.training.evaluate_report`)
     DIR/plots/sensitivity_vs_fa.png, DIR/plots/timeline_<recording_id>.png
@@ -60,6 +64,20 @@ held-out``, and ``report.json`` ``meta.provenance`` holds the counts and ids (``
 ``n_train``, ``train``, ``n_evaluation``, ``evaluation``, ``n_validation``, ``validation``, ``warning``).
 A checkpoint without provenance gets a warning that its training data is unknown.
 
+Another detector's output
+-------------------------
+With ``hypotheses=DIR`` (``ictal evaluate --hypotheses DIR``) no checkpoint runs: each recording's
+events (and optional probabilities) are read from DIR (:class:`ictal.training.hypotheses.HypothesesRunner`,
+layout there), every selected recording must have them (checked before anything runs), and the same
+files, scorers and report follow. Such a recording is scored whenever its events file was read;
+``meta.mode`` is ``hypotheses``.
+
+Progress
+--------
+``progress`` receives one line per recording; with ``progress_bar`` a tqdm bar on stderr counts the
+recordings done of those selected, with the elapsed time and ETA (``ictal evaluate`` shows it only
+when stderr is a terminal).
+
 Figures are computed by :mod:`ictal.training.evaluate_metrics` (definitions there) and
 :mod:`ictal.training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
 SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
@@ -91,7 +109,9 @@ from ictal.training.evaluate_metrics import (
     events_from_probs,
     hypothesis,
 )
+from ictal.training.hypotheses import HypothesesError, HypothesesRunner
 from ictal.training.scoring.annotations import Event, write_csv_bi
+from ictal.training.scoring.bids_tsv import bids_layout, write_events_tsv
 
 
 class EvaluationError(ValueError):
@@ -611,8 +631,13 @@ def run_dataset(recordings: Iterable[Recording], runner: Runner, thresholds: Ala
                 progress(f"{rec.recording_id}: skipped ({exc})")
             continue
         ev = score_recording(rec, run, min_history_s)
-        rerun = events_from_probs(ev.scored.probs, ev.scored.rate_hz, thresholds, usable=ev.scored.usable)
-        ev.rerun_matches = _same_events(rerun, ev.scored.events)
+        if getattr(runner, "external", False):
+            # another detector's stored events (training.hypotheses): scored whenever its events file was
+            # read, even without probabilities; its events come from no post-processor to re-run
+            ev.status, ev.reason = SCORED, None
+        else:
+            rerun = events_from_probs(ev.scored.probs, ev.scored.rate_hz, thresholds, usable=ev.scored.usable)
+            ev.rerun_matches = _same_events(rerun, ev.scored.events)
         out.append(ev)
         if progress is not None:
             p = ev.scored.probs
@@ -649,13 +674,21 @@ def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> 
     Returns
     -------
     paths : dict of str to Path
-        ``ref_list``, ``hyp_list`` and ``recordings`` (the JSON index).
+        ``ref_list``, ``hyp_list``, ``ref_tsv_list``, ``hyp_tsv_list`` and ``recordings`` (the JSON index).
+
+    Notes
+    -----
+    The BIDS tree (module docstring) names each scored recording by its patient
+    (:func:`ictal.training.scoring.bids_tsv.bids_layout`: the patient id's letters and digits as subject,
+    runs numbered in order); ``recordings.json`` gives each recording's ``bids_events`` path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("probs", "labels", "ref", "hyp"):
         (out_dir / sub).mkdir(exist_ok=True)
     index = []
-    ref_lines, hyp_lines = [], []
+    ref_lines, hyp_lines, tsv_lines = [], [], []
+    layout = bids_layout([(ev.scored.recording_id, str(ev.recording.patient or ev.scored.recording_id))
+                          for ev in evaluated if ev.status == SCORED])
     for ev in evaluated:
         s = ev.scored
         rid = s.recording_id
@@ -669,6 +702,10 @@ def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> 
             write_csv_bi(out_dir / "hyp" / f"{rid}.csv_bi", hypothesis(s.events, s.duration_s), bname=rid)
             ref_lines.append(f"ref/{rid}.csv_bi")
             hyp_lines.append(f"hyp/{rid}.csv_bi")
+            bids = layout[rid]
+            write_events_tsv(out_dir / "bids" / "ref" / bids, s.reference)
+            write_events_tsv(out_dir / "bids" / "hyp" / bids, hypothesis(s.events, s.duration_s))
+            tsv_lines.append(bids.as_posix())
         index.append({
             "recording_id": rid, "path": str(ev.recording.path), "patient": ev.recording.patient,
             "split": ev.recording.split, "duration_s": s.duration_s, "rate_hz": s.rate_hz,
@@ -677,11 +714,15 @@ def write_recordings(out_dir: Path, evaluated: Sequence[EvaluatedRecording]) -> 
             "quality_events": ev.quality_events, "rerun_matches_daemon": ev.rerun_matches,
             "status": ev.status, "reason": ev.reason, "signal_s": ev.signal_s, "first_prob_s": ev.first_prob_s,
             "unusable_s": ev.unusable_s, "held_samples": ev.held_samples,
+            "bids_events": layout[rid].as_posix() if rid in layout else None,
         })
     (out_dir / "ref.list").write_text("\n".join(ref_lines) + "\n", encoding="utf-8")
     (out_dir / "hyp.list").write_text("\n".join(hyp_lines) + "\n", encoding="utf-8")
+    (out_dir / "ref_tsv.list").write_text("".join(f"bids/ref/{x}\n" for x in tsv_lines), encoding="utf-8")
+    (out_dir / "hyp_tsv.list").write_text("".join(f"bids/hyp/{x}\n" for x in tsv_lines), encoding="utf-8")
     (out_dir / "recordings.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return {"ref_list": out_dir / "ref.list", "hyp_list": out_dir / "hyp.list",
+            "ref_tsv_list": out_dir / "ref_tsv.list", "hyp_tsv_list": out_dir / "hyp_tsv.list",
             "recordings": out_dir / "recordings.json"}
 
 
@@ -834,18 +875,20 @@ def provenance_check(checkpoint: Path | str, recording_ids: Sequence[str], purpo
     return {**result.to_dict(), "warning": line}
 
 
-def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, hop_s: float | None = None,
+def evaluate(checkpoint: Path | str | None, data: Path | str, out_dir: Path | str, *, hop_s: float | None = None,
              thresholds_file: Path | str | None = None, min_history_s: float | None = None,
              data_format: str | None = None, include: Sequence[str] = (), split: str | None = None,
              device: str = "auto", backend: str = "auto", plots: bool = True,
              runner: Runner | None = None, progress: Callable[[str], None] | None = None,
-             warn: Callable[[str], None] | None = None, mode: str | None = None):
-    """Evaluate a checkpoint on a dataset through the daemon path and write the report.
+             warn: Callable[[str], None] | None = None, mode: str | None = None,
+             hypotheses: Path | str | None = None, probs_rate_hz: float | None = None,
+             detector_name: str | None = None, progress_bar: bool = False):
+    """Evaluate a checkpoint (or another detector's stored output) on a dataset and write the report.
 
     Parameters
     ----------
-    checkpoint : path
-        Checkpoint directory.
+    checkpoint : path or None
+        Checkpoint directory; None with ``hypotheses``.
     data : path
         Dataset folder (layout guessed by :func:`dataset_config` unless ``data_format`` is given).
     out_dir : path
@@ -874,6 +917,18 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     mode : {"window", "stream"}, optional
         The daemon's ``detector.mode`` to run; default the checkpoint's natural mode (``stream`` for a
         causal checkpoint, ``window`` otherwise: :func:`natural_mode`). Written as ``report.meta["mode"]``.
+    hypotheses : path, optional
+        Score another detector's output instead of a checkpoint: a folder of events (and optionally
+        probabilities) per recording (:mod:`ictal.training.hypotheses`). Every selected recording must have
+        one. ``meta.mode`` is then ``hypotheses``, ``meta.checkpoint`` null.
+    probs_rate_hz : float, optional
+        Rate of the probability files of ``hypotheses``.
+    detector_name : str, optional
+        Name of the evaluated detector in the report (``meta.checkpoint_id``); default the checkpoint's
+        id, or the hypotheses folder's name.
+    progress_bar : bool
+        Show a tqdm bar on stderr (recordings done / selected, ETA); ``progress`` lines are then written
+        above it.
 
     Returns
     -------
@@ -884,23 +939,39 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     ------
     EvaluationError
         If the dataset holds nothing to evaluate, no recording could be scored (each one's reason is
-        given), the checkpoint metadata is unreadable, or its provenance is malformed.
+        given), the checkpoint metadata is unreadable, or its provenance is malformed; with
+        ``hypotheses``, if a selected recording has no events file or a file is malformed (the message
+        names the recording and the file), or both or neither of ``checkpoint`` and ``hypotheses`` are given.
     """
     from ictal.streaming.config import SchedulerConfig
     from ictal.training.evaluate_report import build_report, write_report
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
+    if (checkpoint is None) == (hypotheses is None):
+        raise EvaluationError("give a checkpoint or a hypotheses folder (found "
+                              + ("both" if checkpoint is not None else "neither") + ")")
     hop_s = SchedulerConfig().hop_s if hop_s is None else float(hop_s)
     if min_history_s is None:
         min_history_s = SchedulerConfig().min_history_s
-    thresholds, th_source = resolve_thresholds(thresholds_file, checkpoint)
     config = dataset_config(data, data_format)
     recordings, skipped = select_recordings(config, include, split)
     skipped = list(skipped)
-    provenance = provenance_check(checkpoint, [r.recording_id for r in recordings], "evaluate")
-    if provenance["warning"] is not None and warn is not None:
-        warn(provenance["warning"])
+    if hypotheses is not None:
+        try:
+            runner = HypothesesRunner(hypotheses, probs_rate_hz)
+            runner.check(recordings)
+        except HypothesesError as exc:
+            raise EvaluationError(str(exc)) from exc
+        thresholds, th_source = _hypotheses_thresholds(thresholds_file)
+        provenance = None
+        name = detector_name or Path(hypotheses).resolve().name
+    else:
+        thresholds, th_source = resolve_thresholds(thresholds_file, checkpoint)
+        provenance = provenance_check(checkpoint, [r.recording_id for r in recordings], "evaluate")
+        if provenance["warning"] is not None and warn is not None:
+            warn(provenance["warning"])
+        name = detector_name or checkpoint_id(checkpoint)
     if runner is None:
         runner = DaemonPathRunner.from_checkpoint(checkpoint, thresholds, hop_s, min_history_s, device, backend,
                                                   mode=mode)
@@ -910,7 +981,26 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     lookahead_s = float(getattr(runner, "lookahead_s", 0.0))
     discovery_skipped = list(skipped)
     failed: list[NotEvaluated] = []
-    evaluated = run_dataset(recordings, runner, thresholds, progress, skipped, min_history_s, failed)
+    bar = None
+    if progress_bar:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(recordings), desc="ictal evaluate", unit="recording", file=sys.stderr)
+        lines = progress
+
+        def progress(line: str) -> None:  # called once per recording by run_dataset
+            if lines is not None:
+                bar.write(line, file=sys.stderr)
+            bar.update(1)
+    try:
+        evaluated = run_dataset(recordings, runner, thresholds, progress, skipped, min_history_s, failed)
+    except HypothesesError as exc:
+        raise EvaluationError(str(exc)) from exc
+    finally:
+        if bar is not None:
+            bar.close()
     if not any(ev.status == SCORED for ev in evaluated):
         reasons = [f"{ev.scored.recording_id}: {ev.reason}" for ev in evaluated]
         reasons += [f"{x.recording_id}: {x.reason}" for x in failed]
@@ -918,7 +1008,8 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
                               f"hop_s {hop_s:g} s): " + "; ".join(reasons))
     paths = write_recordings(out_dir, evaluated)
     report = build_report(
-        evaluated, thresholds, out_dir=out_dir, checkpoint=str(checkpoint), checkpoint_id=checkpoint_id(checkpoint),
+        evaluated, thresholds, out_dir=out_dir, checkpoint=None if checkpoint is None else str(checkpoint),
+        checkpoint_id=name,
         dataset=str(config.root), data_format=config.format, hop_s=hop_s, min_history_s=min_history_s,
         thresholds_source=th_source, skipped=discovery_skipped, ref_list=paths["ref_list"],
         hyp_list=paths["hyp_list"], plots=plots, not_evaluated=failed, lookahead_s=lookahead_s,
@@ -926,6 +1017,21 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
     )
     report.meta["elapsed_s"] = round(time.perf_counter() - started, 2)
     report.meta["mode"] = str(getattr(runner, "mode", mode or "window"))
+    report.meta["hypotheses"] = None if hypotheses is None else {
+        "folder": str(hypotheses), "probabilities": bool(getattr(runner, "has_probabilities", False)),
+        "probs_rate_hz": probs_rate_hz}
+    report.meta["bids"] = {"ref_list": str(paths["ref_tsv_list"]), "hyp_list": str(paths["hyp_tsv_list"])}
     report.meta["out_dir"] = str(out_dir)
     write_report(out_dir, report)
     return report
+
+
+def _hypotheses_thresholds(thresholds_file: Path | str | None) -> tuple[AlarmThresholds, str]:
+    """The rules of the post-processor sweep over another detector's probabilities: the file given
+    (validated as ``ictal serve`` would, without a checkpoint to match), else the defaults."""
+    from ictal.alarms.thresholds import load_thresholds
+
+    if thresholds_file is None:
+        return AlarmThresholds(), ("defaults (alarms.config.AlarmThresholds); used only for the tau_on sweep over "
+                                   "the detector's probabilities, its events are its own")
+    return load_thresholds(Path(thresholds_file)), str(thresholds_file)

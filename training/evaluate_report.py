@@ -13,9 +13,18 @@ figure is undefined)::
                rerun_mismatches: [recording ids whose re-run post-processor differs from the daemon],
                provenance: {known, n_recordings, n_train, train, n_evaluation, evaluation, n_validation,
                             validation, warning} (the selected recordings against the checkpoint's
-                            training data, training.provenance) or null},
-      "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore ...},
+                            training data, training.provenance) or null,
+               mode ("window" | "stream" | "hypotheses"), probabilities (false: no probability exists,
+               e.g. another detector's events only: sample figures, calibration and sweep are null/empty),
+               hypotheses: {folder, probabilities, probs_rate_hz} (ictal evaluate --hypotheses) or null,
+               bids: {ref_list, hyp_list} (list files of the SzCORE _events.tsv trees)},
+      "scores": {... training.scoring.report JSON: nedc {dpalign, epoch, overlap, taes}, szcore,
+                 szcore_evaluation (per-patient mean +- std of the SzCORE sample and event figures) ...},
       "sample_level": {auroc, auprc, n_positive, n_negative, n_unscored},
+      "confidence_intervals": {method, unit ("patient"), confidence_level, n_resamples, seed, min_units,
+                               overlap_sensitivity | overlap_fa_per_24h | auroc:
+                                   {value, lo, hi, n_units, note}}
+                              (training.scoring.bootstrap; lo/hi null and note set with too few patients),
       "calibration": {definition, pooled: {ece, brier, brier_reference, max_calibration_error, n, n_positive,
                       p999_seizure, bins: [{lo, hi, n, confidence, frequency}]},
                       by_class: {class of the rated windows: same layout} (rated_windows data only)}
@@ -33,7 +42,8 @@ figure is undefined)::
                       quality_events, timeline}]  (every selected recording; counts null when unscored),
       "segments": segment report (training.segments: per-class counts, seizure-vs-class AUCs, spans)
                   or null,
-      "plots": {"sensitivity_vs_fa": path, "reliability": path, "timelines": {recording_id: path}}
+      "plots": {"sensitivity_vs_fa": path | null, "reliability": path | null,
+                "timelines": {recording_id: path}}   (null: no probabilities to draw)
     }
 
 Unscored recordings (``training.evaluate``: too short, unusable, not evaluated) are listed in
@@ -76,6 +86,16 @@ from ictal.training.evaluate_metrics import (
     tau_on_grid,
     with_tau_on,
 )
+from ictal.training.scoring.bootstrap import (
+    CONFIDENCE_LEVEL,
+    MIN_UNITS,
+    N_RESAMPLES,
+    SEED,
+    auroc_interval,
+    format_interval,
+    ratio_interval,
+)
+from ictal.training.scoring.bootstrap import METHOD as CI_METHOD
 from ictal.training.scoring.metrics import summarise_latencies
 from ictal.training.scoring.report import score_pairs
 from ictal.training.segments import SegmentReport, read_rated_windows, segment_report
@@ -106,6 +126,7 @@ class EvaluationReport:
     segments: SegmentReport | None = None
     plots: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
+    confidence_intervals: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout."""
@@ -114,7 +135,7 @@ class EvaluationReport:
             "sensitivity_at_fa": self.sensitivity_at_fa, "sweep": self.sweep, "latency": self.latency,
             "background_only": self.background_only, "recordings": self.recordings,
             "segments": None if self.segments is None else self.segments.to_dict(), "plots": self.plots,
-            "calibration": self.calibration,
+            "calibration": self.calibration, "confidence_intervals": self.confidence_intervals,
         }
 
 
@@ -167,9 +188,12 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
                          + "; ".join(f"{u['recording_id']}: {u['reason']}" for u in unscored))
     recs = [ev.scored for ev in scored_evs]
     pairs = [(r.reference, _hyp(r)) for r in recs]
-    scores = score_pairs(pairs, str(ref_list), str(hyp_list)).to_dict()
+    patients = [_patient(ev) for ev in scored_evs]
+    scores = score_pairs(pairs, str(ref_list), str(hyp_list), patients).to_dict()
+    has_probs = any(bool(np.isfinite(r.probs).any()) for r in recs)
     taus = tau_on_grid(recs, extra=[thresholds.tau_on])
-    points = sweep(recs, [with_tau_on(thresholds, t) for t in taus])
+    # no probabilities (another detector's events only): no sweep, rather than a curve of zeros
+    points = sweep(recs, [with_tau_on(thresholds, t) for t in taus]) if has_probs else []
     best = sensitivity_at_budgets(points, FA_BUDGETS_PER_24H)
     lat = [x for r in recs for x in seizure_latencies(r, r.events)]
     lat_summary = summarise_latencies(x.latency_s for x in lat if math.isfinite(x.latency_s))
@@ -223,6 +247,7 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         "provenance": provenance,
         "fa_definition": "false alarms (NEDC OVERLAP, SEIZ) / total duration of the recordings x 86400; "
                          "unrated time counts as background",
+        "probabilities": has_probs,
     }
     report = EvaluationReport(
         meta=meta, scores=scores, sample_level=sample_auc(recs).to_dict(),
@@ -246,6 +271,7 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         background_only={"n_recordings": len(bg), "duration_s": bg_counts.duration_s,
                          "false_alarms": bg_counts.false_alarms, "fa_per_24h": _none(bg_counts.fa_per_24h)},
         recordings=rows, segments=segments, calibration=calibration_report,
+        confidence_intervals=confidence_intervals(recs, patients),
     )
     if plots:
         from ictal.training.calibration import plot_reliability
@@ -253,7 +279,7 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
 
         plot_dir = out_dir / "plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
-        curve = plot_sensitivity_vs_fa(points, best, plot_dir / "sensitivity_vs_fa.png",
+        curve = None if not points else plot_sensitivity_vs_fa(points, best, plot_dir / "sensitivity_vs_fa.png",
                                        title=f"{checkpoint_id} on {Path(dataset).name}: tau_on sweep "
                                        f"(gap {thresholds.tau_on - thresholds.tau_off:g}, min {thresholds.min_duration_s:g} s)")
         timelines = {}
@@ -263,11 +289,75 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
             path = plot_timeline(r, r.events, thresholds, plot_dir / f"timeline_{r.recording_id}.png", note=note)
             timelines[r.recording_id] = str(path.relative_to(out_dir))
             row["timeline"] = timelines[r.recording_id]
-        reliability = plot_reliability(pooled_calibration, plot_dir / "reliability.png",
-                                       title=f"{checkpoint_id} on {Path(dataset).name}: served probabilities")
-        report.plots = {"sensitivity_vs_fa": str(curve.relative_to(out_dir)),
-                        "reliability": str(reliability.relative_to(out_dir)), "timelines": timelines}
+        reliability = None if not has_probs else plot_reliability(
+            pooled_calibration, plot_dir / "reliability.png",
+            title=f"{checkpoint_id} on {Path(dataset).name}: served probabilities")
+        report.plots = {"sensitivity_vs_fa": None if curve is None else str(curve.relative_to(out_dir)),
+                        "reliability": None if reliability is None else str(reliability.relative_to(out_dir)),
+                        "timelines": timelines}
     return report
+
+
+def _patient(ev: Any) -> str:
+    """The patient of an evaluated recording (the recording id when the dataset names none)."""
+    patient = getattr(getattr(ev, "recording", None), "patient", None)
+    return str(patient) if patient else ev.scored.recording_id
+
+
+def confidence_intervals(recs: Sequence, patients: Sequence[str]) -> dict[str, Any]:
+    """Bootstrap intervals (by patient) of OVERLAP sensitivity, OVERLAP FA/24h and sample AUROC.
+
+    Parameters
+    ----------
+    recs : sequence of ScoredRecording
+        The scored recordings, their events at the evaluated thresholds.
+    patients : sequence of str
+        The patient of each recording: the resampling unit (a patient's recordings are drawn together).
+
+    Returns
+    -------
+    dict
+        ``method``, ``unit``, ``confidence_level``, ``n_resamples``, ``seed``, ``min_units`` and per figure
+        ``{value, lo, hi, n_units, note}`` (:mod:`ictal.training.scoring.bootstrap`); sensitivity and FA/24h are
+        fractions and false alarms per 24 h as in ``scores.nedc.overlap``.
+    """
+    from ictal.training.datasets.base import SEIZURE, UNKNOWN
+    from ictal.training.scoring.nedc_common import SECONDS_PER_DAY
+
+    by_patient: dict[str, dict[str, Any]] = {}
+    for r, patient in zip(recs, patients, strict=True):
+        c = overlap_counts([r], [r.events])
+        keep = (r.labels != UNKNOWN) & np.isfinite(r.probs)
+        u = by_patient.setdefault(patient, {"hits": 0, "targets": 0, "fa": 0, "dur": 0.0, "p": [], "y": []})
+        u["hits"] += c.hits
+        u["targets"] += c.targets
+        u["fa"] += c.false_alarms
+        u["dur"] += c.duration_s
+        u["p"].append(r.probs[keep].astype(np.float64))
+        u["y"].append(r.labels[keep] == SEIZURE)
+    units = list(by_patient.values())
+    probs = [np.concatenate(u["p"]) for u in units]
+    targets = [np.concatenate(u["y"]) for u in units]
+    auroc = sample_auc(recs).auroc
+    return {
+        "method": CI_METHOD, "unit": "patient", "confidence_level": CONFIDENCE_LEVEL, "n_resamples": N_RESAMPLES,
+        "seed": SEED, "min_units": MIN_UNITS, "n_patients": len(units),
+        "overlap_sensitivity": ratio_interval([u["hits"] for u in units], [u["targets"] for u in units],
+                                              what="with seizures"),
+        "overlap_fa_per_24h": ratio_interval([u["fa"] for u in units], [u["dur"] for u in units],
+                                             scale=SECONDS_PER_DAY, what="with signal"),
+        "auroc": auroc_interval(auroc, probs, targets),
+    }
+
+
+def interval_line(ci: dict[str, Any]) -> str:
+    """The intervals in one line: ``OVERLAP sensitivity 60.00% [20.00%, 100.00%], ...`` (95 %, by patient)."""
+    if not ci:
+        return "confidence intervals: not computed"
+    return (f"{ci['confidence_level']:.0%} bootstrap intervals by {ci['unit']} ({ci['n_patients']} patients): "
+            f"OVERLAP sensitivity {format_interval(ci['overlap_sensitivity'], '.2f', 100, '%')}, "
+            f"FA/24h {format_interval(ci['overlap_fa_per_24h'], '.2f')}, "
+            f"AUROC {format_interval(ci['auroc'], '.4f')}")
 
 
 def _calibration_by_class(windows: Sequence, recs: Sequence) -> dict[str, Any]:
@@ -286,6 +376,16 @@ def _calibration_by_class(windows: Sequence, recs: Sequence) -> dict[str, Any]:
         p = np.concatenate(parts)
         out[label] = calibration(p, np.full(p.shape, label == "seizure")).to_dict()
     return out
+
+
+def _szcore_evaluation_lines(result: dict[str, Any] | None) -> list[str]:
+    """Markdown lines of the szcore-evaluation figures (mean +- std over subjects); none when absent."""
+    if not result:
+        return []
+    from ictal.training.scoring.szcore_dataset import format_lines
+
+    return ["", f"SzCORE as szcore-evaluation 0.0.7 reports it (1 Hz masks), mean +- std over "
+                f"{result['n_subjects']} patients:", "", *[f"- {line.strip()}" for line in format_lines(result)]]
 
 
 def _calibration_line(cal: dict[str, Any]) -> str:
@@ -340,7 +440,9 @@ def format_markdown(report: EvaluationReport) -> str:
     lines = [
         f"# Evaluation of `{m['checkpoint_id']}` on `{m['dataset']}`",
         "",
-        f"- checkpoint: `{m['checkpoint']}`; dataset layout: {m['data_format']}; recordings: {m['n_recordings']}, "
+        (f"- hypotheses of another detector: `{m['hypotheses']['folder']}` (its own events; probabilities "
+         f"{'given' if m['hypotheses']['probabilities'] else 'not given'})" if m.get("hypotheses")
+         else f"- checkpoint: `{m['checkpoint']}`") + f"; dataset layout: {m['data_format']}; recordings: {m['n_recordings']}, "
         f"scored {m['n_scored']} ({m['duration_s'] / 3600:.3f} h), unscored {m['n_unscored']}"
         + (f" ({_by_status(m)}; {m['unscored_ref_seizures']} reference seizures in them, not counted)"
            if m["n_unscored"] else "")
@@ -369,6 +471,7 @@ def format_markdown(report: EvaluationReport) -> str:
               f"- sample level (labelled, scored samples): AUROC {_num(report.sample_level['auroc'], '.4f')}, "
               f"AUPRC {_num(report.sample_level['auprc'], '.4f')} ({report.sample_level['n_positive']} seizure / "
               f"{report.sample_level['n_negative']} background samples, {report.sample_level['n_unscored']} unscored)",
+              f"- {interval_line(report.confidence_intervals)}",
               _calibration_line(report.calibration),
               f"- alarm latency (signal time the onset alarm leaves the daemon - annotated onset) over "
               f"{report.latency['n']} detected seizures: p50 {_num(report.latency['p50_s'], '.1f')} s, p90 "
@@ -389,10 +492,13 @@ def format_markdown(report: EvaluationReport) -> str:
     lines += ["", f"SzCORE (timescoring defaults): {sz['ref_events']} reference events, TP {sz['tp']}, FP {sz['fp']}, "
               f"sensitivity {_pct(sz['sensitivity'])}, precision {_pct(sz['precision'])}, F1 {_num(sz['f1'], '.4f')}, "
               f"FP/24h {_num(sz['fp_per_24h'])}",
+              *_szcore_evaluation_lines(report.scores.get("szcore_evaluation")),
               "", "## Sensitivity at a false-alarm budget (tau_on swept; tau_off gap and min duration kept)", "",
               "| budget (FA/24h) | sensitivity | FA/24h | tau_on | tau_off | hits / targets |",
               "|---:|---:|---:|---:|---:|---:|"]
-    for row in report.sensitivity_at_fa:
+    if not m.get("probabilities", True):
+        lines.append("| all | n/a: no probabilities given, no tau_on sweep | | | | |")
+    for row in report.sensitivity_at_fa if m.get("probabilities", True) else []:
         p = row["point"]
         if p is None:
             lines.append(f"| {row['budget_fa_per_24h']:g} | unreachable or no seizure | | | | |")
@@ -430,7 +536,8 @@ def format_markdown(report: EvaluationReport) -> str:
                   f"history {report.segments.min_history_s} s; a span without any probability is unscored.", "",
                   segments_markdown(report.segments)]
     if report.plots:
-        lines += ["", "## Plots", "", f"- ![sensitivity vs FA/24h]({report.plots['sensitivity_vs_fa']})",
+        lines += ["", "## Plots", ""] + ([f"- ![sensitivity vs FA/24h]({report.plots['sensitivity_vs_fa']})"]
+                                         if report.plots.get("sensitivity_vs_fa") else []) + [
                   f"- {len(report.plots['timelines'])} timelines in `plots/timeline_<recording>.png`"]
     if m["skipped"]:
         lines += ["", "## Skipped files", ""] + [f"- `{p}`: {why}" for p, why in m["skipped"]]

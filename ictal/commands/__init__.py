@@ -3,6 +3,7 @@
 from ictal.commands import (
     alarms,
     bench,
+    compare,
     config,
     demo,
     doctor,
@@ -15,4 +16,4 @@ from ictal.commands import (
     view,
 )
 
-COMMAND_MODULES = (serve, replay, demo, alarms, train, evaluate, score, tune, bench, doctor, config, view)
+COMMAND_MODULES = (serve, replay, demo, alarms, train, evaluate, score, compare, tune, bench, doctor, config, view)

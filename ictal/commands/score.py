@@ -1,9 +1,11 @@
 """`ictal score`: score hypothesis annotations against reference annotations (NEDC, SzCORE).
 
 ``ictal score --ref REF.list --hyp HYP.list [--json]`` reads two list files of ``csv_bi`` (or
-``tse``/``tse_bi``) annotations, paired in order, and prints per scorer (NEDC DP alignment, EPOCH,
-OVERLAP and TAES, compatible with NEDC EEG Eval v6.0.0, and SzCORE) a table, or with ``--json`` the
-JSON documented in `training.scoring.report`. Exit status 0 on success, 2 when the input is invalid
+``tse``/``tse_bi``, or SzCORE / BIDS ``_events.tsv``; the kinds may be mixed) annotations, paired in
+order by recording name, and prints per scorer (NEDC DP alignment, EPOCH, OVERLAP and TAES,
+compatible with NEDC EEG Eval v6.0.0; SzCORE pooled, and SzCORE sample- and event-based as mean +- std
+over subjects as szcore-evaluation reports them) a table, or with ``--json`` the JSON documented in
+`training.scoring.report`. Exit status 0 on success, 2 when the input is invalid
 (the message names the file and line).
 """
 
@@ -19,12 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
         help="Score hypothesis annotations against reference annotations (NEDC, SzCORE).",
-        description="Score hypothesis csv_bi/tse annotations against reference annotations with the "
-        "NEDC EEG Eval v6.0.0-compatible scorers (DP alignment, EPOCH, OVERLAP, TAES) and SzCORE. "
+        description="Score hypothesis annotations against reference annotations with the "
+        "NEDC EEG Eval v6.0.0-compatible scorers (DP alignment, EPOCH, OVERLAP, TAES) and SzCORE. Files are "
+        "TUSZ csv_bi, tse, tse_bi or SzCORE/BIDS _events.tsv (columns onset, duration, eventType, confidence, "
+        "channels, dateTime, recordingDuration; eventType bckg, sz or an sz_* subtype), mixed as needed: a "
+        "pair names one recording (rec.csv_bi pairs with rec_events.tsv). The subject of a pair (for the "
+        "per-subject SzCORE means) is the BIDS sub- entity of the reference file name, else its name up to "
+        "the first underscore (the TUSZ patient). "
         "--json prints one object: ref_list, hyp_list, n_files, duration_s; nedc.{dpalign,epoch,overlap,taes}"
         ".labels.{seiz,bckg} with targets, hits, misses, false_alarms, sensitivity, precision, f1, fa_per_24h "
         "(and the other NEDC counts); szcore with tp, fp, fn, sensitivity, precision, f1, fp_per_24h (null "
-        "where undefined). Ratios are fractions in [0, 1], times in seconds, rates per 24 h; EPOCH counts "
+        "where undefined); szcore_evaluation with sample and event {sensitivity, precision, f1, fp_per_24h and "
+        "each one's _std over subjects}, pooled, and per-subject counts. Ratios are fractions in [0, 1], times in seconds, rates per 24 h; EPOCH counts "
         "0.25 s epochs.",
     )
     parser.add_argument("--ref", required=True, help="list file of reference annotations, one path a line")

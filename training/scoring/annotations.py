@@ -1,5 +1,8 @@
 """Read and write TUSZ term annotations (``csv_bi``, ``tse``/``tse_bi``) and list files of them.
 
+SzCORE / BIDS ``_events.tsv`` files are read and written by :mod:`ictal.training.scoring.bids_tsv`;
+:func:`read_annotation` dispatches to it by extension.
+
 Formats (TUH EEG Seizure Corpus, Temple University NEDC; the files read by NEDC EEG Eval v6.0.0):
 
 ``csv_bi`` (TUSZ v2.0 and later)::
@@ -275,7 +278,8 @@ def read_annotation(path: str | Path) -> Annotation:
     Parameters
     ----------
     path : str or Path
-        ``.csv_bi`` (or ``.csv`` with only ``TERM`` rows) or ``.tse`` / ``.tse_bi``.
+        ``.csv_bi`` (or ``.csv`` with only ``TERM`` rows), ``.tse`` / ``.tse_bi``, or an SzCORE / BIDS
+        ``_events.tsv`` (:mod:`ictal.training.scoring.bids_tsv`).
 
     Returns
     -------
@@ -284,7 +288,8 @@ def read_annotation(path: str | Path) -> Annotation:
     Raises
     ------
     AnnotationError
-        If the extension is none of these, or the file is malformed (see `read_csv_bi`, `read_tse`).
+        If the extension is none of these, or the file is malformed (see `read_csv_bi`, `read_tse`,
+        `training.scoring.bids_tsv.read_events_tsv`).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -292,7 +297,13 @@ def read_annotation(path: str | Path) -> Annotation:
         return read_csv_bi(path)
     if suffix in (".tse", ".tse_bi"):
         return read_tse(path)
-    raise AnnotationError(f"{path}: extension {suffix!r}, expected .csv_bi, .csv, .tse or .tse_bi")
+    if suffix == ".tsv":
+        from ictal.training.scoring.bids_tsv import read_events_tsv
+
+        return read_events_tsv(path)
+    raise AnnotationError(
+        f"{path}: extension {suffix!r}, expected .csv_bi, .csv, .tse, .tse_bi or an SzCORE _events.tsv"
+    )
 
 
 def _format_time(value: float) -> str:

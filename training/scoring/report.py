@@ -15,8 +15,21 @@ rates per 24 h)::
               "prevalence", "f1", "mcc", "fa_per_24h"}},
           "total_false_alarms": float, "total_fa_per_24h": float}},
       "szcore": {"n_files", "duration_s", "ref_events", "tp", "fp", "fn", "sensitivity",
-                 "precision", "f1", "fp_per_24h"}   # null where undefined (no events)
+                 "precision", "f1", "fp_per_24h"},  # null where undefined (no events)
+      "szcore_evaluation": {                     # szcore-evaluation 0.0.7 figures (training.scoring.szcore_dataset)
+          "definition", "fs_hz", "n_subjects", "n_recordings",
+          "sample" | "event": {"sensitivity", "sensitivity_std", "precision", "precision_std", "f1", "f1_std",
+                               "fp_per_24h", "fp_per_24h_std"},   # mean and population std over subjects
+          "pooled": {"sample" | "event": {"sensitivity", "precision", "f1", "fp_per_24h"}},
+          "subjects": [{"subject", "n_recordings", "duration_s", "sample" | "event": {"tp", "fp", "ref_true",
+                        "sensitivity", "precision", "f1", "fp_per_24h"}}]}
     }
+
+The files of a list may be TUSZ ``csv_bi``/``tse``/``tse_bi`` or SzCORE ``_events.tsv``, mixed; a pair
+names the same recording when :func:`ictal.training.scoring.bids_tsv.recording_name` of both files agree
+(``rec.csv_bi`` pairs with ``rec_events.tsv``). The subject of a pair (for the per-subject SzCORE
+means) is :func:`ictal.training.scoring.bids_tsv.subject_of` of the reference file: its BIDS ``sub-`` entity,
+else its name up to the first underscore (the TUSZ patient).
 
 EPOCH counts are epochs of 0.25 s and its FA/24h is seconds of false alarm per 24 h, as NEDC prints.
 """
@@ -26,8 +39,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes, szcore
+from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes, szcore, szcore_dataset
 from ictal.training.scoring.annotations import Annotation, AnnotationError, read_annotation, read_list
+from ictal.training.scoring.bids_tsv import recording_name, subject_of
 from ictal.training.scoring.nedc_common import SEIZ, NedcSummary
 
 NEDC_SCORERS = {
@@ -39,10 +53,16 @@ NEDC_SCORERS = {
 
 
 def _recording_name(path: Path) -> str:
-    return path.name.split(".")[0]
+    return recording_name(path)
 
 
 def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> list[tuple[Annotation, Annotation]]:
+    """The annotation pairs of :func:`load_named_pairs`, without the subjects."""
+    return load_named_pairs(ref_list, hyp_list)[0]
+
+
+def load_named_pairs(ref_list: str | Path, hyp_list: str | Path
+                     ) -> tuple[list[tuple[Annotation, Annotation]], list[str]]:
     """Read the annotation pairs named by two list files.
 
     Parameters
@@ -52,13 +72,15 @@ def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> list[tuple[Annotat
 
     Returns
     -------
-    list of (Annotation, Annotation)
+    pairs : list of (Annotation, Annotation)
+    subjects : list of str
+        The subject of each pair (:func:`ictal.training.scoring.bids_tsv.subject_of` of the reference file).
 
     Raises
     ------
     AnnotationError
-        If the lists have different lengths, a pair names different recordings (file names up to the
-        first dot differ), or a file is malformed.
+        If the lists have different lengths, a pair names different recordings (recording names, as
+        :func:`ictal.training.scoring.bids_tsv.recording_name` gives them, differ), or a file is malformed.
     OSError
         If a file cannot be read.
     """
@@ -69,6 +91,7 @@ def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> list[tuple[Annotat
             f"{ref_list} lists {len(refs)} files but {hyp_list} lists {len(hyps)}, expected the same number"
         )
     pairs = []
+    subjects = []
     for line, (ref, hyp) in enumerate(zip(refs, hyps, strict=True), start=1):
         if _recording_name(ref) != _recording_name(hyp):
             raise AnnotationError(
@@ -76,7 +99,8 @@ def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> list[tuple[Annotat
                 f"{hyp.name} ({hyp_list}), expected the same recording name"
             )
         pairs.append((read_annotation(ref), read_annotation(hyp)))
-    return pairs
+        subjects.append(subject_of(ref))
+    return pairs, subjects
 
 
 @dataclass
@@ -87,6 +111,7 @@ class ScoreReport:
     hyp_list: str
     nedc: dict[str, NedcSummary]
     szcore: szcore.SzcoreSummary
+    szcore_evaluation: dict
 
     @property
     def n_files(self) -> int:
@@ -107,20 +132,25 @@ class ScoreReport:
             "duration_s": self.duration_s,
             "nedc": {name: summary.to_dict() for name, summary in self.nedc.items()},
             "szcore": self.szcore.to_dict(),
+            "szcore_evaluation": self.szcore_evaluation,
         }
 
 
 def score_pairs(
-    pairs: list[tuple[Annotation, Annotation]], ref_list: str = "", hyp_list: str = ""
+    pairs: list[tuple[Annotation, Annotation]], ref_list: str = "", hyp_list: str = "",
+    subjects: list[str] | None = None,
 ) -> ScoreReport:
-    """Run the four NEDC scorers (default parameters) and SzCORE on the same pairs."""
+    """Run the four NEDC scorers (default parameters), SzCORE (pooled, 10 Hz) and the szcore-evaluation
+    figures (per-subject mean +- std; ``subjects`` default: each recording its own subject) on the same pairs."""
     nedc = {name: fn(pairs) for name, (_, fn) in NEDC_SCORERS.items()}
-    return ScoreReport(str(ref_list), str(hyp_list), nedc, szcore.score(pairs))
+    return ScoreReport(str(ref_list), str(hyp_list), nedc, szcore.score(pairs),
+                       szcore_dataset.score_dataset(pairs, subjects))
 
 
 def score_lists(ref_list: str | Path, hyp_list: str | Path) -> ScoreReport:
-    """`load_pairs` then `score_pairs`; raises what they raise."""
-    return score_pairs(load_pairs(ref_list, hyp_list), str(ref_list), str(hyp_list))
+    """`load_named_pairs` then `score_pairs`; raises what they raise."""
+    pairs, subjects = load_named_pairs(ref_list, hyp_list)
+    return score_pairs(pairs, str(ref_list), str(hyp_list), subjects)
 
 
 def _pct(x: float) -> str:
@@ -163,5 +193,9 @@ def format_text(report: ScoreReport) -> str:
         "SzCORE (timescoring: +30 s/-60 s tolerance, merge < 90 s, split > 300 s), seizure events:",
         f"  ref events {sz.ref_events}   TP {sz.tp}   FP {sz.fp}   sensitivity {opt(sz.sensitivity, True)}"
         f"   precision {opt(sz.precision, True)}   F1 {opt(sz.f1, False)}   FP/24h {sz.fp_per_24h:.4f}",
+        "",
+        f"SzCORE (szcore-evaluation 0.0.7: 1 Hz masks), mean +- std over "
+        f"{report.szcore_evaluation['n_subjects']} subjects:",
+        *szcore_dataset.format_lines(report.szcore_evaluation),
     ]
     return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Bootstrap intervals by unit: reproducible, around the value, absent (with the reason) for too few units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ictal.training.evaluate_metrics import auroc_auprc
+from ictal.training.scoring.bootstrap import MIN_UNITS, auroc_interval, format_interval, ratio_interval
+
+
+def test_ratio_interval_is_reproducible_and_holds_the_pooled_value():
+    hits, targets = [1, 2, 0, 1, 3, 0, 2], [2, 2, 1, 1, 3, 0, 4]
+    a = ratio_interval(hits, targets, what="with seizures")
+    assert a == ratio_interval(hits, targets, what="with seizures")  # fixed seed
+    assert a["value"] == pytest.approx(9 / 13) and a["n_units"] == 6  # the unit without targets does not count
+    assert a["lo"] < a["value"] < a["hi"] and 0.0 <= a["lo"] and a["hi"] <= 1.0 and a["note"] is None
+
+
+def test_interval_narrows_as_units_are_added():
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (6, 60):
+        targets = rng.integers(1, 4, n)
+        hits = rng.binomial(targets, 0.6)
+        ci = ratio_interval(hits, targets)
+        widths.append(ci["hi"] - ci["lo"])
+    assert widths[1] < widths[0] / 2
+
+
+def test_too_few_units_give_no_interval_and_say_why_and_never_nan():
+    ci = ratio_interval([3, 1], [4, 2], what="with seizures")
+    assert ci["value"] == pytest.approx(4 / 6) and ci["lo"] is None and ci["hi"] is None
+    assert ci["note"] == f"no interval: 2 patients with seizures, fewer than {MIN_UNITS}"
+    assert format_interval(ci, ".2f", 100, "%") == f"66.67% (no interval: 2 patients with seizures, fewer than {MIN_UNITS})"
+    empty = ratio_interval([0, 0], [0, 0])
+    assert empty["value"] is None and format_interval(empty) == "n/a"
+
+
+def test_ratio_interval_rejects_bad_counts():
+    with pytest.raises(ValueError, match="one length"):
+        ratio_interval([1, 2], [1])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        ratio_interval([1, -1], [1, 1])
+
+
+def test_auroc_interval_is_stratified_and_contains_the_exact_value():
+    rng = np.random.default_rng(1)
+    probs, targets = [], []
+    for unit in range(12):  # 6 patients with seizures, 6 without
+        y = rng.random(4000) < (0.2 if unit % 2 else 0.0)
+        probs.append(np.clip(rng.normal(0.3 + 0.25 * y + 0.05 * (unit % 3), 0.2), 0, 1))
+        targets.append(y)
+    exact = auroc_auprc(np.concatenate(probs), np.concatenate(targets))[0]
+    ci = auroc_interval(exact, probs, targets)
+    assert ci["value"] == exact and ci["n_units"] == 12
+    assert ci["lo"] < exact < ci["hi"] and ci["hi"] - ci["lo"] < 0.2
+    few = auroc_interval(exact, probs[:6], targets[:6])  # 3 patients with seizure samples
+    assert few["lo"] is None and "3 patients with seizure samples" in few["note"]
