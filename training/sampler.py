@@ -401,7 +401,8 @@ class WindowDataset(torch.utils.data.Dataset):
     ``min_history - hop`` samples after the window's first real sample are -1 (the warm-up before a
     stream's first probability; see :func:`training.losses.causal_served_offsets`).
 
-    An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
+    An item is ``(x, y)``: ``x`` float32 tensor of shape (n_chans, n_times), the normalised window in
+    the rows of ``frontend_config.montage`` (19 electrodes or 18 double-banana derivations);
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
     """
 
@@ -466,7 +467,7 @@ class WindowDataset(torch.utils.data.Dataset):
                 signal, gain, noise_std = _scale_and_noise_recorded(signal, self.augment, rng)
             else:
                 signal = scale_and_noise(signal, self.augment, rng)
-            mirrored = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng)
+            mirrored = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng, self.frontend_config.montage)
             flipped, signal = mirrored is not signal, mirrored
         # A recording shorter than a window (start < 0) is padded as the daemon pads its warm-up
         # windows (streaming.bed): the real samples are normalised alone, the head is exact zeros.
