@@ -59,7 +59,7 @@ from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
 from alarms.publisher import AlarmPublisher
 from alarms.schema import AlarmEvent, BedStatus, ModelInfo
 from alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
-from detector import CANONICAL_CHANNELS, FS_HZ
+from detector import FS_HZ
 from detector.config import FrontendConfig
 from streaming.bed import Scorer
 from streaming.bed_worker import BedWorker
@@ -152,7 +152,7 @@ def load_detector(config: DaemonConfig):
         detector.warmup()
         if config.detector.mode == "stream":
             hop = round(config.scheduler.hop_s * FS_HZ)
-            detector.step(np.zeros((1, len(CANONICAL_CHANNELS), hop), dtype=np.float32), detector.init_state(1))
+            detector.step(np.zeros((1, detector.n_chans, hop), dtype=np.float32), detector.init_state(1))
         log.info(kv("model_warmed_up", seconds=time.monotonic() - t0))
     return detector
 

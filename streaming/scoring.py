@@ -44,7 +44,7 @@ import numpy as np
 
 from alarms.metrics import IctalMetrics
 from alarms.schema import AlarmEvent
-from detector import CANONICAL_CHANNELS, FS_HZ
+from detector import FS_HZ
 from streaming.bed import Scorer, ScoreResult
 from streaming.bed_worker import BedWorker, PendingWindow
 from streaming.capacity import CapacityMonitor
@@ -258,7 +258,7 @@ class ScoringLoop:
             self.metrics.set_probability(bed, float(result.segments[-1][1][-1]))
         self.daemon_metrics.scoring_latency.labels(bed=bed).observe(latency)
         bad = set(quality.bad_channels)
-        self.metrics.set_channel_quality(bed, {c: c not in bad for c in CANONICAL_CHANNELS})
+        self.metrics.set_channel_quality(bed, {c: c not in bad for c in session.pipeline.channels})
         self.metrics.signal_usable.labels(bed=bed).set(1.0 if quality.usable else 0.0)
         events.extend(result.events)
         if worker.finished:
