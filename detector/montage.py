@@ -204,7 +204,8 @@ def channel_mirror(channels: Sequence[str]) -> np.ndarray:
     for i, name in enumerate(channels):
         mirror = "-".join(mirror_electrode(e) for e in _electrodes_of(name))
         if mirror.lower() not in index:
-            raise ValueError(f"channel {name!r} has no mirror {mirror!r} among the channels")
+            raise ValueError(f"channel {name!r} has no mirror {mirror!r} among the channels (names compared "
+                             f"case-insensitively: {mirror.lower()!r})")
         permutation[i] = index[mirror.lower()]
     return permutation
 
