@@ -418,6 +418,12 @@ class WindowDataset(torch.utils.data.Dataset):
         self.running = frontend_config.normalisation == "running"
         self.fs = float(frontend_config.fs_hz)
         self.augment = augment
+        if augment is not None and augment.synthetic_seizure_p > 0 and frontend_config.montage != "referential":
+            raise ValueError(
+                f"augment.synthetic_seizure_p = {augment.synthetic_seizure_p} needs the referential montage: "
+                f"training.seizure_synthesis simulates seizures on the 19 electrodes; frontend.montage is "
+                f"{frontend_config.montage!r} (set synthetic_seizure_p: 0)"
+            )
         self.length = int(length)
         self.seed, self.epoch, self.rank = int(seed), int(epoch), int(rank)
         self.served = serving is not None and serving.loss_positions == "served"

@@ -146,3 +146,18 @@ def test_a_10_s_clip_becomes_a_left_padded_60_s_window_of_18_rows(shared_data, t
         assert real.size and real[0] >= 15360 - 2560  # the clip's 10 s at the right, zeros before
         assert (y.numpy()[: 15360 - 2560] == UNKNOWN).all()
 
+
+
+def test_synthetic_seizures_are_refused_for_the_double_banana_with_the_reason(shared_data, tmp_path):
+    from training.cache import Cache, build_cache
+    from training.config import AugmentConfig
+    from training.sampler import WindowDataset, WindowSampler
+
+    root = shared_data / "bipolar" / "chbmit"
+    index = discover(DataConfig(format="edf_folder", root=root, unannotated="unknown", dev_fraction=0.0,
+                                eval_recordings=["chb02_*"]))
+    config = FrontendConfig(montage="double_banana")
+    build_cache(index.recordings[:2], tmp_path, config, progress=False, log=lambda text: None)
+    sampler = WindowSampler(Cache(tmp_path, config), Cache(tmp_path, config).split("train"), 15360, 0.5)
+    with pytest.raises(ValueError, match="synthetic_seizure_p = 0.5 needs the referential montage"):
+        WindowDataset(sampler, config, AugmentConfig(synthetic_seizure_p=0.5), 4, 0)
