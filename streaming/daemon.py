@@ -61,6 +61,7 @@ from alarms.schema import AlarmEvent, BedStatus, ModelInfo
 from alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
 from detector import FS_HZ
 from detector.config import FrontendConfig
+from detector.montage import montage_channels
 from streaming.bed import Scorer
 from streaming.bed_worker import BedWorker
 from streaming.capacity import measure_start
@@ -377,7 +378,8 @@ class Daemon:
     def _check_capacity_at_start(self) -> None:
         """Time the model on a batch like the daemon's; say so before READY if the beds cannot be served."""
         hop_s = self.config.scheduler.hop_s
-        estimate, seconds = measure_start(self._score_like_serving(), len(self.workers), hop_s, self.scoring.max_batch)
+        estimate, seconds = measure_start(self._score_like_serving(), len(self.workers), hop_s, self.scoring.max_batch,
+                                          len(montage_channels(self.config.frontend.montage)))
         if estimate.n_beds:
             self.daemon_metrics.scoring_load.set(estimate.load_ratio)
         log.info(kv("capacity_measured", seconds=round(seconds, 3), detail=estimate.describe()))

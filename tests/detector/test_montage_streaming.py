@@ -85,3 +85,35 @@ def test_lsl_stream_of_referential_channels_is_derived_to_the_double_banana(shar
         process.wait()
     received = np.concatenate([c.data for c in chunks], axis=1)
     np.testing.assert_array_equal(received, expected)  # float32 referential over LSL, derived as offline
+
+
+def test_the_daemon_serves_double_banana_beds_from_a_bipolar_and_a_referential_file(tmp_path, shared_data):
+    from streaming.daemon import Daemon
+    from streaming.notify import SystemdNotifier
+    from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
+
+    class ShapeScorer(LineLengthScorer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shapes: set[tuple[int, ...]] = set()
+
+        def predict(self, windows):
+            self.shapes.add(tuple(windows.shape[1:]))
+            return super().predict(windows)
+
+    beds = {"bed-chbmit": shared_data / "bipolar" / "chbmit" / "chb01_sz03_ictal.edf",
+            "bed-derived": shared_data / "background" / "eegmat" / "Subject09_2.edf"}
+    config = daemon_config(tmp_path, beds, speed=0.0, queue_windows=16)
+    config = config.model_copy(update={"frontend": BIPOLAR})
+    scorer = ShapeScorer()
+    daemon = Daemon(config, scorer, notifier=SystemdNotifier(socket_path=""))
+    daemon.start()
+    try:
+        assert wait_for(lambda: all(w.closed for w in daemon.workers.values()), 60.0)
+        scored = {bed: w.session.windows_scored for bed, w in daemon.workers.items()}
+        quality = daemon.metrics.signal_quality.labels(bed="bed-derived", channel="Fp1-F7")._value.get()
+    finally:
+        daemon.shutdown()
+    assert scorer.shapes == {(18, 15360)}  # the capacity check and every bed's windows
+    assert scored["bed-chbmit"] >= 1 and scored["bed-derived"] >= 10
+    assert quality == 1.0
