@@ -372,20 +372,32 @@ class MontageMapping:
                 f"montage of {self.source} expects data of shape ({self.n_in}, n_samples) "
                 f"(labels {list(self.labels)}), found shape {data.shape}"
             )
-        read = CANONICAL_CHANNELS if self.derivations else self.channels
-        dtype = np.float64 if self.derivations else np.float32
-        out = np.empty((len(read), data.shape[1]), dtype=dtype)
+        if self.derivations:
+            return self._derive(data)
+        out = np.empty((len(self.channels), data.shape[1]), dtype=np.float32)
         for row, index in enumerate(self.indices):
             if index >= 0:
                 out[row] = data[index]
         for name, neighbours in self.repairs.items():
             rows = [self.indices[CANONICAL_CHANNELS.index(nb)] for nb in neighbours]
             out[CANONICAL_CHANNELS.index(name)] = data[rows].astype(np.float64).mean(axis=0)
-        if not self.derivations:
-            return out
-        first = np.fromiter((a for a, _ in self.derivations), dtype=np.int64)
-        second = np.fromiter((b for _, b in self.derivations), dtype=np.int64)
-        return (out[first] - out[second]).astype(np.float32)
+        return out
+
+    def _derive(self, data: np.ndarray) -> np.ndarray:
+        """Rows ``a - b`` of the referential electrodes, each computed in float64 and rounded once."""
+        repaired = {
+            CANONICAL_CHANNELS.index(name): data[[self.indices[CANONICAL_CHANNELS.index(nb)] for nb in neighbours]]
+            .astype(np.float64).mean(axis=0)
+            for name, neighbours in self.repairs.items()
+        }
+
+        def electrode(row: int) -> np.ndarray:
+            return repaired[row] if row in repaired else data[self.indices[row]]
+
+        out = np.empty((len(self.derivations), data.shape[1]), dtype=np.float32)
+        for k, (a, b) in enumerate(self.derivations):
+            np.subtract(electrode(a), electrode(b), out=out[k], dtype=np.float64, casting="same_kind")
+        return out
 
 
 def map_montage(

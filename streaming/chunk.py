@@ -1,4 +1,4 @@
-"""`Chunk`: consecutive samples of the canonical 19 channels, stamped with their absolute index."""
+"""`Chunk`: consecutive samples of the montage rows (19 electrodes or 18 derivations), stamped with their index."""
 
 from __future__ import annotations
 
