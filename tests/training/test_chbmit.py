@@ -161,3 +161,19 @@ def test_synthetic_seizures_are_refused_for_the_double_banana_with_the_reason(sh
     sampler = WindowSampler(Cache(tmp_path, config), Cache(tmp_path, config).split("train"), 15360, 0.5)
     with pytest.raises(ValueError, match="synthetic_seizure_p = 0.5 needs the referential montage"):
         WindowDataset(sampler, config, AugmentConfig(synthetic_seizure_p=0.5), 4, 0)
+
+
+def test_evaluating_a_referential_checkpoint_on_chbmit_names_the_reason_for_every_clip(shared_data, tmp_path,
+                                                                                       capsys):
+    from detector.checkpoint import save_checkpoint
+    from detector.model import build_model
+    from ictal.cli import main
+    from tests.detector.model_configs import small_config
+
+    config = small_config(n_times=15360)
+    checkpoint = save_checkpoint(tmp_path / "ref", build_model(config), config, FrontendConfig())
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(shared_data / "bipolar" / "chbmit"),
+                 "--out", str(tmp_path / "eval"), "--no-plots", "--quiet", "--include", "chb02_sz01_*"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("cannot be derived from bipolar derivations") == 2, err
