@@ -6,11 +6,11 @@ metadata records what is needed to rebuild and trust the model:
 - ``format``, ``format_version``: ``"ictal-checkpoint"``, 1.
 - ``checkpoint_id``: the first 16 hex digits of the SHA-256 of the weights (names, dtypes, shapes and
   bytes in name order); it does not change when the metadata is edited (e.g. by ``ictal tune``).
-- ``model_config``, ``stack``: the :class:`~detector.config.ModelConfig` the weights belong to.
-- ``frontend_config``: the :class:`~detector.config.FrontendConfig` the model was trained with.
+- ``model_config``, ``stack``: the :class:`~ictal.detector.config.ModelConfig` the weights belong to.
+- ``frontend_config``: the :class:`~ictal.detector.config.FrontendConfig` the model was trained with.
 - ``montage``: the row names of the model's input, in order: the 19 electrodes of
-  :data:`detector.CANONICAL_CHANNELS` (``frontend_config.montage`` referential) or the 18 derivations of
-  :data:`detector.montage.DOUBLE_BANANA_CHANNELS` (double_banana). It must be the channels of the
+  :data:`ictal.detector.CANONICAL_CHANNELS` (``frontend_config.montage`` referential) or the 18 derivations of
+  :data:`ictal.detector.montage.DOUBLE_BANANA_CHANNELS` (double_banana). It must be the channels of the
   front-end's montage and of length ``model_config.n_chans``; a loader that feeds another montage
   (``load_checkpoint(..., montage=...)``) is refused with both montages named.
 - ``training``: the training data summary (``extra["training"]``), or null.
@@ -49,14 +49,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ictal.detector.config import Backend, FrontendConfig, ModelConfig
+from ictal.detector.montage import MONTAGES, montage_channels, montage_of_channels
+from ictal.detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-
-from detector.config import Backend, FrontendConfig, ModelConfig
-from detector.montage import MONTAGES, montage_channels, montage_of_channels
-from detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
@@ -460,7 +459,7 @@ def load_checkpoint(
     warning on the ``detector.checkpoint`` logger that its training data is unknown, and
     ``provenance`` None.
     """
-    from detector.model import build_model
+    from ictal.detector.model import build_model
 
     path = Path(path)
     metadata = read_metadata(path)

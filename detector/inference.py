@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from detector.checkpoint import LoadedCheckpoint, load_checkpoint
-from detector.config import Backend
-from detector.streaming_state import StreamState
+from ictal.detector.checkpoint import LoadedCheckpoint, load_checkpoint
+from ictal.detector.config import Backend
+from ictal.detector.streaming_state import StreamState
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Two montages (``FrontendConfig.montage``, recorded by every checkpoint):
 
 - ``referential`` (the default): the 19 referential 10-20 electrodes, rows in
-  :data:`detector.CANONICAL_CHANNELS` order. Graph nodes are electrodes.
+  :data:`ictal.detector.CANONICAL_CHANNELS` order. Graph nodes are electrodes.
 - ``double_banana``: the 18 derivations of the longitudinal bipolar montage (the "double banana" of the
   American Clinical Neurophysiology Society, Guideline 3 "A proposal for standard montages to be used
   in clinical EEG", 2016, formerly Guideline 6, 2006: anterior-posterior chains over the left and right
@@ -48,8 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS
+from ictal.detector import CANONICAL_CHANNELS
 
 ALIASES_10_10: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
 """10-10 names of the four 10-20 temporal/parietal sites whose names changed (ACNS 2006 guideline)."""
@@ -116,7 +115,7 @@ def montage_channels(montage: str) -> tuple[str, ...]:
     Returns
     -------
     channels : tuple of str
-        :data:`detector.CANONICAL_CHANNELS` (19) or :data:`DOUBLE_BANANA_CHANNELS` (18).
+        :data:`ictal.detector.CANONICAL_CHANNELS` (19) or :data:`DOUBLE_BANANA_CHANNELS` (18).
 
     Raises
     ------

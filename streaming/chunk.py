@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from detector.montage import MONTAGES, montage_channels
+from ictal.detector.montage import MONTAGES, montage_channels
 
 MONTAGE_ROWS: tuple[int, ...] = tuple(len(montage_channels(m)) for m in MONTAGES)
 """Row counts a chunk may have: 19 referential electrodes, 18 double-banana derivations."""

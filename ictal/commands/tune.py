@@ -2,7 +2,7 @@
 
 ``ictal tune --checkpoint CKPT --data DATASET --target-fa X [--out thresholds.json]
 [--write-checkpoint]`` runs the dataset through the daemon path once, searches the grid of
-:mod:`training.tune` for the thresholds of highest sensitivity with FA/24h <= X, writes them as a
+:mod:`ictal.training.tune` for the thresholds of highest sensitivity with FA/24h <= X, writes them as a
 thresholds file that ``ictal serve`` loads (``alarms.thresholds_file``) and, with
 ``--write-checkpoint``, into the checkpoint's metadata.
 
@@ -138,10 +138,10 @@ def _checkpoint_to_write(args: argparse.Namespace, source: EvalSource | None, ch
 
 def run(args: argparse.Namespace) -> int:
     """Tune, write, print; returns the exit status."""
-    from alarms.config import AlarmThresholds
-    from alarms.thresholds import MIN_DURATION_FLOOR_S, ThresholdsError, load_thresholds
-    from detector.montage import MontageError
-    from training.evaluate import (
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.alarms.thresholds import MIN_DURATION_FLOOR_S, ThresholdsError, load_thresholds
+    from ictal.detector.montage import MontageError
+    from ictal.training.evaluate import (
         SCORED,
         DaemonPathRunner,
         EvaluationError,
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         run_dataset,
         select_recordings,
     )
-    from training.tune import tune, write_checkpoint_thresholds, write_thresholds
+    from ictal.training.tune import tune, write_checkpoint_thresholds, write_thresholds
 
     if not args.target_fa >= 0:
         print(f"ictal tune: --target-fa is {args.target_fa}, expected a number >= 0", file=sys.stderr)
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             write_to = _checkpoint_to_write(args, None, checkpoint_id) if args.write_checkpoint else None
             base, _ = resolve_thresholds(args.thresholds, args.checkpoint)
-            from streaming.config import SchedulerConfig
+            from ictal.streaming.config import SchedulerConfig
 
             hop_s = SchedulerConfig().hop_s if args.hop_s is None else args.hop_s
             config = dataset_config(args.data, args.format)
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir = args.checkpoint or (source.checkpoint if source is not None else None)
         provenance = None
         if checkpoint_dir is not None:
-            from training.evaluate import provenance_check
+            from ictal.training.evaluate import provenance_check
 
             provenance = provenance_check(checkpoint_dir, recording_ids, "tune")
             if provenance["warning"]:

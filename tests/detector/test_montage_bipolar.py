@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from detector import CANONICAL_CHANNELS
-from detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from detector.model import build_model
-from detector.montage import (
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.detector.model import build_model
+from ictal.detector.montage import (
     DOUBLE_BANANA,
     DOUBLE_BANANA_CHANNELS,
     ELECTRODE_POSITIONS,
@@ -24,6 +23,7 @@ from detector.montage import (
     map_montage,
     montage_channels,
 )
+
 from tests.detector.model_configs import small_config
 
 CHBMIT_CLIP = "bipolar/chbmit/chb01_sz01_ictal.edf"
@@ -126,7 +126,7 @@ def test_a_derivation_sits_at_the_midpoint_of_its_electrodes_and_mirrors_to_the_
 
 
 def test_hemisphere_flip_of_derivations_equals_the_derivations_of_the_flipped_electrodes():
-    from training.augment import hemisphere_flip
+    from ictal.training.augment import hemisphere_flip
 
     rng = np.random.default_rng(1)
     labels = [f"EEG {name}-REF" for name in CANONICAL_CHANNELS]
@@ -145,7 +145,7 @@ def test_the_frontend_has_the_rows_of_its_montage():
 
 
 def test_load_canonical_reads_a_chbmit_clip_as_the_double_banana(shared_data):
-    from streaming.edf import load_canonical, read_edf
+    from ictal.streaming.edf import load_canonical, read_edf
 
     path = shared_data / CHBMIT_CLIP
     raw = read_edf(path)
@@ -204,7 +204,7 @@ def test_saving_refuses_a_model_whose_node_count_is_not_the_montage_row_count(tm
 
 
 def test_the_daemon_names_both_montages_when_its_frontend_differs_from_the_checkpoint():
-    from streaming.daemon import frontend_differences
+    from ictal.streaming.daemon import frontend_differences
 
     lines = frontend_differences(FrontendConfig(montage="double_banana"), FrontendConfig())
     assert lines == ["montage: checkpoint 'double_banana', daemon config 'referential'"]

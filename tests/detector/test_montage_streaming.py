@@ -8,13 +8,12 @@ import time
 import uuid
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from detector.config import FrontendConfig
-from detector.montage import DOUBLE_BANANA_CHANNELS
-from streaming.config import EdfSourceConfig, LslSourceConfig
-from streaming.edf import load_canonical
-from streaming.sources.edf_replay import EdfReplaySource
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector.config import FrontendConfig
+from ictal.detector.montage import DOUBLE_BANANA_CHANNELS
+from ictal.streaming.config import EdfSourceConfig, LslSourceConfig
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.sources.edf_replay import EdfReplaySource
 
 BIPOLAR = FrontendConfig(montage="double_banana")
 
@@ -48,7 +47,7 @@ def test_edf_replay_of_a_chbmit_clip_gives_chunks_of_the_18_derivations(shared_d
 
 
 def test_the_bed_session_scores_windows_of_18_rows_from_a_chbmit_clip(shared_data):
-    from streaming.bed import run_recording
+    from ictal.streaming.bed import run_recording
 
     path = shared_data / "bipolar" / "chbmit" / "chb02_sz01_ictal.edf"
     scorer = RecordingScorer()
@@ -61,7 +60,7 @@ def test_the_bed_session_scores_windows_of_18_rows_from_a_chbmit_clip(shared_dat
 
 
 def test_lsl_stream_of_referential_channels_is_derived_to_the_double_banana(shared_data):
-    from streaming.sources.lsl import LslSource
+    from ictal.streaming.sources.lsl import LslSource
 
     path = shared_data / "labelled" / "iiic_05.edf"
     expected = load_canonical(path, BIPOLAR).data
@@ -88,8 +87,9 @@ def test_lsl_stream_of_referential_channels_is_derived_to_the_double_banana(shar
 
 
 def test_the_daemon_serves_double_banana_beds_from_a_bipolar_and_a_referential_file(tmp_path, shared_data):
-    from streaming.daemon import Daemon
-    from streaming.notify import SystemdNotifier
+    from ictal.streaming.daemon import Daemon
+    from ictal.streaming.notify import SystemdNotifier
+
     from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
 
     class ShapeScorer(LineLengthScorer):

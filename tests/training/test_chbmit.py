@@ -6,12 +6,11 @@ import os
 
 import numpy as np
 import pytest
-
-from detector.config import FrontendConfig
-from training.config import DataConfig
-from training.datasets import discover
-from training.datasets.base import SEIZURE, UNKNOWN
-from training.datasets.chbmit import discover_chbmit, is_chbmit_layout, parse_summary, patient_of
+from ictal.detector.config import FrontendConfig
+from ictal.training.config import DataConfig
+from ictal.training.datasets import discover
+from ictal.training.datasets.base import SEIZURE, UNKNOWN
+from ictal.training.datasets.chbmit import discover_chbmit, is_chbmit_layout, parse_summary, patient_of
 
 # The layout of PhysioNet's chb01-summary.txt (chb01) and of the later cases (chb06 onwards write
 # "Seizure N Start Time"); times are those of the CHB-MIT records chb01_03 and chb06_01.
@@ -111,7 +110,7 @@ def test_the_shared_clips_load_with_edf_annotations_and_an_unrated_remainder(sha
 
 
 def test_a_bipolar_clip_is_cached_as_18_derivations_with_its_labels(shared_data, tmp_path):
-    from training.cache import cache_recording
+    from ictal.training.cache import cache_recording
 
     root = shared_data / "bipolar" / "chbmit"
     recs = {r.path.name: r for r in discover_chbmit(root).recordings}
@@ -129,8 +128,8 @@ def test_a_bipolar_clip_is_cached_as_18_derivations_with_its_labels(shared_data,
 
 
 def test_a_10_s_clip_becomes_a_left_padded_60_s_window_of_18_rows(shared_data, tmp_path):
-    from training.cache import Cache, build_cache
-    from training.sampler import WindowDataset, WindowSampler
+    from ictal.training.cache import Cache, build_cache
+    from ictal.training.sampler import WindowDataset, WindowSampler
 
     root = shared_data / "bipolar" / "chbmit"
     index = discover(DataConfig(format="edf_folder", root=root, unannotated="unknown", dev_fraction=0.0,
@@ -149,9 +148,9 @@ def test_a_10_s_clip_becomes_a_left_padded_60_s_window_of_18_rows(shared_data, t
 
 
 def test_synthetic_seizures_are_refused_for_the_double_banana_with_the_reason(shared_data, tmp_path):
-    from training.cache import Cache, build_cache
-    from training.config import AugmentConfig
-    from training.sampler import WindowDataset, WindowSampler
+    from ictal.training.cache import Cache, build_cache
+    from ictal.training.config import AugmentConfig
+    from ictal.training.sampler import WindowDataset, WindowSampler
 
     root = shared_data / "bipolar" / "chbmit"
     index = discover(DataConfig(format="edf_folder", root=root, unannotated="unknown", dev_fraction=0.0,
@@ -165,8 +164,9 @@ def test_synthetic_seizures_are_refused_for_the_double_banana_with_the_reason(sh
 
 def test_evaluating_a_referential_checkpoint_on_chbmit_names_the_reason_for_every_clip(shared_data, tmp_path,
                                                                                        capsys):
-    from detector.checkpoint import save_checkpoint
-    from detector.model import build_model
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.model import build_model
+
     from ictal.cli import main
     from tests.detector.model_configs import small_config
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from training.config import DataConfig
-from training.datasets.base import (
+from ictal.training.config import DataConfig
+from ictal.training.datasets.base import (
     BACKGROUND,
     SEIZURE,
     SPLITS,
@@ -19,11 +19,11 @@ from training.datasets.base import (
     Recording,
     Skipped,
 )
-from training.datasets.chbmit import discover_chbmit, is_chbmit_layout, parse_summary
-from training.datasets.edf_folder import discover_edf_folder
-from training.datasets.rated_windows import discover_rated_windows
-from training.datasets.splits import assign_splits, check_patient_splits, hold_out
-from training.datasets.tusz import discover_tusz
+from ictal.training.datasets.chbmit import discover_chbmit, is_chbmit_layout, parse_summary
+from ictal.training.datasets.edf_folder import discover_edf_folder
+from ictal.training.datasets.rated_windows import discover_rated_windows
+from ictal.training.datasets.splits import assign_splits, check_patient_splits, hold_out
+from ictal.training.datasets.tusz import discover_tusz
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +34,13 @@ def discover(config: DataConfig) -> DatasetIndex:
     Parameters
     ----------
     config : DataConfig
-        ``format`` picks the layout, ``root`` where it is (``chbmit``: :mod:`training.datasets.chbmit`;
+        ``format`` picks the layout, ``root`` where it is (``chbmit``: :mod:`ictal.training.datasets.chbmit`;
         an ``edf_folder`` that is a CHB-MIT folder, i.e. holds ``chbNN-summary.txt`` files or only
         ``chbNN*.edf`` files, is read by the CHB-MIT reader too, with ``unannotated`` for its clips,
         because its seizures are in the summaries, which the generic reader would miss, and its
         patients are cases, chb21 being chb01); ``dev_fraction`` and ``split_seed`` draw
         the split of layouts that carry none (TUSZ carries its own); ``eval_recordings`` holds
-        recordings out in split eval first (see :func:`training.datasets.splits.hold_out`).
+        recordings out in split eval first (see :func:`ictal.training.datasets.splits.hold_out`).
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 CHB-MIT is recorded in the longitudinal bipolar montage (the double banana plus a few extra
 derivations, 10-10 names): a model reads it with ``FrontendConfig.montage: double_banana``
-(:mod:`detector.montage`); a referential model refuses it with the reason.
+(:mod:`ictal.detector.montage`); a referential model refuses it with the reason.
 
 Two layouts are recognised under ``root`` (searched recursively):
 
@@ -24,7 +24,7 @@ never puts them on both sides.
 
 Clips of 10 s are shorter than the detector's 60 s window; the window sampler pads them as the daemon
 pads its warm-up windows (``training.sampler``), as it does the 10 s rated clips of
-:mod:`training.datasets.rated_windows`.
+:mod:`ictal.training.datasets.rated_windows`.
 
 References
 ----------
@@ -39,7 +39,14 @@ import csv
 import re
 from pathlib import Path
 
-from training.datasets.base import DatasetIndex, LabelName, LabelSpan, Recording, Skipped, recording_id_for
+from ictal.training.datasets.base import (
+    DatasetIndex,
+    LabelName,
+    LabelSpan,
+    Recording,
+    Skipped,
+    recording_id_for,
+)
 
 SAME_SUBJECT: dict[str, str] = {"chb21": "chb01"}
 """Cases that are one subject (PhysioNet: chb21 was recorded 1.5 years after chb01, same girl)."""
