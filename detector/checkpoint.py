@@ -8,7 +8,11 @@ metadata records what is needed to rebuild and trust the model:
   bytes in name order); it does not change when the metadata is edited (e.g. by ``ictal tune``).
 - ``model_config``, ``stack``: the :class:`~ictal.detector.config.ModelConfig` the weights belong to.
 - ``frontend_config``: the :class:`~ictal.detector.config.FrontendConfig` the model was trained with.
-- ``montage``: the channel order of the model's input (:data:`ictal.detector.CANONICAL_CHANNELS`).
+- ``montage``: the row names of the model's input, in order: the 19 electrodes of
+  :data:`ictal.detector.CANONICAL_CHANNELS` (``frontend_config.montage`` referential) or the 18 derivations of
+  :data:`ictal.detector.montage.DOUBLE_BANANA_CHANNELS` (double_banana). It must be the channels of the
+  front-end's montage and of length ``model_config.n_chans``; a loader that feeds another montage
+  (``load_checkpoint(..., montage=...)``) is refused with both montages named.
 - ``training``: the training data summary (``extra["training"]``), or null.
 - ``thresholds``: tuned alarm thresholds (``alarms.thresholds.AlarmThresholds`` fields), or null.
 - ``lookahead_s``: the output position the model was trained for (``detector.output_position``):
@@ -45,8 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import Backend, FrontendConfig, ModelConfig
+from ictal.detector.montage import MONTAGES, montage_channels, montage_of_channels
 from ictal.detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 from pydantic import ValidationError
 from safetensors import SafetensorError
@@ -180,11 +184,18 @@ def save_checkpoint(
     Raises
     ------
     ValueError
-        If ``extra`` is not JSON-serialisable or overrides a reserved key, or ``lookahead_s`` is not
+        If ``model_config.n_chans`` is not the row count of ``frontend_config.montage``, or
+        ``extra`` is not JSON-serialisable or overrides a reserved key, or ``lookahead_s`` is not
         a whole number of samples in [0, 30] s, or ``provenance`` is malformed (see
         :func:`check_provenance`).
     """
     lookahead_s = _check_lookahead(lookahead_s, "lookahead_s")
+    channels = montage_channels(frontend_config.montage)
+    if model_config.n_chans != len(channels):
+        raise ValueError(
+            f"model_config.n_chans = {model_config.n_chans} does not match the front-end's montage "
+            f"{frontend_config.montage!r} ({len(channels)} rows: {', '.join(channels)})"
+        )
     if provenance is not None:
         check_provenance(provenance, "provenance")
     path = Path(path)
@@ -199,7 +210,7 @@ def save_checkpoint(
         "model_config": model_config.model_dump(mode="json"),
         "stack": model_config.stack,
         "frontend_config": frontend_config.model_dump(mode="json"),
-        "montage": list(CANONICAL_CHANNELS),
+        "montage": list(channels),
         "training": extra.pop("training", None),
         "thresholds": extra.pop("thresholds", None),
         "lookahead_s": lookahead_s,
@@ -233,7 +244,8 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     ------
     CheckpointError
         If the directory or the file is missing, the file is not JSON (or nested too deeply), ``format``
-        is not ``"ictal-checkpoint"`` version 1, ``montage`` is not the canonical channel order, or
+        is not ``"ictal-checkpoint"`` version 1, ``montage`` is not the row names of the front-end's
+        montage (:func:`check_montage`), or
         ``thresholds`` is neither null nor an object of finite numbers, or ``provenance`` is present
         and malformed (:func:`check_provenance`).
     """
@@ -258,11 +270,7 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             f"{meta_path}: not an {FORMAT} version {FORMAT_VERSION} file (found format "
             f"{metadata.get('format')!r} version {metadata.get('format_version')!r})"
         )
-    if metadata.get("montage") != list(CANONICAL_CHANNELS):
-        raise CheckpointError(
-            f"{meta_path}: the model was trained on montage {metadata.get('montage')!r}; this detector feeds "
-            f"the canonical montage {list(CANONICAL_CHANNELS)}"
-        )
+    check_montage(metadata, meta_path)
     _check_thresholds(metadata.get("thresholds"), meta_path)
     if metadata.get("provenance") is not None:
         try:
@@ -275,6 +283,60 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
         except ValueError as exc:
             raise CheckpointError(str(exc)) from exc
     return metadata
+
+
+def checkpoint_montage(metadata: dict[str, Any]) -> str:
+    """The montage name a checkpoint's metadata declares (``frontend_config.montage``; referential when
+    the front-end config predates the option)."""
+    frontend = metadata.get("frontend_config")
+    value = frontend.get("montage", "referential") if isinstance(frontend, dict) else "referential"
+    return value if isinstance(value, str) else repr(value)
+
+
+def check_montage(metadata: dict[str, Any], meta_path: Path | str, expected: str | None = None) -> str:
+    """Check the ``montage`` of a checkpoint's metadata, and that it is the one a caller feeds.
+
+    Parameters
+    ----------
+    metadata : dict
+        The checkpoint's ``metadata.json``.
+    meta_path : path
+        Named in messages.
+    expected : {"referential", "double_banana"}, optional
+        The montage the caller will feed the model; None checks only the metadata's consistency.
+
+    Returns
+    -------
+    montage : str
+        The checkpoint's montage name.
+
+    Raises
+    ------
+    CheckpointError
+        If ``metadata["montage"]`` is not the row names of a known montage, differs from the rows of
+        ``frontend_config.montage``, or the montage is not ``expected`` (both montages and their rows
+        are named).
+    """
+    rows = metadata.get("montage")
+    declared = checkpoint_montage(metadata)
+    named = montage_of_channels(rows) if isinstance(rows, list) and all(isinstance(r, str) for r in rows) else None
+    if named is None:
+        known = "; ".join(f"{m}: {list(montage_channels(m))}" for m in MONTAGES)
+        raise CheckpointError(
+            f"{meta_path}: the model was trained on montage {str(rows)[:300]!r}, which is none of the known "
+            f"input montages ({known})"
+        )
+    if named != declared:
+        raise CheckpointError(
+            f"{meta_path}: metadata montage lists the {named} rows but frontend_config.montage is {declared!r}"
+        )
+    if expected is not None and expected != named:
+        raise CheckpointError(
+            f"{meta_path}: the model was trained on the {named} montage ({', '.join(montage_channels(named))}); "
+            f"this caller feeds the {expected} montage ({', '.join(montage_channels(expected))}): a model "
+            f"trained on one montage cannot read the other"
+        )
+    return named
 
 
 def check_provenance(provenance: Any, name: str = "provenance") -> None:
@@ -362,7 +424,7 @@ def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
 
 
 def load_checkpoint(
-    path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu"
+    path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu", montage: str | None = None,
 ) -> LoadedCheckpoint:
     """Rebuild a detector from a checkpoint directory without unpickling anything.
 
@@ -374,6 +436,9 @@ def load_checkpoint(
         Stack backend to build (weights load on either).
     device : str or torch.device
         Where the model goes.
+    montage : {"referential", "double_banana"}, optional
+        The input montage the caller will feed; a checkpoint trained on another is refused (both
+        named). None accepts either: the caller then feeds ``frontend_config.montage``.
 
     Returns
     -------
@@ -398,6 +463,8 @@ def load_checkpoint(
 
     path = Path(path)
     metadata = read_metadata(path)
+    if montage is not None:
+        check_montage(metadata, path / METADATA_FILE, montage)
     try:
         model_config = ModelConfig.model_validate({**metadata["model_config"], "backend": backend})
         frontend_config = FrontendConfig.model_validate(metadata["frontend_config"])
@@ -405,6 +472,12 @@ def load_checkpoint(
         raise CheckpointError(f"{path / METADATA_FILE}: key {exc.args[0]!r} missing") from exc
     except (ValidationError, TypeError) as exc:
         raise CheckpointError(f"{path / METADATA_FILE}: config does not validate: {exc}") from exc
+    rows = montage_channels(frontend_config.montage)
+    if model_config.n_chans != len(rows):
+        raise CheckpointError(
+            f"{path / METADATA_FILE}: model_config.n_chans = {model_config.n_chans} but the {frontend_config.montage} "
+            f"montage has {len(rows)} rows ({', '.join(rows)})"
+        )
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: checkpoint weights missing")

@@ -18,6 +18,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+Montage = Literal["referential", "double_banana"]
+"""Model input montages (names of ``detector.montage.MONTAGES``)."""
+
+
 class FrontendConfig(StrictModel):
     """The signal front-end shared by the daemon and training.
 
@@ -50,6 +54,14 @@ class FrontendConfig(StrictModel):
         description="Time constant in seconds of the running (exponentially-weighted) mean and variance "
         "of normalisation='running': 5 minutes follows slow changes of state and montage impedance "
         "without adapting away a seizure (tens of seconds to minutes).",
+    )
+    montage: Montage = Field(
+        "referential",
+        description="Model input montage (detector.montage): referential = the 19 referential 10-20 "
+        "electrodes, the default, as every checkpoint before the option was trained; double_banana = the "
+        "18 derivations of the longitudinal bipolar montage (ACNS Guideline 3), derived exactly from "
+        "referential input or read natively from bipolar recordings such as CHB-MIT. The model's "
+        "n_chans must equal the montage's row count (19 or 18).",
     )
     repair_missing: list[Literal["Fz", "Cz", "Pz"]] = Field(
         default_factory=list,
@@ -124,7 +136,10 @@ class ModelConfig(StrictModel):
         "seeds' design, the default for offline work); causal: every part looks at the past only, so the "
         "model streams hop by hop with its state (Detector.init_state / step, detector.mode: stream).",
     )
-    n_chans: int = Field(19, description="Input channels (canonical montage).")
+    n_chans: int = Field(
+        19, description="Input channels = graph nodes: 19 for the referential montage (electrodes), 18 for "
+        "the double_banana montage (derivations); must match FrontendConfig.montage."
+    )
     n_times: int = Field(
         15360, ge=16, description="Samples per window (60 s at 256 Hz); any multiple of 16 works."
     )

@@ -1,10 +1,17 @@
-"""The one signal front-end of daemon and training: resampling, causal filters, normalisation."""
+"""The one signal front-end of daemon and training: resampling, causal filters, normalisation.
+
+Its rows are those of the model's montage (``FrontendConfig.montage``, :mod:`ictal.detector.montage`): 19
+referential electrodes or 18 double-banana derivations. The stages act on each row alone, so they are
+the same for either montage; the mapping of a recording's channels to those rows is
+:func:`ictal.detector.montage.map_montage`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from ictal.detector.config import FrontendConfig
 from ictal.detector.filters import CausalFilterBank
+from ictal.detector.montage import montage_channels
 from ictal.detector.normalise import RunningNormaliser, normalise_window_robust
 from ictal.detector.resample import StreamingResampler
 
@@ -13,7 +20,7 @@ BLOCK_SAMPLES: int = 8192
 
 
 class Frontend:
-    """Stateful front-end of one bed: (19, n) uV at ``fs_in`` -> (19, m) filtered uV at 256 Hz.
+    """Stateful front-end of one bed: (n_channels, n) uV at ``fs_in`` -> (n_channels, m) filtered uV at 256 Hz.
 
     Parameters
     ----------
@@ -21,8 +28,9 @@ class Frontend:
         Band-pass, notch, normalisation and clipping settings.
     fs_in : float
         Input sampling rate in Hz (200, 250, 256, 400, 500, ...).
-    n_channels : int
-        Rows of every chunk (19 for the canonical montage).
+    n_channels : int, optional
+        Rows of every chunk; default the row count of ``config.montage`` (19 referential electrodes,
+        18 double-banana derivations).
     keep_running_s : float or None
         Seconds of running-normalisation snapshots kept (``normalisation="running"`` only); None keeps
         them all, as the offline path over a whole recording does.
@@ -53,12 +61,13 @@ class Frontend:
     """
 
     def __init__(
-        self, config: FrontendConfig, fs_in: float, n_channels: int = 19, keep_running_s: float | None = 600.0
+        self, config: FrontendConfig, fs_in: float, n_channels: int | None = None,
+        keep_running_s: float | None = 600.0,
     ):
         self.config = config
         self.fs_in = float(fs_in)
         self.fs_out = float(config.fs_hz)
-        self.n_channels = int(n_channels)
+        self.n_channels = len(montage_channels(config.montage)) if n_channels is None else int(n_channels)
         self.resampler = StreamingResampler(self.fs_in, self.fs_out, self.n_channels)
         self.filters = CausalFilterBank(config, self.n_channels, self.fs_out)
         self.running: RunningNormaliser | None = None
@@ -96,7 +105,7 @@ class Frontend:
         Parameters
         ----------
         chunk : ndarray, shape (n_channels, n_samples)
-            The next samples in uV at ``fs_in`` Hz, canonical channel order; any length including 0.
+            The next samples in uV at ``fs_in`` Hz, in the montage's row order; any length including 0.
             May contain NaN/Inf (replaced and counted, see Notes of the class).
 
         Returns
@@ -151,7 +160,7 @@ class Frontend:
         Parameters
         ----------
         window : ndarray, shape (n_channels, n_samples)
-            Filtered samples in uV at 256 Hz (a scored window is (19, 15360)), as :meth:`process`
+            Filtered samples in uV at 256 Hz (a scored window is (n_channels, 15360)), as :meth:`process`
             returned them.
         end_index : int, optional
             Absolute index (at 256 Hz) one past the window's last sample; used only by
@@ -188,7 +197,7 @@ def process_recording(data: np.ndarray, fs_in: float, config: FrontendConfig) ->
     Parameters
     ----------
     data : ndarray, shape (n_channels, n_samples)
-        The recording in uV at ``fs_in`` Hz, canonical channel order.
+        The recording in uV at ``fs_in`` Hz, in the montage's row order (any row count).
     fs_in : float
         Sampling rate of ``data`` in Hz.
     config : FrontendConfig

@@ -113,7 +113,7 @@ import numpy as np
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import PostProcessor, Transition
 from ictal.alarms.schema import AlarmEvent, ModelInfo, Probability
-from ictal.detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
 from ictal.detector.output_position import seconds_to_samples, served_span
 from ictal.detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
@@ -443,7 +443,7 @@ class BedSession:
         if frontend.running is not None and end_in_frontend < 1:
             return None
         history = end - start
-        data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
+        data = np.zeros((len(self.pipeline.channels), WINDOW_SAMPLES), dtype=np.float32)
         data[:, WINDOW_SAMPLES - history:] = self.pipeline.normalised(filtered, start, end, end_in_frontend)
         full_valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
         full_valid[WINDOW_SAMPLES - history:] = valid
@@ -451,7 +451,7 @@ class BedSession:
         nonfinite = self.pipeline._nonfinite_between(start, end)
         return PaddedWindow(
             data=data, end_index=end, valid=full_valid,
-            quality=assess_window(filtered, FS_HZ, rails=self.pipeline.rails_between(start, end)),
+            quality=assess_window(filtered, FS_HZ, self.pipeline.channels, rails=self.pipeline.rails_between(start, end)),
             stitch_from=lo, end_clock_s=self.pipeline.clock_at(end - 1), nonfinite_replaced=nonfinite,
             padding_samples=WINDOW_SAMPLES - history, stitch_to=hi,
         )
@@ -519,7 +519,7 @@ class BedSession:
             real_start = window.start_index + padding
         for i, count in enumerate(np.asarray(window.nonfinite_replaced)):
             if count > MAX_NONFINITE_FRACTION * n_real:
-                name = CANONICAL_CHANNELS[i]
+                name = self.pipeline.channels[i]
                 bad.add(name)
                 problems.append(f"{name}: {int(count)} non-finite input samples replaced")
         gap_fraction = gap_samples / n_real
@@ -534,7 +534,7 @@ class BedSession:
         if len(bad) > self.quality_thresholds.max_bad_channels:
             problems.append(f"{len(bad)} bad channels (at most {self.quality_thresholds.max_bad_channels} "
                             "tolerated)")
-        ordered = tuple(c for c in CANONICAL_CHANNELS if c in bad)
+        ordered = tuple(c for c in self.pipeline.channels if c in bad)
         return QualityState(usable=usable, bad_channels=ordered, problems=tuple(problems))
 
     # -- scoring ----------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ class CapacityEstimate:
                 f"about {self.beds_in_real_time} bed(s) in real time")
 
 
-def measure_start(predict, n_beds: int, hop_s: float, max_batch: int) -> tuple[CapacityEstimate, float]:
+def measure_start(predict, n_beds: int, hop_s: float, max_batch: int,
+                  n_chans: int = len(CANONICAL_CHANNELS)) -> tuple[CapacityEstimate, float]:
     """Time the model on a batch like the daemon's and compare with the beds' need.
 
     Parameters
@@ -105,6 +106,8 @@ def measure_start(predict, n_beds: int, hop_s: float, max_batch: int) -> tuple[C
         Seconds between windows of one bed.
     max_batch : int
         Most windows per forward pass.
+    n_chans : int, default 19
+        Rows of a window: those of the checkpoint's montage (19 electrodes, 18 double-banana derivations).
 
     Returns
     -------
@@ -114,7 +117,7 @@ def measure_start(predict, n_beds: int, hop_s: float, max_batch: int) -> tuple[C
     """
     t_start = time.monotonic()
     batch = max(1, min(n_beds, max_batch))
-    windows = np.zeros((batch, len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
+    windows = np.zeros((batch, n_chans, WINDOW_SAMPLES), dtype=np.float32)
     best = math.inf
     if n_beds > 0:
         for _ in range(START_REPEATS):

@@ -1,11 +1,14 @@
-"""`Chunk`: consecutive samples of the canonical 19 channels, stamped with their absolute index."""
+"""`Chunk`: consecutive samples of the montage rows (19 electrodes or 18 derivations), stamped with their index."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.montage import MONTAGES, montage_channels
+
+MONTAGE_ROWS: tuple[int, ...] = tuple(len(montage_channels(m)) for m in MONTAGES)
+"""Row counts a chunk may have: 19 referential electrodes, 18 double-banana derivations."""
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,10 @@ class Chunk:
 
     Attributes
     ----------
-    data : ndarray of float32, shape (19, n_samples)
-        Canonical channels (``detector.CANONICAL_CHANNELS`` order) in microvolts at ``fs`` Hz.
+    data : ndarray of float32, shape (n_rows, n_samples)
+        The rows of the model's montage in microvolts at ``fs`` Hz: the 19 electrodes in
+        ``detector.CANONICAL_CHANNELS`` order, or the 18 derivations of
+        ``detector.montage.DOUBLE_BANANA_CHANNELS`` (``FrontendConfig.montage``).
         ``n_samples`` may be 0.
     first_index : int
         Absolute index of the first sample at ``fs`` (0 = the first sample the source delivered).
@@ -34,7 +39,7 @@ class Chunk:
     Raises
     ------
     ValueError
-        On construction, if ``data`` is not float32 of shape (19, n) or the index or rate is invalid.
+        On construction, if ``data`` is not float32 of shape (19 or 18, n) or the index or rate is invalid.
     """
 
     data: np.ndarray = field(repr=False)
@@ -47,9 +52,10 @@ class Chunk:
         if not isinstance(self.data, np.ndarray) or self.data.dtype != np.float32:
             found = getattr(self.data, "dtype", type(self.data).__name__)
             raise ValueError(f"Chunk.data must be a float32 ndarray (found {found})")
-        if self.data.ndim != 2 or self.data.shape[0] != len(CANONICAL_CHANNELS):
+        if self.data.ndim != 2 or self.data.shape[0] not in MONTAGE_ROWS:
             raise ValueError(
-                f"Chunk.data must have shape ({len(CANONICAL_CHANNELS)}, n_samples) (found {self.data.shape})"
+                f"Chunk.data must have shape (n_rows, n_samples) with n_rows {MONTAGE_ROWS} (the rows of "
+                f"{', '.join(MONTAGES)}: detector.montage) (found {self.data.shape})"
             )
         if self.first_index < 0:
             raise ValueError(f"Chunk.first_index must be >= 0 (found {self.first_index})")

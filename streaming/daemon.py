@@ -58,8 +58,9 @@ from ictal.alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
 from ictal.alarms.publisher import AlarmPublisher
 from ictal.alarms.schema import AlarmEvent, BedStatus, ModelInfo
 from ictal.alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
-from ictal.detector import CANONICAL_CHANNELS, FS_HZ
+from ictal.detector import FS_HZ
 from ictal.detector.config import FrontendConfig
+from ictal.detector.montage import montage_channels
 from ictal.streaming.bed import Scorer
 from ictal.streaming.bed_worker import BedWorker
 from ictal.streaming.capacity import measure_start
@@ -151,7 +152,7 @@ def load_detector(config: DaemonConfig):
         detector.warmup()
         if config.detector.mode == "stream":
             hop = round(config.scheduler.hop_s * FS_HZ)
-            detector.step(np.zeros((1, len(CANONICAL_CHANNELS), hop), dtype=np.float32), detector.init_state(1))
+            detector.step(np.zeros((1, detector.n_chans, hop), dtype=np.float32), detector.init_state(1))
         log.info(kv("model_warmed_up", seconds=time.monotonic() - t0))
     return detector
 
@@ -375,7 +376,8 @@ class Daemon:
     def _check_capacity_at_start(self) -> None:
         """Time the model on a batch like the daemon's; say so before READY if the beds cannot be served."""
         hop_s = self.config.scheduler.hop_s
-        estimate, seconds = measure_start(self._score_like_serving(), len(self.workers), hop_s, self.scoring.max_batch)
+        estimate, seconds = measure_start(self._score_like_serving(), len(self.workers), hop_s, self.scoring.max_batch,
+                                          len(montage_channels(self.config.frontend.montage)))
         if estimate.n_beds:
             self.daemon_metrics.scoring_load.set(estimate.load_ratio)
         log.info(kv("capacity_measured", seconds=round(seconds, 3), detail=estimate.describe()))

@@ -523,13 +523,16 @@ def load_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
         ``detector.montage.map_montage`` accepts). Non-EEG signals (EKG, ECG, ``A2-A1``, Effort) are
         ignored, whatever their rate or unit.
     frontend_config : FrontendConfig, optional
-        Supplies ``repair_missing`` (midline channels that may be interpolated). Default:
-        ``FrontendConfig()`` (no repair).
+        Supplies ``repair_missing`` (midline channels that may be interpolated) and ``montage`` (the
+        rows: 19 referential electrodes, or 18 double-banana derivations derived from referential
+        channels or read from a bipolar file, ``detector.montage``). Default: ``FrontendConfig()``
+        (referential, no repair).
 
     Returns
     -------
     recording : CanonicalRecording
-        ``data`` of shape (19, n_samples), float32, uV, at the EEG channels' common rate.
+        ``data`` of shape (n_rows, n_samples), float32, uV, at the EEG channels' common rate; n_rows
+        is 19 (referential) or 18 (double_banana).
 
     Raises
     ------
@@ -542,7 +545,8 @@ def load_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
     """
     config = frontend_config or FrontendConfig()
     rec = read_edf(path)
-    montage = map_montage(rec.labels, source=str(rec.path), repair_missing=config.repair_missing)
+    montage = map_montage(rec.labels, source=str(rec.path), repair_missing=config.repair_missing,
+                          montage=config.montage)
     used = sorted({i for i in montage.indices if i >= 0})
     rates = {rec.labels[i]: rec.sampling_rates_hz[i] for i in used}
     if len(set(rates.values())) != 1:
@@ -926,7 +930,8 @@ def open_canonical(path: str | Path, frontend_config: FrontendConfig | None = No
     config = frontend_config or FrontendConfig()
     opened = _open_edf(path)
     labels = [s.label for s in opened.signals]
-    montage = map_montage(labels, source=str(opened.path), repair_missing=config.repair_missing)
+    montage = map_montage(labels, source=str(opened.path), repair_missing=config.repair_missing,
+                          montage=config.montage)
     used = sorted({i for i in montage.indices if i >= 0})
     rates = {labels[i]: opened.signals[i].sampling_rate_hz for i in used}
     if len(set(rates.values())) != 1:

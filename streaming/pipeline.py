@@ -11,9 +11,10 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from ictal.detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend
+from ictal.detector.montage import montage_channels
 from ictal.detector.output_position import check_positions, seconds_to_samples, served_span
 from ictal.detector.quality import (
     QualityReport,
@@ -236,9 +237,10 @@ class BedPipeline:
         self.hop_s = float(hop_s)
         self.hop_samples = hop_samples
         self.frontend = Frontend(frontend_config, self.fs_in)
+        self.channels = montage_channels(frontend_config.montage)  # the model's rows (detector.montage)
         # The ring holds at least one window plus two hops, so a window is always complete when due.
         capacity = max(int(round(ring_s * FS_HZ)), WINDOW_SAMPLES + 2 * hop_samples)
-        self.ring = RingBuffer(len(CANONICAL_CHANNELS), capacity)
+        self.ring = RingBuffer(len(self.channels), capacity)
         self._piece_in = max(1, int(hop_samples * self.fs_in / FS_HZ))  # input samples per processed piece
         self.scheduler = WindowScheduler(hop_samples, WINDOW_SAMPLES)
         self.n_resets = 0
@@ -261,7 +263,7 @@ class BedPipeline:
             if problems:
                 raise ValueError("stream mode refused: " + "; ".join(problems))
         if self.frontend.running is not None:
-            self.norm_ring = RingBuffer(len(CANONICAL_CHANNELS), capacity)
+            self.norm_ring = RingBuffer(len(self.channels), capacity)
         self._hop_origin: int | None = None  # scheduler origin the hop grid was laid from
         self._next_hop_end = 0
         self._prev_hop_end: int | None = None  # end of the previous hop emitted (None: next one is cold)
@@ -373,7 +375,7 @@ class BedPipeline:
         return Window(
             data=self.normalised(filtered, start, end, end_in_frontend),
             end_index=end,
-            quality=assess_window(filtered, FS_HZ, rails=self.rails_between(start, end)),
+            quality=assess_window(filtered, FS_HZ, self.channels, rails=self.rails_between(start, end)),
             valid=valid,
             stitch_from=lo,
             end_clock_s=self.clock_at(end - 1),
@@ -418,7 +420,7 @@ class BedPipeline:
             cold_reason = "gap"
         hop = StreamHop(
             data=self.norm_ring.read_recent(step_start, end)[0], end_index=end,
-            quality=assess_window(filtered, FS_HZ, rails=self.rails_between(q_start, end)),
+            quality=assess_window(filtered, FS_HZ, self.channels, rails=self.rails_between(q_start, end)),
             valid=q_valid[step_start - q_start:], stitch_from=lo, end_clock_s=self.clock_at(end - 1),
             nonfinite_replaced=self.nonfinite_between(q_start, end), stitch_to=hi,
             step_samples=end - step_start, quality_start=q_start, quality_valid=q_valid,
@@ -445,7 +447,7 @@ class BedPipeline:
             return hop
         assert self.norm_ring is not None
         history = hop.end_index - hop.quality_start
-        data = np.zeros((len(CANONICAL_CHANNELS), WINDOW_SAMPLES), dtype=np.float32)
+        data = np.zeros((len(self.channels), WINDOW_SAMPLES), dtype=np.float32)
         valid = np.zeros(WINDOW_SAMPLES, dtype=bool)
         data[:, WINDOW_SAMPLES - history:] = self.norm_ring.read_recent(hop.quality_start, hop.end_index)[0]
         valid[WINDOW_SAMPLES - history:] = hop.quality_valid
@@ -516,7 +518,7 @@ class BedPipeline:
             Per channel, the replaced NaN/Inf input samples of every processed piece whose output
             overlaps the range (piece granularity: at most one hop).
         """
-        counts = np.zeros(len(CANONICAL_CHANNELS), dtype=np.int64)
+        counts = np.zeros(len(self.channels), dtype=np.int64)
         for lo, hi, n in self._nonfinite:
             if lo < end and hi > start:
                 counts += n

@@ -43,7 +43,7 @@ from collections.abc import Callable
 import numpy as np
 from ictal.alarms.metrics import IctalMetrics
 from ictal.alarms.schema import AlarmEvent
-from ictal.detector import CANONICAL_CHANNELS, FS_HZ
+from ictal.detector import FS_HZ
 from ictal.streaming.bed import Scorer, ScoreResult
 from ictal.streaming.bed_worker import BedWorker, PendingWindow
 from ictal.streaming.capacity import CapacityMonitor
@@ -257,7 +257,7 @@ class ScoringLoop:
             self.metrics.set_probability(bed, float(result.segments[-1][1][-1]))
         self.daemon_metrics.scoring_latency.labels(bed=bed).observe(latency)
         bad = set(quality.bad_channels)
-        self.metrics.set_channel_quality(bed, {c: c not in bad for c in CANONICAL_CHANNELS})
+        self.metrics.set_channel_quality(bed, {c: c not in bad for c in session.pipeline.channels})
         self.metrics.signal_usable.labels(bed=bed).set(1.0 if quality.usable else 0.0)
         events.extend(result.events)
         if worker.finished:

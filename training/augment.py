@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.montage import MONTAGES, channel_mirror, montage_channels
 from ictal.training.config import AugmentConfig
 
 
@@ -67,16 +67,18 @@ def channel_dropout(window: np.ndarray, p: float, rng: np.random.Generator) -> n
 
 
 def hemisphere_mirror(channels: tuple[str, ...] | list[str]) -> np.ndarray:
-    """Row permutation that swaps the left and right electrodes of a 10-20 montage.
+    """Row permutation that swaps the left and right hemispheres of electrodes or derivations.
 
     Left electrodes carry odd numbers and right ones even numbers (Fp1/Fp2, F3/F4, C3/C4, P3/P4,
     O1/O2, F7/F8, T3/T4, T5/T6: the international 10-20 system, Jasper 1958); midline electrodes
-    (``z``) map to themselves.
+    (``z``) map to themselves. A derivation ``a-b`` maps to the derivation of the mirrored pair
+    (``Fp1-F7`` <-> ``Fp2-F8``, ``Fz-Cz`` to itself): :func:`ictal.detector.montage.channel_mirror`.
 
     Parameters
     ----------
     channels : sequence of str
-        Channel names in row order (e.g. ``detector.CANONICAL_CHANNELS``).
+        Row names in row order (``detector.CANONICAL_CHANNELS`` or
+        ``detector.montage.DOUBLE_BANANA_CHANNELS``).
 
     Returns
     -------
@@ -86,47 +88,45 @@ def hemisphere_mirror(channels: tuple[str, ...] | list[str]) -> np.ndarray:
     Raises
     ------
     ValueError
-        If a lateral electrode's mirror is not among ``channels`` or a name has no side.
+        If a row's mirror is not among ``channels`` or a name has no side.
     """
-    index = {name.lower(): i for i, name in enumerate(channels)}
-    permutation = np.empty(len(channels), dtype=np.int64)
-    for i, name in enumerate(channels):
-        head, tail = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
-        if name.lower().endswith("z"):
-            permutation[i] = i
-            continue
-        if not tail:
-            raise ValueError(f"channel {name!r} is neither lateral (a number) nor midline (z)")
-        number = int(tail)
-        mirror = f"{head}{number + 1 if number % 2 else number - 1}".lower()
-        if mirror not in index:
-            raise ValueError(f"channel {name!r} has no mirror {mirror!r} among the channels")
-        permutation[i] = index[mirror]
-    return permutation
+    return channel_mirror(channels)
 
 
-_MIRROR = hemisphere_mirror(CANONICAL_CHANNELS)
+_MIRRORS: dict[str, np.ndarray] = {name: hemisphere_mirror(montage_channels(name)) for name in MONTAGES}
 
 
-def hemisphere_flip(window: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
-    """Swap the left and right electrodes of a window with probability ``p``.
+def hemisphere_flip(window: np.ndarray, p: float, rng: np.random.Generator,
+                    montage: str = "referential") -> np.ndarray:
+    """Swap the left and right hemispheres of a window with probability ``p``.
 
     Parameters
     ----------
-    window : ndarray, shape (19, n_times)
-        Channels in ``detector.CANONICAL_CHANNELS`` order.
+    window : ndarray, shape (n_channels, n_times)
+        Rows of ``montage`` in its order (19 electrodes or 18 double-banana derivations).
     p : float
         Flip probability in [0, 1]; at 0 no random number is drawn.
     rng : numpy Generator
+    montage : {"referential", "double_banana"}
+        The window's montage (``FrontendConfig.montage``).
 
     Returns
     -------
-    window : ndarray, shape (19, n_times)
+    window : ndarray, shape (n_channels, n_times)
         The mirrored window (a new array) or ``window`` itself.
+
+    Raises
+    ------
+    ValueError
+        If the window's row count is not that of ``montage`` (both named).
     """
+    mirror = _MIRRORS[montage] if montage in _MIRRORS else hemisphere_mirror(montage_channels(montage))
+    if window.shape[0] != mirror.size:
+        raise ValueError(f"hemisphere_flip: the {montage} montage has {mirror.size} rows, the window has "
+                         f"{window.shape[0]} (shape {window.shape})")
     if p <= 0 or rng.random() >= p:
         return window
-    return window[_MIRROR]
+    return window[mirror]
 
 
 def time_shift_samples(config: AugmentConfig, fs: float, rng: np.random.Generator) -> int:

@@ -400,7 +400,8 @@ class WindowDataset(torch.utils.data.Dataset):
     ``min_history - hop`` samples after the window's first real sample are -1 (the warm-up before a
     stream's first probability; see :func:`ictal.training.losses.causal_served_offsets`).
 
-    An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
+    An item is ``(x, y)``: ``x`` float32 tensor of shape (n_chans, n_times), the normalised window in
+    the rows of ``frontend_config.montage`` (19 electrodes or 18 double-banana derivations);
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
     """
 
@@ -416,6 +417,12 @@ class WindowDataset(torch.utils.data.Dataset):
         self.running = frontend_config.normalisation == "running"
         self.fs = float(frontend_config.fs_hz)
         self.augment = augment
+        if augment is not None and augment.synthetic_seizure_p > 0 and frontend_config.montage != "referential":
+            raise ValueError(
+                f"augment.synthetic_seizure_p = {augment.synthetic_seizure_p} needs the referential montage: "
+                f"training.seizure_synthesis simulates seizures on the 19 electrodes; frontend.montage is "
+                f"{frontend_config.montage!r} (set synthetic_seizure_p: 0)"
+            )
         self.length = int(length)
         self.seed, self.epoch, self.rank = int(seed), int(epoch), int(rank)
         self.served = serving is not None and serving.loss_positions == "served"
@@ -470,7 +477,7 @@ class WindowDataset(torch.utils.data.Dataset):
                 signal, gain, noise_std = _scale_and_noise_recorded(signal, self.augment, rng)
             else:
                 signal = scale_and_noise(signal, self.augment, rng)
-            mirrored = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng)
+            mirrored = hemisphere_flip(signal, self.augment.hemisphere_flip_p, rng, self.frontend_config.montage)
             flipped, signal = mirrored is not signal, mirrored
         # A recording shorter than a window (start < 0) is padded as the daemon pads its warm-up
         # windows (streaming.bed): the real samples are normalised alone, the head is exact zeros.

@@ -23,7 +23,9 @@ class DynamicAdjacency(nn.Module):
     Parameters
     ----------
     n_nodes : int
-        Electrodes N.
+        Graph nodes N: the rows of the input montage (19 referential electrodes or 18 double-banana
+        derivations, ``detector.montage``). The adjacency is learned from the signals, so it needs no
+        positions and is defined for derivations as for electrodes.
     top_k : int
         Edges kept per node, :math:`1 \le k < N`.
 

@@ -1,4 +1,4 @@
-"""Projection of the encoder features to per-electrode features."""
+"""Projection of the encoder features to per-node features (a node is an electrode or a derivation)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class ElectrodeProjection(nn.Module):
     in_channels : int
         Encoder channels C.
     n_electrodes : int
-        Electrodes N (19).
+        Graph nodes N: the rows of the input montage (``detector.montage``), 19 referential electrodes
+        or 18 double-banana derivations; a derivation gets its own projection and embedding like an
+        electrode.
     d_electrode : int
         Feature width D per electrode.
 

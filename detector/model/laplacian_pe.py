@@ -30,6 +30,9 @@ class LaplacianPE(nn.Module):
     is detached: no gradient flows back into the adjacency (the gradient of eigh is unbounded at
     repeated eigenvalues).
 
+    The nodes are those of the input montage (19 electrodes or 18 double-banana derivations,
+    ``detector.montage``): the encoding depends on the graph only, never on node positions.
+
     Parameters
     ----------
     k : int

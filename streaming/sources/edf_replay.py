@@ -94,7 +94,7 @@ class EdfReplaySource(Source):
             raise ValueError(f"{self.config.path} is sampled at {stream.fs:g} Hz; the front-end takes "
                              f"[{MIN_INPUT_FS_HZ:g}, {MAX_INPUT_FS_HZ:g}] Hz (detector.resample)")
         self.stream = stream
-        self._block = np.empty((len(stream.montage.indices), 0), dtype=np.float32)
+        self._block = np.empty((stream.montage.n_out, 0), dtype=np.float32)
         self._block_start = 0
         self._chunk_samples = max(1, round(self.config.chunk_s * stream.fs))
         self._next_index = 0

@@ -603,7 +603,8 @@ class LslSource(Source):
         fs = rational_rate(announced)
         labels, units = channels_from_description(info)
         montage = map_montage(
-            labels, source=f"LSL stream {info.name()!r}", repair_missing=self.frontend_config.repair_missing
+            labels, source=f"LSL stream {info.name()!r}", repair_missing=self.frontend_config.repair_missing,
+            montage=self.frontend_config.montage,
         )
         scale = np.ones(len(labels), dtype=np.float32)
         for i in {i for i in montage.indices if i >= 0}:

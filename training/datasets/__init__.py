@@ -1,10 +1,12 @@
-"""Dataset layouts (TUSZ v2, EDF+ folders, rated windows) -> recording descriptors with patient splits.
+"""Dataset layouts (TUSZ v2, EDF+ folders, rated windows, CHB-MIT) -> recording descriptors with patient splits.
 
 ``discover(data_config)`` is the entry point: it finds the recordings of the configured layout,
 reports every skipped file with its reason, and makes sure each has a patient-level split.
 """
 
 from __future__ import annotations
+
+import logging
 
 from ictal.training.config import DataConfig
 from ictal.training.datasets.base import (
@@ -17,10 +19,13 @@ from ictal.training.datasets.base import (
     Recording,
     Skipped,
 )
+from ictal.training.datasets.chbmit import discover_chbmit, is_chbmit_layout, parse_summary
 from ictal.training.datasets.edf_folder import discover_edf_folder
 from ictal.training.datasets.rated_windows import discover_rated_windows
 from ictal.training.datasets.splits import assign_splits, check_patient_splits, hold_out
 from ictal.training.datasets.tusz import discover_tusz
+
+logger = logging.getLogger(__name__)
 
 
 def discover(config: DataConfig) -> DatasetIndex:
@@ -29,7 +34,11 @@ def discover(config: DataConfig) -> DatasetIndex:
     Parameters
     ----------
     config : DataConfig
-        ``format`` picks the layout, ``root`` where it is; ``dev_fraction`` and ``split_seed`` draw
+        ``format`` picks the layout, ``root`` where it is (``chbmit``: :mod:`ictal.training.datasets.chbmit`;
+        an ``edf_folder`` that is a CHB-MIT folder, i.e. holds ``chbNN-summary.txt`` files or only
+        ``chbNN*.edf`` files, is read by the CHB-MIT reader too, with ``unannotated`` for its clips,
+        because its seizures are in the summaries, which the generic reader would miss, and its
+        patients are cases, chb21 being chb01); ``dev_fraction`` and ``split_seed`` draw
         the split of layouts that carry none (TUSZ carries its own); ``eval_recordings`` holds
         recordings out in split eval first (see :func:`ictal.training.datasets.splits.hold_out`).
 
@@ -47,9 +56,15 @@ def discover(config: DataConfig) -> DatasetIndex:
     """
     if config.format == "tusz":
         index = discover_tusz(config.root)
+    elif config.format == "chbmit":
+        index = discover_chbmit(config.root, "unknown")
     elif config.format == "edf_folder":
         unannotated = "bckg" if config.unannotated == "background" else "unknown"
-        index = discover_edf_folder(config.root, unannotated, config.patient_pattern)
+        if is_chbmit_layout(config.root):
+            logger.info("%s is a CHB-MIT folder: read with training.datasets.chbmit", config.root)
+            index = discover_chbmit(config.root, unannotated)
+        else:
+            index = discover_edf_folder(config.root, unannotated, config.patient_pattern)
     else:
         index = discover_rated_windows(config.root)
     hold_out(index.recordings, config.eval_recordings)
@@ -60,6 +75,6 @@ def discover(config: DataConfig) -> DatasetIndex:
 
 __all__ = [
     "BACKGROUND", "SEIZURE", "SPLITS", "UNKNOWN", "DatasetIndex", "LabelSpan", "Recording", "Skipped",
-    "assign_splits", "check_patient_splits", "discover", "discover_edf_folder", "discover_rated_windows",
-    "discover_tusz", "hold_out",
+    "assign_splits", "check_patient_splits", "discover", "discover_chbmit", "discover_edf_folder", "discover_rated_windows",
+    "discover_tusz", "hold_out", "is_chbmit_layout", "parse_summary",
 ]
