@@ -290,7 +290,8 @@ def _check_identity(cache_dir: Path, config: FrontendConfig) -> str | None:
             f"cache {cache_dir} has layout version {found.get('format_version')!r}; this code reads "
             f"version {CACHE_FORMAT_VERSION}: build a new cache in another cache_dir"
         )
-    theirs = found.get("frontend_config", {})
+    # a cache from before frontend.montage existed was built referential: compare it as such
+    theirs = {"montage": "referential", **found.get("frontend_config", {})}
     if found.get("frontend_hash") != wanted and (not theirs or signal_settings(theirs) != signal_settings(config)):
         ours = config.model_dump(mode="json")
         differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))

@@ -7,16 +7,19 @@ from typing import Literal
 
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector.config import FrontendConfig, ModelConfig, StrictModel
+from ictal.detector.montage import montage_channels
 from pydantic import Field, model_validator
 
 
 class DataConfig(StrictModel):
     """Where recordings come from, how they are split and how the preprocessing cache is built."""
 
-    format: Literal["tusz", "edf_folder", "rated_windows"] = Field(
+    format: Literal["tusz", "edf_folder", "rated_windows", "chbmit"] = Field(
         description="Dataset layout: tusz = TUH Seizure Corpus v2 tree (edf/{train,dev,eval}/...); "
         "edf_folder = any folder of EDF+ files with seizure annotations or BIDS *_events.tsv; "
-        "rated_windows = the expert-rated collections of ../shared/data (labelled/manifest.csv)."
+        "rated_windows = the expert-rated collections of ../shared/data (labelled/manifest.csv); "
+        "chbmit = CHB-MIT: PhysioNet chbNN/*.edf + chbNN-summary.txt, or folders of clips with EDF+ "
+        "seiz/bckg annotations (unannotated time unrated); bipolar: use frontend.montage double_banana."
     )
     root: Path = Field(description="Dataset root directory (a relative path is taken from the working directory).")
     cache_dir: Path = Field(Path("cache"), description="Preprocessing cache (memory-mapped arrays).")
@@ -253,6 +256,12 @@ class TrainConfig(StrictModel):
         if self.model.sfreq != self.frontend.fs_hz:
             raise ValueError(
                 f"model.sfreq must equal frontend.fs_hz (found {self.model.sfreq} and {self.frontend.fs_hz})"
+            )
+        rows = len(montage_channels(self.frontend.montage))
+        if self.model.n_chans != rows:
+            raise ValueError(
+                f"model.n_chans must equal the rows of frontend.montage {self.frontend.montage!r} ({rows}; found "
+                f"{self.model.n_chans}): the graph's nodes are the montage's electrodes or derivations"
             )
         if self.model.direction == "causal":
             self._check_causal()

@@ -99,7 +99,7 @@ from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import DetectedEvent
 from ictal.detector import FS_HZ
 from ictal.training.config import DataConfig
-from ictal.training.datasets import Recording, discover
+from ictal.training.datasets import Recording, discover, is_chbmit_layout
 from ictal.training.datasets.base import Skipped
 from ictal.training.datasets.labels import build_labels, seizure_events, spans_from_annotations
 from ictal.training.evaluate_metrics import (
@@ -125,10 +125,10 @@ def dataset_config(root: Path | str, fmt: str | None = None) -> DataConfig:
     ----------
     root : path
         Dataset folder.
-    fmt : {"tusz", "edf_folder", "rated_windows"}, optional
+    fmt : {"tusz", "edf_folder", "rated_windows", "chbmit"}, optional
         Layout; default: ``rated_windows`` when ``labelled/manifest.csv`` or ``background/eegmat/``
-        is there, ``tusz`` when ``edf/`` or a ``train``/``dev``/``eval`` folder is there, else
-        ``edf_folder``.
+        is there, ``tusz`` when ``edf/`` or a ``train``/``dev``/``eval`` folder is there, ``chbmit``
+        for a CHB-MIT folder (:func:`ictal.training.datasets.is_chbmit_layout`), else ``edf_folder``.
 
     Returns
     -------
@@ -147,6 +147,8 @@ def dataset_config(root: Path | str, fmt: str | None = None) -> DataConfig:
             fmt = "rated_windows"
         elif (root / "edf").is_dir() or any((root / s).is_dir() for s in ("train", "dev", "eval")):
             fmt = "tusz"
+        elif is_chbmit_layout(root):
+            fmt = "chbmit"
         else:
             fmt = "edf_folder"
     return DataConfig(format=fmt, root=root)

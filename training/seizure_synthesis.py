@@ -23,17 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.montage import ELECTRODE_POSITIONS
 
-# Approximate 2-D scalp positions (x: left -> right, y: back -> front) of the canonical channels on
-# the 10-20 system's unit circle; used only to order the spread of a focal discharge.
-_POSITIONS: dict[str, tuple[float, float]] = {
-    "Fp1": (-0.31, 0.95), "Fp2": (0.31, 0.95), "F7": (-0.81, 0.59), "F3": (-0.40, 0.52),
-    "Fz": (0.0, 0.50), "F4": (0.40, 0.52), "F8": (0.81, 0.59), "T3": (-1.0, 0.0), "C3": (-0.50, 0.0),
-    "Cz": (0.0, 0.0), "C4": (0.50, 0.0), "T4": (1.0, 0.0), "T5": (-0.81, -0.59), "P3": (-0.40, -0.52),
-    "Pz": (0.0, -0.50), "P4": (0.40, -0.52), "T6": (0.81, -0.59), "O1": (-0.31, -0.95),
-    "O2": (0.31, -0.95),
-}
-ELECTRODE_XY = np.array([_POSITIONS[name] for name in CANONICAL_CHANNELS], dtype=np.float64)
+# used only to order the spread of a focal discharge
+ELECTRODE_XY = np.array([ELECTRODE_POSITIONS[name] for name in CANONICAL_CHANNELS], dtype=np.float64)
 """Scalp positions, shape (19, 2), in the canonical channel order."""
 
 

@@ -95,7 +95,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool
                         help="checkpoint directory (safetensors + metadata.json)"
                         + ("" if checkpoint_required else "; not with --hypotheses"))
     parser.add_argument("--data", required=True, help="dataset folder (TUSZ tree, EDF+/BIDS folder, or rated windows)")
-    parser.add_argument("--format", choices=("tusz", "edf_folder", "rated_windows"), default=None,
+    parser.add_argument("--format", choices=("tusz", "edf_folder", "rated_windows", "chbmit"), default=None,
                         help="dataset layout (default: guessed from the folder)")
     parser.add_argument("--include", action="append", default=[], metavar="GLOB",
                         help="keep recordings whose id matches this shell pattern (repeatable)")

@@ -108,12 +108,17 @@ class ViewHub:
         A recording name shown on the page (only when ``ViewConfig.allow_patient_id``).
     mode : str
         ``"live"`` (the daemon's beds) or ``"offline"`` (a scored file).
+    channels : sequence of str
+        Row names of the served montage, in order (default: the 19 referential electrodes; the 18
+        double-banana derivations for a bipolar checkpoint, ``detector.montage.montage_channels``).
     """
 
     def __init__(self, minutes: float = 10.0, thresholds: dict[str, float] | None = None,
-                 recording: str | None = None, mode: str = "live") -> None:
+                 recording: str | None = None, mode: str = "live",
+                 channels: tuple[str, ...] | list[str] = CANONICAL_CHANNELS) -> None:
         if not minutes > 0:
             raise ValueError(f"minutes must be > 0 (found {minutes})")
+        self.channels = list(channels)  # the rows of the served montage: electrodes or derivations
         self.keep_s = float(minutes) * 60.0
         self.thresholds = dict(thresholds or {})
         self.recording = recording
@@ -148,7 +153,7 @@ class ViewHub:
         ----------
         bed_id : str
         chunk : Chunk
-            ``data`` of shape (19, n) float32 in uV at ``chunk.fs``; ``first_index`` at that rate. A
+            ``data`` of shape (n_rows, n) float32 in uV (19 electrodes or 18 derivations) at ``chunk.fs``; ``first_index`` at that rate. A
             change of rate or an index jump (gap, reconnection) restarts the display resampler at the
             chunk's stream time; the EEG held is kept and the gap is missing samples (NaN here, null
             on the page) when the chunk is later than what is held, else (the stream went back in
@@ -237,7 +242,7 @@ class ViewHub:
     def meta(self) -> dict[str, Any]:
         """What the page needs once: beds, channels, rates, thresholds, CSA rows, mode."""
         return {
-            "mode": self.mode, "beds": self.bed_ids(), "channels": list(CANONICAL_CHANNELS),
+            "mode": self.mode, "beds": self.bed_ids(), "channels": list(self.channels),
             "display_fs_hz": DISPLAY_FS_HZ, "trend_bin_s": TREND_BIN_S, "csa_epoch_s": CSA_EPOCH_S,
             "csa_freqs_hz": self.csa_freqs_hz.tolist(), "thresholds": self.thresholds,
             "minutes": self.keep_s / 60.0, "recording": self.recording,
@@ -329,7 +334,7 @@ class ViewHub:
         rows = np.round(data, 1).tolist()
         if np.isnan(data).any():  # a gap: null in JSON
             rows = [[None if v != v else v for v in row] for row in rows]
-        return {"t0_s": t0, "fs_hz": DISPLAY_FS_HZ, "channels": list(CANONICAL_CHANNELS), "data": rows}
+        return {"t0_s": t0, "fs_hz": DISPLAY_FS_HZ, "channels": list(self.channels), "data": rows}
 
     # -- internals --------------------------------------------------------------------------------
 

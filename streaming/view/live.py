@@ -225,9 +225,10 @@ def start_live_view(daemon, config) -> LiveView:
     RuntimeError
         The daemon is already started.
     """
+    from ictal.detector.montage import montage_channels
     from ictal.streaming.view.server import ViewServer
 
-    hub = ViewHub(config.minutes, mode="live")
+    hub = ViewHub(config.minutes, mode="live", channels=montage_channels(daemon.config.frontend.montage))
     feed = attach_view(daemon, hub)
     try:
         server = ViewServer(hub, config).start()

@@ -87,8 +87,10 @@ def view_file(path: str | Path, detector: Scorer, frontend_config: FrontendConfi
                            bed_id=bed_id)
     if minutes is None:
         minutes = min(MAX_DEFAULT_MINUTES, max(1.0, result.duration_s / 60.0 + 0.1))
+    from ictal.detector.montage import montage_channels
+
     hub = ViewHub(minutes, {"tau_on": thresholds.tau_on, "tau_off": thresholds.tau_off}, recording=recording,
-                  mode="offline")
+                  mode="offline", channels=montage_channels(frontend_config.montage))
     with open_canonical(path, frontend_config) as stream:
         block = max(1, round(BLOCK_S * stream.fs))
         for first, data in stream.blocks(block):
