@@ -10,7 +10,8 @@ from ictal.detector.montage import DOUBLE_BANANA_CHANNELS
 from ictal.cli import main
 
 
-@pytest.mark.slow  # about 50 s on a shared 2-core machine (5 steps of 60 s windows, then 2 recordings scored)
+# about 50 s on a shared 2-core machine (5 steps of 60 s windows, then 2 recordings scored): the check, so
+# it runs with the default test command
 def test_ictal_train_and_evaluate_a_bipolar_model_on_chbmit(repo_root, shared_data, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(repo_root)  # the config's data root is relative to the repository root
     config = repo_root / "configs" / "train" / "chbmit_bipolar_smoke.yaml"
