@@ -5,6 +5,7 @@ from ictal.commands import (
     bench,
     compare,
     config,
+    crossval,
     demo,
     doctor,
     evaluate,
@@ -16,4 +17,5 @@ from ictal.commands import (
     view,
 )
 
-COMMAND_MODULES = (serve, replay, demo, alarms, train, evaluate, score, compare, tune, bench, doctor, config, view)
+COMMAND_MODULES = (serve, replay, demo, alarms, train, crossval, evaluate, score, compare, tune, bench, doctor, config,
+                   view)

@@ -11,7 +11,7 @@ from ictal.cli import build_parser, main
 from ictal.commands import COMMAND_MODULES
 
 SUBCOMMANDS = ["serve", "replay", "demo", "alarms", "train", "evaluate", "score", "tune", "bench",
-               "doctor", "config", "view", "compare"]
+               "doctor", "config", "view", "compare", "crossval"]
 
 
 def test_every_promised_subcommand_is_registered():
