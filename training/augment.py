@@ -96,6 +96,17 @@ def hemisphere_mirror(channels: tuple[str, ...] | list[str]) -> np.ndarray:
 _MIRRORS: dict[str, np.ndarray] = {name: hemisphere_mirror(montage_channels(name)) for name in MONTAGES}
 
 
+def montage_mirror(montage: str = "referential") -> np.ndarray:
+    """The row permutation that mirrors a window of ``montage`` left to right, shape (n_rows,) int.
+
+    Raises
+    ------
+    ValueError
+        If ``montage`` is unknown (``detector.montage.montage_channels``).
+    """
+    return _MIRRORS[montage] if montage in _MIRRORS else hemisphere_mirror(montage_channels(montage))
+
+
 def hemisphere_flip(window: np.ndarray, p: float, rng: np.random.Generator,
                     montage: str = "referential") -> np.ndarray:
     """Swap the left and right hemispheres of a window with probability ``p``.
@@ -120,7 +131,7 @@ def hemisphere_flip(window: np.ndarray, p: float, rng: np.random.Generator,
     ValueError
         If the window's row count is not that of ``montage`` (both named).
     """
-    mirror = _MIRRORS[montage] if montage in _MIRRORS else hemisphere_mirror(montage_channels(montage))
+    mirror = montage_mirror(montage)
     if window.shape[0] != mirror.size:
         raise ValueError(f"hemisphere_flip: the {montage} montage has {mirror.size} rows, the window has "
                          f"{window.shape[0]} (shape {window.shape})")

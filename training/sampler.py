@@ -501,9 +501,10 @@ class WindowDataset(torch.utils.data.Dataset):
         else:
             mean, std = self.snapshots(rec_index)
             if flipped:
-                from ictal.training.augment import _MIRROR
+                from ictal.training.augment import montage_mirror
 
-                mean, std = mean[:, _MIRROR], std[:, _MIRROR]
+                mirror = montage_mirror(self.frontend_config.montage)
+                mean, std = mean[:, mirror], std[:, mirror]
             mean, std = mean * gain, np.sqrt((std * gain) ** 2 + noise_std**2)
             x[:, pad:] = normalise_with_snapshots(signal[:, pad:], start + pad, mean, std,
                                                   self.frontend_config.clip_sigma)

@@ -35,14 +35,18 @@ def test_the_summary_reports_each_alarm_and_the_histogram_by_the_same_definition
     text = summary(Path("x.edf"), 4.0, events, values, 0)
     assert alarm_latency_s(events[0]) == 12.25
     assert "alarms raised: 1" in text
-    assert "onset at 20.0 s of the recording (09:00:05.000 UTC), minimum duration done at 30.0 s" in text
-    assert "time to alarm 12.25 s" in text
-    assert ("time to alarm = publish wall time - onset wall time (AlarmEvent.latency_s); "
-            "ictal_alarm_latency_seconds: mean 12.25 s over 1 alarms (wall clock at 4x replay pace)") in text
+    assert ("onset at 20.0 s of the recording, decided at 30.0 s (published 09:00:17.250 UTC); wall-clock "
+            "latency at 4x: 12.25 s") in text
+    # at the bedside the 10 s of signal take 10 s, not 2.5 s: 10 + (12.25 - 2.5) s of processing
+    assert "at the bedside (real-time signal): 19.8 s after the detected onset (10.0 s of signal + 9.75 s processing)" in text
+    assert "ictal_alarm_latency_seconds: mean 12.250 s over 1 alarms" in text
+    assert "runs the signal part 4x faster" in text
 
 
 def test_an_undated_onset_has_an_unknown_time_to_alarm_not_a_stream_time_stand_in():
     event = json.loads(onset("demo-bed", 20.0).model_dump_json())
     assert alarm_latency_s(event) is None
     assert "time to alarm unknown" in describe(event)
-    assert "no alarm observed" in summary(Path("x.edf"), 1.0, [event], {}, 0)
+    text = summary(Path("x.edf"), 1.0, [event], {}, 0)
+    assert "ictal_alarm_latency_seconds: none observed (no alarms)" in text
+    assert "bedside time to alarm: unknown (no wall times)" in text

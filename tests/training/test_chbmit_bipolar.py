@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from ictal.detector.montage import DOUBLE_BANANA_CHANNELS
 
 from ictal.cli import main

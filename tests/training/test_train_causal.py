@@ -106,13 +106,13 @@ def test_causal_training_windows_are_slices_of_the_recordings_per_sample_normali
 
 
 def test_gain_and_mirroring_act_on_the_running_statistics_as_on_the_whole_recording():
-    from ictal.training.augment import _MIRROR
+    from ictal.training.augment import montage_mirror
 
     signal = _nonstationary_recording(300.0, 3)
     augment = AugmentConfig(amplitude_scale=(2.0, 2.0), noise_std_uv=0.0, channel_dropout_p=0.0,
                             time_shift_s=0.0, hemisphere_flip_p=1.0)
     dataset, drawn = _dataset([signal], 60 * FS, SERVING, augment=augment, length=8)
-    transformed = 2.0 * signal[_MIRROR]  # the recording as if recorded with gain 2 and mirrored
+    transformed = 2.0 * signal[montage_mirror("referential")]  # the recording as if recorded with gain 2 and mirrored
     frontend = _stream_frontend(transformed)
     for index in range(len(dataset)):
         x, _ = dataset[index]
