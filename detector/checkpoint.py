@@ -362,6 +362,20 @@ def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
         )
 
 
+def _legacy_model_config(config: Any) -> Any:
+    """A checkpoint's ``model_config`` with the architecture keys added since it was written.
+
+    ``fusion_norm`` (issue 22): absent means the checkpoint predates it and was built with the
+    fusion's LayerNorm (``"layernorm"``); the new default, ``"none"``, would not match its weights.
+    """
+    if isinstance(config, dict) and "fusion_norm" not in config:
+        logger.warning("checkpoint model_config has no fusion_norm: written before the read-out saw "
+                       "un-normalised features (issue 22), loaded with fusion_norm 'layernorm', whose "
+                       "probabilities saturate near 0.96; retrain it")
+        return {**config, "fusion_norm": "layernorm"}
+    return config
+
+
 def load_checkpoint(
     path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu"
 ) -> LoadedCheckpoint:
@@ -400,7 +414,9 @@ def load_checkpoint(
     path = Path(path)
     metadata = read_metadata(path)
     try:
-        model_config = ModelConfig.model_validate({**metadata["model_config"], "backend": backend})
+        model_config = ModelConfig.model_validate(
+            {**_legacy_model_config(metadata["model_config"]), "backend": backend}
+        )
         frontend_config = FrontendConfig.model_validate(metadata["frontend_config"])
     except KeyError as exc:
         raise CheckpointError(f"{path / METADATA_FILE}: key {exc.args[0]!r} missing") from exc
