@@ -11,6 +11,8 @@ metadata records what is needed to rebuild and trust the model:
 - ``montage``: the channel order of the model's input (:data:`detector.CANONICAL_CHANNELS`).
 - ``training``: the training data summary (``extra["training"]``), or null.
 - ``thresholds``: tuned alarm thresholds (``alarms.thresholds.AlarmThresholds`` fields), or null.
+- ``calibration`` (optional): post-hoc temperature scaling fitted on training recordings
+  (:mod:`detector.calibration`), applied by ``Detector``; a malformed entry is refused.
 - ``lookahead_s``: the output position the model was trained for (``detector.output_position``):
   seconds of future signal beyond the newest probability of a window's served span. Written by
   training; read by the daemon, ``ictal evaluate`` and ``ictal tune``. A checkpoint written before the
@@ -51,6 +53,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from detector import CANONICAL_CHANNELS
+from detector.calibration import read_calibration
 from detector.config import Backend, FrontendConfig, ModelConfig
 from detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 
@@ -265,6 +268,10 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             f"the canonical montage {list(CANONICAL_CHANNELS)}"
         )
     _check_thresholds(metadata.get("thresholds"), meta_path)
+    try:
+        read_calibration(metadata.get("calibration"), str(meta_path))
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
     if metadata.get("provenance") is not None:
         try:
             check_provenance(metadata["provenance"], f"{meta_path}: provenance")
