@@ -1,6 +1,8 @@
 """Measure where the probability ceiling comes from: per-stage magnitudes on real windows.
 
-Usage: PYTHONPATH=$PWD python scripts/ceiling_stages.py CHECKPOINT [CACHE_DIR]
+Usage: PYTHONPATH=$PWD python scripts/ceiling_stages.py CHECKPOINT [CACHE_DIR [PATTERN ...]]
+
+PATTERN: shell patterns of recording ids to keep (default: all).
 
 Scores every cached recording of ``CACHE_DIR`` (default cache/demo) with windows ending at every 4 s hop
 (left-padded with zeros before 60 s of history, as the daemon's warm-up windows), keeps the served
@@ -12,6 +14,7 @@ LayerNorm'd vector when the fusion has one.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import sys
 
@@ -49,11 +52,13 @@ def main() -> None:
         stats.setdefault(name, {0: [], 1: []})[cls].append(values.ravel())
 
     n_windows = 0
-    for entry in cache.entries:
+    patterns = sys.argv[3:]
+    entries = [e for e in cache.entries if not patterns or any(fnmatch.fnmatchcase(e.recording_id, p) for p in patterns)]
+    for entry in entries:
         sig = np.asarray(cache.signal(entry), dtype=np.float32)
         lab = np.asarray(cache.labels(entry))
         n = sig.shape[1]
-        ends = list(range(HOP * 10 // 4 * 4 // 4 * 1, n + 1, HOP))
+        ends = list(range(10 * 256 // HOP * HOP + HOP, n + 1, HOP))  # min history 10 s, as the daemon
         for end in ends:
             start = max(0, end - WIN)
             z = normalise_window_robust(sig[:, start:end], ckpt.frontend_config.clip_sigma)
@@ -79,7 +84,7 @@ def main() -> None:
                 add("fusion output |f| per electrode", cls, post[pooled_mask])
                 ro = grabbed["readout"][0, :, steps].abs().amax(0).numpy()
                 add("read-out max |r_t|", cls, ro[pooled_mask])
-    print(f"{n_windows} windows of {len(cache.entries)} recordings ({cache_dir}); served 4 s spans")
+    print(f"{n_windows} windows of {len(entries)} recordings ({cache_dir}); served 4 s spans")
     print(f"{'stage':34s} {'class':6s} {'n':>8s} {'p50':>8s} {'p99.9':>8s} {'max':>8s}")
     for name, per in stats.items():
         for cls in (1, 0):
