@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmThresholds, JournalConfig, PublisherConfig
-from alarms.journal import Journal
-from alarms.postprocess import detect_events
-from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent, ModelInfo, Probability
-from alarms.subscriber import AlarmSubscriber
+from ictal.alarms.config import AlarmThresholds, JournalConfig, PublisherConfig
+from ictal.alarms.journal import Journal
+from ictal.alarms.postprocess import detect_events
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.alarms.schema import AlarmEvent, ModelInfo, Probability
+from ictal.alarms.subscriber import AlarmSubscriber
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """Local flood of the catch-up endpoint: daemon memory and responsiveness (issue 15, item 10).
 
-``python -m alarms.bench_flood`` starts a publisher in a child process (a journal of ``--events``
+``python -m ictal.alarms.bench_flood`` starts a publisher in a child process (a journal of ``--events``
 events, its open-file limit set to ``--nofile``, like a daemon under the usual 1024), then:
 
 1. pipelines ``--pipelined`` catch-up requests ``{"since": 0}`` from one DEALER socket that never
@@ -35,10 +35,10 @@ import resource, sys, time
 from pathlib import Path
 nofile = int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-from alarms.config import JournalConfig, PublisherConfig
-from alarms.journal import Journal
-from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent, ModelInfo, Probability
+from ictal.alarms.config import JournalConfig, PublisherConfig
+from ictal.alarms.journal import Journal
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.alarms.schema import AlarmEvent, ModelInfo, Probability
 journal = Journal(JournalConfig(path=Path(sys.argv[1]) / "journal.sqlite3"))
 n = int(sys.argv[2])
 def event(i):
@@ -179,8 +179,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m alarms.bench_flood``."""
-    parser = argparse.ArgumentParser(prog="python -m alarms.bench_flood", description=__doc__.splitlines()[0])
+    """``python -m ictal.alarms.bench_flood``."""
+    parser = argparse.ArgumentParser(prog="python -m ictal.alarms.bench_flood", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

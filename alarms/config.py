@@ -6,9 +6,8 @@ import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ictal.detector.config import StrictModel
 from pydantic import Field, model_validator
-
-from detector.config import StrictModel
 
 
 class AlarmThresholds(StrictModel):
@@ -156,7 +155,7 @@ class MetricsBasicAuthConfig(StrictModel):
     username: str = Field(min_length=1, description="User name Prometheus sends (basic_auth.username).")
     password_hash: str | None = Field(
         None, description="Hash of the password: pbkdf2_sha256$<iterations>$<salt>$<hash> (base64; print one with "
-        "`python -m alarms.metrics_auth`) or a bcrypt hash ($2b$..., as in Prometheus' web config; needs the "
+        "`python -m ictal.alarms.metrics_auth`) or a bcrypt hash ($2b$..., as in Prometheus' web config; needs the "
         "bcrypt package). A hash, not the password, so the config file can be read without giving it away."
     )
     password_file: Path | None = Field(

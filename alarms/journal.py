@@ -2,7 +2,7 @@
 
 Every event is appended (and fsynced) here BEFORE it is published, so an event a subscriber has seen
 is on disk, and a subscriber that missed events asks for them by ``journal_seq``
-(see :mod:`alarms.schema` for the two sequence numbers).
+(see :mod:`ictal.alarms.schema` for the two sequence numbers).
 
 Layout: table ``events`` (``journal_seq`` primary key, ``bed_id``, ``bed_seq``, ``kind``,
 ``wall_time`` in Unix seconds, ``event_id`` unique, ``json`` = the event as published) and table
@@ -11,7 +11,7 @@ after a restart and are never reused, also after pruning.
 
 Journal identity: table ``meta`` holds ``journal_id``, a random UUID created with the file
 (:attr:`Journal.journal_id`); every appended event is stored with it (see "Journal identity" in
-:mod:`alarms.schema`). A journal file from before schema version 3 gets one the first time it is opened.
+:mod:`ictal.alarms.schema`). A journal file from before schema version 3 gets one the first time it is opened.
 
 Faults of the file (:meth:`Journal.check`, called before every append and by the publisher at every
 heartbeat): the path no longer names the open file (``deleted``: unlinked; ``replaced``: another inode
@@ -34,7 +34,7 @@ about 1.5 ms). Read the file offline after the daemon stopped, or through the ca
 Schema versions: the stored JSON is kept as it was published, so a journal written before an upgrade
 holds version-1 events. :meth:`Journal.since_json` (the catch-up replies) returns them as stored;
 :meth:`Journal.since` parses versions 1, 2 and 3 and refuses a newer version (a journal written by a
-newer ictal, read after a downgrade) with :class:`alarms.schema.UnsupportedSchemaVersionError`.
+newer ictal, read after a downgrade) with :class:`ictal.alarms.schema.UnsupportedSchemaVersionError`.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from alarms.config import JournalConfig
-from alarms.schema import AlarmEvent, parse_event
+from ictal.alarms.config import JournalConfig
+from ictal.alarms.schema import AlarmEvent, parse_event
 
 _GLOBAL = ""  # counters row of the global sequence (bed ids are never empty)
 

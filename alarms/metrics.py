@@ -53,6 +53,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import get_args
 
+from ictal.alarms.config import AlarmThresholds, MetricsConfig
+from ictal.alarms.metrics_auth import BasicAuth
+from ictal.alarms.metrics_http import MetricsHTTPServer, tls_context
+from ictal.alarms.schema import EventKind
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -67,11 +71,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-
-from alarms.config import AlarmThresholds, MetricsConfig
-from alarms.metrics_auth import BasicAuth
-from alarms.metrics_http import MetricsHTTPServer, tls_context
-from alarms.schema import EventKind
 
 # Label values known before the first event (pre-created at 0 so a rate over them starts at the first one).
 CATCHUP_RESULTS = ("ok", "error", "dropped")
@@ -499,7 +498,7 @@ class IctalMetrics:
 class MetricsServer:
     """A running metrics endpoint; ``port`` is the bound port (useful when configured as 0).
 
-    ``server`` is the :class:`alarms.metrics_http.MetricsHTTPServer` (limits and counters: see
+    ``server`` is the :class:`ictal.alarms.metrics_http.MetricsHTTPServer` (limits and counters: see
     that module); ``thread`` the thread running its loop.
     """
 
@@ -523,7 +522,7 @@ class MetricsServer:
 def serve_metrics(config: MetricsConfig, metrics: IctalMetrics) -> MetricsServer:
     """Serve ``metrics`` over HTTP (GET /metrics, read-only) on ``config.host:config.port``.
 
-    The endpoint bounds what a client can hold (see :mod:`alarms.metrics_http`): 64 connections at
+    The endpoint bounds what a client can hold (see :mod:`ictal.alarms.metrics_http`): 64 connections at
     once (the oldest half-sent request is dropped for a new one), 5 s to send a request, 8 KiB of
     request head, one request per connection.
 
@@ -531,7 +530,7 @@ def serve_metrics(config: MetricsConfig, metrics: IctalMetrics) -> MetricsServer
     ----------
     config : MetricsConfig
         Bind address (loopback by default), port (0 = any free port), TLS and basic auth (both required
-        off loopback; see :mod:`alarms.metrics_http`).
+        off loopback; see :mod:`ictal.alarms.metrics_http`).
     metrics : IctalMetrics
 
     Returns

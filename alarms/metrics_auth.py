@@ -3,16 +3,16 @@
 Contract
 --------
 - One user (the site's Prometheus, ``basic_auth`` in its scrape config). The password is configured as a
-  hash (:class:`alarms.config.MetricsBasicAuthConfig` ``password_hash``) or read from a file
+  hash (:class:`ictal.alarms.config.MetricsBasicAuthConfig` ``password_hash``) or read from a file
   (``password_file``, e.g. a systemd credential), never written in the config in clear.
 - Hash formats: ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (salt and hash in base64, the layout
-  Django uses; standard library only; print one with ``python -m alarms.metrics_auth``), and bcrypt
+  Django uses; standard library only; print one with ``python -m ictal.alarms.metrics_auth``), and bcrypt
   (``$2a$``, ``$2b$``, ``$2y$``: the format of Prometheus' own web config, ``htpasswd -nBC 10``), which
   needs the ``bcrypt`` package (refused at start, with the reason, when it is missing).
 - :meth:`BasicAuth.check` takes the ``Authorization`` header value. A header it accepted once is
   remembered (its SHA-256, the last 4) and accepted again by a constant-time compare without the slow
   hash: a scrape every 15 s does not cost a key derivation each; an unknown header costs one. Callers run
-  the slow path off their event loop (:mod:`alarms.metrics_http` gives it a thread of its own, so wrong
+  the slow path off their event loop (:mod:`ictal.alarms.metrics_http` gives it a thread of its own, so wrong
   passwords queue behind each other, not behind scrapes).
 """
 
@@ -28,7 +28,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from alarms.config import MetricsBasicAuthConfig
+from ictal.alarms.config import MetricsBasicAuthConfig
 
 # OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256; about 0.3 s on one core, paid once per new header.
 PBKDF2_ITERATIONS = 600_000
@@ -92,7 +92,7 @@ def _bcrypt_verifier(hashed: str):
         import bcrypt  # optional: only sites that reuse a Prometheus web-config hash need it
     except ImportError as exc:
         raise ValueError("password_hash is a bcrypt hash but the bcrypt package is not installed (install it, "
-                         "or use a pbkdf2_sha256 hash from `python -m alarms.metrics_auth`)") from exc
+                         "or use a pbkdf2_sha256 hash from `python -m ictal.alarms.metrics_auth`)") from exc
     encoded = hashed.encode()
 
     def verify(password: bytes) -> bool:
@@ -186,7 +186,7 @@ class BasicAuth:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m alarms.metrics_auth``: read a password on stdin, print its pbkdf2_sha256 hash."""
+    """``python -m ictal.alarms.metrics_auth``: read a password on stdin, print its pbkdf2_sha256 hash."""
     import getpass
 
     password = getpass.getpass("metrics password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")

@@ -25,14 +25,14 @@ Contract (what a client sees)
   first drop is logged at once, later ones are added up and logged with the next drop after the
   interval.
 
-TLS and basic auth (required off loopback: :class:`alarms.config.MetricsConfig`)
+TLS and basic auth (required off loopback: :class:`ictal.alarms.config.MetricsConfig`)
 ---------------------------------------------------------------------------------
 - With ``ssl_context`` (:func:`tls_context`) the endpoint speaks HTTPS only; the handshake must end
   within ``read_timeout_s`` (asyncio's ``ssl_handshake_timeout``), and the request-head deadline starts
   after it. A connection in its handshake is not yet counted in ``max_connections`` (asyncio hands it to
   the server only once the handshake is done); the handshake deadline bounds how long it holds a
   descriptor.
-- With ``basic_auth`` (:class:`alarms.metrics_auth.BasicAuth`) a request to ``/metrics`` without the
+- With ``basic_auth`` (:class:`ictal.alarms.metrics_auth.BasicAuth`) a request to ``/metrics`` without the
   configured user and password is answered 401 with ``WWW-Authenticate: Basic realm="ictal metrics"``
   (counted in ``rejected[401]``); nothing of the registry is rendered for it. A header accepted before is
   checked in the loop (a hash compare); a new one is verified in a thread of its own (the slow key
@@ -43,7 +43,7 @@ TLS and basic auth (required off loopback: :class:`alarms.config.MetricsConfig`)
   same context from the same parameters (names kept: ``certfile``, ``keyfile``, ``client_cafile``,
   ``client_auth_required``), with TLS 1.2 as the floor. prometheus-client has no basic auth on the server
   side (the "web config" with bcrypt users is the Go exporters' toolkit), hence
-  :mod:`alarms.metrics_auth`, whose bcrypt format matches that web config.
+  :mod:`ictal.alarms.metrics_auth`, whose bcrypt format matches that web config.
 - Off loopback, the server refuses to start without both (``ValueError``), whatever the caller's config.
 
 Linux specifics: the listening socket has ``TCP_DEFER_ACCEPT`` (a silent connection is handed to the
@@ -68,11 +68,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from ictal.alarms.config import MetricsTLSConfig, _host_is_loopback
+from ictal.alarms.metrics_auth import BasicAuth
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-
-from alarms.config import MetricsTLSConfig, _host_is_loopback
-from alarms.metrics_auth import BasicAuth
 
 log = logging.getLogger("ictal.alarms")
 

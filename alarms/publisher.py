@@ -4,7 +4,7 @@ Wire format
 -----------
 PUB socket (default ``tcp://127.0.0.1:5556``): two-frame messages ``[topic, json]``, both UTF-8.
 Topics: ``alarm.<bed>`` (onset, offset), ``quality.<bed>`` (signal_quality), ``heartbeat`` and
-``daemon``. The JSON is an :class:`alarms.schema.AlarmEvent` (JSON Schema in
+``daemon``. The JSON is an :class:`ictal.alarms.schema.AlarmEvent` (JSON Schema in
 ``alarms/alarm_event.schema.json``). ZeroMQ subscriptions match topic *prefixes*: subscribing to
 ``alarm.bed1`` also receives ``alarm.bed10``; compare the topic exactly when that matters.
 
@@ -16,7 +16,7 @@ journal_seq>, "first_seq": <oldest retained journal_seq or null>, "more": <bool>
 ...]}`` with the events of ``journal_seq > since`` in order (at most ``limit`` and at most
 :data:`MAX_REPLY_BYTES` of events, always at least one when there is one; ``more`` says there are
 others: ask again from the last one). ``journal_id`` names the journal the ``journal_seq`` numbers
-belong to (see "Journal identity" in :mod:`alarms.schema`). A malformed request gets
+belong to (see "Journal identity" in :mod:`ictal.alarms.schema`). A malformed request gets
 ``{"ok": false, "error": "<what was wrong>"}``: not UTF-8, longer than :data:`MAX_REQUEST_BYTES`, nested
 deeper than :data:`MAX_REQUEST_DEPTH` (both checked before parsing), not JSON, or not the object above.
 An unexpected failure while answering one request is logged with the request's first bytes and
@@ -39,7 +39,7 @@ message that libzmq drops (a request without a routing envelope) cannot block it
 Heartbeats (topic ``heartbeat``, every ``heartbeat_s``) carry ``journal_head`` and ``journal_id``: a
 subscriber whose last ``journal_seq`` is lower lost messages and catches up; one that knew another
 journal id resynchronises on the new journal. They also carry ``beds`` (each configured bed's
-:class:`alarms.schema.BedStatus`) when the publisher was given a ``bed_states`` callable.
+:class:`ictal.alarms.schema.BedStatus`) when the publisher was given a ``bed_states`` callable.
 
 Publish time and alarm latency
 ------------------------------
@@ -47,7 +47,7 @@ Publish time and alarm latency
 the send lock, right before the journal append; the fsync and the send follow within milliseconds),
 so the journaled and the sent event carry the same publish time, however long ago the event object
 was built. For an onset it then observes ``ictal_alarm_latency_seconds`` with exactly the event's
-``latency_s`` (publish wall time - onset wall time, see :mod:`alarms.schema`).
+``latency_s`` (publish wall time - onset wall time, see :mod:`ictal.alarms.schema`).
 
 Failure of the journal
 ----------------------
@@ -63,8 +63,8 @@ the append is still stuck, later events do not wait at all (they are queued behi
 when the disk comes back: a subscriber then catches them up and recognises them by ``event_id``).
 
 The journal's file is checked before every append and at every heartbeat
-(:meth:`alarms.journal.Journal.check`). When it was deleted, replaced or became unwritable, the
-publisher saves it aside and opens a new journal (:meth:`alarms.journal.Journal.recreate`), logs at
+(:meth:`ictal.alarms.journal.Journal.check`). When it was deleted, replaced or became unwritable, the
+publisher saves it aside and opens a new journal (:meth:`ictal.alarms.journal.Journal.recreate`), logs at
 ERROR, counts ``ictal_journal_faults_total{fault}`` and ``ictal_journal_errors_total``, and publishes
 a ``daemon`` event (reason ``journal_recreated``, journaled as the first event of the new journal)
 whose detail names the fault, where the old contents went and the old and new ``journal_id``.
@@ -87,13 +87,12 @@ from typing import Any, TypeVar
 
 import zmq
 import zmq.auth
+from ictal.alarms.config import CurveConfig, PublisherConfig
+from ictal.alarms.journal import Journal, JournalError, JournalFaultError
+from ictal.alarms.metrics import IctalMetrics
+from ictal.alarms.schema import AlarmEvent, BedStatus
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
-
-from alarms.config import CurveConfig, PublisherConfig
-from alarms.journal import Journal, JournalError, JournalFaultError
-from alarms.metrics import IctalMetrics
-from alarms.schema import AlarmEvent, BedStatus
 
 log = logging.getLogger("ictal.alarms")
 
@@ -290,7 +289,7 @@ class AlarmPublisher:
     wall_clock : callable, default time.time
         Unix time (s) now; stamps each event's publish time (``wall_time``). Injectable for tests.
     bed_states : callable, optional
-        Returns each configured bed's :class:`alarms.schema.BedStatus` by bed id; called for every
+        Returns each configured bed's :class:`ictal.alarms.schema.BedStatus` by bed id; called for every
         heartbeat (its ``beds``). If it raises or returns something invalid, the error is logged and
         that heartbeat goes without ``beds``.
 
@@ -433,7 +432,7 @@ class AlarmPublisher:
         Raises
         ------
         ValueError
-            If ``event`` is a heartbeat, or :class:`alarms.journal.DuplicateEventError` if it was
+            If ``event`` is a heartbeat, or :class:`ictal.alarms.journal.DuplicateEventError` if it was
             already journaled (then nothing is sent).
         RuntimeError
             If the publisher is closed.

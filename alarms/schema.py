@@ -2,7 +2,7 @@
 
 Sequence numbers
 ----------------
-Every journaled event carries two sequence numbers, both assigned by :class:`alarms.journal.Journal`:
+Every journaled event carries two sequence numbers, both assigned by :class:`ictal.alarms.journal.Journal`:
 
 - ``journal_seq``: global, strictly increasing over all beds, never reused (also not after pruning or
   a restart). It is the one order of the journal: catch-up requests (``since``) and
@@ -46,7 +46,7 @@ An onset event carries four times of one seizure alarm:
   (stream time, UTC).
 - ``window_end_s``: the end of the scored window whose probabilities decided the onset.
 - ``wall_time``: the UTC time at which the publisher took the event to journal and send it (set by
-  :meth:`alarms.publisher.AlarmPublisher.publish`; the journal's fsync and the send follow within
+  :meth:`ictal.alarms.publisher.AlarmPublisher.publish`; the journal's fsync and the send follow within
   milliseconds).
 
 **Alarm latency** (:attr:`AlarmEvent.latency_s`) is ``wall_time - onset_wall_time`` in seconds: the
@@ -72,7 +72,7 @@ supported: a reader never guesses at the meaning of a newer event. Readers built
 only (ictal before this change, or a consumer that pinned ``schema_version``) refuse version-3 events:
 upgrade subscribers together with the daemon.
 
-Regenerate the shipped JSON Schema with ``python -m alarms.schema``.
+Regenerate the shipped JSON Schema with ``python -m ictal.alarms.schema``.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import Transition
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -93,9 +95,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import Transition
 
 SCHEMA_VERSION = 3
 """Version of the events this package writes."""

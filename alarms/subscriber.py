@@ -22,7 +22,7 @@ Gap detection uses the global ``journal_seq``, so the subscriber listens to ever
 
 Schema versions: events of versions 1, 2 and 3 are delivered (a version-1 event, e.g. caught up from a
 journal written before an upgrade, has ``latency_s`` None). An event of another version, live or in a
-catch-up reply, ends the iteration with :class:`alarms.schema.UnsupportedSchemaVersionError` naming the
+catch-up reply, ends the iteration with :class:`ictal.alarms.schema.UnsupportedSchemaVersionError` naming the
 version found and the ones supported: a subscriber that skipped events it cannot read would miss
 alarms without anyone knowing.
 """
@@ -40,13 +40,12 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
+from ictal.alarms.schema import AlarmEvent, parse_event, unsupported_version
 from pydantic import BaseModel, ValidationError
-
-from alarms.schema import AlarmEvent, parse_event, unsupported_version
 
 
 class _CatchupReply(BaseModel):
-    """A catch-up reply (see :mod:`alarms.publisher`); parsed from JSON in one pass."""
+    """A catch-up reply (see :mod:`ictal.alarms.publisher`); parsed from JSON in one pass."""
 
     ok: bool
     error: str | None = None
@@ -120,7 +119,7 @@ def catchup_endpoint_for(pub_endpoint: str) -> str:
 
 
 class AlarmSubscriber:
-    """Catch-up + live follower of an :class:`alarms.publisher.AlarmPublisher`.
+    """Catch-up + live follower of an :class:`ictal.alarms.publisher.AlarmPublisher`.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """The detector's parts of ``ictal bench gpu``: environment, fused-vs-reference parity, model speed.
 
-``ictal bench gpu`` (entry point :mod:`training.bench_gpu`, which adds the parts that need EEG files,
+``ictal bench gpu`` (entry point :mod:`ictal.training.bench_gpu`, which adds the parts that need EEG files,
 the daemon and training) checks on one CUDA machine what no CPU test can: that the fused kernels
 (mamba-ssm, flash-linear-attention) compute what the reference PyTorch stacks compute, forward and
 backward, in float32 and bf16, and how fast the detector runs. This module holds the parts that need
@@ -9,7 +9,7 @@ nothing above ``detector``, the time-bounded runner of all parts and the report 
 Parts (letters of issue 20)
 ---------------------------
 - ``env`` (a): device, driver, torch / triton / mamba-ssm / causal-conv1d / fla versions, whether each
-  fused package imports and runs (:func:`detector.backends.probe_fused_kernels`), what
+  fused package imports and runs (:func:`ictal.detector.backends.probe_fused_kernels`), what
   ``resolve_backend(stack, "fused")`` says, and whether the bench's own fused stacks (below) build
   and run one forward pass.
 - ``parity`` (b): for each stack and shape, random inputs drawn fresh (the seed is recorded), the
@@ -19,7 +19,7 @@ Parts (letters of issue 20)
   ``||out - ref|| / ||ref||`` of the output and of the gradients (input and every parameter,
   concatenated). Tolerances: :data:`TOLERANCES`.
 - ``speed`` (d): presets ``tiny`` and ``full`` (random weights), both stacks, both backends, each
-  direction the model has (``direction`` of :class:`~detector.config.ModelConfig` when that field
+  direction the model has (``direction`` of :class:`~ictal.detector.config.ModelConfig` when that field
   exists; else bidirectional only, said in the result), bf16 autocast and float32, batch 1, 8, 32,
   128, 256 windows of 60 s: CUDA-event time of one forward pass (``torch.inference_mode``), median of
   ``repeats`` after ``warmup`` passes; windows/s = batch / median; peak memory =
@@ -29,8 +29,8 @@ Parts (letters of issue 20)
 The fused stacks
 ----------------
 The bench builds a model (or stack) on the reference backend, then replaces every reference mixer by
-the upstream module of the same hyper-parameters (:func:`detector.stacks.fused.fused_mamba2`,
-:func:`~detector.stacks.fused.fused_gated_deltanet`) and loads the same weights into it (the
+the upstream module of the same hyper-parameters (:func:`ictal.detector.stacks.fused.fused_mamba2`,
+:func:`~ictal.detector.stacks.fused.fused_gated_deltanet`) and loads the same weights into it (the
 state-dict keys are shared). Where causal-conv1d is absent (it is a CUDA extension; the GPU machine
 has no compiler time for it), ``mamba_ssm.Mamba2`` runs with ``use_mem_eff_path=False``: its
 convolution in PyTorch, the SSD scan and gated norm in Triton. Each result names the path it ran
@@ -195,8 +195,7 @@ def cuda_available() -> bool:
 def machine() -> dict:
     """The machine: CPU, cores, load average, Python, platform, and the GPU where there is one."""
     import torch
-
-    from detector.machine import cpu_model
+    from ictal.detector.machine import cpu_model
 
     info = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
             "python": platform.python_version(), "platform": f"{platform.system()} {platform.release()}",
@@ -249,11 +248,11 @@ def fused_path(stack: str) -> str:
 
 
 def make_fused_mixer(stack: str, config) -> Any:
-    """The upstream mixer of ``stack`` built from a :class:`~detector.config.StackConfig`.
+    """The upstream mixer of ``stack`` built from a :class:`~ictal.detector.config.StackConfig`.
 
     Raises ImportError when the package is missing. See :func:`fused_path` for the kernels it runs.
     """
-    from detector.stacks.fused import fused_gated_deltanet, fused_mamba2
+    from ictal.detector.stacks.fused import fused_gated_deltanet, fused_mamba2
 
     if stack == "gated_deltanet":
         return fused_gated_deltanet(config)
@@ -284,8 +283,8 @@ def swap_to_fused(stack_module, stack: str, config) -> int:
     RuntimeError
         If no reference mixer is found (nothing would be compared).
     """
-    from detector.stacks.gated_deltanet import GatedDeltaNetMixer
-    from detector.stacks.mamba2 import Mamba2Mixer
+    from ictal.detector.stacks.gated_deltanet import GatedDeltaNetMixer
+    from ictal.detector.stacks.mamba2 import Mamba2Mixer
 
     reference_type = Mamba2Mixer if stack == "bimamba2" else GatedDeltaNetMixer
     targets = [(name, module) for name, module in stack_module.named_modules() if isinstance(module, reference_type)]
@@ -310,10 +309,9 @@ def swap_model_to_fused(model, config) -> int:
 
 
 def load_preset(preset: str, stack: str, **changes):
-    """The :class:`~detector.config.ModelConfig` of ``configs/model/<preset>_<stack>.yaml`` with ``changes``."""
+    """The :class:`~ictal.detector.config.ModelConfig` of ``configs/model/<preset>_<stack>.yaml`` with ``changes``."""
     import yaml
-
-    from detector.config import ModelConfig
+    from ictal.detector.config import ModelConfig
 
     path = CONFIGS / f"{preset}_{stack}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -337,10 +335,9 @@ def relative_error(out, ref) -> float:
 def part_env(options: dict, record: Callable[[str, Any], None]) -> None:
     """(a) Device, versions, and which fused backends import and run."""
     import torch
-
-    from detector.backends import probe_fused_kernels
-    from detector.config import StackConfig
-    from detector.stacks import build_stack, resolve_backend
+    from ictal.detector.backends import probe_fused_kernels
+    from ictal.detector.config import StackConfig
+    from ictal.detector.stacks import build_stack, resolve_backend
 
     record("machine", machine())
     record("versions", {
@@ -417,8 +414,7 @@ def _grads(module, x) -> Any:
 def part_parity(options: dict, record: Callable[[str, Any], None]) -> None:
     """(b) Fused and reference stacks against the float64 reference: forward and backward, fp32 and bf16."""
     import torch
-
-    from detector.stacks import build_stack
+    from ictal.detector.stacks import build_stack
 
     device = "cuda" if cuda_available() else "cpu"
     seed = int(options.get("seed") or torch.seed() % 2**31)
@@ -473,7 +469,7 @@ def part_parity(options: dict, record: Callable[[str, Any], None]) -> None:
 
 
 def _directions() -> tuple[list[str], str]:
-    from detector.config import ModelConfig
+    from ictal.detector.config import ModelConfig
 
     if "direction" in ModelConfig.model_fields:
         return ["bidirectional", "causal"], "ModelConfig.direction exists: bidirectional and causal timed"
@@ -509,8 +505,7 @@ def part_speed(options: dict, record: Callable[[str, Any], None]) -> None:
     import resource
 
     import torch
-
-    from detector.model import build_model, count_parameters
+    from ictal.detector.model import build_model, count_parameters
 
     cuda = cuda_available()
     device = torch.device("cuda" if cuda else "cpu")

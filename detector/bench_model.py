@@ -52,8 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from detector.machine import cpu_model
+from ictal.detector.machine import cpu_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
 GOALS_MS = {"tiny": 100.0, "full": 1500.0}
@@ -95,10 +94,10 @@ def _machine() -> str:
 def _measure(job: dict) -> dict:
     """Child process: build one (preset, stack) model and time it at every batch size."""
     import torch
+    from ictal.detector.config import ModelConfig
+    from ictal.detector.inference import resolve_device
+    from ictal.detector.model import build_model, count_parameters
 
-    from detector.config import ModelConfig
-    from detector.inference import resolve_device
-    from detector.model import build_model, count_parameters
     from ictal.config import load_config
 
     if job["threads"]:

@@ -1,6 +1,6 @@
 """Rail (clipping) detection: its validation on real EEG and its cost per 60 s window.
 
-``python -m detector.bench_quality [--scan] [--cost] [--data DIR] [--baseline FILE]`` prints tables
+``python -m ictal.detector.bench_quality [--scan] [--cost] [--data DIR] [--baseline FILE]`` prints tables
 with units and the machine; asserts nothing (both tables when neither flag is given).
 
 Scan (``--scan``)
@@ -8,9 +8,9 @@ Scan (``--scan``)
 Every EDF under ``DIR`` (default ``../shared/data``: the labelled ICU segments, healthy EEGMAT, the
 CHB-MIT bipolar clips and the quirks), every EEG signal in uV or mV (EKG/ECG, Effort and ``A2-A1``
 left out), at its own rate in float32 as a source delivers it. Each signal is cut into 4 s pieces (the
-daemon's hop; :func:`detector.quality.rail_stats` runs once per hop) and judged, as
+daemon's hop; :func:`ictal.detector.quality.rail_stats` runs once per hop) and judged, as
 ``streaming.pipeline`` does, on every window of 8 to 60 s of pieces ending on a piece boundary
-(:func:`detector.quality.rail_summary`; clipped when the rail fraction exceeds ``saturation_fraction``).
+(:func:`ictal.detector.quality.rail_summary`; clipped when the rail fraction exceeds ``saturation_fraction``).
 Variants of the same samples:
 
 - ``real``: as recorded. Every channel-window found clipped is a false detection, except in
@@ -43,9 +43,8 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-
-from detector import quality
-from detector.machine import cpu_model
+from ictal.detector import quality
+from ictal.detector.machine import cpu_model
 
 PIECE_S = 4.0
 """Seconds per raw piece: the daemon's hop (``configs/daemon.yaml``), one ``rail_stats`` call each."""
@@ -205,7 +204,7 @@ def cost(data: Path, repeats: int, baseline: Path | None) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``ictal bench quality`` (and ``python -m detector.bench_quality``)."""
+    """Options of ``ictal bench quality`` (and ``python -m ictal.detector.bench_quality``)."""
     parser.add_argument("--scan", action="store_true", help="Validate on every real EDF under --data.")
     parser.add_argument("--cost", action="store_true", help="CPU time per 60 s window.")
     default_data = os.environ.get("ICTAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -230,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m detector.bench_quality``."""
+    """Entry point: ``python -m ictal.detector.bench_quality``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-
-from detector.config import Stack, StackConfig
-from detector.stacks import build_stack
+from ictal.detector.config import Stack, StackConfig
+from ictal.detector.stacks import build_stack
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def time_stack_block(
     config : StackConfig
         Hyper-parameters; ``n_layers`` is overridden to 1.
     backend : str
-        Passed to :func:`~detector.stacks.build_stack`.
+        Passed to :func:`~ictal.detector.stacks.build_stack`.
     repeats : int
         Timed repetitions after one warm-up run.
     device : str

@@ -1,14 +1,14 @@
 """Post-hoc calibration stored with a checkpoint: the ``calibration`` entry of ``metadata.json``.
 
 A checkpoint may carry a temperature fitted after training (Guo et al. 2017) on its TRAINING recordings
-(never on held-out ones; ``ictal tune --calibrate`` fits it, :mod:`training.calibration`)::
+(never on held-out ones; ``ictal tune --calibrate`` fits it, :mod:`ictal.training.calibration`)::
 
     "calibration": {"method": "temperature", "temperature": T,
                     "fitted_on": {"dataset": ..., "recordings": [ids], "n_samples": n,
                                   "n_seizure_samples": k, "positions": "served"},
                     "nll_before": ..., "nll_after": ..., "checkpoint_id": "<id of the weights>"}
 
-:class:`~detector.inference.Detector` applies it wherever it makes a probability (``predict`` and
+:class:`~ictal.detector.inference.Detector` applies it wherever it makes a probability (``predict`` and
 ``step``): :math:`p = \\sigma(z / T)` for the logit :math:`z`, so the daemon, ``ictal evaluate``,
 ``ictal tune`` and the Python API all read calibrated probabilities, and tuned thresholds (``tau_on``,
 ``tau_off``) refer to them. ``T > 1`` softens over-confident logits, ``T < 1`` sharpens timid ones; one

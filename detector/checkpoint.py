@@ -6,13 +6,13 @@ metadata records what is needed to rebuild and trust the model:
 - ``format``, ``format_version``: ``"ictal-checkpoint"``, 1.
 - ``checkpoint_id``: the first 16 hex digits of the SHA-256 of the weights (names, dtypes, shapes and
   bytes in name order); it does not change when the metadata is edited (e.g. by ``ictal tune``).
-- ``model_config``, ``stack``: the :class:`~detector.config.ModelConfig` the weights belong to.
-- ``frontend_config``: the :class:`~detector.config.FrontendConfig` the model was trained with.
-- ``montage``: the channel order of the model's input (:data:`detector.CANONICAL_CHANNELS`).
+- ``model_config``, ``stack``: the :class:`~ictal.detector.config.ModelConfig` the weights belong to.
+- ``frontend_config``: the :class:`~ictal.detector.config.FrontendConfig` the model was trained with.
+- ``montage``: the channel order of the model's input (:data:`ictal.detector.CANONICAL_CHANNELS`).
 - ``training``: the training data summary (``extra["training"]``), or null.
 - ``thresholds``: tuned alarm thresholds (``alarms.thresholds.AlarmThresholds`` fields), or null.
 - ``calibration`` (optional): post-hoc temperature scaling fitted on training recordings
-  (:mod:`detector.calibration`), applied by ``Detector``; a malformed entry is refused.
+  (:mod:`ictal.detector.calibration`), applied by ``Detector``; a malformed entry is refused.
 - ``lookahead_s``: the output position the model was trained for (``detector.output_position``):
   seconds of future signal beyond the newest probability of a window's served span. Written by
   training; read by the daemon, ``ictal evaluate`` and ``ictal tune``. A checkpoint written before the
@@ -47,15 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.calibration import read_calibration
+from ictal.detector.config import Backend, FrontendConfig, ModelConfig
+from ictal.detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-
-from detector import CANONICAL_CHANNELS
-from detector.calibration import read_calibration
-from detector.config import Backend, FrontendConfig, ModelConfig
-from detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
@@ -416,7 +415,7 @@ def load_checkpoint(
     warning on the ``detector.checkpoint`` logger that its training data is unknown, and
     ``provenance`` None.
     """
-    from detector.model import build_model
+    from ictal.detector.model import build_model
 
     path = Path(path)
     metadata = read_metadata(path)

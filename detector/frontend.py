@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from detector.config import FrontendConfig
-from detector.filters import CausalFilterBank
-from detector.normalise import RunningNormaliser, normalise_window_robust
-from detector.resample import StreamingResampler
+from ictal.detector.config import FrontendConfig
+from ictal.detector.filters import CausalFilterBank
+from ictal.detector.normalise import RunningNormaliser, normalise_window_robust
+from ictal.detector.resample import StreamingResampler
 
 BLOCK_SAMPLES: int = 8192
 """Input samples per internal block of :meth:`Frontend.process` (chunking never changes the output)."""
@@ -44,9 +43,9 @@ class Frontend:
        (sample-and-hold, as an amplifier's display holds during a dropout); before the channel's first
        finite sample it is replaced by 0 uV. A replaced value is finite and continuous with the signal,
        so the IIR state is never poisoned and the band-pass sees no step;
-    2. polyphase resampling to 256 Hz (:class:`detector.resample.StreamingResampler`, causal, edge-hold
+    2. polyphase resampling to 256 Hz (:class:`ictal.detector.resample.StreamingResampler`, causal, edge-hold
        start);
-    3. Butterworth band-pass and notch (:class:`detector.filters.CausalFilterBank`, steady-state start
+    3. Butterworth band-pass and notch (:class:`ictal.detector.filters.CausalFilterBank`, steady-state start
        from the first sample).
 
     All stages compute in float64; the output is float32. Chunking does not change the output beyond
@@ -157,14 +156,14 @@ class Frontend:
         end_index : int, optional
             Absolute index (at 256 Hz) one past the window's last sample; used only by
             ``normalisation="running"``, where every sample is normalised with the statistics before
-            its own second (:meth:`~detector.normalise.RunningNormaliser.normalise_causal`): a window
+            its own second (:meth:`~ictal.detector.normalise.RunningNormaliser.normalise_causal`): a window
             is a slice of one per-sample normalised stream. Defaults to :attr:`n_out` (the window
             ends at the newest processed sample).
 
         Returns
         -------
         z : ndarray of float32, shape (n_channels, n_samples)
-            Normalised samples clipped to ``+/- clip_sigma`` (see :mod:`detector.normalise`).
+            Normalised samples clipped to ``+/- clip_sigma`` (see :mod:`ictal.detector.normalise`).
 
         Raises
         ------

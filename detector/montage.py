@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS
+from ictal.detector import CANONICAL_CHANNELS
 
 ALIASES_10_10: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
 """10-10 names of the four 10-20 temporal/parietal sites whose names changed (ACNS 2006 guideline)."""

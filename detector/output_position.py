@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 
-from detector import FS_HZ, WINDOW_SAMPLES
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
 
 MAX_LOOKAHEAD_S: float = 30.0
 """Largest lookahead a checkpoint may declare (s): beyond half a window an alarm would wait longer

@@ -24,7 +24,7 @@ excursion beyond the rail lasts one sample at 200 Hz when it is a spike. The pro
 ``"T5: saturated (clipped at -100 uV and 100 uV: 78.0% of raw samples on a rail)"``; a side is
 named when it holds more than half of ``saturation_fraction``.
 
-Validation (``python -m detector.bench_quality --scan``: 147 real EDFs of ``../shared/data``, every
+Validation (``python -m ictal.detector.bench_quality --scan``: 147 real EDFs of ``../shared/data``, every
 EEG signal at its own rate, every window of 8-60 s of 4 s pieces ending on a piece boundary, 24518
 channel-windows): no unclipped channel-window is found clipped, as recorded or re-digitised at a
 0.5 uV step (largest rail fraction 0.375 % and 0.5 %, against the 1 % threshold). The same EEG
@@ -43,11 +43,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from ictal.detector import CANONICAL_CHANNELS
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.fft import rfft
 from scipy.signal import get_window
-
-from detector import CANONICAL_CHANNELS
 
 
 class QualityThresholds(BaseModel):

@@ -13,10 +13,10 @@ import torch
 class StreamState:
     """The streaming state of B recordings (beds) of one causal detector.
 
-    Made by :meth:`detector.inference.Detector.init_state` and returned by
-    :meth:`~detector.inference.Detector.step`; opaque to callers except for the operations below. The
+    Made by :meth:`ictal.detector.inference.Detector.init_state` and returned by
+    :meth:`~ictal.detector.inference.Detector.step`; opaque to callers except for the operations below. The
     tensors (convolution caches, the stacks' recurrent states, the edge pooling's partial block; see
-    :meth:`detector.model.TimeThenGraphDetector.init_state`) all have a first dimension of B times a
+    :meth:`ictal.detector.model.TimeThenGraphDetector.init_state`) all have a first dimension of B times a
     per-recording count, batch-major, so the states of several beds concatenate into one batch
     (:meth:`stack`) and split back (:meth:`split`) without copying more than the tensors.
 
@@ -37,7 +37,7 @@ class StreamState:
 
     @property
     def samples_seen(self) -> np.ndarray:
-        """Samples stepped since :meth:`~detector.inference.Detector.init_state`, per recording, shape (B,)."""
+        """Samples stepped since :meth:`~ictal.detector.inference.Detector.init_state`, per recording, shape (B,)."""
         return self.tensors["samples_seen"].cpu().numpy().copy()
 
     @property

@@ -23,10 +23,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from detector import FS_HZ, WINDOW_SAMPLES
-from detector.config import ModelConfig
-from streaming.config import DaemonConfig
-from training.config import TrainConfig
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import ModelConfig
+from ictal.streaming.config import DaemonConfig
+from ictal.training.config import TrainConfig
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "daemon": DaemonConfig,

@@ -4,7 +4,7 @@ Usage: PYTHONPATH=$PWD python scripts/calibration_before_after.py EVAL_DIR CHECK
 
 EVAL_DIR is the output of ``ictal evaluate --out`` for a checkpoint with a temperature (its served
 probabilities are calibrated); the uncalibrated ones are recovered exactly as sigmoid(logit(p) * T)
-(up to the 1e-7 clip of :func:`training.calibration.logits_of`). Nothing is re-run.
+(up to the 1e-7 clip of :func:`ictal.training.calibration.logits_of`). Nothing is re-run.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from detector.calibration import read_calibration
-from training.calibration import apply_temperature, recordings_calibration
-from training.evaluate import load_scored
+from ictal.detector.calibration import read_calibration
+from ictal.training.calibration import apply_temperature, recordings_calibration
+from ictal.training.evaluate import load_scored
 
 
 def main() -> None:

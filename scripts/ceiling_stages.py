@@ -20,10 +20,9 @@ import sys
 
 import numpy as np
 import torch
-
-from detector.checkpoint import load_checkpoint
-from detector.normalise import normalise_window_robust
-from training.cache import Cache
+from ictal.detector.checkpoint import load_checkpoint
+from ictal.detector.normalise import normalise_window_robust
+from ictal.training.cache import Cache
 
 HOP = 1024
 WIN = 15360

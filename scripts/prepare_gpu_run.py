@@ -21,7 +21,7 @@ it travels only when carried) holding:
     Mamba1 selective scan, Mamba3's TileLang kernels), and repacks the wheel with build tag ``1``
     and a fresh RECORD. Mamba2's own path is Triton (SSD scan, gated RMS norm); without
     causal-conv1d (a CUDA extension, not carried) it must run with ``use_mem_eff_path=False``,
-    which the bench does (:func:`detector.bench_gpu.make_fused_mixer`).
+    which the bench does (:func:`ictal.detector.bench_gpu.make_fused_mixer`).
   * the project's own dependencies missing there: pydantic (+ pydantic-core for CPython 3.12,
     annotated-types, typing-inspection, typing-extensions), edfio, pyzmq; the versions installed in
     this venv (the combination the tests pass with). pylsl and timescoring are not imported by the
@@ -195,10 +195,10 @@ def copy_data(source: Path, data: Path) -> list[Path]:
 def build_training_cache(data: Path, cache: Path) -> int:
     """The training cache of the copied recordings (what part f trains on); returns the recordings cached."""
     sys.path.insert(0, str(REPO_ROOT))
-    from detector.config import FrontendConfig
-    from training.cache import build_cache
-    from training.config import DataConfig
-    from training.datasets import discover
+    from ictal.detector.config import FrontendConfig
+    from ictal.training.cache import build_cache
+    from ictal.training.config import DataConfig
+    from ictal.training.datasets import discover
 
     index = discover(DataConfig(format="rated_windows", root=data))
     summary = build_cache(index.recordings, cache, FrontendConfig(), workers=1, progress=False, log=lambda text: None)

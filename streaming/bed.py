@@ -71,7 +71,7 @@ Stream mode
 -----------
 With ``mode="stream"`` (``detector.mode: stream``, a causal checkpoint with ``running``
 normalisation and ``lookahead_s`` 0) :meth:`BedSession.push` returns
-:class:`streaming.pipeline.StreamHop` s instead of windows, ending on the same grid (``min_history_s``
+:class:`ictal.streaming.pipeline.StreamHop` s instead of windows, ending on the same grid (``min_history_s``
 after the origin, every hop, and the first full window's end), and the session holds the bed's model
 state (:attr:`BedSession.stream_state`, written by the scorer with :meth:`BedSession.keep_stream_state`).
 A warm hop carries its new samples of the per-sample normalised stream; the model steps the state
@@ -110,19 +110,18 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import PostProcessor, Transition
-from alarms.schema import AlarmEvent, ModelInfo, Probability
-from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.output_position import seconds_to_samples, served_span
-from detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
-from streaming.chunk import Chunk
-from streaming.edf import BLOCK_S, CanonicalRecording, CanonicalStream, open_canonical
-from streaming.pipeline import BedPipeline, StreamHop, Window
-from streaming.sources.base import Source
-from streaming.stream_step import HopOutput, HopTask, step_hops
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import PostProcessor, Transition
+from ictal.alarms.schema import AlarmEvent, ModelInfo, Probability
+from ictal.detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.output_position import seconds_to_samples, served_span
+from ictal.detector.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_window
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import BLOCK_S, CanonicalRecording, CanonicalStream, open_canonical
+from ictal.streaming.pipeline import BedPipeline, StreamHop, Window
+from ictal.streaming.sources.base import Source
+from ictal.streaming.stream_step import HopOutput, HopTask, step_hops
 
 MAX_GAP_FRACTION: float = 0.1
 """A window with more than this fraction of gap filler (6 s of 60 s) is unusable: the model would
@@ -230,7 +229,7 @@ class BedSession:
     quality_thresholds : QualityThresholds, optional
         Only ``max_bad_channels`` is read here (the window reports use the front-end's defaults).
     mode : {"window", "stream"}, default "window"
-        ``stream``: :meth:`push` returns :class:`streaming.pipeline.StreamHop` s and the session holds
+        ``stream``: :meth:`push` returns :class:`ictal.streaming.pipeline.StreamHop` s and the session holds
         the bed's model state (see "Stream mode" in the module docstring).
     stream_multiple_samples : int, default 1
         Stream mode: the checkpoint's ``Detector.stream_multiple_samples``.
@@ -391,7 +390,7 @@ class BedSession:
 
     def extend_hop(self, hop: StreamHop, skipped: StreamHop) -> StreamHop:
         """The hop after a skipped one, stepping over the skipped samples too
-        (:meth:`streaming.pipeline.BedPipeline.extend_hop`): the bed's thread calls it for the oldest
+        (:meth:`ictal.streaming.pipeline.BedPipeline.extend_hop`): the bed's thread calls it for the oldest
         queued hop when an older one was discarded."""
         return self.pipeline.extend_hop(hop, skipped)
 

@@ -2,7 +2,7 @@
 
 Each bed runs in a thread of its own, so a bed whose stream stalls, drops or never appears keeps
 the other beds running. The thread opens the source (retrying every ``RETRY_OPEN_S`` while it
-cannot), reads chunks, pushes them through the bed's :class:`streaming.bed.BedSession` (front-end,
+cannot), reads chunks, pushes them through the bed's :class:`ictal.streaming.bed.BedSession` (front-end,
 ring buffer, scheduler) and puts the due windows in the bed's bounded queue, from which the
 scoring loop (``streaming.scoring``) takes them. When the queue is full the oldest window is
 discarded (``BedSession.discard``): memory never grows and the scoring loop always gets the newest
@@ -12,7 +12,7 @@ Stream state is reported as ``signal_quality`` events (reasons ``stream_connecte
 ``stream_lost``, ``no_data``, ``end_of_stream``, ``source_error``, ``gap``, ``clock_jump_back``,
 ``rate_mismatch``, ``rate_ok``) and metrics (``ictal_stream_connected``, ``ictal_samples_received``,
 ``ictal_samples_lost``, ``ictal_stream_gap_seconds``, ``ictal_ring_buffer_fill_ratio``, and in
-:class:`streaming.daemon_metrics.DaemonMetrics` ``ictal_source_refusals_total``,
+:class:`ictal.streaming.daemon_metrics.DaemonMetrics` ``ictal_source_refusals_total``,
 ``ictal_clock_jumps_back_total``, ``ictal_clock_jump_back_seconds_total``,
 ``ictal_stream_effective_rate_hz``, ``ictal_stream_rate_mismatch``). A lost stream closes an open
 alarm (reason ``stream_lost``): no alarm stays up on data that no longer arrives.
@@ -62,7 +62,7 @@ the loss (their alarm state was closed by the loss: an onset raised from them wo
 that no longer arrives).
 
 Wall-clock times of alarms: every chunk is recorded as it arrives in the bed's
-:class:`streaming.sources.wall_clock.SampleWallClock` with the source's clock mapping
+:class:`ictal.streaming.sources.wall_clock.SampleWallClock` with the source's clock mapping
 (``Source.clock_offset_s``), and :meth:`BedWorker.stamp` gives each onset its ``onset_wall_time`` and
 ``min_duration_wall_time`` (each offset the ``onset_wall_time`` of its onset) before it is published;
 the publisher sets ``wall_time`` when it sends, so ``AlarmEvent.latency_s`` is the true time to alarm.
@@ -79,19 +79,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from alarms.config import AlarmThresholds
-from alarms.metrics import IctalMetrics
-from alarms.schema import AlarmEvent, ModelInfo
-from detector import FS_HZ
-from detector.config import FrontendConfig
-from streaming.bed import BedSession
-from streaming.chunk import Chunk
-from streaming.config import BedConfig, SchedulerConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.logfmt import kv
-from streaming.pipeline import Window
-from streaming.sources.base import Source
-from streaming.sources.wall_clock import SampleWallClock
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.metrics import IctalMetrics
+from ictal.alarms.schema import AlarmEvent, ModelInfo
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import BedSession
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import BedConfig, SchedulerConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.logfmt import kv
+from ictal.streaming.pipeline import Window
+from ictal.streaming.sources.base import Source
+from ictal.streaming.sources.wall_clock import SampleWallClock
 
 log = logging.getLogger("ictal.bed")
 
@@ -186,7 +186,7 @@ class BedWorker:
     lookahead_s : float, default 0
         The checkpoint's output position (``detector.output_position``), given to the session.
     mode : {"window", "stream"}, default "window"
-        ``detector.mode``, given to the session: ``stream`` queues :class:`streaming.pipeline.StreamHop` s
+        ``detector.mode``, given to the session: ``stream`` queues :class:`ictal.streaming.pipeline.StreamHop` s
         and every new generation (a reconnection, samples arriving again after ``no_data``, a restart)
         drops the bed's model state (``BedSession.invalidate_stream_state("reconnect")``): the next hop
         rebuilds it from the ring buffer.

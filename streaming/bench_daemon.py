@@ -47,15 +47,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.machine import cpu_model
-from streaming.bed import BedSession
-from streaming.chunk import Chunk
-from streaming.edf import CanonicalRecording, load_canonical
-from streaming.sources.base import Source
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.machine import cpu_model
+from ictal.streaming.bed import BedSession
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import CanonicalRecording, load_canonical
+from ictal.streaming.sources.base import Source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,17 +196,16 @@ def _frontend_for(mode: str) -> FrontendConfig:
 
 
 def _load_model(args: argparse.Namespace, work: Path):
-    from detector.inference import Detector
+    from ictal.detector.inference import Detector
 
     note = ""
     checkpoint = args.checkpoint
     if checkpoint is None:
         import torch
         import yaml
-
-        from detector.checkpoint import save_checkpoint
-        from detector.config import ModelConfig
-        from detector.model import build_model
+        from ictal.detector.checkpoint import save_checkpoint
+        from ictal.detector.config import ModelConfig
+        from ictal.detector.model import build_model
 
         config = ModelConfig.model_validate(yaml.safe_load(Path(args.model_config).read_text()))
         if args.mode == "stream":
@@ -337,16 +335,16 @@ class _TimedScorer:
 def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, seconds: float,
              max_batch: int, work: Path, mode: str = "window") -> dict:
     """Serve ``beds`` simulated beds with the real daemon for ``seconds``; scored, due, skipped, latencies."""
-    from alarms.config import AlarmsConfig, JournalConfig, MetricsConfig, PublisherConfig
-    from streaming.config import (
+    from ictal.alarms.config import AlarmsConfig, JournalConfig, MetricsConfig, PublisherConfig
+    from ictal.streaming.config import (
         BedConfig,
         DaemonConfig,
         DetectorRuntimeConfig,
         EdfSourceConfig,
         SchedulerConfig,
     )
-    from streaming.daemon import Daemon
-    from streaming.notify import SystemdNotifier
+    from ictal.streaming.daemon import Daemon
+    from ictal.streaming.notify import SystemdNotifier
 
     config = DaemonConfig(
         beds=[BedConfig(bed_id=f"sim-{i:03d}", source=EdfSourceConfig(path=recording.path)) for i in range(beds)],
@@ -398,7 +396,7 @@ def live_run(detector, recording: CanonicalRecording, beds: int, hop_s: float, s
 
 def memory_run(recording: CanonicalRecording, beds: int, hours: float, hop_s: float, mode: str = "window") -> dict:
     """RSS while ``beds`` bed paths take ``hours`` of signal each (constant scorer)."""
-    from streaming.stream_step import HopTask, step_hops
+    from ictal.streaming.stream_step import HopTask, step_hops
 
     scorer = _ConstantScorer()
     before = _rss_mb()
@@ -464,8 +462,8 @@ def run(args: argparse.Namespace) -> int:
     machine = _machine()
     say(f"machine: {machine}")
     say(f"mode: {args.mode} ({'one model step per hop per bed, state carried' if stream else 'one 60 s window per hop per bed'})")
-    from streaming.config import DaemonConfig
-    from streaming.daemon import apply_model_threads
+    from ictal.streaming.config import DaemonConfig
+    from ictal.streaming.daemon import apply_model_threads
 
     threads = apply_model_threads(DaemonConfig.model_validate(
         {"kind": "daemon", "detector": {"mode": args.mode, "device": args.device, "threads": args.threads}}))

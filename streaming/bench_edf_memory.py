@@ -1,4 +1,4 @@
-"""`python -m streaming.bench_edf_memory`: peak memory of replaying and evaluating a long EDF file.
+"""`python -m ictal.streaming.bench_edf_memory`: peak memory of replaying and evaluating a long EDF file.
 
 Prints a table of figures with units and the machine it ran on; asserts nothing.
 
@@ -11,7 +11,7 @@ What runs
    hour. The header comes from edfio (a one-record file written by ``edfio.Edf.write``); the records
    are written in pieces of 10 minutes, so the writer's own memory stays small (it is printed, but it
    is not one of the figures below).
-2. Each measured path runs in a fresh child process (``python -m streaming.bench_edf_memory --child
+2. Each measured path runs in a fresh child process (``python -m ictal.streaming.bench_edf_memory --child
    WHAT PATH WARMUP``), which reports its peak resident set size after the run (``VmHWM``, see
    :func:`_peak_rss_mb`; ``ru_maxrss`` is printed beside it, and the CPU seconds of the run), the same figure just after its imports (the interpreter, numpy, the project's
    modules), and after a warm-up run of the same path on a 2-minute file of the same kind (the modules
@@ -116,8 +116,7 @@ def write_synthetic_edf(path: Path, hours: float, fs: int, seed: int = 0) -> int
         Data records written (= seconds).
     """
     import edfio
-
-    from detector import CANONICAL_CHANNELS
+    from ictal.detector import CANONICAL_CHANNELS
 
     n_records = max(1, int(round(hours * 3600)))
     labels = [f"EEG {name}-REF" for name in CANONICAL_CHANNELS] + ["EKG"]
@@ -171,12 +170,12 @@ WARMUP_HOURS = 2 / 60
 
 def _run_path(what: str, path: Path, hop_s: float) -> str:
     """Run one path on ``path`` in this process; a line describing what it produced."""
-    from alarms.config import AlarmThresholds
-    from detector.config import FrontendConfig
-    from streaming.config import EdfSourceConfig
-    from streaming.sources.edf_replay import EdfReplaySource
-    from training.datasets.base import Recording
-    from training.evaluate import DaemonPathRunner, label_spans
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.detector.config import FrontendConfig
+    from ictal.streaming.config import EdfSourceConfig
+    from ictal.streaming.sources.edf_replay import EdfReplaySource
+    from ictal.training.datasets.base import Recording
+    from ictal.training.evaluate import DaemonPathRunner, label_spans
 
     if what == "replay":
         source = EdfReplaySource(EdfSourceConfig(path=path, speed=0.0))
@@ -200,8 +199,8 @@ def _run_path(what: str, path: Path, hop_s: float) -> str:
 
 def _child(what: str, path: Path, warmup: Path, hop_s: float) -> dict:
     """Figures of one path in this process: after imports, after the warm-up, peak over the long file."""
-    import streaming.sources.edf_replay  # noqa: F401 - the imports both paths need, before the first figure
-    import training.evaluate  # noqa: F401
+    import ictal.streaming.sources.edf_replay  # noqa: F401 - the imports both paths need, before the first figure
+    import ictal.training.evaluate  # noqa: F401
 
     imports_mb = _peak_rss_mb()
     _run_path(what, warmup, hop_s)
@@ -214,7 +213,7 @@ def _child(what: str, path: Path, warmup: Path, hop_s: float) -> dict:
 
 
 def _machine() -> str:
-    from detector.machine import cpu_model
+    from ictal.detector.machine import cpu_model
 
     with open("/proc/loadavg") as handle:
         load = " ".join(handle.read().split()[:3])
@@ -229,7 +228,7 @@ def _machine() -> str:
 
 def _measure(what: str, path: Path, warmup: Path, hop_s: float) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "streaming.bench_edf_memory", "--hop-s", str(hop_s),
+    proc = subprocess.run([sys.executable, "-m", "ictal.streaming.bench_edf_memory", "--hop-s", str(hop_s),
                            "--child", what, str(path), str(warmup)], capture_output=True, text=True, env=env, cwd=REPO_ROOT)
     if proc.returncode != 0:
         return {"what": what, "error": f"child exited {proc.returncode}: {proc.stderr.strip()[-600:]}"}
@@ -273,8 +272,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m streaming.bench_edf_memory``."""
-    parser = argparse.ArgumentParser(prog="python -m streaming.bench_edf_memory", description=__doc__.splitlines()[0])
+    """Entry point of ``python -m ictal.streaming.bench_edf_memory``."""
+    parser = argparse.ArgumentParser(prog="python -m ictal.streaming.bench_edf_memory", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

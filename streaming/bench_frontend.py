@@ -28,15 +28,14 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-
-from detector import FS_HZ, WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from detector.machine import cpu_model
-from detector.quality import assess_window
-from streaming.chunk import Chunk
-from streaming.edf import load_canonical
-from streaming.pipeline import BedPipeline
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.detector.machine import cpu_model
+from ictal.detector.quality import assess_window
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.pipeline import BedPipeline
 
 DEFAULT_EDF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "background" / "eegmat" / "Subject00_1.edf"
 
@@ -130,7 +129,7 @@ def _memory_rows(args: argparse.Namespace, config: FrontendConfig) -> list[tuple
 
 
 def _pacing_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    from streaming.lsl_outlet import ReplayPublisher
+    from ictal.streaming.lsl_outlet import ReplayPublisher
 
     publisher = ReplayPublisher(args.edf, f"ictal-bench-pacing-{os.getpid()}", speed=1.0, loop=True, chunk_s=0.05)
     publisher.open()

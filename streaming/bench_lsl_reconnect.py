@@ -1,7 +1,7 @@
 """Benchmark: how long an LSL bed takes to find its amplifier again after it returns.
 
-``python -m streaming.bench_lsl_reconnect [--cycles N] [--outage-s S] [--unicast]`` runs an outlet
-in this process, connects an :class:`streaming.sources.lsl.LslSource` to it, then N times destroys the
+``python -m ictal.streaming.bench_lsl_reconnect [--cycles N] [--outage-s S] [--unicast]`` runs an outlet
+in this process, connects an :class:`ictal.streaming.sources.lsl.LslSource` to it, then N times destroys the
 outlet, creates it again (same ``source_id``) ``--outage-s`` later and measures the time from its
 return to the first chunk read. ``--unicast`` writes an ``lsl_api.cfg`` that turns multicast off and
 lists ``127.0.0.1`` in ``KnownPeers`` (discovery as on a network that blocks multicast: ~0.5 s per
@@ -60,10 +60,9 @@ def measure_reconnects(cycles: int = 3, outage_s: float = 1.0, deadline_s: float
     """
     import numpy as np
     import pylsl
-
-    from streaming.config import LslSourceConfig
-    from streaming.lsl_outlet import canonical_stream_info
-    from streaming.sources.lsl import LslSource
+    from ictal.streaming.config import LslSourceConfig
+    from ictal.streaming.lsl_outlet import canonical_stream_info
+    from ictal.streaming.sources.lsl import LslSource
 
     name = f"ictal-bench-reconnect-{uuid.uuid4().hex[:8]}"
     block = np.zeros((32, 19), dtype=np.float32)
@@ -100,7 +99,7 @@ def measure_reconnects(cycles: int = 3, outage_s: float = 1.0, deadline_s: float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``ictal bench lsl`` (and ``python -m streaming.bench_lsl_reconnect``)."""
+    """Options of ``ictal bench lsl`` (and ``python -m ictal.streaming.bench_lsl_reconnect``)."""
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--outage-s", type=float, default=1.0)
     parser.add_argument("--unicast", action="store_true", help="multicast off, KnownPeers = 127.0.0.1")
@@ -108,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m streaming.bench_lsl_reconnect``."""
+    """Entry point: ``python -m ictal.streaming.bench_lsl_reconnect``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
@@ -121,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             config = Path(folder) / "lsl_api.cfg"
             config.write_text(UNICAST_CONFIG)
             child = subprocess.run(
-                [sys.executable, "-m", "streaming.bench_lsl_reconnect", "--cycles", str(args.cycles),
+                [sys.executable, "-m", "ictal.streaming.bench_lsl_reconnect", "--cycles", str(args.cycles),
                  "--outage-s", str(args.outage_s), "--json"],
                 env={**os.environ, "LSLAPICFG": str(config)}, capture_output=True, text=True, check=True,
             )

@@ -7,7 +7,7 @@ What runs
 ---------
 The production daemon (``streaming.daemon.Daemon``: bed threads, front-end, ring buffers, scheduler,
 scoring loop, post-processor, journal with fsync, ZeroMQ publisher, metrics endpoint) in a child
-process of its own (``python -m streaming.bench_soak --child CONFIG``), so that its RSS is measured
+process of its own (``python -m ictal.streaming.bench_soak --child CONFIG``), so that its RSS is measured
 alone. Bed ``k`` replays a real EEGMAT recording (``SubjectKK_1.edf``, 500 Hz, 182 s; the files are
 looped) through ``EdfReplaySource`` paced at ``--speed`` times real time: "as fast as the machine
 allows" is the fastest pace at which no window is skipped (``ictal_windows_skipped_total`` is
@@ -52,8 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
-from detector.machine import cpu_model
+from ictal.detector.machine import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "background" / "eegmat"
@@ -103,9 +102,10 @@ class ConstantScorer:
 
 def run_child(config_path: Path) -> int:
     """The daemon process of the soak (``--child CONFIG``)."""
+    from ictal.streaming.daemon import Daemon, load_detector
+    from ictal.streaming.logfmt import configure_logging
+
     from ictal.config import load_config
-    from streaming.daemon import Daemon, load_detector
-    from streaming.logfmt import configure_logging
 
     config = load_config(config_path, kind="daemon")
     configure_logging(config.log_level)
@@ -201,7 +201,7 @@ def soak(beds: int, hours: float, speed: float, *, hop_s: float = 4.0, alarm_eve
     RuntimeError
         If the daemon exits before the end.
     """
-    from alarms.subscriber import AlarmSubscriber
+    from ictal.alarms.subscriber import AlarmSubscriber
 
     files = sorted(Path(data).glob("Subject*_1.edf"))
     if not files:
@@ -235,7 +235,7 @@ def soak(beds: int, hours: float, speed: float, *, hop_s: float = 4.0, alarm_eve
         env["ICTAL_SOAK_CHECKPOINT"] = "1"
     log_path = folder / "daemon.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streaming.bench_soak", "--child", str(config_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "ictal.streaming.bench_soak", "--child", str(config_path)],
                                 cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.monotonic()
 
@@ -404,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m streaming.bench_soak")
+    _parser = argparse.ArgumentParser(prog="python -m ictal.streaming.bench_soak")
     add_arguments(_parser)
     _args = _parser.parse_args()
     sys.exit(run(_args))

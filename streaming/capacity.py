@@ -29,8 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS, WINDOW_SAMPLES
+from ictal.detector import CANONICAL_CHANNELS, WINDOW_SAMPLES
 
 CAPACITY_SPAN_S = 60.0
 """Span (s) over which the running check judges: 15 hops at the default 4 s, long enough that one slow

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS
+from ictal.detector import CANONICAL_CHANNELS
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
+from ictal.alarms.config import AlarmsConfig
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig, StrictModel
+from ictal.streaming.view.config import ViewConfig
 from pydantic import Field, field_validator, model_validator
-
-from alarms.config import AlarmsConfig
-from detector import FS_HZ
-from detector.config import FrontendConfig, StrictModel
-from streaming.view.config import ViewConfig
 
 
 class LslSourceConfig(StrictModel):

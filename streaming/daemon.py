@@ -52,25 +52,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.journal import Journal
-from alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
-from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent, BedStatus, ModelInfo
-from alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
-from detector import CANONICAL_CHANNELS, FS_HZ
-from detector.config import FrontendConfig
-from streaming.bed import Scorer
-from streaming.bed_worker import BedWorker
-from streaming.capacity import measure_start
-from streaming.config import BedConfig, DaemonConfig, EdfSourceConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.logfmt import kv
-from streaming.notify import SystemdNotifier
-from streaming.pipeline import stream_mode_problems
-from streaming.scoring import ScoringLoop
-from streaming.sources.base import Source
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.journal import Journal
+from ictal.alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.alarms.schema import AlarmEvent, BedStatus, ModelInfo
+from ictal.alarms.thresholds import ThresholdsSource, threshold_warnings, thresholds_in_force
+from ictal.detector import CANONICAL_CHANNELS, FS_HZ
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import Scorer
+from ictal.streaming.bed_worker import BedWorker
+from ictal.streaming.capacity import measure_start
+from ictal.streaming.config import BedConfig, DaemonConfig, EdfSourceConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.logfmt import kv
+from ictal.streaming.notify import SystemdNotifier
+from ictal.streaming.pipeline import stream_mode_problems
+from ictal.streaming.scoring import ScoringLoop
+from ictal.streaming.sources.base import Source
 
 log = logging.getLogger("ictal.daemon")
 
@@ -87,10 +86,10 @@ class DaemonError(RuntimeError):
 def make_source(bed: BedConfig, frontend_config: FrontendConfig) -> Source:
     """The source of a bed from its config (``LslSource`` or ``EdfReplaySource``)."""
     if isinstance(bed.source, EdfSourceConfig):
-        from streaming.sources.edf_replay import EdfReplaySource
+        from ictal.streaming.sources.edf_replay import EdfReplaySource
 
         return EdfReplaySource(bed.source, frontend_config)
-    from streaming.sources.lsl import LslSource
+    from ictal.streaming.sources.lsl import LslSource
 
     return LslSource(bed.source, frontend_config)
 
@@ -126,7 +125,7 @@ def load_detector(config: DaemonConfig):
             "(model.safetensors + metadata.json). Train one with `ictal train --config configs/train/cpu_small.yaml`"
             " or set detector.checkpoint in the config."
         )
-    from detector.inference import Detector
+    from ictal.detector.inference import Detector
 
     apply_model_threads(config)
     try:
@@ -166,8 +165,7 @@ def apply_model_threads(config: DaemonConfig) -> int:
         The number now in force (``torch.get_num_threads()``).
     """
     import torch
-
-    from detector.inference import resolve_device
+    from ictal.detector.inference import resolve_device
 
     threads = config.detector.threads
     if threads is None and config.detector.mode == "stream" and resolve_device(config.detector.device).type == "cpu":
@@ -601,7 +599,7 @@ class Daemon:
         applied : bool
             False when the new config could not be read or validated (the running one stays).
         """
-        from alarms.thresholds import ThresholdsFileError
+        from ictal.alarms.thresholds import ThresholdsFileError
 
         self.notifier.reloading()
         try:

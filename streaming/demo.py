@@ -48,8 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-
-from alarms.schema import AlarmEvent
+from ictal.alarms.schema import AlarmEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = Path("labelled") / "hms_1628180742.edf"
@@ -118,10 +117,10 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
 def untrained_checkpoint(model_config: Path, out: Path) -> Path:
     """Save a randomly initialised model of ``model_config`` (a ``kind: model`` YAML) to ``out``."""
     import torch
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.model import build_model
 
-    from detector.checkpoint import save_checkpoint
-    from detector.config import FrontendConfig
-    from detector.model import build_model
     from ictal.config import load_config
 
     config = load_config(model_config, kind="model")
@@ -182,7 +181,7 @@ def check_long_enough(recording: Path, min_history_s: float, hop_s: float) -> fl
         as that window falls due leaves it unscored; nothing would be scored (the message says so and
         what to do).
     """
-    from streaming.edf import open_canonical
+    from ictal.streaming.edf import open_canonical
 
     stream = open_canonical(recording)
     try:

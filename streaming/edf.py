@@ -70,10 +70,9 @@ from pathlib import Path
 
 import edfio
 import numpy as np
-
-from detector.config import FrontendConfig
-from detector.montage import MontageMapping, map_montage
-from detector.units import scale_to_uv
+from ictal.detector.config import FrontendConfig
+from ictal.detector.montage import MontageMapping, map_montage
+from ictal.detector.units import scale_to_uv
 
 
 class EdfFormatError(ValueError):

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pylsl
-
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from streaming.chunk import Chunk
-from streaming.config import EdfSourceConfig
-from streaming.lsl_config import configure_liblsl
-from streaming.sources.edf_replay import EdfReplaySource
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import EdfSourceConfig
+from ictal.streaming.lsl_config import configure_liblsl
+from ictal.streaming.sources.edf_replay import EdfReplaySource
 
 configure_liblsl()  # before any LSL call: liblsl reads its configuration once
 

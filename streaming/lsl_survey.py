@@ -5,7 +5,7 @@
 1. Every visible stream is listed (``pylsl.resolve_streams`` for ``wait_s`` seconds): name, type,
    source_id, hostname, channel count and nominal rate.
 2. Each LSL bed of the config is resolved with the very predicate its source resolves with
-   (:meth:`streaming.sources.lsl.LslSource.predicate`, evaluated by liblsl's ``resolve_bypred`` for the
+   (:meth:`ictal.streaming.sources.lsl.LslSource.predicate`, evaluated by liblsl's ``resolve_bypred`` for the
    same ``wait_s``; the beds and the listing are resolved in parallel, so the survey takes about
    ``wait_s`` up to ``MAX_PARALLEL_RESOLVES - 1`` beds). A stream is matched to a bed by its ``uid``.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from streaming.config import DaemonConfig, LslSourceConfig
+from ictal.streaming.config import DaemonConfig, LslSourceConfig
 
 MAX_STREAMS = 1024
 """Most streams one resolve returns (pylsl's buffer); asked as the minimum so each resolve waits ``wait_s``."""
@@ -87,8 +87,7 @@ class LslSurvey:
 
 def _resolve(predicate: str | None, wait_s: float) -> list[VisibleStream]:
     import pylsl
-
-    from streaming.lsl_config import configure_liblsl
+    from ictal.streaming.lsl_config import configure_liblsl
 
     configure_liblsl()
 
@@ -118,7 +117,7 @@ def survey(config: DaemonConfig | None, wait_s: float = 2.0) -> LslSurvey:
     RuntimeError
         If liblsl cannot be loaded (pylsl's error).
     """
-    from streaming.sources.lsl import LslSource
+    from ictal.streaming.sources.lsl import LslSource
 
     beds = [bed for bed in (config.beds if config is not None else []) if isinstance(bed.source, LslSourceConfig)]
     result = LslSurvey()

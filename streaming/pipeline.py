@@ -11,15 +11,21 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from detector.output_position import check_positions, seconds_to_samples, served_span
-from detector.quality import QualityReport, RailStats, RailSummary, assess_window, rail_stats, rail_summary
-from streaming.chunk import Chunk
-from streaming.ringbuffer import RingBuffer
-from streaming.scheduler import WindowScheduler
+from ictal.detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.detector.output_position import check_positions, seconds_to_samples, served_span
+from ictal.detector.quality import (
+    QualityReport,
+    RailStats,
+    RailSummary,
+    assess_window,
+    rail_stats,
+    rail_summary,
+)
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.ringbuffer import RingBuffer
+from ictal.streaming.scheduler import WindowScheduler
 
 
 @dataclass(frozen=True)

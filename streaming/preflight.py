@@ -7,11 +7,11 @@ bound for good, the journal is never opened, no stream is connected.
 Checks (in this order; each names the config key, the value found and what was expected):
 
 ``checkpoint``
-    ``detector.checkpoint`` is loaded as the daemon loads it (:func:`streaming.daemon.load_detector`:
+    ``detector.checkpoint`` is loaded as the daemon loads it (:func:`ictal.streaming.daemon.load_detector`:
     the directory, the weights, the front-end compared with ``frontend``), without the warm-up pass.
 ``thresholds``
     The thresholds in force are resolved by the daemon's own call
-    (:func:`alarms.thresholds.thresholds_in_force` with the same arguments as ``Daemon.__init__``, and
+    (:func:`ictal.alarms.thresholds.thresholds_in_force` with the same arguments as ``Daemon.__init__``, and
     ``checkpoint_id=<the checkpoint's model_id>`` when that function accepts it, so a thresholds file
     tuned for another checkpoint is refused here as it is at start). A thresholds file is still parsed
     when the checkpoint did not load (it is then not matched against a checkpoint: said so).
@@ -23,11 +23,11 @@ Checks (in this order; each names the config key, the value found and what was e
 ``ports``
     Each TCP endpoint (alarm PUB, catch-up REP, metrics HTTP) can be bound now: a socket is bound and
     closed at once (``SO_REUSEADDR`` like ZeroMQ's listeners, so a port in ``TIME_WAIT`` is free). A
-    busy port names its holder (:func:`streaming.ports.describe_port_holder`). Two endpoints on one
+    busy port names its holder (:func:`ictal.streaming.ports.describe_port_holder`). Two endpoints on one
     port are a problem. ``ipc://``, ``inproc://`` and port ``0``/``*`` (chosen at bind) are not checked
     (said so).
 ``beds``
-    Each EDF bed's file opens as the replay source opens it (:func:`streaming.edf.open_canonical`:
+    Each EDF bed's file opens as the replay source opens it (:func:`ictal.streaming.edf.open_canonical`:
     header, annotations, montage and calibration; no sample is read for a real file) and holds
     samples. LSL beds need their stream only once running (``ictal doctor`` lists the streams).
 
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from alarms import thresholds as thresholds_module
-from alarms.thresholds import ThresholdsFileError, thresholds_in_force
-from streaming.config import DaemonConfig, EdfSourceConfig
-from streaming.ports import describe_port_holder
+from ictal.alarms import thresholds as thresholds_module
+from ictal.alarms.thresholds import ThresholdsFileError, thresholds_in_force
+from ictal.streaming.config import DaemonConfig, EdfSourceConfig
+from ictal.streaming.ports import describe_port_holder
 
 
 @dataclass
@@ -89,7 +89,7 @@ class PreflightReport:
 
 
 def _load_checkpoint(config: DaemonConfig, report: PreflightReport):
-    from streaming.daemon import DaemonError, load_detector
+    from ictal.streaming.daemon import DaemonError, load_detector
 
     no_warmup = config.model_copy(update={"detector": config.detector.model_copy(update={"warmup": False})})
     try:
@@ -231,7 +231,7 @@ def _check_ports(config: DaemonConfig, report: PreflightReport) -> None:
 
 
 def _check_edf_beds(config: DaemonConfig, report: PreflightReport) -> None:
-    from streaming.edf import open_canonical
+    from ictal.streaming.edf import open_canonical
 
     for bed in config.beds:
         if not isinstance(bed.source, EdfSourceConfig):

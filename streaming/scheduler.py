@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detector import WINDOW_SAMPLES
+from ictal.detector import WINDOW_SAMPLES
 
 
 class WindowScheduler:

@@ -21,9 +21,9 @@ time: one definition, see ``alarms.schema``).
 while it moves, so a hung ``predict`` stops the keep-alives.
 
 Stream mode (``detector.mode: stream``, a causal checkpoint): the queued items are
-:class:`streaming.pipeline.StreamHop` s. The iteration takes up to ``max_batch`` of them as in window
+:class:`ictal.streaming.pipeline.StreamHop` s. The iteration takes up to ``max_batch`` of them as in window
 mode and scores them in *rounds*: round k holds the k-th taken hop of every bed (a bed's hops depend
-on each other), and each round is one :func:`streaming.stream_step.step_hops` call: the beds' states
+on each other), and each round is one :func:`ictal.streaming.stream_step.step_hops` call: the beds' states
 (read under each bed's lock) are stacked, stepped once per distinct hop length (the rebuilds of
 cold hops, 60 s each from ``init_state``, in one more call) and split back; each bed keeps its new state
 (``BedSession.keep_stream_state``) under its lock unless its generation changed meanwhile (a
@@ -41,17 +41,16 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from alarms.metrics import IctalMetrics
-from alarms.schema import AlarmEvent
-from detector import CANONICAL_CHANNELS, FS_HZ
-from streaming.bed import Scorer, ScoreResult
-from streaming.bed_worker import BedWorker, PendingWindow
-from streaming.capacity import CapacityMonitor
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.logfmt import kv
-from streaming.pipeline import StreamHop
-from streaming.stream_step import HopOutput, HopTask, step_hops
+from ictal.alarms.metrics import IctalMetrics
+from ictal.alarms.schema import AlarmEvent
+from ictal.detector import CANONICAL_CHANNELS, FS_HZ
+from ictal.streaming.bed import Scorer, ScoreResult
+from ictal.streaming.bed_worker import BedWorker, PendingWindow
+from ictal.streaming.capacity import CapacityMonitor
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.logfmt import kv
+from ictal.streaming.pipeline import StreamHop
+from ictal.streaming.stream_step import HopOutput, HopTask, step_hops
 
 log = logging.getLogger("ictal.scoring")
 

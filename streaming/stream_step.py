@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-
-from detector import FS_HZ
-from streaming.logfmt import kv
-from streaming.pipeline import StreamHop
+from ictal.detector import FS_HZ
+from ictal.streaming.logfmt import kv
+from ictal.streaming.pipeline import StreamHop
 
 log = logging.getLogger("ictal.scoring")
 

@@ -3,7 +3,7 @@ left-right (hemisphere) flip.
 
 Gain and noise act on the filtered signal in uV before normalisation (they model amplifiers and
 electrodes); channel dropout acts on the normalised window (a lead off reads as a flat, zero channel
-after normalisation); the time shift moves the window start (see :class:`training.sampler.WindowSampler`).
+after normalisation); the time shift moves the window start (see :class:`ictal.training.sampler.WindowSampler`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS
-from training.config import AugmentConfig
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.training.config import AugmentConfig
 
 
 def scale_and_noise(window: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -141,7 +140,7 @@ def synthetic_seizure_window(context: np.ndarray, context_labels: np.ndarray, le
     """Inject one simulated evolving seizure into a background window, with labels that follow it.
 
     The cache holds the front-end's filtered signal (0.5-120 Hz band-pass, mains notch, 256 Hz);
-    the injection acts on that. The simulated discharge (:func:`training.seizure_synthesis.inject_seizure`)
+    the injection acts on that. The simulated discharge (:func:`ictal.training.seizure_synthesis.inject_seizure`)
     is a chirp of 1.5-9 Hz with four phase-locked harmonics (at most 36 Hz), well inside the pass
     band, so adding it after the filter gives what filtering the sum would give (up to the front-end's
     edge effects, which lie outside that band).
@@ -176,7 +175,7 @@ def synthetic_seizure_window(context: np.ndarray, context_labels: np.ndarray, le
     ValueError
         If ``lead`` is negative or not shorter than ``context``.
     """
-    from training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
+    from ictal.training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
 
     n_total = context.shape[1]
     n_window = n_total - lead

@@ -3,7 +3,7 @@
 Writes ``bench_gpu.json`` and ``bench_gpu.md`` into ``--out`` and prints one of them (the JSON with
 ``--json``); asserts nothing, and exits 0 whatever the parts found (each part's ``status`` says it).
 The document's layout, the parts (a), (b), (d), the fused stacks and the tolerances are described in
-:mod:`detector.bench_gpu`; this module adds the parts that need EEG files, the daemon and training
+:mod:`ictal.detector.bench_gpu`; this module adds the parts that need EEG files, the daemon and training
 (``training`` is the one package below ``ictal`` that may import all three):
 
 - ``checkpoint`` (c): the demo checkpoint (``--checkpoint``) on real 60 s windows of ``--data``
@@ -11,7 +11,7 @@ The document's layout, the parts (a), (b), (d), the fused stacks and the toleran
   same front-end and normalisation as the daemon), scored by the reference backend in float32 (the
   baseline) and, on CUDA, by the reference in bf16 autocast and the fused backend in bf16 and
   float32: per run the mean probability and the largest and mean absolute difference to the baseline.
-- ``beds`` (e): the daemon's scoring loop (:func:`streaming.bench_daemon.live_run`: bed threads,
+- ``beds`` (e): the daemon's scoring loop (:func:`ictal.streaming.bench_daemon.live_run`: bed threads,
   batched scoring, journal, publisher) serving N simulated beds (EEGMAT ``Subject00_1``, each from
   another offset; the first 60 s at once, then real time) at hop ``--hop-s`` for ``--beds-seconds``
   each, N in ``--beds`` (64, 256, 512): windows due, scored, skipped, whether it kept real time
@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from detector import bench_gpu as core
+from ictal.detector import bench_gpu as core
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WINDOW_FILES: tuple[str, ...] = (
@@ -119,8 +119,8 @@ def real_windows(data: Path, frontend_config, n_windows: int, window_samples: in
     FileNotFoundError
         If none of the files is under ``data``.
     """
-    from detector.frontend import Frontend, process_recording
-    from streaming.edf import load_canonical
+    from ictal.detector.frontend import Frontend, process_recording
+    from ictal.streaming.edf import load_canonical
 
     per_file: list[list[tuple[Any, str]]] = []
     for rel in WINDOW_FILES:
@@ -163,8 +163,7 @@ def part_checkpoint(options: dict, record: Callable[[str, Any], None]) -> None:
 
     import numpy as np
     import torch
-
-    from detector.checkpoint import load_checkpoint
+    from ictal.detector.checkpoint import load_checkpoint
 
     cuda = core.cuda_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -211,11 +210,10 @@ def part_beds(options: dict, record: Callable[[str, Any], None]) -> None:
     """(e) The daemon's scoring loop with N simulated beds: beds kept in real time, latency p50/p99."""
     import numpy as np
     import torch
-
-    from detector.checkpoint import load_checkpoint
-    from detector.inference import Detector
-    from streaming.bench_daemon import live_run
-    from streaming.edf import load_canonical
+    from ictal.detector.checkpoint import load_checkpoint
+    from ictal.detector.inference import Detector
+    from ictal.streaming.bench_daemon import live_run
+    from ictal.streaming.edf import load_canonical
 
     cuda = core.cuda_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -260,14 +258,13 @@ def part_train(options: dict, record: Callable[[str, Any], None]) -> None:
     import statistics
 
     import torch
-
-    from detector.config import FrontendConfig
-    from detector.model import build_model, count_parameters
-    from training.cache import Cache, build_cache
-    from training.config import AugmentConfig, DataConfig
-    from training.datasets import discover
-    from training.losses import focal_loss
-    from training.sampler import WindowDataset, WindowSampler
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.model import build_model, count_parameters
+    from ictal.training.cache import Cache, build_cache
+    from ictal.training.config import AugmentConfig, DataConfig
+    from ictal.training.datasets import discover
+    from ictal.training.losses import focal_loss
+    from ictal.training.sampler import WindowDataset, WindowSampler
 
     cuda = core.cuda_available()
     device = torch.device("cuda" if cuda else "cpu")

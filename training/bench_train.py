@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _machine(device) -> str:
     import torch
-
-    from detector.machine import cpu_model
+    from ictal.detector.machine import cpu_model
 
     cpu = cpu_model()
     text = f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
@@ -51,8 +50,7 @@ def _machine(device) -> str:
 def _train_step(model, optimizer, batch, device, autocast: bool) -> None:
     """One optimizer step as training takes it: forward (bf16 autocast on CUDA), focal loss, clip, AdamW."""
     import torch
-
-    from training.losses import focal_loss
+    from ictal.training.losses import focal_loss
 
     x = torch.stack([item[0] for item in batch]).to(device)
     y = torch.stack([item[1] for item in batch]).to(device)
@@ -71,15 +69,15 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
     import torch
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.model import build_model, count_parameters
+    from ictal.training.cache import Cache, build_cache
+    from ictal.training.config import AugmentConfig, DataConfig
+    from ictal.training.datasets import discover
+    from ictal.training.sampler import WindowDataset, WindowSampler
+    from ictal.training.train import resolve_device
 
-    from detector.config import FrontendConfig
-    from detector.model import build_model, count_parameters
     from ictal.config import load_config
-    from training.cache import Cache, build_cache
-    from training.config import AugmentConfig, DataConfig
-    from training.datasets import discover
-    from training.sampler import WindowDataset, WindowSampler
-    from training.train import resolve_device
 
     if not (args.data / "labelled" / "manifest.csv").is_file():
         print(f"ictal bench train: {args.data} holds no labelled/manifest.csv (use --data)", file=sys.stderr)

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from detector.config import FrontendConfig
-from training.datasets.base import SEIZURE, UNKNOWN, Recording, Skipped
-from training.datasets.labels import build_labels, label_runs, spans_from_annotations
+from ictal.detector.config import FrontendConfig
+from ictal.training.datasets.base import SEIZURE, UNKNOWN, Recording, Skipped
+from ictal.training.datasets.labels import build_labels, label_runs, spans_from_annotations
 
 CACHE_FORMAT_VERSION = 1
 """Version of the cache layout; a cache of another version is refused."""
@@ -200,7 +199,7 @@ def run_frontend(data: np.ndarray, fs_in: float, config: FrontendConfig, chunk_s
     signal : ndarray of float32, shape (19, n)
         Resampled, band-passed and notched EEG in uV at ``config.fs_hz``.
     """
-    from detector.frontend import Frontend
+    from ictal.detector.frontend import Frontend
 
     frontend = Frontend(config, fs_in)
     step = max(1, int(round(chunk_s * fs_in)))
@@ -234,7 +233,7 @@ def cache_recording(rec: Recording, cache_dir: Path, config: FrontendConfig, chu
     OSError, ValueError, LookupError
         If the EDF or its annotations are unusable (the caller skips the recording with the message).
     """
-    from streaming.edf import load_canonical
+    from ictal.streaming.edf import load_canonical
 
     stat = rec.path.stat()
     canonical = load_canonical(rec.path, config)
@@ -339,7 +338,7 @@ def build_cache(
     Parameters
     ----------
     recordings : list of Recording
-        Recordings with their splits (from :func:`training.datasets.discover`).
+        Recordings with their splits (from :func:`ictal.training.datasets.discover`).
     cache_dir : Path
         Cache folder; created when absent.
     config : FrontendConfig

@@ -18,7 +18,7 @@ exactly the served positions), pooled over recordings.
 scaling (Guo et al. 2017), one positive scalar :math:`T` with :math:`p = \\sigma(z / T)`, fitted by
 minimising the negative log-likelihood of the labelled served samples of the TRAINING recordings (never
 held-out ones). ``ictal tune --calibrate`` fits it and stores it in the checkpoint's metadata
-(:mod:`detector.calibration` names the entry), where ``Detector`` applies it to every probability.
+(:mod:`ictal.detector.calibration` names the entry), where ``Detector`` applies it to every probability.
 
 Samples within a recording are strongly dependent (256 per second, seizures last tens of seconds): the
 figures describe the pooled samples, and their uncertainty is that of the few recordings behind them.
@@ -323,9 +323,8 @@ def fit_temperature(probs: np.ndarray, targets: np.ndarray) -> TemperatureFit:
     [log MIN_TEMPERATURE, log MAX_TEMPERATURE] by bounded Brent search (``scipy.optimize.minimize_scalar``),
     to 1e-6 in :math:`\log T`.
     """
+    from ictal.detector.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
     from scipy.optimize import minimize_scalar
-
-    from detector.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 
     p = np.asarray(probs, dtype=np.float64).ravel()
     y = np.asarray(targets).astype(bool).ravel()
@@ -367,7 +366,7 @@ def fit_recordings_temperature(recordings: Iterable) -> TemperatureFit:
 
 def calibration_entry(fit: TemperatureFit, previous_temperature: float, *, checkpoint_id: str, dataset: str,
                       recordings: Sequence[str]) -> dict[str, Any]:
-    """The checkpoint's ``calibration`` metadata entry (:mod:`detector.calibration`) for a fit.
+    """The checkpoint's ``calibration`` metadata entry (:mod:`ictal.detector.calibration`) for a fit.
 
     Parameters
     ----------
@@ -397,9 +396,9 @@ def write_checkpoint_calibration(checkpoint: Path | str, entry: dict[str, Any]) 
         If the checkpoint has no ``metadata.json``.
     ValueError
         If the metadata is not a JSON object or the entry does not validate
-        (:func:`detector.calibration.read_calibration`).
+        (:func:`ictal.detector.calibration.read_calibration`).
     """
-    from detector.calibration import read_calibration
+    from ictal.detector.calibration import read_calibration
 
     meta_path = Path(checkpoint) / "metadata.json"
     read_calibration(entry, str(meta_path))

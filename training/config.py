@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector.config import FrontendConfig, ModelConfig, StrictModel
 from pydantic import Field, model_validator
-
-from alarms.config import AlarmThresholds
-from detector.config import FrontendConfig, ModelConfig, StrictModel
 
 
 class DataConfig(StrictModel):
@@ -181,7 +180,7 @@ class ServingConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_positions(self) -> ServingConfig:
-        from detector.output_position import check_positions, seconds_to_samples
+        from ictal.detector.output_position import check_positions, seconds_to_samples
 
         hop = seconds_to_samples(self.hop_s, "serving.hop_s")
         lookahead = seconds_to_samples(self.lookahead_s, "serving.lookahead_s")

@@ -1,6 +1,6 @@
 """``ictal evaluate``: run every recording of a dataset through the daemon path and score it.
 
-Each recording is replayed through :func:`streaming.bed.run_recording`, the per-bed path that
+Each recording is replayed through :func:`ictal.streaming.bed.run_recording`, the per-bed path that
 ``ictal serve`` runs (source chunks -> front-end in streaming chunks -> ring buffer -> a window every
 ``hop_s`` -> model -> causal stitching -> alarm post-processor), so the events written here are the
 events the daemon would have raised. Nothing of that path is re-implemented here.
@@ -14,7 +14,7 @@ Output folder (``--out DIR``)::
     DIR/ref/<recording_id>.csv_bi    reference seizures (TUSZ csv_bi), DIR/ref.list
     DIR/hyp/<recording_id>.csv_bi    the daemon's events (csv_bi, confidence = peak probability), DIR/hyp.list
     DIR/recordings.json              per recording: path, duration, reference and detected events
-    DIR/report.json, DIR/report.md   the report (:mod:`training.evaluate_report`)
+    DIR/report.json, DIR/report.md   the report (:mod:`ictal.training.evaluate_report`)
     DIR/plots/sensitivity_vs_fa.png, DIR/plots/timeline_<recording_id>.png
 
 Every recording gets a status
@@ -54,14 +54,14 @@ never scored with less history than the daemon's, and no probability lies before
 Recordings the checkpoint was trained on
 ----------------------------------------
 Before scoring, the selected recording ids are compared with the checkpoint's ``provenance``
-(:mod:`training.provenance`): when some are its training recordings, ``warn`` receives the line
+(:mod:`ictal.training.provenance`): when some are its training recordings, ``warn`` receives the line
 ``WARNING: N of M recordings are training recordings of checkpoint <id>: figures on them are not
 held-out``, and ``report.json`` ``meta.provenance`` holds the counts and ids (``known``, ``n_recordings``,
 ``n_train``, ``train``, ``n_evaluation``, ``evaluation``, ``n_validation``, ``validation``, ``warning``).
 A checkpoint without provenance gets a warning that its training data is unknown.
 
-Figures are computed by :mod:`training.evaluate_metrics` (definitions there) and
-:mod:`training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
+Figures are computed by :mod:`ictal.training.evaluate_metrics` (definitions there) and
+:mod:`ictal.training.scoring` (NEDC EEG Eval v6.0.0-compatible OVERLAP, TAES, DP alignment and EPOCH;
 SzCORE, Dan et al., Epilepsia 2024). ``ictal tune`` reuses the stored probabilities (:func:`load_scored`).
 """
 
@@ -77,22 +77,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import DetectedEvent
-from detector import FS_HZ
-from training.config import DataConfig
-from training.datasets import Recording, discover
-from training.datasets.base import Skipped
-from training.datasets.labels import build_labels, seizure_events, spans_from_annotations
-from training.evaluate_metrics import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import DetectedEvent
+from ictal.detector import FS_HZ
+from ictal.training.config import DataConfig
+from ictal.training.datasets import Recording, discover
+from ictal.training.datasets.base import Skipped
+from ictal.training.datasets.labels import build_labels, seizure_events, spans_from_annotations
+from ictal.training.evaluate_metrics import (
     DaemonEvent,
     ScoredRecording,
     alarm_leaves_s,
     events_from_probs,
     hypothesis,
 )
-from training.scoring.annotations import Event, write_csv_bi
+from ictal.training.scoring.annotations import Event, write_csv_bi
 
 
 class EvaluationError(ValueError):
@@ -194,7 +193,7 @@ def label_spans(rec: Recording) -> list:
     """
     if rec.annotations is not None:
         return list(rec.annotations)
-    from streaming.edf import read_annotations
+    from ictal.streaming.edf import read_annotations
 
     return spans_from_annotations(read_annotations(rec.path), rec.edf_annotation_labels)
 
@@ -284,7 +283,7 @@ def held_samples_needed(fs: float, n_in: int, min_history_s: float) -> int:
         while the recording lasts at least ``min_history_s``; then the fewest repeats of the last input
         sample that bring the stream to ``round(n_in / fs * 256)`` samples.
     """
-    from detector.resample import StreamingResampler
+    from ictal.detector.resample import StreamingResampler
 
     need = int(round(min_history_s * FS_HZ))
     target = int(round(n_in / fs * FS_HZ))
@@ -327,7 +326,7 @@ def complete_short_recording(recording: Any, min_history_s: float) -> tuple[Any,
 
 
 class DaemonPathRunner:
-    """Run recordings through :func:`streaming.bed.run_recording`, the daemon's per-bed path.
+    """Run recordings through :func:`ictal.streaming.bed.run_recording`, the daemon's per-bed path.
 
     Parameters
     ----------
@@ -357,7 +356,7 @@ class DaemonPathRunner:
 
     def __init__(self, scorer: Any, frontend_config: Any, thresholds: AlarmThresholds, hop_s: float,
                  min_history_s: float | None = None, mode: str | None = None) -> None:
-        from streaming.config import SchedulerConfig
+        from ictal.streaming.config import SchedulerConfig
 
         self.scorer = scorer
         self.frontend_config = frontend_config
@@ -374,7 +373,7 @@ class DaemonPathRunner:
                         min_history_s: float | None = None, device: str = "auto", backend: str = "auto",
                         max_batch: int = 32, mode: str | None = None) -> DaemonPathRunner:
         """Load the checkpoint as the daemon does (``Detector.from_checkpoint``) and wrap it."""
-        from detector.inference import Detector
+        from ictal.detector.inference import Detector
 
         detector = Detector.from_checkpoint(Path(checkpoint), device=device, backend=backend, max_batch=max_batch)
         return cls(detector, detector.frontend_config, thresholds, hop_s, min_history_s, mode)
@@ -387,9 +386,9 @@ class DaemonPathRunner:
         ValueError, OSError, detector.montage.MontageError
             As ``streaming.edf.load_canonical`` (unreadable file, unusable montage).
         """
-        from detector.resample import StreamingResampler
-        from streaming.bed import run_recording
-        from streaming.edf import CanonicalRecording, open_canonical
+        from ictal.detector.resample import StreamingResampler
+        from ictal.streaming.bed import run_recording
+        from ictal.streaming.edf import CanonicalRecording, open_canonical
 
         with open_canonical(rec.path, self.frontend_config) as stream:
             duration_s = stream.duration_s
@@ -534,7 +533,7 @@ def score_recording(rec: Recording, run: RunOutput, min_history_s: float | None 
         events, which the sweep and the tuning rely on; ``status`` and ``reason`` from
         :func:`recording_status`.
     """
-    from streaming.config import SchedulerConfig
+    from ictal.streaming.config import SchedulerConfig
 
     if min_history_s is None:
         min_history_s = SchedulerConfig().min_history_s
@@ -753,8 +752,8 @@ def resolve_thresholds(thresholds_file: Path | str | None, checkpoint: Path | st
         If the file given does not validate, or was tuned for another checkpoint
         (``ThresholdsMismatchError``, naming both ids).
     """
-    from alarms.config import AlarmsConfig
-    from alarms.thresholds import thresholds_in_force
+    from ictal.alarms.config import AlarmsConfig
+    from ictal.alarms.thresholds import thresholds_in_force
 
     config = AlarmsConfig(thresholds_file=Path(thresholds_file) if thresholds_file is not None else None)
     metadata = checkpoint_metadata(checkpoint)
@@ -804,7 +803,7 @@ def checkpoint_id(checkpoint: Path | str) -> str:
 
 
 def provenance_check(checkpoint: Path | str, recording_ids: Sequence[str], purpose: str = "evaluate") -> dict:
-    """Compare recording ids with the checkpoint's provenance (:mod:`training.provenance`).
+    """Compare recording ids with the checkpoint's provenance (:mod:`ictal.training.provenance`).
 
     Parameters
     ----------
@@ -817,14 +816,14 @@ def provenance_check(checkpoint: Path | str, recording_ids: Sequence[str], purpo
     Returns
     -------
     provenance : dict
-        :meth:`training.provenance.Overlap.to_dict` plus ``warning`` (the one line, or None).
+        :meth:`ictal.training.provenance.Overlap.to_dict` plus ``warning`` (the one line, or None).
 
     Raises
     ------
     EvaluationError
         If the metadata is unreadable or its provenance is malformed.
     """
-    from training.provenance import checkpoint_warning
+    from ictal.training.provenance import checkpoint_warning
 
     meta = checkpoint_metadata(checkpoint)
     meta.setdefault("checkpoint_id", checkpoint_id(checkpoint))
@@ -887,8 +886,8 @@ def evaluate(checkpoint: Path | str, data: Path | str, out_dir: Path | str, *, h
         If the dataset holds nothing to evaluate, no recording could be scored (each one's reason is
         given), the checkpoint metadata is unreadable, or its provenance is malformed.
     """
-    from streaming.config import SchedulerConfig
-    from training.evaluate_report import build_report, write_report
+    from ictal.streaming.config import SchedulerConfig
+    from ictal.training.evaluate_report import build_report, write_report
 
     out_dir = Path(out_dir)
     started = time.perf_counter()

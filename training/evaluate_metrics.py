@@ -3,13 +3,13 @@
 Everything here runs on what ``ictal evaluate`` stored for each recording: the per-sample
 probabilities at 256 Hz that the daemon path produced (NaN where no window scored the sample), the
 per-sample labels (1 seizure, 0 background, -1 unrated) and the reference seizure events. Re-running
-only the alarm post-processor (:class:`alarms.postprocess.PostProcessor`, the daemon's state machine)
+only the alarm post-processor (:class:`ictal.alarms.postprocess.PostProcessor`, the daemon's state machine)
 over the stored probabilities gives the events of any other thresholds, which is how the
 sensitivity-vs-FA/24h sweep and the threshold tuning work.
 
 Definitions
 -----------
-- Event scoring is NEDC OVERLAP (NEDC EEG Eval v6.0.0, :mod:`training.scoring.nedc_overlap`), SEIZ
+- Event scoring is NEDC OVERLAP (NEDC EEG Eval v6.0.0, :mod:`ictal.training.scoring.nedc_overlap`), SEIZ
   label: sensitivity = reference seizures overlapped by a detected event / reference seizures; a
   false alarm is a detected event that overlaps no reference seizure.
 - FA/24h = false alarms / total duration of the recordings x 86400 (the NEDC definition). On a
@@ -27,14 +27,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import DetectedEvent, PostProcessor, events_from_transitions
-from training.datasets.base import SEIZURE, UNKNOWN
-from training.scoring.annotations import Annotation, Event
-from training.scoring.metrics import OnsetLatency, OperatingPoint, onset_latencies, sensitivity_at_fa
-from training.scoring.nedc_common import SECONDS_PER_DAY
-from training.scoring.nedc_overlap import score_file as overlap_score_file
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import DetectedEvent, PostProcessor, events_from_transitions
+from ictal.training.datasets.base import SEIZURE, UNKNOWN
+from ictal.training.scoring.annotations import Annotation, Event
+from ictal.training.scoring.metrics import OnsetLatency, OperatingPoint, onset_latencies, sensitivity_at_fa
+from ictal.training.scoring.nedc_common import SECONDS_PER_DAY
+from ictal.training.scoring.nedc_overlap import score_file as overlap_score_file
 
 FA_BUDGETS_PER_24H: tuple[float, ...] = (1.0, 2.5, 5.0, 10.0)
 """False-alarm budgets (per 24 h) at which sensitivity is reported."""
@@ -118,7 +117,7 @@ def events_from_probs(probs: np.ndarray, rate_hz: float, thresholds: AlarmThresh
         event there, ``end_reason="gap"``, and the refractory period carries over); a stretch that
         holds finite but unusable samples is a suppression: the post-processor is finished (an open
         event ends where the usable data ends) and a fresh one starts on the next usable run. With no
-        NaN and no unusable sample this equals :func:`alarms.postprocess.detect_events`.
+        NaN and no unusable sample this equals :func:`ictal.alarms.postprocess.detect_events`.
 
     Raises
     ------
@@ -355,7 +354,7 @@ def sensitivity_at_budgets(points: Sequence[SweepPoint],
     -------
     best : dict of float to SweepPoint or None
         Per budget, the point of highest sensitivity with ``fa_per_24h <= budget`` (ties: lower
-        FA/24h, then higher tau_on), as :func:`training.scoring.metrics.sensitivity_at_fa` chooses;
+        FA/24h, then higher tau_on), as :func:`ictal.training.scoring.metrics.sensitivity_at_fa` chooses;
         None when no point is within the budget or the dataset has no reference seizure.
     """
     usable = [p for p in points if not math.isnan(p.sensitivity)]
@@ -436,7 +435,7 @@ def seizure_latencies(rec: ScoredRecording, events: Sequence[DetectedEvent]) -> 
     """Latencies of every detected reference seizure of one recording.
 
     A seizure is detected by the events that overlap it (OVERLAP); the detecting event is chosen by
-    :func:`training.scoring.metrics.onset_latencies` (the earliest starting at or after the onset,
+    :func:`ictal.training.scoring.metrics.onset_latencies` (the earliest starting at or after the onset,
     else the earliest overlapping). Its alarm latency is the time its onset alarm leaves the daemon
     (:func:`alarm_leaves_s`) minus the annotated onset.
 

@@ -60,13 +60,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from detector import FS_HZ
-from detector.output_position import first_served_index
-from training.calibration import calibration, recordings_calibration
-from training.datasets.base import Skipped
-from training.evaluate_metrics import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ
+from ictal.detector.output_position import first_served_index
+from ictal.training.calibration import calibration, recordings_calibration
+from ictal.training.datasets.base import Skipped
+from ictal.training.evaluate_metrics import (
     FA_BUDGETS_PER_24H,
     EventCounts,
     overlap_counts,
@@ -77,10 +76,10 @@ from training.evaluate_metrics import (
     tau_on_grid,
     with_tau_on,
 )
-from training.scoring.metrics import summarise_latencies
-from training.scoring.report import score_pairs
-from training.segments import SegmentReport, read_rated_windows, segment_report
-from training.segments import format_markdown as segments_markdown
+from ictal.training.scoring.metrics import summarise_latencies
+from ictal.training.scoring.report import score_pairs
+from ictal.training.segments import SegmentReport, read_rated_windows, segment_report
+from ictal.training.segments import format_markdown as segments_markdown
 
 ATTRIBUTION = (
     "Data: IIIC (Jing et al., Neurology 2023), EEGMAT (Zyma et al., Data 2019, PhysioNet), "
@@ -147,7 +146,7 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         The checkpoint's lookahead (recorded in ``meta``).
     provenance : dict, optional
         The selected recordings against the checkpoint's training data
-        (:func:`training.evaluate.provenance_check`), recorded as ``meta.provenance``.
+        (:func:`ictal.training.evaluate.provenance_check`), recorded as ``meta.provenance``.
 
     Returns
     -------
@@ -249,8 +248,8 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
         recordings=rows, segments=segments, calibration=calibration_report,
     )
     if plots:
-        from training.calibration import plot_reliability
-        from training.report_plots import plot_sensitivity_vs_fa, plot_timeline
+        from ictal.training.calibration import plot_reliability
+        from ictal.training.report_plots import plot_sensitivity_vs_fa, plot_timeline
 
         plot_dir = out_dir / "plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +310,7 @@ def _mean_confidence(c: dict[str, Any]) -> float | None:
 
 
 def _hyp(r):
-    from training.evaluate_metrics import hypothesis
+    from ictal.training.evaluate_metrics import hypothesis
 
     return hypothesis(r.events, r.duration_s)
 

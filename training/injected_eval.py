@@ -2,15 +2,15 @@
 
 The lookahead trade-off (a later output position gives the model more future signal and leaves the
 alarm later) is measured here where the onset is known to the sample: simulated evolving seizures
-(:mod:`training.seizure_synthesis`) are added to real seizure-free EEG that no checkpoint of the demo
+(:mod:`ictal.training.seizure_synthesis`) are added to real seizure-free EEG that no checkpoint of the demo
 recipe was trained on (EEGMAT Subject08-11, ``data.eval_recordings`` of ``configs/train/demo.yaml``),
-and every copy runs through the daemon's own per-bed path (:func:`streaming.bed.run_recording`) with
+and every copy runs through the daemon's own per-bed path (:func:`ictal.streaming.bed.run_recording`) with
 the checkpoint's own thresholds. Nothing is tuned here. Prints a table; asserts nothing.
 
 What is injected
 ----------------
 For each recording and each ``k < seizures_per_recording``, one copy of the recording with one
-seizure (:func:`training.seizure_synthesis.inject_seizure`):
+seizure (:func:`ictal.training.seizure_synthesis.inject_seizure`):
 
 - duration uniform in :data:`SEIZURE_DURATION_S` (15-60 s);
 - plateau amplitude uniform in the training range ``AugmentConfig.synthetic_seizure_amplitude_ratio``
@@ -76,15 +76,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from detector import FS_HZ
-from detector.config import FrontendConfig
-from streaming.bed import Scorer, run_recording
-from streaming.edf import CanonicalRecording
-from training.config import AugmentConfig
-from training.evaluate_metrics import auroc_auprc
-from training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import Scorer, run_recording
+from ictal.streaming.edf import CanonicalRecording
+from ictal.training.config import AugmentConfig
+from ictal.training.evaluate_metrics import auroc_auprc
+from ictal.training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
 
 DEFAULT_INCLUDE: tuple[str, ...] = tuple(f"background__eegmat__Subject{n:02d}_*" for n in (8, 9, 10, 11))
 """The demo recipe's held-out healthy EEG (``data.eval_recordings`` of ``configs/train/demo.yaml``)."""
@@ -545,7 +544,7 @@ def evaluate_injected(
     InjectedEvalError
         If ``clean_before_s`` is shorter than ``min_history_s + hop_s`` or no recording is given.
     ValueError
-        As :func:`streaming.bed.run_recording` (hop, min history or lookahead out of range).
+        As :func:`ictal.streaming.bed.run_recording` (hop, min history or lookahead out of range).
     """
     if not recordings:
         raise InjectedEvalError("no recording to evaluate (expected at least one seizure-free recording)")
@@ -633,8 +632,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _machine() -> str:
     import torch
-
-    from detector.machine import cpu_model
+    from ictal.detector.machine import cpu_model
 
     text = f"{cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
     if hasattr(os, "getloadavg"):
@@ -675,11 +673,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its table; returns 0 (2 when the data or a checkpoint is unusable)."""
     import logging
 
-    from alarms.thresholds import ThresholdsFileError
-    from detector.inference import Detector
-    from detector.montage import MontageError
-    from streaming.edf import load_canonical
-    from training.evaluate import (
+    from ictal.alarms.thresholds import ThresholdsFileError
+    from ictal.detector.inference import Detector
+    from ictal.detector.montage import MontageError
+    from ictal.streaming.edf import load_canonical
+    from ictal.training.evaluate import (
         EvaluationError,
         checkpoint_id,
         dataset_config,

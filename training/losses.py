@@ -137,9 +137,9 @@ def causal_served_offsets(min_history_samples: int, hop_samples: int, n_times: i
     is a stretch of such a stream started at its first real sample, so its served positions are the
     offsets from ``min_history - hop`` after that sample to its end; window mode's served span (the
     newest hop) lies inside them. A left-padded window's span starts after its padding:
-    :class:`training.sampler.WindowDataset` masks the labels there.
+    :class:`ictal.training.sampler.WindowDataset` masks the labels there.
     """
-    from detector.output_position import first_served_index
+    from ictal.detector.output_position import first_served_index
 
     lo, hi = first_served_index(0, int(min_history_samples), int(hop_samples), 0), int(n_times)
     if not lo < hi:
@@ -184,8 +184,8 @@ def served_position_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tens
         raise ValueError(f"direction must be 'bidirectional' or 'causal' (found {direction!r})")
     if serving.loss_positions == "window":
         return loss
-    from detector import FS_HZ
-    from detector.output_position import seconds_to_samples, served_offsets
+    from ictal.detector import FS_HZ
+    from ictal.detector.output_position import seconds_to_samples, served_offsets
 
     if direction == "causal":
         if serving.lookahead_s != 0:

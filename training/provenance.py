@@ -1,7 +1,7 @@
 """Provenance: which recordings a checkpoint was trained on, and whether a scored set overlaps them.
 
 Training writes ``metadata["provenance"]`` into every checkpoint (:func:`build_provenance`; layout in
-:mod:`detector.checkpoint`)::
+:mod:`ictal.detector.checkpoint`)::
 
     {"dataset": {"format": "rated_windows", "root": "../shared/data"},
      "split": {"seed": 0, "dev_fraction": 0.0, "eval_recordings": [patterns], "rule": "..."},
@@ -13,7 +13,7 @@ Training writes ``metadata["provenance"]`` into every checkpoint (:func:`build_p
   ``evaluation_recordings``: split ``eval``, held out (``data.eval_recordings``), never seen.
 - A recording id is the path of the EDF below the dataset root, without the suffix, with ``/``
   replaced by ``__`` (``labelled/iiic_03.edf`` -> ``labelled__iiic_03``;
-  :func:`training.datasets.base.recording_id_for`), the id ``ictal evaluate`` and ``ictal tune``
+  :func:`ictal.training.datasets.base.recording_id_for`), the id ``ictal evaluate`` and ``ictal tune``
   report. Ids do not depend on where the root lies, so a copy of the dataset at another path matches.
 - A list longer than :data:`MAX_LISTED_IDS` ids is stored as ``<name>_recording_hashes`` instead: the
   sorted SHA-256 hex digests of the UTF-8 ids (:func:`id_hash`), and ``"hashed"`` names the lists
@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from detector.checkpoint import PROVENANCE_LISTS, check_provenance
-from training.config import DataConfig
+from ictal.detector.checkpoint import PROVENANCE_LISTS, check_provenance
+from ictal.training.config import DataConfig
 
 MAX_LISTED_IDS: int = 5000
 """Longest recording list stored as ids; longer lists are stored as SHA-256 hashes. 5000 ids of about
@@ -59,7 +59,7 @@ SPLIT_RULE: str = (
 """How the split was drawn (stored in ``split.rule``)."""
 
 SPLIT_OF_LIST: dict[str, str] = {"train": "train", "validation": "dev", "evaluation": "eval"}
-"""Provenance list name -> split name of :mod:`training.datasets`."""
+"""Provenance list name -> split name of :mod:`ictal.training.datasets`."""
 
 Purpose = Literal["evaluate", "tune"]
 
@@ -178,7 +178,7 @@ def overlap(provenance: dict[str, Any] | None, recording_ids: Iterable[str]) -> 
     Raises
     ------
     ValueError
-        If ``provenance`` is malformed (:func:`detector.checkpoint.check_provenance`).
+        If ``provenance`` is malformed (:func:`ictal.detector.checkpoint.check_provenance`).
     """
     ids = list(recording_ids)
     if provenance is None:

@@ -16,11 +16,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from alarms.config import AlarmThresholds  # noqa: E402
-from alarms.postprocess import DetectedEvent  # noqa: E402
-from training.datasets.base import UNKNOWN  # noqa: E402
-from training.evaluate_metrics import ScoredRecording, SweepPoint  # noqa: E402
+from ictal.alarms.config import AlarmThresholds  # noqa: E402
+from ictal.alarms.postprocess import DetectedEvent  # noqa: E402
+from ictal.training.datasets.base import UNKNOWN  # noqa: E402
+from ictal.training.evaluate_metrics import ScoredRecording, SweepPoint  # noqa: E402
 
 MAX_PLOT_POINTS = 4000
 """Probability traces longer than this are reduced to per-bin maxima (a peak is never hidden)."""

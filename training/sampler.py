@@ -16,11 +16,11 @@ loss ignores them. Where the window is placed depends on where the loss is taken
   augmentation moves it (the first recipe; the loss covers every sample).
 - ``served`` for a causal model (``model.direction: causal``): stream mode serves every sample, so the
   served positions are every sample from ``min_history - hop`` after the window's first real sample
-  on (:func:`training.losses.causal_served_offsets`, the first probability of a stream); the window
+  on (:func:`ictal.training.losses.causal_served_offsets`, the first probability of a stream); the window
   ends so that the anchor lies at a uniform offset of ``[min_history - hop, window)``, and labels
   before ``pad + min_history - hop`` are -1.
 
-Normalisation ``running`` (:mod:`detector.normalise`): the daemon normalises each sample with the
+Normalisation ``running`` (:mod:`ictal.detector.normalise`): the daemon normalises each sample with the
 running statistics of its stream before that sample's second, started at the bed's connection; a
 window is a slice of that per-sample normalised stream. Training does the same with the recording as
 the stream: the statistics start at the recording's first sample (:func:`recording_snapshots`, run
@@ -43,12 +43,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from detector.normalise import SNAPSHOT_SAMPLES
-from training.cache import Cache, CacheEntry
-from training.config import AugmentConfig
-from training.datasets.base import BACKGROUND, SEIZURE, UNKNOWN
-from training.datasets.labels import label_runs
+from ictal.detector.normalise import SNAPSHOT_SAMPLES
+from ictal.training.cache import Cache, CacheEntry
+from ictal.training.config import AugmentConfig
+from ictal.training.datasets.base import BACKGROUND, SEIZURE, UNKNOWN
+from ictal.training.datasets.labels import label_runs
 
 RUNNING_CHUNK_SAMPLES = 600 * 256
 """Samples fed to the running normaliser per call over a cached recording (10 min: ~90 MB of float64
@@ -72,7 +71,7 @@ def recording_snapshots(signal: np.ndarray, frontend_config) -> tuple[np.ndarray
         ``detector.normalise.RunningNormaliser`` at sample ``256 k``), ``n_seconds = n_samples // 256``;
         row 0 (no statistics yet) is zeros and never used.
     """
-    from detector.normalise import RunningNormaliser
+    from ictal.detector.normalise import RunningNormaliser
 
     x = np.asarray(signal)
     normaliser = RunningNormaliser(frontend_config.running_tau_s, float(frontend_config.fs_hz), x.shape[0],
@@ -107,14 +106,14 @@ def normalise_with_snapshots(x: np.ndarray, start_index: int, mean: np.ndarray, 
     z : ndarray of float32, shape (n_channels, n_samples)
         ``(x_t - mean[k]) / max(std[k], MIN_SCALE_UV)`` with ``k = t // 256``, clipped to
         ``+/- clip_sigma``; 0 where ``k == 0``. Computed in float64 with the operations of
-        :meth:`detector.normalise.RunningNormaliser.normalise_causal`, hence equal to it.
+        :meth:`ictal.detector.normalise.RunningNormaliser.normalise_causal`, hence equal to it.
 
     Raises
     ------
     ValueError
         If ``start_index`` is negative or the snapshots do not reach the last sample's second.
     """
-    from detector.normalise import MIN_SCALE_UV
+    from ictal.detector.normalise import MIN_SCALE_UV
 
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[1]
@@ -380,7 +379,7 @@ class WindowDataset(torch.utils.data.Dataset):
     With ``augment.synthetic_seizure_p`` > 0, a window anchored on background in a recording that
     is background throughout (:attr:`WindowSampler.all_background`) gets, with that probability, a
     simulated seizure injected into its filtered signal before gain, noise and normalisation
-    (:func:`training.augment.synthetic_seizure_window`); its labels become 1 where the seizure runs.
+    (:func:`ictal.training.augment.synthetic_seizure_window`); its labels become 1 where the seizure runs.
     When the option is 0 no random number is drawn for it, so windows are bit-identical to a run
     without it.
 
@@ -399,7 +398,7 @@ class WindowDataset(torch.utils.data.Dataset):
     With ``direction="causal"`` and ``serving.loss_positions == "served"`` the window is placed so that
     its anchor lies at a uniform offset of ``[min_history - hop, n_times)`` and the labels of the first
     ``min_history - hop`` samples after the window's first real sample are -1 (the warm-up before a
-    stream's first probability; see :func:`training.losses.causal_served_offsets`).
+    stream's first probability; see :func:`ictal.training.losses.causal_served_offsets`).
 
     An item is ``(x, y)``: ``x`` float32 tensor of shape (19, n_times), the normalised window;
     ``y`` int8 tensor of shape (n_times,), labels 1 / 0 / -1 (unknown, masked by the loss).
@@ -407,7 +406,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __init__(self, sampler: WindowSampler, frontend_config, augment: AugmentConfig | None, length: int,
                  seed: int, epoch: int = 0, rank: int = 0, serving=None, direction: str = "bidirectional"):
-        from detector.frontend import Frontend
+        from ictal.detector.frontend import Frontend
 
         if direction not in ("bidirectional", "causal"):
             raise ValueError(f"direction must be 'bidirectional' or 'causal' (found {direction!r})")
@@ -422,14 +421,14 @@ class WindowDataset(torch.utils.data.Dataset):
         self.served = serving is not None and serving.loss_positions == "served"
         self.causal = direction == "causal"
         if self.served:
-            from detector.output_position import seconds_to_samples
+            from ictal.detector.output_position import seconds_to_samples
 
             self.hop_samples = seconds_to_samples(serving.hop_s, "serving.hop_s", self.fs)
             self.lookahead_samples = seconds_to_samples(serving.lookahead_s, "serving.lookahead_s", self.fs)
             self.min_history_samples = int(round(serving.min_history_s * self.fs))
             self.warmup_fraction = float(serving.warmup_fraction)
             if self.causal:
-                from training.losses import causal_served_offsets
+                from ictal.training.losses import causal_served_offsets
 
                 if self.lookahead_samples != 0:
                     raise ValueError(f"a causal model is served with lookahead 0 (found serving.lookahead_s "
@@ -446,7 +445,12 @@ class WindowDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from training.augment import channel_dropout, hemisphere_flip, scale_and_noise, time_shift_samples
+        from ictal.training.augment import (
+            channel_dropout,
+            hemisphere_flip,
+            scale_and_noise,
+            time_shift_samples,
+        )
 
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, int(index)])
         if self.served:
@@ -490,7 +494,7 @@ class WindowDataset(torch.utils.data.Dataset):
         else:
             mean, std = self.snapshots(rec_index)
             if flipped:
-                from training.augment import _MIRROR
+                from ictal.training.augment import _MIRROR
 
                 mean, std = mean[:, _MIRROR], std[:, _MIRROR]
             mean, std = mean * gain, np.sqrt((std * gain) ** 2 + noise_std**2)
@@ -502,7 +506,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def _normalise_fresh_stream(self, signal: np.ndarray) -> np.ndarray:
         """Running normalisation of a stream that starts at ``signal[:, 0]`` (a bed just connected)."""
-        from detector.normalise import RunningNormaliser
+        from ictal.detector.normalise import RunningNormaliser
 
         config = self.frontend_config
         normaliser = RunningNormaliser(config.running_tau_s, self.fs, signal.shape[0], config.clip_sigma,
@@ -512,7 +516,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def _inject(self, rec_index: int, start: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The window at ``start`` of an all-background recording with a simulated seizure injected."""
-        from training.augment import synthetic_seizure_window
+        from ictal.training.augment import synthetic_seizure_window
 
         lead = min(start, int(round(self.augment.synthetic_seizure_max_lead_s * self.fs)))
         context, context_labels = self.sampler.read(rec_index, start, lead)

@@ -46,10 +46,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import DetectedEvent
-from training.datasets.base import recording_id_for
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import DetectedEvent
+from ictal.training.datasets.base import recording_id_for
 
 CLASSES: tuple[str, ...] = ("seizure", "lpd", "gpd", "lrda", "grda", "other")
 """Plurality classes of the manifest, seizure first; any other value (e.g. ``tie``) is reported as is."""

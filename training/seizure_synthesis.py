@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from detector import CANONICAL_CHANNELS
+from ictal.detector import CANONICAL_CHANNELS
 
 # Approximate 2-D scalp positions (x: left -> right, y: back -> front) of the canonical channels on
 # the 10-20 system's unit circle; used only to order the spread of a focal discharge.

@@ -13,30 +13,30 @@ is drawn from a generator seeded with ``(seed, e, r, i)``, and torch's generator
 from ``(seed, step, rank)`` at every optimizer step, so a run resumed from a checkpoint continues
 exactly as the uninterrupted run would (on the same hardware and library versions).
 
-Where the loss is taken (``serving``, :class:`training.config.ServingConfig`): by default on the
+Where the loss is taken (``serving``, :class:`ictal.training.config.ServingConfig`): by default on the
 served span of each window, ``[end - lookahead - hop, end - lookahead)``, the positions the daemon
-reads (``detector.output_position``; :func:`training.losses.served_position_loss`), with windows
+reads (``detector.output_position``; :func:`ictal.training.losses.served_position_loss`), with windows
 placed so that their anchor lies in that span and left-padded warm-up windows drawn as the daemon
-scores them after connecting (:mod:`training.sampler`); dev evaluation reads the model at the same
-positions (:func:`training.validation.predict_served_logits`). The checkpoint records ``lookahead_s``.
+scores them after connecting (:mod:`ictal.training.sampler`); dev evaluation reads the model at the same
+positions (:func:`ictal.training.validation.predict_served_logits`). The checkpoint records ``lookahead_s``.
 ``loss_positions: window`` restores the whole-window loss of the first recipe.
 
 Causal checkpoints (``model.direction: causal``, issue 16): the daemon's stream mode serves every
 sample, lookahead 0, so the loss is taken on every sample a stream would serve (from ``min_history_s -
-hop_s`` after the window's first real sample on: :func:`training.losses.causal_served_offsets`), and
+hop_s`` after the window's first real sample on: :func:`ictal.training.losses.causal_served_offsets`), and
 the config must say ``serving.lookahead_s: 0`` and ``frontend.normalisation: running``
-(:class:`training.config.TrainConfig` says why). With ``running`` each training window is the slice of its recording's per-sample
+(:class:`ictal.training.config.TrainConfig` says why). With ``running`` each training window is the slice of its recording's per-sample
 normalised stream, the statistics started at the recording's first sample as the daemon starts them at
-a bed's connection (:mod:`training.sampler`). The checkpoint records ``direction`` (in its model
+a bed's connection (:mod:`ictal.training.sampler`). The checkpoint records ``direction`` (in its model
 config) and ``lookahead_s`` 0.
 
 Checkpoints (``out_dir/checkpoints/``): ``epoch_NNN`` after each epoch, ``last`` (after each epoch
 and when ``--max-steps`` stops the run) and ``best`` (highest dev sensitivity at the target FA/24h,
 then lowest dev loss). Each is a detector checkpoint (``model.safetensors`` + ``metadata.json``,
-:mod:`detector.checkpoint`) plus the training state to resume from: ``training_state.safetensors``
+:mod:`ictal.detector.checkpoint`) plus the training state to resume from: ``training_state.safetensors``
 (optimizer moments) and ``training_state.json`` (step, epoch, schedule, optimizer hyper-parameters,
 config). Nothing is pickled. Each checkpoint's ``metadata.json`` also records its training data,
-``provenance`` (:mod:`training.provenance`): the dataset, the split and the ids of the train, dev
+``provenance`` (:mod:`ictal.training.provenance`): the dataset, the split and the ids of the train, dev
 (``validation_recordings``) and eval (``evaluation_recordings``) recordings of the cache the run read.
 """
 
@@ -56,12 +56,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from ictal.training.config import TrainConfig
+from ictal.training.losses import loss_from_config, served_position_loss
+from ictal.training.provenance import build_provenance
+from ictal.training.schedule import warmup_cosine
 from safetensors.torch import load_file, save_file
-
-from training.config import TrainConfig
-from training.losses import loss_from_config, served_position_loss
-from training.provenance import build_provenance
-from training.schedule import warmup_cosine
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -176,8 +175,8 @@ def prepare_cache(config: TrainConfig, progress: bool = True):
     training.cache.CacheMismatchError
         If ``data.cache_dir`` was built with another front-end config.
     """
-    from training.cache import build_cache
-    from training.datasets import discover
+    from ictal.training.cache import build_cache
+    from ictal.training.datasets import discover
 
     index = discover(config.data)
     return build_cache(index.recordings, config.data.cache_dir, config.frontend, workers=config.data.cache_workers,
@@ -292,14 +291,14 @@ def write_checkpoint(path: Path, model: torch.nn.Module, config: TrainConfig, op
     state : dict
         Loop state; also recorded as the checkpoint's training summary.
     provenance : dict, optional
-        The training data (:func:`training.provenance.build_provenance`), written as
+        The training data (:func:`ictal.training.provenance.build_provenance`), written as
         ``metadata["provenance"]``; None leaves the checkpoint's data unknown.
 
     Returns
     -------
     path : Path
     """
-    from detector.checkpoint import save_checkpoint
+    from ictal.detector.checkpoint import save_checkpoint
 
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     if tmp.exists():
@@ -404,11 +403,10 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
     training.cache.CacheMismatchError
         If the cache was built with another front-end config.
     """
+    from ictal.detector.model import build_model
+    from ictal.training.cache import Cache
+    from ictal.training.sampler import WindowDataset, WindowSampler
     from tqdm import tqdm
-
-    from detector.model import build_model
-    from training.cache import Cache
-    from training.sampler import WindowDataset, WindowSampler
 
     progress = config.log.progress_bar if progress is None else progress
     device_probe = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -446,7 +444,7 @@ def train(config: TrainConfig, resume: Path | None = None, max_steps: int | None
         state: dict[str, Any] = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_score": None,
                                  "best_step": None, "world_size": dist_info.world_size}
         if resume is not None:
-            from detector.checkpoint import load_checkpoint
+            from ictal.detector.checkpoint import load_checkpoint
 
             loaded = load_checkpoint(resume, backend="reference", device="cpu")
             _check_resume_compatible(loaded, config, Path(resume))
@@ -602,7 +600,7 @@ def _dev_entries(cache, config: TrainConfig):
 
 
 def _evaluate(model, cache, entries, config: TrainConfig, loss_fn, device, autocast):
-    from training.validation import evaluate_dev
+    from ictal.training.validation import evaluate_dev
 
     if not config.eval.enabled or not entries:
         return None

@@ -1,14 +1,14 @@
 """``ictal tune``: alarm thresholds that maximise sensitivity within a false-alarm budget.
 
-The dataset is run once through the daemon path (:mod:`training.evaluate`, or the probabilities an
+The dataset is run once through the daemon path (:mod:`ictal.training.evaluate`, or the probabilities an
 earlier ``ictal evaluate`` stored); then only the alarm post-processor is re-run over the stored
-probabilities for every point of a grid (:func:`training.evaluate_metrics.sweep`), each scored with
+probabilities for every point of a grid (:func:`ictal.training.evaluate_metrics.sweep`), each scored with
 NEDC OVERLAP (sensitivity = detected reference seizures / reference seizures; FA/24h = false alarms /
 total duration x 86400).
 
 The grid
 --------
-- ``tau_on``: :func:`training.evaluate_metrics.tau_on_grid` (0.05 to 0.95 by 0.05, 0.97, 0.98, 0.99,
+- ``tau_on``: :func:`ictal.training.evaluate_metrics.tau_on_grid` (0.05 to 0.95 by 0.05, 0.97, 0.98, 0.99,
   quantiles 0.5 ... 0.9999 of the stored probabilities, and the base tau_on);
 - hysteresis gap ``tau_on - tau_off`` in :data:`GAPS` (tau_off floored at tau_on / 2);
 - ``min_duration_s`` in :data:`MIN_DURATIONS_S`;
@@ -32,10 +32,10 @@ leave nothing to serve, while the warning travels with the file and the daemon l
 Calibrated probabilities
 ------------------------
 Thresholds refer to the probabilities ``Detector`` serves, which carry the checkpoint's calibration
-(:mod:`detector.calibration`, a temperature). A calibration fitted after tuning would move every
+(:mod:`ictal.detector.calibration`, a temperature). A calibration fitted after tuning would move every
 probability under the thresholds, so the order is fixed: first fit the temperature (on training
-recordings: :func:`training.calibration.fit_recordings_temperature`), store it, recalibrate the stored
-probabilities with it (:func:`training.calibration.apply_temperature`), then tune on them. ``ictal tune
+recordings: :func:`ictal.training.calibration.fit_recordings_temperature`), store it, recalibrate the stored
+probabilities with it (:func:`ictal.training.calibration.apply_temperature`), then tune on them. ``ictal tune
 --calibrate`` does exactly that in one run; re-fitting a calibration later requires tuning again.
 """
 
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alarms.config import AlarmThresholds
-from alarms.thresholds import save_thresholds
-from training.evaluate_metrics import ScoredRecording, SweepPoint, sweep, tau_on_grid, with_tau_on
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.thresholds import save_thresholds
+from ictal.training.evaluate_metrics import ScoredRecording, SweepPoint, sweep, tau_on_grid, with_tau_on
 
 GAPS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)
 """Hysteresis gaps tau_on - tau_off tried."""
@@ -135,7 +135,7 @@ class TuneResult:
         """What is unusual about the chosen thresholds (``alarms.thresholds.threshold_warnings``): no
         hysteresis (tau_off == tau_on) or a minimum duration below ``min_duration_floor_s`` (default
         ``alarms.thresholds.MIN_DURATION_FLOOR_S``); empty when nothing is or nothing was chosen."""
-        from alarms.thresholds import MIN_DURATION_FLOOR_S, threshold_warnings
+        from ictal.alarms.thresholds import MIN_DURATION_FLOOR_S, threshold_warnings
 
         if self.best is None:
             return []
@@ -259,7 +259,7 @@ def write_thresholds(path: Path | str, result: TuneResult, *, dataset: str, chec
             "hits": b.counts.hits, "targets": b.counts.targets, "false_alarms": b.counts.false_alarms,
             "duration_s": b.counts.duration_s, "grid_points": len(result.points),
             "grid": {"gaps": list(GAPS), "min_durations_s": list(MIN_DURATIONS_S),
-                     "tau_on": "training.evaluate_metrics.tau_on_grid"},
+                     "tau_on": "ictal.training.evaluate_metrics.tau_on_grid"},
             "warnings": result.warnings(min_duration_floor_s), **(extra or {})}
     return save_thresholds(path, b.thresholds, target_fa_per_24h=result.target_fa_per_24h, dataset=dataset,
                            checkpoint_id=checkpoint_id, recordings=recordings, extra=info)
@@ -291,7 +291,7 @@ def write_checkpoint_thresholds(checkpoint: Path | str, thresholds_file: Path | 
     ValueError
         If the metadata is not a JSON object.
     """
-    from alarms.thresholds import load_thresholds_file
+    from ictal.alarms.thresholds import load_thresholds_file
 
     content = load_thresholds_file(thresholds_file)
     meta_path = Path(checkpoint) / "metadata.json"

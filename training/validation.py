@@ -12,11 +12,11 @@ is taken out of scoring: its probability is set to 0 so no event can start there
 counted over labelled hours only.
 
 The probabilities then go through the daemon's alarm post-processor
-(:func:`alarms.postprocess.detect_events`) for a sweep of ``tau_on`` (the other rules from the
+(:func:`ictal.alarms.postprocess.detect_events`) for a sweep of ``tau_on`` (the other rules from the
 config's thresholds, ``tau_off`` capped at ``tau_on``); each sweep point is scored with NEDC OVERLAP
-(:mod:`training.scoring.nedc_overlap`: sensitivity = detected reference seizures / reference
+(:mod:`ictal.training.scoring.nedc_overlap`: sensitivity = detected reference seizures / reference
 seizures, false alarms = detected events overlapping no reference seizure), and the figure is the
-sensitivity at the target FA/24h (:func:`training.scoring.metrics.sensitivity_at_fa`).
+sensitivity at the target FA/24h (:func:`ictal.training.scoring.metrics.sensitivity_at_fa`).
 
 This is a quick model-selection figure, not the evaluation of record: ``ictal evaluate`` runs the
 daemon's own causal window scheduler (hop-wise stitching) over the recordings.
@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-from alarms.config import AlarmThresholds
-from training.cache import Cache, CacheEntry
-from training.datasets.base import UNKNOWN
-from training.datasets.labels import seizure_events
+from ictal.alarms.config import AlarmThresholds
+from ictal.training.cache import Cache, CacheEntry
+from ictal.training.datasets.base import UNKNOWN
+from ictal.training.datasets.labels import seizure_events
 
 TAU_ON_SWEEP: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 """Onset thresholds tried on dev; the operating point is the most sensitive within the FA budget."""
@@ -103,7 +102,7 @@ def normalised_stream(frontend, signal: np.ndarray) -> np.ndarray | None:
     """
     if frontend.running is None:
         return None
-    from detector.normalise import RunningNormaliser
+    from ictal.detector.normalise import RunningNormaliser
 
     config = frontend.config
     normaliser = RunningNormaliser(config.running_tau_s, float(config.fs_hz), signal.shape[0], config.clip_sigma,
@@ -152,7 +151,7 @@ def predict_served_logits(model: torch.nn.Module, signal: np.ndarray, window_sam
     daemon switches from its warm-up grid to the full-window grid at 60 s; the two coincide when
     ``60 s - min_history`` is a multiple of the hop (the served positions are the same either way).
     """
-    from detector.output_position import served_span
+    from ictal.detector.output_position import served_span
 
     n = signal.shape[1]
     out = np.full(n, UNSERVED_LOGIT, dtype=np.float32)
@@ -266,9 +265,9 @@ def sweep_operating_points(
     labelled_s : float
         Seconds of labelled EEG (the FA/24h denominator).
     """
-    from alarms.postprocess import detect_events
-    from training.scoring.annotations import Annotation, Event
-    from training.scoring.nedc_overlap import score_file
+    from ictal.alarms.postprocess import detect_events
+    from ictal.training.scoring.annotations import Annotation, Event
+    from ictal.training.scoring.nedc_overlap import score_file
 
     prepared = []
     labelled_s = 0.0
@@ -338,8 +337,8 @@ def evaluate_dev(
     -------
     result : DevResult
     """
-    from detector.frontend import Frontend
-    from training.scoring.metrics import sensitivity_at_fa
+    from ictal.detector.frontend import Frontend
+    from ictal.training.scoring.metrics import sensitivity_at_fa
 
     frontend = Frontend(frontend_config, float(frontend_config.fs_hz))
     fs = float(frontend_config.fs_hz)
@@ -353,7 +352,7 @@ def evaluate_dev(
             signal = np.asarray(cache.signal(entry))
             labels = np.asarray(cache.labels(entry))
             if serving is not None and serving.loss_positions == "served":
-                from detector.output_position import seconds_to_samples
+                from ictal.detector.output_position import seconds_to_samples
 
                 logits, served = predict_served_logits(
                     model, signal, window_samples, frontend, device,

@@ -5,22 +5,21 @@
 
 from __future__ import annotations
 
+from ictal.detector.config import ModelConfig
+from ictal.detector.model.adjacency import DynamicAdjacency
+from ictal.detector.model.channel_norm import ChannelNorm
+from ictal.detector.model.decoder import Decoder
+from ictal.detector.model.detector_model import TimeThenGraphDetector
+from ictal.detector.model.edge_stream import EdgeStream, pair_index
+from ictal.detector.model.electrode_projection import ElectrodeProjection
+from ictal.detector.model.fusion import GatedFusion
+from ictal.detector.model.graph_network import GraphNetwork, batched_edges
+from ictal.detector.model.laplacian_pe import LaplacianPE
+from ictal.detector.model.node_stream import NodeStream
+from ictal.detector.model.readout import ElectrodeReadout
+from ictal.detector.model.tcn import TCNEncoder
+from ictal.detector.model.temporal_block import DilatedResidualBlock
 from torch import nn
-
-from detector.config import ModelConfig
-from detector.model.adjacency import DynamicAdjacency
-from detector.model.channel_norm import ChannelNorm
-from detector.model.decoder import Decoder
-from detector.model.detector_model import TimeThenGraphDetector
-from detector.model.edge_stream import EdgeStream, pair_index
-from detector.model.electrode_projection import ElectrodeProjection
-from detector.model.fusion import GatedFusion
-from detector.model.graph_network import GraphNetwork, batched_edges
-from detector.model.laplacian_pe import LaplacianPE
-from detector.model.node_stream import NodeStream
-from detector.model.readout import ElectrodeReadout
-from detector.model.tcn import TCNEncoder
-from detector.model.temporal_block import DilatedResidualBlock
 
 __all__ = [
     "ChannelNorm",

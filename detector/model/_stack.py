@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from ictal.detector.config import StackConfig
 from torch import nn
-
-from detector.config import StackConfig
 
 
 def make_stack(stack: str, config: StackConfig, backend: str, direction: str = "bidirectional") -> nn.Module:
@@ -17,15 +16,15 @@ def make_stack(stack: str, config: StackConfig, backend: str, direction: str = "
     config : StackConfig
         Depth and widths of the stack.
     backend : {"auto", "fused", "reference"}
-        Kernel choice, passed on to :func:`detector.stacks.build_stack`.
+        Kernel choice, passed on to :func:`ictal.detector.stacks.build_stack`.
     direction : {"bidirectional", "causal"}
-        Passed on to :func:`detector.stacks.build_stack`.
+        Passed on to :func:`ictal.detector.stacks.build_stack`.
 
     Returns
     -------
     module : nn.Module
         The stack.
     """
-    from detector.stacks import build_stack  # imported late: the stacks pull in optional kernels
+    from ictal.detector.stacks import build_stack  # imported late: the stacks pull in optional kernels
 
     return build_stack(stack, config, backend, direction)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import torch
+from ictal.detector.config import ModelConfig
+from ictal.detector.model.adjacency import DynamicAdjacency
+from ictal.detector.model.decoder import Decoder
+from ictal.detector.model.edge_stream import EdgeStream
+from ictal.detector.model.electrode_projection import ElectrodeProjection
+from ictal.detector.model.fusion import GatedFusion
+from ictal.detector.model.graph_network import GraphNetwork
+from ictal.detector.model.laplacian_pe import LaplacianPE
+from ictal.detector.model.node_stream import NodeStream
+from ictal.detector.model.readout import ElectrodeReadout
+from ictal.detector.model.tcn import TCNEncoder
 from torch import nn
-
-from detector.config import ModelConfig
-from detector.model.adjacency import DynamicAdjacency
-from detector.model.decoder import Decoder
-from detector.model.edge_stream import EdgeStream
-from detector.model.electrode_projection import ElectrodeProjection
-from detector.model.fusion import GatedFusion
-from detector.model.graph_network import GraphNetwork
-from detector.model.laplacian_pe import LaplacianPE
-from detector.model.node_stream import NodeStream
-from detector.model.readout import ElectrodeReadout
-from detector.model.tcn import TCNEncoder
 
 
 class TimeThenGraphDetector(nn.Module):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from ictal.detector.config import StackConfig
+from ictal.detector.model import _stack
 from torch import nn
 from torch.nn import functional as F
-
-from detector.config import StackConfig
-from detector.model import _stack
 
 
 def pair_index(n_nodes: int, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

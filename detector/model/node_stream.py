@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
+from ictal.detector.config import StackConfig
+from ictal.detector.model import _stack
 from torch import nn
-
-from detector.config import StackConfig
-from detector.model import _stack
 
 
 class NodeStream(nn.Module):

@@ -1,9 +1,9 @@
 """Bidirectional and causal sequence-model stacks (Mamba2, Gated DeltaNet) with fused and reference backends."""
 
-from detector.stacks.bidirectional import BidirectionalBlock, BidirectionalStack
-from detector.stacks.build import build_stack, resolve_backend
-from detector.stacks.causal import CausalBlock, CausalStack
-from detector.stacks.fused import (
+from ictal.detector.stacks.bidirectional import BidirectionalBlock, BidirectionalStack
+from ictal.detector.stacks.build import build_stack, resolve_backend
+from ictal.detector.stacks.causal import CausalBlock, CausalStack
+from ictal.detector.stacks.fused import (
     GATED_DELTANET_PARAMETER_KEYS,
     MAMBA2_PARAMETER_KEYS,
     fused_parameter_shapes,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 
+from ictal.detector.config import Backend, Stack, StackConfig
+from ictal.detector.stacks.bidirectional import BidirectionalStack
+from ictal.detector.stacks.causal import CausalStack
+from ictal.detector.stacks.fused import fused_gated_deltanet, fused_mamba2, missing_fused_requirements
 from torch import nn
-
-from detector.config import Backend, Stack, StackConfig
-from detector.stacks.bidirectional import BidirectionalStack
-from detector.stacks.causal import CausalStack
-from detector.stacks.fused import fused_gated_deltanet, fused_mamba2, missing_fused_requirements
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +55,12 @@ def resolve_backend(stack: Stack, backend: Backend) -> str:
 
 def _reference_mixer(stack: Stack, config: StackConfig) -> nn.Module:
     if stack == "bimamba2":
-        from detector.stacks.mamba2 import Mamba2Mixer
+        from ictal.detector.stacks.mamba2 import Mamba2Mixer
 
         return Mamba2Mixer(
             config.d_model, config.d_state, config.n_heads, config.expand, config.d_conv, config.chunk_size
         )
-    from detector.stacks.gated_deltanet import GatedDeltaNetMixer
+    from ictal.detector.stacks.gated_deltanet import GatedDeltaNetMixer
 
     return GatedDeltaNetMixer(
         config.d_model, config.d_state, config.n_heads, config.expand, config.d_conv, config.chunk_size
@@ -89,7 +88,7 @@ def build_stack(
         installed but fails to import also falls back to reference, with a warning).
     direction : {"bidirectional", "causal"}
         ``bidirectional``: a forward and a backward mixer per block; ``causal``: a forward mixer only,
-        with a streaming ``step`` (:class:`~detector.stacks.causal.CausalStack`).
+        with a streaming ``step`` (:class:`~ictal.detector.stacks.causal.CausalStack`).
 
     Returns
     -------

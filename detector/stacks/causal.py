@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from ictal.detector.stacks.bidirectional import _mixer_output
 from torch import nn
-
-from detector.stacks.bidirectional import _mixer_output
 
 
 def _mixer_state_shapes(stack: str, mixer: nn.Module) -> dict[str, tuple[int, ...]]:
     if stack == "bimamba2":
-        from detector.stacks.mamba2 import mamba2_state_shapes
+        from ictal.detector.stacks.mamba2 import mamba2_state_shapes
 
         return mamba2_state_shapes(mixer)
-    from detector.stacks.gated_deltanet import gated_deltanet_state_shapes
+    from ictal.detector.stacks.gated_deltanet import gated_deltanet_state_shapes
 
     return gated_deltanet_state_shapes(mixer)
 
@@ -24,10 +23,10 @@ def _mixer_step(
     stack: str, mixer: nn.Module, h: torch.Tensor, state: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if stack == "bimamba2":
-        from detector.stacks.mamba2 import mamba2_step
+        from ictal.detector.stacks.mamba2 import mamba2_step
 
         return mamba2_step(mixer, h, state)
-    from detector.stacks.gated_deltanet import gated_deltanet_step
+    from ictal.detector.stacks.gated_deltanet import gated_deltanet_step
 
     return gated_deltanet_step(mixer, h, state)
 
@@ -54,7 +53,7 @@ class CausalBlock(nn.Module):
         \\mathrm{out} = x + f(\\mathrm{RMSNorm}(x))
 
     The output at step t depends on steps <= t only. State-dict keys ``norm.weight`` and ``mixer.*``
-    (the upstream module's keys, as in :class:`~detector.stacks.bidirectional.BidirectionalBlock`).
+    (the upstream module's keys, as in :class:`~ictal.detector.stacks.bidirectional.BidirectionalBlock`).
 
     References
     ----------

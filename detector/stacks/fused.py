@@ -5,9 +5,8 @@ from __future__ import annotations
 import importlib.util
 
 import torch
+from ictal.detector.config import Stack, StackConfig
 from torch import nn
-
-from detector.config import Stack, StackConfig
 
 MAMBA2_PARAMETER_KEYS: tuple[str, ...] = (
     "in_proj.weight",
@@ -105,7 +104,7 @@ def missing_fused_requirements(stack: Stack) -> list[str]:
 
 
 def fused_mamba2(config: StackConfig) -> nn.Module:
-    """``mamba_ssm.Mamba2`` with the hyper-parameters of :class:`~detector.stacks.mamba2.Mamba2Mixer`.
+    """``mamba_ssm.Mamba2`` with the hyper-parameters of :class:`~ictal.detector.stacks.mamba2.Mamba2Mixer`.
 
     Shapes: (N, L, D) -> (N, L, D). Raises ImportError when mamba-ssm is not installed.
 

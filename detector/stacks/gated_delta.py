@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from detector.stacks.ssd import _pad_to_chunks
+from ictal.detector.stacks.ssd import _pad_to_chunks
 
 
 def chunk_gated_delta_rule(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from ictal.detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
+from ictal.detector.stacks.gated_delta import chunk_gated_delta_rule
+from ictal.detector.stacks.mamba2 import init_dt_bias
+from ictal.detector.stacks.norms import RMSNormGated
 from torch import nn
-
-from detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
-from detector.stacks.gated_delta import chunk_gated_delta_rule
-from detector.stacks.mamba2 import init_dt_bias
-from detector.stacks.norms import RMSNormGated
 
 
 def _l2_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -112,7 +111,7 @@ class GatedDeltaNetMixer(nn.Module):
         if self.scan_impl == "chunked":
             o = chunk_gated_delta_rule(q, k, v, g, beta, dk**-0.5, self.chunk_size)
         elif self.scan_impl == "naive":
-            from detector.stacks._naive import naive_gated_delta_rule
+            from ictal.detector.stacks._naive import naive_gated_delta_rule
 
             o = naive_gated_delta_rule(q, k, v, g, beta, dk**-0.5)
         else:

@@ -6,11 +6,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from ictal.detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
+from ictal.detector.stacks.norms import RMSNormGated
+from ictal.detector.stacks.ssd import ssd_chunked_scan
 from torch import nn
-
-from detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
-from detector.stacks.norms import RMSNormGated
-from detector.stacks.ssd import ssd_chunked_scan
 
 
 def init_dt_bias(
@@ -105,7 +104,7 @@ class Mamba2Mixer(nn.Module):
         if self.scan_impl == "chunked":
             y = ssd_chunked_scan(x, dt, A, B, C, self.chunk_size)
         elif self.scan_impl == "naive":
-            from detector.stacks._naive import naive_ssd_scan
+            from ictal.detector.stacks._naive import naive_ssd_scan
 
             y = naive_ssd_scan(x, dt, A, B, C)
         else:

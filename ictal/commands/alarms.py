@@ -23,9 +23,9 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from alarms.config import PublisherConfig
-from alarms.schema import AlarmEvent, BedStatus, UnsupportedSchemaVersionError
-from alarms.subscriber import AlarmSubscriber, ClientCurve, catchup_endpoint_for
+from ictal.alarms.config import PublisherConfig
+from ictal.alarms.schema import AlarmEvent, BedStatus, UnsupportedSchemaVersionError
+from ictal.alarms.subscriber import AlarmSubscriber, ClientCurve, catchup_endpoint_for
 
 _DEFAULTS = PublisherConfig()
 

@@ -12,18 +12,18 @@ import importlib
 import sys
 
 BENCHMARKS: dict[str, tuple[str, str, int]] = {
-    "frontend": ("streaming.bench_frontend", "Front-end speed per bed, replay pacing, memory.", 3),
-    "model": ("detector.bench_model", "Model latency and throughput per preset and stack.", 8),
-    "alarms": ("alarms.bench_alarms", "Journal + publish rate, append latency, catch-up.", 4),
-    "daemon": ("streaming.bench_daemon", "Beds served in real time, latency, memory per bed.", 9),
-    "train": ("training.bench_train", "Cache build speed and training throughput.", 10),
-    "soak": ("streaming.bench_soak", "Many beds x 24 h replay: RSS slope, lost events.", 7),
-    "injected": ("training.injected_eval", "Simulated seizures in held-out EEG: latency, sensitivity, FA/24h.", 14),
-    "quality": ("detector.bench_quality", "Rail clipping on every real EDF: false and true finds, cost.", 15),
-    "flood": ("alarms.bench_flood", "Catch-up endpoint under pipelined requests and idle connections.", 15),
-    "lsl": ("streaming.bench_lsl_reconnect", "LSL reconnection delay after an amplifier returns.", 15),
-    "edf-memory": ("streaming.bench_edf_memory", "Peak memory of EDF replay and evaluation of a long file.", 15),
-    "gpu": ("training.bench_gpu", "CUDA check: fused vs reference parity, speed, beds, training (JSON).", 20),
+    "frontend": ("ictal.streaming.bench_frontend", "Front-end speed per bed, replay pacing, memory.", 3),
+    "model": ("ictal.detector.bench_model", "Model latency and throughput per preset and stack.", 8),
+    "alarms": ("ictal.alarms.bench_alarms", "Journal + publish rate, append latency, catch-up.", 4),
+    "daemon": ("ictal.streaming.bench_daemon", "Beds served in real time, latency, memory per bed.", 9),
+    "train": ("ictal.training.bench_train", "Cache build speed and training throughput.", 10),
+    "soak": ("ictal.streaming.bench_soak", "Many beds x 24 h replay: RSS slope, lost events.", 7),
+    "injected": ("ictal.training.injected_eval", "Simulated seizures in held-out EEG: latency, sensitivity, FA/24h.", 14),
+    "quality": ("ictal.detector.bench_quality", "Rail clipping on every real EDF: false and true finds, cost.", 15),
+    "flood": ("ictal.alarms.bench_flood", "Catch-up endpoint under pipelined requests and idle connections.", 15),
+    "lsl": ("ictal.streaming.bench_lsl_reconnect", "LSL reconnection delay after an amplifier returns.", 15),
+    "edf-memory": ("ictal.streaming.bench_edf_memory", "Peak memory of EDF replay and evaluation of a long file.", 15),
+    "gpu": ("ictal.training.bench_gpu", "CUDA check: fused vs reference parity, speed, beds, training (JSON).", 20),
 }
 
 

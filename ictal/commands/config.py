@@ -4,7 +4,7 @@ The check is :func:`ictal.config.load_config`, the daemon's own loading: what it
 bed (a hop of whole samples at 256 Hz that fits beside the checkpoint's lookahead, distinct LSL streams
 per bed, quotable LSL selectors); what it refuses is named with its key and value.
 
-A valid daemon config is then checked against this machine (:func:`streaming.preflight.preflight`):
+A valid daemon config is then checked against this machine (:func:`ictal.streaming.preflight.preflight`):
 the checkpoint loads as the daemon loads it, the thresholds in force resolve (a thresholds file made
 for another checkpoint is refused), the journal's directory is writable (the journal is not opened),
 each port can be bound (a busy one names its holder), each EDF bed's file opens. Every problem is
@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from ictal.config import ConfigError, dump_config, load_config
-from streaming.config import DaemonConfig
+from ictal.streaming.config import DaemonConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def print_preflight(config: DaemonConfig, *, file=None) -> int:
 
     Lines passed go to ``file`` (stdout by default), problems to stderr as well when ``file`` is stdout.
     """
-    from streaming.preflight import preflight
+    from ictal.streaming.preflight import preflight
 
     out = file if file is not None else sys.stdout
     report = preflight(config)

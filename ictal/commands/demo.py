@@ -9,7 +9,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` subcommand."""
-    from streaming.demo import DEFAULT_INPUT, DEFAULT_SPEED
+    from ictal.streaming.demo import DEFAULT_INPUT, DEFAULT_SPEED
 
     parser = subparsers.add_parser(
         "demo",
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when it ran to its summary, 2 when it cannot run, 1 when something failed."""
     from ictal.config import ConfigError
-    from streaming.demo import DemoError, run_demo
+    from ictal.streaming.demo import DemoError, run_demo
 
     try:
         return run_demo(args.edf, args.speed, args.checkpoint, args.config, args.untrained, args.untrained_config,

@@ -43,7 +43,7 @@ def _print(topic: str, fact: str) -> None:
 
 def _lsl_report(config, wait_s: float) -> int:
     """Print the visible streams and the beds they match; return the number of problems."""
-    from streaming.lsl_survey import survey
+    from ictal.streaming.lsl_survey import survey
 
     found = survey(config, wait_s)
     hint = "" if found.streams else (": is the amplifier's LSL app running, and does discovery reach this host "
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the report; exit 1 when something the daemon needs is missing or the pre-flight finds a problem."""
     import torch
 
-    from detector.backends import probe_fused_kernels
+    from ictal.detector.backends import probe_fused_kernels
 
     problems = 0
     _print("python", f"{platform.python_version()} ({sys.executable})")
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import pylsl
 
-        from streaming.lsl_config import configure_liblsl
+        from ictal.streaming.lsl_config import configure_liblsl
 
         liblsl_log = configure_liblsl()
         version = pylsl.library_version()  # an int such as 118 for 1.18

@@ -2,13 +2,13 @@
 
 ``ictal evaluate --checkpoint CKPT --data DATASET --out DIR [--hop-s S] [--thresholds FILE]
 [--min-history-s S] [--mode window|stream]`` replays every recording of DATASET through the per-bed path
-of ``ictal serve`` (:mod:`training.evaluate`) in the daemon's ``detector.mode`` (default the checkpoint's
+of ``ictal serve`` (:mod:`ictal.training.evaluate`) in the daemon's ``detector.mode`` (default the checkpoint's
 natural mode: ``stream`` for a causal checkpoint, each bed's state carried from hop to hop; ``window``
 otherwise; ``report.json``'s ``meta.mode`` says which), writes hypothesis and reference ``csv_bi`` files with ``ref.list`` and
 ``hyp.list``, per-recording probabilities, ``report.json``, ``report.md`` and PNG plots under DIR, and
 prints the headline figures. A WARNING line (stderr before scoring, and in the summary) says how many
 of the recordings are training recordings of the checkpoint, or that its training data is unknown
-(:mod:`training.provenance`). Exit status 0 on success, 2 when the input is invalid (the message says
+(:mod:`ictal.training.provenance`). Exit status 0 on success, 2 when the input is invalid (the message says
 what and where).
 """
 
@@ -65,9 +65,9 @@ def _progress(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the headline figures; returns the exit status."""
-    from alarms.thresholds import ThresholdsFileError
-    from detector.montage import MontageError
-    from training.evaluate import EvaluationError, evaluate
+    from ictal.alarms.thresholds import ThresholdsFileError
+    from ictal.detector.montage import MontageError
+    from ictal.training.evaluate import EvaluationError, evaluate
 
     try:
         report = evaluate(

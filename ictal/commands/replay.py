@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Publish the file until its end (or forever with --loop, until interrupted)."""
-    from streaming.lsl_outlet import ReplayPublisher
+    from ictal.streaming.lsl_outlet import ReplayPublisher
 
     if args.speed < 0:
         print(f"ictal replay: --speed must be >= 0 (found {args.speed})", file=sys.stderr)

@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score and print; returns the exit status."""
-    from training.scoring.annotations import AnnotationError
-    from training.scoring.report import format_text, score_lists
+    from ictal.training.scoring.annotations import AnnotationError
+    from ictal.training.scoring.report import format_text, score_lists
 
     try:
         report = score_lists(args.ref, args.hyp)

@@ -30,13 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT; exit codes: 0 clean stop, 1 failure while running, 2 refused to start."""
-    from alarms.journal import JournalError
-    from alarms.publisher import PublisherError
-    from alarms.thresholds import ThresholdsError
+    from ictal.alarms.journal import JournalError
+    from ictal.alarms.publisher import PublisherError
+    from ictal.alarms.thresholds import ThresholdsError
     from ictal.config import ConfigError, load_config
-    from streaming.daemon import Daemon, DaemonError
-    from streaming.logfmt import configure_logging, kv
-    from streaming.notify import SystemdNotifier
+    from ictal.streaming.daemon import Daemon, DaemonError
+    from ictal.streaming.logfmt import configure_logging, kv
+    from ictal.streaming.notify import SystemdNotifier
 
     try:
         config = load_config(args.config, kind="daemon")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     view = None
     try:
         if config.view.enabled:
-            from streaming.view.live import start_live_view
+            from ictal.streaming.view.live import start_live_view
 
             view = start_live_view(daemon, config.view)  # before start(): it wraps the beds' sources
         code = daemon.run()  # signal handlers first, then start(), then serve

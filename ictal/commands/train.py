@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (or build the cache) and print where the checkpoints are; returns the exit status."""
     from ictal.config import ConfigError, load_config
-    from training.cache import CacheMismatchError
+    from ictal.training.cache import CacheMismatchError
 
     try:
         config = load_config(args.config, kind="train")
@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.cache_only:
-            from training.train import prepare_cache
+            from ictal.training.train import prepare_cache
 
             summary = prepare_cache(config, progress=not args.no_progress)
             return 0 if summary.entries else 2
-        from training.train import train
+        from ictal.training.train import train
 
         result = train(config, resume=args.resume, max_steps=args.max_steps,
                        progress=False if args.no_progress else None)

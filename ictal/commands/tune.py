@@ -2,7 +2,7 @@
 
 ``ictal tune --checkpoint CKPT --data DATASET --target-fa X [--out thresholds.json]
 [--write-checkpoint]`` runs the dataset through the daemon path once, searches the grid of
-:mod:`training.tune` for the thresholds of highest sensitivity with FA/24h <= X, writes them as a
+:mod:`ictal.training.tune` for the thresholds of highest sensitivity with FA/24h <= X, writes them as a
 thresholds file that ``ictal serve`` loads (``alarms.thresholds_file``) and, with
 ``--write-checkpoint``, into the checkpoint's metadata.
 
@@ -21,8 +21,8 @@ and ``provenance.extra.warnings`` in the file, which the daemon logs again at ev
 would leave nothing to serve; the grid still holds the choice, and the warning travels with the file.
 
 ``--calibrate`` (with ``--write-checkpoint``, not with ``--from-eval``) first fits a temperature
-(Guo et al. 2017; :func:`training.calibration.fit_recordings_temperature`) on the labelled served samples of
-the recordings it runs, stores it in the checkpoint's metadata (``calibration``, :mod:`detector.calibration`),
+(Guo et al. 2017; :func:`ictal.training.calibration.fit_recordings_temperature`) on the labelled served samples of
+the recordings it runs, stores it in the checkpoint's metadata (``calibration``, :mod:`ictal.detector.calibration`),
 recalibrates the stored probabilities with it, and only then tunes: the thresholds refer to calibrated
 probabilities, the ones ``Detector`` serves from then on. The order is fixed (fit, then tune) because a
 temperature moves every probability and hence every tau_on. It refuses recordings the checkpoint's
@@ -152,10 +152,10 @@ def _checkpoint_to_write(args: argparse.Namespace, source: EvalSource | None, ch
 
 def run(args: argparse.Namespace) -> int:
     """Tune, write, print; returns the exit status."""
-    from alarms.config import AlarmThresholds
-    from alarms.thresholds import MIN_DURATION_FLOOR_S, ThresholdsError, load_thresholds
-    from detector.montage import MontageError
-    from training.evaluate import (
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.alarms.thresholds import MIN_DURATION_FLOOR_S, ThresholdsError, load_thresholds
+    from ictal.detector.montage import MontageError
+    from ictal.training.evaluate import (
         SCORED,
         DaemonPathRunner,
         EvaluationError,
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         run_dataset,
         select_recordings,
     )
-    from training.tune import tune, write_checkpoint_thresholds, write_thresholds
+    from ictal.training.tune import tune, write_checkpoint_thresholds, write_thresholds
 
     if not args.target_fa >= 0:
         print(f"ictal tune: --target-fa is {args.target_fa}, expected a number >= 0", file=sys.stderr)
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             write_to = _checkpoint_to_write(args, None, checkpoint_id) if args.write_checkpoint else None
             base, _ = resolve_thresholds(args.thresholds, args.checkpoint)
-            from streaming.config import SchedulerConfig
+            from ictal.streaming.config import SchedulerConfig
 
             hop_s = SchedulerConfig().hop_s if args.hop_s is None else args.hop_s
             config = dataset_config(args.data, args.format)
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir = args.checkpoint or (source.checkpoint if source is not None else None)
         provenance = None
         if checkpoint_dir is not None:
-            from training.evaluate import provenance_check
+            from ictal.training.evaluate import provenance_check
 
             provenance = provenance_check(checkpoint_dir, recording_ids, "tune")
             if provenance["warning"]:
@@ -277,14 +277,14 @@ def _calibrate(checkpoint: str, recordings: list, provenance: dict | None, datas
     """
     import dataclasses
 
-    from detector.calibration import read_calibration
-    from training.calibration import (
+    from ictal.detector.calibration import read_calibration
+    from ictal.training.calibration import (
         apply_temperature,
         calibration_entry,
         fit_recordings_temperature,
         write_checkpoint_calibration,
     )
-    from training.evaluate import checkpoint_metadata
+    from ictal.training.evaluate import checkpoint_metadata
 
     if provenance is None or not provenance.get("known"):
         raise TuneInputError(f"--calibrate: checkpoint {checkpoint} records no training data (provenance), so "

@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _view_config(args: argparse.Namespace, section: object | None):
-    from streaming.view.config import ViewConfig
+    from ictal.streaming.view.config import ViewConfig
 
     data = section.model_dump() if section is not None else {}
     for key, value in (("host", args.host), ("port", args.port), ("minutes", args.minutes)):
@@ -91,13 +91,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(args: argparse.Namespace) -> int:
-    from alarms.thresholds import ThresholdsFileError
-    from detector.inference import Detector
-    from detector.montage import MontageError
-    from streaming.config import SchedulerConfig
-    from streaming.view.offline import view_file
-    from streaming.view.server import ViewServer
-    from training.evaluate import resolve_thresholds
+    from ictal.alarms.thresholds import ThresholdsFileError
+    from ictal.detector.inference import Detector
+    from ictal.detector.montage import MontageError
+    from ictal.streaming.config import SchedulerConfig
+    from ictal.streaming.view.offline import view_file
+    from ictal.streaming.view.server import ViewServer
+    from ictal.training.evaluate import resolve_thresholds
 
     if args.checkpoint is None:
         print("ictal view: FILE.edf needs --checkpoint DIR (the model that scores it)", file=sys.stderr)
@@ -127,13 +127,13 @@ def _offline(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from alarms.journal import JournalError
-    from alarms.publisher import PublisherError
-    from alarms.thresholds import ThresholdsError
+    from ictal.alarms.journal import JournalError
+    from ictal.alarms.publisher import PublisherError
+    from ictal.alarms.thresholds import ThresholdsError
     from ictal.config import ConfigError, load_config
-    from streaming.daemon import Daemon, DaemonError
-    from streaming.logfmt import configure_logging
-    from streaming.view.live import start_live_view
+    from ictal.streaming.daemon import Daemon, DaemonError
+    from ictal.streaming.logfmt import configure_logging
+    from ictal.streaming.view.live import start_live_view
 
     try:
         config = load_config(args.config, kind="daemon")

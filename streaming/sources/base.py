@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from detector import CANONICAL_CHANNELS
-from streaming.chunk import Chunk
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.streaming.chunk import Chunk
 
 
 class Source(ABC):

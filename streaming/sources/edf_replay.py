@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from detector.config import FrontendConfig
-from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
-from streaming.chunk import Chunk
-from streaming.config import EdfSourceConfig
-from streaming.edf import BLOCK_S, CanonicalStream, open_canonical
-from streaming.sources.base import Source
+from ictal.detector.config import FrontendConfig
+from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import EdfSourceConfig
+from ictal.streaming.edf import BLOCK_S, CanonicalStream, open_canonical
+from ictal.streaming.sources.base import Source
 
 
 class EdfReplaySource(Source):
@@ -64,7 +63,7 @@ class EdfReplaySource(Source):
 
     @property
     def fs(self) -> float:
-        """Sampling rate of the chunks in Hz: the file's, or :func:`detector.resample.rational_rate` of it
+        """Sampling rate of the chunks in Hz: the file's, or :func:`ictal.detector.resample.rational_rate` of it
         when its ratio to 256 Hz has no small factors (an EDF record of 0.9999 s makes 199.98 Hz; the
         replay then runs at most 5.1e-4 off, as for an LSL stream of such a rate)."""
         if self.stream is None:

@@ -22,7 +22,7 @@ later. When no matching stream has been seen ``resolve_timeout_s`` after the sea
 
 Rates: the nominal rate must lie in [``detector.resample.MIN_INPUT_FS_HZ``,
 ``detector.resample.MAX_INPUT_FS_HZ``] (100-4096 Hz); a rate whose ratio to 256 Hz has no small
-factors (250.1 Hz) is treated as :func:`detector.resample.rational_rate` (250.09987 Hz, stated
+factors (250.1 Hz) is treated as :func:`ictal.detector.resample.rational_rate` (250.09987 Hz, stated
 precision there): ``fs`` and ``Chunk.fs`` carry that rate and ``announced_fs`` the stream's own.
 """
 
@@ -37,17 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from ictal.detector.config import FrontendConfig
+from ictal.detector.montage import MontageMapping, map_montage
+from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
+from ictal.detector.units import scale_to_uv
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import LslSourceConfig
+from ictal.streaming.lsl_config import configure_liblsl
+from ictal.streaming.sources.base import Source
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
-
-from detector.config import FrontendConfig
-from detector.montage import MontageMapping, map_montage
-from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
-from detector.units import scale_to_uv
-from streaming.chunk import Chunk
-from streaming.config import LslSourceConfig
-from streaming.lsl_config import configure_liblsl
-from streaming.sources.base import Source
 
 configure_liblsl()  # before any LSL call: liblsl reads its configuration once
 
@@ -274,7 +273,7 @@ class LslSource(Source):
     identity : StreamIdentity or None
         The device the source is bound to (after the first connection).
     announced_fs : float or None
-        The nominal rate the stream announces (``fs`` is :func:`detector.resample.rational_rate` of it).
+        The nominal rate the stream announces (``fs`` is :func:`ictal.detector.resample.rational_rate` of it).
     n_clock_jumps_back : int
         Times the timestamps went back within one connection.
     clock_jump_back_s : float
@@ -326,7 +325,7 @@ class LslSource(Source):
     def fs(self) -> float:
         """Sampling rate of the chunks in Hz (known after the first connection).
 
-        The stream's nominal rate, or :func:`detector.resample.rational_rate` of it when its ratio to
+        The stream's nominal rate, or :func:`ictal.detector.resample.rational_rate` of it when its ratio to
         256 Hz has no small factors (``announced_fs`` keeps the stream's own).
         """
         if self._fs is None:

@@ -31,7 +31,7 @@ import bisect
 import threading
 from datetime import datetime, timezone
 
-from streaming.chunk import Chunk
+from ictal.streaming.chunk import Chunk
 
 HORIZON_S = 900.0
 """Stream seconds of chunks remembered (15 min): an onset is decided within a window (60 s), the

@@ -1,6 +1,6 @@
 """Benchmark: does the EEG page slow scoring? Scoring latency without the view, and with it and N viewers.
 
-``python -m streaming.view.bench_view [--beds 4] [--viewers 4] [--seconds 60] [--checkpoint DIR]``
+``python -m ictal.streaming.view.bench_view [--beds 4] [--viewers 4] [--seconds 60] [--checkpoint DIR]``
 
 Two runs of the real daemon (``streaming.daemon.Daemon``: bed threads, scoring loop, journal,
 publisher), each on ``--beds`` beds replaying a real recording in real time (looped):
@@ -33,15 +33,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmsConfig, JournalConfig, MetricsConfig, PublisherConfig
-from detector.machine import cpu_model
-from streaming.config import BedConfig, DaemonConfig, DetectorRuntimeConfig, EdfSourceConfig, SchedulerConfig
-from streaming.daemon import Daemon
-from streaming.view.config import ViewConfig
-from streaming.view.hub import ViewHub
-from streaming.view.live import attach_view
-from streaming.view.server import ViewServer
+from ictal.alarms.config import AlarmsConfig, JournalConfig, MetricsConfig, PublisherConfig
+from ictal.detector.machine import cpu_model
+from ictal.streaming.config import (
+    BedConfig,
+    DaemonConfig,
+    DetectorRuntimeConfig,
+    EdfSourceConfig,
+    SchedulerConfig,
+)
+from ictal.streaming.daemon import Daemon
+from ictal.streaming.view.config import ViewConfig
+from ictal.streaming.view.hub import ViewHub
+from ictal.streaming.view.live import attach_view
+from ictal.streaming.view.server import ViewServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EDF = REPO_ROOT.parent / "shared" / "data" / "labelled" / "hms_1628180742.edf"
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorer-ms", type=float, default=30.0, help="stand-in model's cost per batch (ms)")
     args = parser.parse_args(argv)
     if args.checkpoint is not None:
-        from detector.inference import Detector
+        from ictal.detector.inference import Detector
 
         scorer = Detector.from_checkpoint(args.checkpoint, device="cpu")
         what = f"checkpoint {args.checkpoint}"

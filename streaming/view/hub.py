@@ -42,12 +42,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from alarms.schema import AlarmEvent, BedStatus
-from detector import CANONICAL_CHANNELS, FS_HZ
-from detector.resample import StreamingResampler
-from streaming.bed import ScoreResult
-from streaming.chunk import Chunk
+from ictal.alarms.schema import AlarmEvent, BedStatus
+from ictal.detector import CANONICAL_CHANNELS, FS_HZ
+from ictal.detector.resample import StreamingResampler
+from ictal.streaming.bed import ScoreResult
+from ictal.streaming.chunk import Chunk
 
 DISPLAY_FS_HZ: int = 128
 """Rate of the EEG sent to the page: content to 64 Hz, above the 35-70 Hz low-pass of clinical EEG

@@ -1,4 +1,4 @@
-"""`attach_view`: feed a :class:`~streaming.view.hub.ViewHub` from a running daemon, without touching its code paths.
+"""`attach_view`: feed a :class:`~ictal.streaming.view.hub.ViewHub` from a running daemon, without touching its code paths.
 
 Where each piece of the page comes from (all existing seams of ``streaming.daemon.Daemon``):
 
@@ -23,12 +23,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from alarms.journal import JournalError
-from detector.config import FrontendConfig
-from streaming.chunk import Chunk
-from streaming.config import BedConfig
-from streaming.sources.base import Source
-from streaming.view.hub import ViewHub
+from ictal.alarms.journal import JournalError
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import BedConfig
+from ictal.streaming.sources.base import Source
+from ictal.streaming.view.hub import ViewHub
 
 log = logging.getLogger("ictal.view")
 
@@ -225,7 +225,7 @@ def start_live_view(daemon, config) -> LiveView:
     RuntimeError
         The daemon is already started.
     """
-    from streaming.view.server import ViewServer
+    from ictal.streaming.view.server import ViewServer
 
     hub = ViewHub(config.minutes, mode="live")
     feed = attach_view(daemon, hub)

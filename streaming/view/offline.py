@@ -1,4 +1,4 @@
-"""A file scored through the daemon path, laid into a :class:`~streaming.view.hub.ViewHub` for the page.
+"""A file scored through the daemon path, laid into a :class:`~ictal.streaming.view.hub.ViewHub` for the page.
 
 ``ictal view FILE.edf --checkpoint DIR`` runs the file through ``streaming.bed.run_recording`` (the
 per-bed path of ``ictal serve``: front-end in 0.25 s chunks, windows every hop, stitching, signal
@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from alarms.schema import AlarmEvent, BedStatus
-from detector.config import FrontendConfig
-from streaming.bed import RecordingResult, Scorer, run_recording
-from streaming.chunk import Chunk
-from streaming.edf import BLOCK_S, open_canonical
-from streaming.view.hub import ViewHub
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.schema import AlarmEvent, BedStatus
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import RecordingResult, Scorer, run_recording
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import BLOCK_S, open_canonical
+from ictal.streaming.view.hub import ViewHub
 
 MAX_DEFAULT_MINUTES: float = 120.0
 """Most minutes of a file held by default (19 channels at 128 Hz: about 70 MB); the page shows the

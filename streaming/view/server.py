@@ -40,6 +40,9 @@ import threading
 from pathlib import Path
 
 import uvicorn
+from ictal.streaming.ports import describe_port_holder
+from ictal.streaming.view.config import ViewConfig
+from ictal.streaming.view.hub import ViewHub
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -47,10 +50,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-
-from streaming.ports import describe_port_holder
-from streaming.view.config import ViewConfig
-from streaming.view.hub import ViewHub
 
 log = logging.getLogger("ictal.view")
 

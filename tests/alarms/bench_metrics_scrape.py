@@ -21,11 +21,10 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
-from alarms.metrics import IctalMetrics, serve_metrics
-from alarms.metrics_auth import BasicAuth, hash_password
-from streaming.daemon_metrics import DaemonMetrics
+from ictal.alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
+from ictal.alarms.metrics import IctalMetrics, serve_metrics
+from ictal.alarms.metrics_auth import BasicAuth, hash_password
+from ictal.streaming.daemon_metrics import DaemonMetrics
 
 CHANNELS = [f"ch{i:02d}" for i in range(19)]
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 
-from alarms.config import JournalConfig, PublisherConfig
-from alarms.journal import Journal
-from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent
+from ictal.alarms.config import JournalConfig, PublisherConfig
+from ictal.alarms.journal import Journal
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.alarms.schema import AlarmEvent
 
 journal = Journal(JournalConfig(path=sys.argv[1]))
 publisher = AlarmPublisher(PublisherConfig(pub_endpoint=sys.argv[2], catchup_endpoint=sys.argv[3]), journal)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from alarms import bench_alarms
+from ictal.alarms import bench_alarms
+
 from ictal.commands.bench import BENCHMARKS
 
 
 def test_bench_alarms_prints_its_table(tmp_path, capsys):
-    assert BENCHMARKS["alarms"][0] == "alarms.bench_alarms"  # what `ictal bench alarms` runs
+    assert BENCHMARKS["alarms"][0] == "ictal.alarms.bench_alarms"  # what `ictal bench alarms` runs
     parser = argparse.ArgumentParser()
     bench_alarms.add_arguments(parser)
     args = parser.parse_args(["--events", "20", "--catchup", "300", "--hours", "0.05", "--dir", str(tmp_path)])

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import zmq
+from ictal.alarms.config import JournalConfig
+from ictal.alarms.journal import Journal, JournalFaultError
+from ictal.alarms.metrics import IctalMetrics
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.alarms.schema import AlarmEvent, parse_event
 
-from alarms.config import JournalConfig
-from alarms.journal import Journal, JournalFaultError
-from alarms.metrics import IctalMetrics
-from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent, parse_event
 from tests.alarms.helpers import onset, publisher_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -218,8 +218,8 @@ def test_the_journal_never_uses_a_shm_file(tmp_path):
 
 _CHILD = """
 import subprocess, sys
-from alarms.config import JournalConfig
-from alarms.journal import Journal
+from ictal.alarms.config import JournalConfig
+from ictal.alarms.journal import Journal
 from tests.alarms.helpers import onset
 path = sys.argv[1]
 journal = Journal(JournalConfig(path=path))

@@ -17,15 +17,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ictal.alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
+from ictal.alarms.metrics import IctalMetrics, IctalRegistry, serve_metrics
+from ictal.alarms.metrics_auth import BasicAuth, hash_password
+from ictal.alarms.metrics_http import MetricsHTTPServer, tls_context
+from ictal.streaming.daemon_metrics import DaemonMetrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
-
-from alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
-from alarms.metrics import IctalMetrics, IctalRegistry, serve_metrics
-from alarms.metrics_auth import BasicAuth, hash_password
-from alarms.metrics_http import MetricsHTTPServer, tls_context
-from streaming.daemon_metrics import DaemonMetrics
 
 BEDS = ("icu-1", "icu-2")
 

@@ -11,18 +11,18 @@ import time
 import pytest
 import zmq
 import zmq.auth
-
-from alarms.config import CurveConfig
-from alarms.metrics import IctalMetrics
-from alarms.publisher import (
+from ictal.alarms.config import CurveConfig
+from ictal.alarms.metrics import IctalMetrics
+from ictal.alarms.publisher import (
     MAX_FRAME_BYTES,
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
     AlarmPublisher,
     PublisherError,
 )
-from alarms.schema import AlarmEvent
-from alarms.subscriber import AlarmSubscriber, CatchupError, ClientCurve
+from ictal.alarms.schema import AlarmEvent
+from ictal.alarms.subscriber import AlarmSubscriber, CatchupError, ClientCurve
+
 from tests.alarms.helpers import onset, open_publisher, publisher_config
 
 

@@ -13,11 +13,12 @@ import threading
 import time
 from pathlib import Path
 
-from alarms.config import JournalConfig
-from alarms.journal import Journal
-from alarms.publisher import AlarmPublisher
-from alarms.schema import AlarmEvent
-from alarms.subscriber import AlarmSubscriber
+from ictal.alarms.config import JournalConfig
+from ictal.alarms.journal import Journal
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.alarms.schema import AlarmEvent
+from ictal.alarms.subscriber import AlarmSubscriber
+
 from tests.alarms.helpers import onset, publisher_config
 from tests.alarms.test_watch_cli import watch
 from tests.streaming.daemon_helpers import wait_for

@@ -8,9 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
-
-from alarms.schema import (
+from ictal.alarms.schema import (
     SCHEMA_PATH,
     SUPPORTED_SCHEMA_VERSIONS,
     AlarmEvent,
@@ -19,6 +17,8 @@ from alarms.schema import (
     json_schema_text,
     parse_event,
 )
+from pydantic import ValidationError
+
 from tests.alarms.helpers import onset
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=timezone.utc)
@@ -149,7 +149,7 @@ def test_invalid_events_are_rejected_with_the_reason(kwargs, message):
 
 def test_shipped_json_schema_equals_the_generated_one():
     assert SCHEMA_PATH.read_text(encoding="utf-8") == json_schema_text(), (
-        "alarms/alarm_event.schema.json is stale: regenerate it with `python -m alarms.schema`")
+        "alarms/alarm_event.schema.json is stale: regenerate it with `python -m ictal.alarms.schema`")
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     assert set(schema["required"]) == {"kind"}
     assert schema["properties"]["kind"]["enum"] == ["onset", "offset", "heartbeat", "signal_quality", "daemon"]
@@ -158,10 +158,9 @@ def test_shipped_json_schema_equals_the_generated_one():
 
 def test_event_from_a_post_processor_transition():
     import numpy as np
-
-    from alarms.config import AlarmThresholds
-    from alarms.postprocess import PostProcessor
-    from alarms.schema import event_from_transition
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.alarms.postprocess import PostProcessor
+    from ictal.alarms.schema import event_from_transition
 
     thresholds = AlarmThresholds(min_duration_s=2.0, merge_gap_s=1.0)
     pp = PostProcessor(thresholds)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from alarms.config import AlarmsConfig, AlarmThresholds
-from alarms.thresholds import (
+from ictal.alarms.config import AlarmsConfig, AlarmThresholds
+from ictal.alarms.thresholds import (
     ThresholdsFileError,
     load_thresholds,
     load_thresholds_file,
@@ -66,7 +65,7 @@ def test_invalid_values_name_the_key(tmp_path):
 
 
 def test_thresholds_in_force_order_file_then_checkpoint_then_config(tmp_path):
-    from alarms.thresholds import thresholds_in_force
+    from ictal.alarms.thresholds import thresholds_in_force
 
     tuned_in_checkpoint = {"tau_on": 0.6, "tau_off": 0.4, "min_duration_s": 4.0}
     configured = AlarmThresholds(tau_on=0.9, tau_off=0.7)
@@ -94,7 +93,7 @@ def _file(tmp_path, checkpoint_id, **kw):
 
 
 def test_config_thresholds_written_out_while_the_checkpoints_would_win_is_an_error():
-    from alarms.thresholds import ThresholdsPrecedenceError, thresholds_in_force
+    from ictal.alarms.thresholds import ThresholdsPrecedenceError, thresholds_in_force
 
     tuned = {"tau_on": 0.6, "tau_off": 0.4, "min_duration_s": 4.0}
     # written out, even equal to the defaults, is a choice the operator made: never silently replaced
@@ -109,7 +108,7 @@ def test_config_thresholds_written_out_while_the_checkpoints_would_win_is_an_err
 
 
 def test_config_thresholds_written_out_with_a_thresholds_file_is_an_error(tmp_path):
-    from alarms.thresholds import ThresholdsPrecedenceError, thresholds_in_force
+    from ictal.alarms.thresholds import ThresholdsPrecedenceError, thresholds_in_force
 
     path = _file(tmp_path, "ckpt-1")
     config = AlarmsConfig.model_validate({"thresholds": {"tau_on": 0.97}, "thresholds_file": str(path)})
@@ -118,7 +117,7 @@ def test_config_thresholds_written_out_with_a_thresholds_file_is_an_error(tmp_pa
 
 
 def test_a_thresholds_file_of_another_checkpoint_is_refused_naming_both_ids(tmp_path):
-    from alarms.thresholds import ThresholdsFileError, ThresholdsMismatchError, thresholds_in_force
+    from ictal.alarms.thresholds import ThresholdsFileError, ThresholdsMismatchError, thresholds_in_force
 
     path = _file(tmp_path, "aaaa1111")
     with pytest.raises(ThresholdsMismatchError) as err:
@@ -136,7 +135,7 @@ def test_a_thresholds_file_of_another_checkpoint_is_refused_naming_both_ids(tmp_
 
 
 def test_an_accepted_foreign_thresholds_file_is_used_and_the_source_says_so(tmp_path):
-    from alarms.thresholds import thresholds_in_force
+    from ictal.alarms.thresholds import thresholds_in_force
 
     path = _file(tmp_path, "aaaa1111")
     config = AlarmsConfig(thresholds_file=path, accept_thresholds_of_checkpoint="aaaa1111")
@@ -147,7 +146,7 @@ def test_an_accepted_foreign_thresholds_file_is_used_and_the_source_says_so(tmp_
 
 
 def test_recordings_are_listed_or_hashed_and_version_1_files_are_still_read(tmp_path):
-    from alarms.thresholds import MAX_LISTED_RECORDINGS, recording_hash
+    from ictal.alarms.thresholds import MAX_LISTED_RECORDINGS, recording_hash
 
     listed = load_thresholds_file(_file(tmp_path, "a", recordings=["r2", "r1", "r2"]))
     assert listed.version == 2 and listed.provenance.recordings == ["r1", "r2"]
@@ -171,7 +170,7 @@ def test_recordings_are_listed_or_hashed_and_version_1_files_are_still_read(tmp_
 
 
 def test_threshold_warnings_flag_no_hysteresis_and_a_short_minimum():
-    from alarms.thresholds import threshold_warnings
+    from ictal.alarms.thresholds import threshold_warnings
 
     assert threshold_warnings(AlarmThresholds()) == []
     flagged = threshold_warnings(AlarmThresholds(tau_on=0.9084, tau_off=0.9084, min_duration_s=2.0))

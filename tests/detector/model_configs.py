@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detector.config import ModelConfig, StackConfig
+from ictal.detector.config import ModelConfig, StackConfig
+
 from ictal.config import load_config
 
 MODEL_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from detector import bench_gpu as core
-from detector.config import StackConfig
-from detector.stacks import build_stack
-from detector.stacks.mamba2 import Mamba2Mixer
+from ictal.detector import bench_gpu as core
+from ictal.detector.config import StackConfig
+from ictal.detector.stacks import build_stack
+from ictal.detector.stacks.mamba2 import Mamba2Mixer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -167,7 +166,7 @@ def test_speed_part_times_every_stack_and_precision_on_a_tiny_model() -> None:
     assert {(r["stack"], r["precision"], r["batch"]) for r in rows} == {
         (s, p, b) for s in core.STACK_NAMES for p in ("bf16", "float32") for b in (1,)}
     assert all(r["backend"] == "reference" and r["n_times"] == 256 and r["windows_per_s"] > 0 for r in rows)
-    from detector.config import ModelConfig
+    from ictal.detector.config import ModelConfig
 
     has_direction = "direction" in ModelConfig.model_fields
     assert {r["direction"] for r in rows} == ({"bidirectional", "causal"} if has_direction else {"bidirectional"})
@@ -248,8 +247,8 @@ def test_carry_folder_holds_the_real_windows_and_cache_the_bench_reads(shared_da
     manifest = (dest / "data" / "labelled" / "manifest.csv").read_text().splitlines()
     assert len(manifest) == 1 + sum(f.startswith("labelled/") for f in prepare_gpu_run.DATA_FILES)
     assert json.loads((dest / "cache" / "manifest.json").read_text())
-    from detector.config import FrontendConfig
-    from training.bench_gpu import WINDOW_FILES, real_windows
+    from ictal.detector.config import FrontendConfig
+    from ictal.training.bench_gpu import WINDOW_FILES, real_windows
 
     assert set(WINDOW_FILES) <= set(prepare_gpu_run.DATA_FILES)
     windows, sources = real_windows(dest / "data", FrontendConfig(), 3, 15360)

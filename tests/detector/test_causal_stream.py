@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from detector.checkpoint import save_checkpoint
-from detector.config import FrontendConfig, ModelConfig
-from detector.inference import Detector
-from detector.model import TimeThenGraphDetector
-from detector.normalise import RunningNormaliser
-from detector.streaming_state import StreamState
+from ictal.detector.checkpoint import save_checkpoint
+from ictal.detector.config import FrontendConfig, ModelConfig
+from ictal.detector.inference import Detector
+from ictal.detector.model import TimeThenGraphDetector
+from ictal.detector.normalise import RunningNormaliser
+from ictal.detector.streaming_state import StreamState
 
 FS = 256
 

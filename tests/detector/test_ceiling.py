@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ictal.detector.config import FrontendConfig
+from ictal.detector.inference import Detector
+from ictal.detector.model import build_model
+from ictal.detector.model.fusion import GatedFusion
 
-from detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from detector.config import FrontendConfig
-from detector.inference import Detector
-from detector.model import build_model
-from detector.model.fusion import GatedFusion
 from tests.detector.model_configs import small_config
 
 
@@ -82,7 +82,7 @@ def old_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_written_before_the_fix_loads_with_its_layernorm_and_says_so(old_checkpoint, caplog):
-    with caplog.at_level(logging.WARNING, logger="detector.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="ictal.detector.checkpoint"):
         loaded = load_checkpoint(old_checkpoint)
     assert loaded.model_config.fusion_norm == "layernorm"
     assert isinstance(loaded.model.fusion.norm, torch.nn.LayerNorm)

@@ -8,11 +8,11 @@ import re
 
 import pytest
 import torch
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, weights_id
+from ictal.detector.config import FrontendConfig
+from ictal.detector.model import build_model
 
-from detector import CANONICAL_CHANNELS
-from detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, weights_id
-from detector.config import FrontendConfig
-from detector.model import build_model
 from tests.detector.model_configs import small_config
 
 
@@ -195,7 +195,7 @@ def test_deeply_nested_metadata_is_refused_clearly(saved):
 
 
 def test_lookahead_is_written_read_and_given_to_the_detector(tmp_path, caplog):
-    from detector.inference import Detector
+    from ictal.detector.inference import Detector
 
     torch.manual_seed(0)
     config = small_config()
@@ -208,7 +208,7 @@ def test_lookahead_is_written_read_and_given_to_the_detector(tmp_path, caplog):
 
 
 def test_a_checkpoint_without_lookahead_is_read_as_zero_and_says_so(saved, caplog):
-    from detector.inference import Detector
+    from ictal.detector.inference import Detector
 
     path = saved[0]
     metadata = json.loads((path / "metadata.json").read_text())

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from detector.config import FrontendConfig
-from detector.filters import CausalFilterBank, design_sos
+from ictal.detector.config import FrontendConfig
+from ictal.detector.filters import CausalFilterBank, design_sos
 
 FS = 256.0
 

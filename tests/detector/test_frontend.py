@@ -8,12 +8,11 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-
-from detector import WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.frontend import Frontend, process_recording
-from detector.montage import map_montage
-from detector.units import scale_to_uv
+from ictal.detector import WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend, process_recording
+from ictal.detector.montage import map_montage
+from ictal.detector.units import scale_to_uv
 
 
 def _read_canonical(path: Path, seconds: float) -> tuple[np.ndarray, float]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from detector.bench_model import HEADER, _format, _measure
+from ictal.detector.bench_model import HEADER, _format, _measure
 
 
 def test_bench_times_every_layer_and_eigh_within_the_lpe():

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn import functional as F
-
-from detector.config import StackConfig
-from detector.model import (
+from ictal.detector.config import StackConfig
+from ictal.detector.model import (
     DynamicAdjacency,
     EdgeStream,
     GraphNetwork,
@@ -16,7 +14,8 @@ from detector.model import (
     batched_edges,
     pair_index,
 )
-from detector.model import _stack as stack_module
+from ictal.detector.model import _stack as stack_module
+from torch.nn import functional as F
 
 
 @pytest.fixture(autouse=True)

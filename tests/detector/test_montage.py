@@ -7,9 +7,8 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-
-from detector import CANONICAL_CHANNELS
-from detector.montage import MontageError, canonical_name, map_montage
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.montage import MontageError, canonical_name, map_montage
 
 
 def _labels(path: Path) -> list[str]:

@@ -7,10 +7,9 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-
-from detector.config import FrontendConfig
-from detector.frontend import process_recording
-from detector.normalise import IQR_TO_SIGMA, MIN_SCALE_UV, RunningNormaliser, normalise_window_robust
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import process_recording
+from ictal.detector.normalise import IQR_TO_SIGMA, MIN_SCALE_UV, RunningNormaliser, normalise_window_robust
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from detector import FS_HZ, WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.output_position import (
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.output_position import (
     first_served_index,
     seconds_to_samples,
     served_offsets,
     served_span,
 )
-from streaming.bed import BedSession
-from streaming.chunk import Chunk
-from training.config import ServingConfig
-from training.losses import served_position_loss
+from ictal.streaming.bed import BedSession
+from ictal.streaming.chunk import Chunk
+from ictal.training.config import ServingConfig
+from ictal.training.losses import served_position_loss
 
 
 def test_served_span_is_the_hop_that_ends_lookahead_before_the_window_end():
@@ -93,13 +92,13 @@ def test_the_training_loss_positions_are_the_positions_the_daemon_stitches(looka
 
 
 def _thresholds():
-    from alarms.config import AlarmThresholds
+    from ictal.alarms.config import AlarmThresholds
 
     return AlarmThresholds(tau_on=0.9, tau_off=0.5, min_duration_s=2.0)
 
 
 def test_served_loss_ignores_every_position_but_the_span_and_the_whole_window_option_adds_the_rest():
-    from training.losses import focal_loss
+    from ictal.training.losses import focal_loss
 
     serving = ServingConfig(hop_s=4.0, lookahead_s=2.0)
     base = lambda logits, labels: focal_loss(logits, labels, 0.5, 2.0)  # noqa: E731

@@ -7,12 +7,11 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from detector.frontend import process_recording
-from detector.montage import map_montage
-from detector.quality import QualityThresholds, assess_window
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import process_recording
+from ictal.detector.montage import map_montage
+from ictal.detector.quality import QualityThresholds, assess_window
 
 FS = 256.0
 T5 = CANONICAL_CHANNELS.index("T5")
@@ -150,7 +149,7 @@ def test_window_whose_length_is_not_whole_seconds_is_assessed(clean_window: np.n
 
 
 def _rails(raw: np.ndarray, piece: int = 400):
-    from detector.quality import rail_stats, rail_summary
+    from ictal.detector.quality import rail_stats, rail_summary
 
     return rail_summary(rail_stats(raw[:, i:i + piece]) for i in range(0, raw.shape[1], piece))
 
@@ -199,7 +198,7 @@ def _labelled_raw(shared_data: Path, name: str) -> np.ndarray:
 
 @pytest.mark.parametrize("level", [50.0, 100.0, 150.0, 500.0])
 def test_real_eeg_clipped_at_any_level_is_found_on_the_clipped_leads_only(shared_data, level):
-    from detector.quality import DEFAULT_THRESHOLDS
+    from ictal.detector.quality import DEFAULT_THRESHOLDS
 
     for name in ("iiic_01.edf", "iiic_04.edf", "iiic_10.edf", "iiic_19.edf"):
         raw = _labelled_raw(shared_data, name)[:, : 30 * 200]
@@ -234,7 +233,7 @@ def test_a_clipped_spike_one_sample_on_the_rail_each_time_is_found(shared_data):
 def test_no_rail_on_any_real_recording_as_recorded_or_digitised_at_half_a_microvolt(shared_data):
     """Every EEG signal of every EDF of ../shared/data, windows of 8-60 s of 4 s pieces (the scan of
     ``detector.bench_quality``); the one recording whose amplifier clipped is left to the next test."""
-    from detector.bench_quality import REALLY_CLIPPED, eeg_signals, judge
+    from ictal.detector.bench_quality import REALLY_CLIPPED, eeg_signals, judge
 
     n_windows = n_files = 0
     for path in sorted(shared_data.rglob("*.edf")):
@@ -250,7 +249,7 @@ def test_no_rail_on_any_real_recording_as_recorded_or_digitised_at_half_a_microv
 
 
 def test_the_real_recording_clipped_by_its_amplifier_at_1000_uv_is_found(shared_data):
-    from detector.bench_quality import REALLY_CLIPPED, eeg_signals, judge
+    from ictal.detector.bench_quality import REALLY_CLIPPED, eeg_signals, judge
 
     x, fs = eeg_signals(shared_data / "quirks" / REALLY_CLIPPED)
     verdicts = judge(x, fs)
@@ -269,7 +268,7 @@ def test_a_lead_pinned_on_its_rail_for_the_whole_window_is_flat_only(raw_iiic_02
 
 
 def test_non_finite_raw_samples_are_left_out_of_the_rails(raw_iiic_02):
-    from detector.quality import rail_stats, rail_summary
+    from ictal.detector.quality import rail_stats, rail_summary
 
     raw = np.clip(raw_iiic_02[:, : 30 * 200], -100.0, 100.0)
     clean = _rails(raw)

@@ -1,4 +1,4 @@
-"""`python -m detector.bench_quality`: the cost table prints its figures, this module beside a baseline."""
+"""`python -m ictal.detector.bench_quality`: the cost table prints its figures, this module beside a baseline."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def test_the_cost_table_prints_a_figure_per_rate_and_case_for_both_modules(share
     baseline = repo_root / "detector" / "quality.py"
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     out = subprocess.run(
-        [sys.executable, "-m", "detector.bench_quality", "--cost", "--repeats", "2", "--data", str(shared_data),
+        [sys.executable, "-m", "ictal.detector.bench_quality", "--cost", "--repeats", "2", "--data", str(shared_data),
          "--baseline", str(baseline)],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=True,
     ).stdout

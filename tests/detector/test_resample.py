@@ -7,8 +7,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-
-from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, StreamingResampler, rational_rate
+from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, StreamingResampler, rational_rate
 
 
 def _random_chunks(rng: np.random.Generator, n: int, high: int = 4096) -> list[int]:

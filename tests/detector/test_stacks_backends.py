@@ -6,9 +6,8 @@ import logging
 
 import pytest
 import torch
-
-from detector.config import StackConfig
-from detector.stacks import (
+from ictal.detector.config import StackConfig
+from ictal.detector.stacks import (
     GATED_DELTANET_PARAMETER_KEYS,
     MAMBA2_PARAMETER_KEYS,
     build_stack,
@@ -16,7 +15,7 @@ from detector.stacks import (
     missing_fused_requirements,
     resolve_backend,
 )
-from detector.stacks import build as build_module
+from ictal.detector.stacks import build as build_module
 
 STACKS = ["bimamba2", "gated_deltanet"]
 CONFIG = StackConfig(n_layers=2, d_model=16, d_state=8, n_heads=4, expand=2, chunk_size=16)
@@ -105,7 +104,7 @@ def test_auto_picks_reference_and_logs_when_kernels_are_missing(
     stack: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(build_module, "missing_fused_requirements", lambda s: ["mamba_ssm (not installed)"])
-    with caplog.at_level(logging.INFO, logger="detector.stacks.build"):
+    with caplog.at_level(logging.INFO, logger="ictal.detector.stacks.build"):
         module = build_stack(stack, CONFIG, backend="auto")
     assert module.backend == "reference"
     assert "auto -> reference" in caplog.text and "mamba_ssm (not installed)" in caplog.text
@@ -116,7 +115,7 @@ def test_auto_picks_fused_and_logs_when_everything_is_there(
     stack: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(build_module, "missing_fused_requirements", lambda s: [])
-    with caplog.at_level(logging.INFO, logger="detector.stacks.build"):
+    with caplog.at_level(logging.INFO, logger="ictal.detector.stacks.build"):
         assert resolve_backend(stack, "auto") == "fused"
     assert "auto -> fused" in caplog.text
 
@@ -141,7 +140,7 @@ def test_kernel_package_that_fails_to_import_falls_back_under_auto_only(
 
     monkeypatch.setattr(build_module, "missing_fused_requirements", lambda s: [])
     monkeypatch.setattr(build_module, "_fused_mixer", broken)
-    with caplog.at_level(logging.WARNING, logger="detector.stacks.build"):
+    with caplog.at_level(logging.WARNING, logger="ictal.detector.stacks.build"):
         module = build_stack(stack, CONFIG, backend="auto")
     assert module.backend == "reference"
     assert "fail to import" in caplog.text and "libcudart" in caplog.text

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from detector.config import StackConfig
-from detector.stacks import build_stack
+from ictal.detector.config import StackConfig
+from ictal.detector.stacks import build_stack
 
 STACKS = ["bimamba2", "gated_deltanet"]
 CONFIG = StackConfig(n_layers=2, d_model=8, d_state=4, n_heads=2, expand=2, chunk_size=8)

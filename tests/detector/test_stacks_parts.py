@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from detector.stacks.conv import causal_depthwise_conv1d
-from detector.stacks.norms import RMSNormGated
+from ictal.detector.stacks.conv import causal_depthwise_conv1d
+from ictal.detector.stacks.norms import RMSNormGated
 
 
 @pytest.mark.parametrize(("length", "width", "with_bias"), [(13, 4, True), (2, 4, False), (9, 2, True)])

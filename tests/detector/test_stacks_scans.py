@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from detector.stacks._naive import naive_gated_delta_rule, naive_ssd_scan
-from detector.stacks.gated_delta import chunk_gated_delta_rule
-from detector.stacks.ssd import ssd_chunked_scan
+from ictal.detector.stacks._naive import naive_gated_delta_rule, naive_ssd_scan
+from ictal.detector.stacks.gated_delta import chunk_gated_delta_rule
+from ictal.detector.stacks.ssd import ssd_chunked_scan
 
 TOL = 1e-4
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from detector.units import scale_to_uv
+from ictal.detector.units import scale_to_uv
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from streaming.demo import alarm_latency_s, describe, summary
+from ictal.streaming.demo import alarm_latency_s, describe, summary
+
 from tests.alarms.helpers import onset
 
 T0 = datetime(2026, 2, 1, 9, 0, 0, tzinfo=timezone.utc)

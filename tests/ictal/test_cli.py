@@ -72,7 +72,7 @@ def test_a_closed_stdout_ends_the_command_quietly_like_a_unix_tool(repo_root):
 def test_help_texts_name_no_source_file_and_tune_states_its_real_grid(capsys):
     import re
 
-    from training.tune import GAPS, MIN_DURATIONS_S
+    from ictal.training.tune import GAPS, MIN_DURATIONS_S
 
     for command in ("demo", "score", "tune", "replay", "alarms", "train", "bench", "doctor", "config"):
         with pytest.raises(SystemExit):

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.thresholds import save_thresholds, thresholds_in_force
+from ictal.streaming.ports import describe_port_holder, port_holders
+from ictal.streaming.preflight import preflight
 
-from alarms.config import AlarmThresholds
-from alarms.thresholds import save_thresholds, thresholds_in_force
 from ictal.cli import main
 from ictal.config import load_config
-from streaming.ports import describe_port_holder, port_holders
-from streaming.preflight import preflight
 
 HOLDER_SCRIPT = ("import socket,sys,time;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();"
                  "print(s.getsockname()[1],flush=True);time.sleep(60)")
@@ -176,8 +176,8 @@ def test_a_thresholds_file_of_another_checkpoint_is_named_with_both_ids(repo_roo
 def test_the_checkpoint_id_is_passed_to_the_thresholds_resolution_and_its_refusal_named(
         repo_root, tmp_path, monkeypatch):
     """The call passes ``checkpoint_id=<model_id>`` when ``thresholds_in_force`` accepts it (as the daemon does)."""
-    import streaming.preflight as preflight_module
-    from alarms.thresholds import ThresholdsFileError
+    import ictal.streaming.preflight as preflight_module
+    from ictal.alarms.thresholds import ThresholdsFileError
 
     seen: list[str | None] = []
 
@@ -196,7 +196,7 @@ def test_the_checkpoint_id_is_passed_to_the_thresholds_resolution_and_its_refusa
 
 def test_thresholds_warnings_are_said_without_failing(tmp_path, monkeypatch):
     """``alarms.thresholds.threshold_warnings`` (issue 17's precedence rule) is reported as WARNING lines."""
-    import alarms.thresholds
+    import ictal.alarms.thresholds
 
     def warnings_of(thresholds):
         return [f"no hysteresis: tau_off {thresholds.tau_off:g} equals tau_on {thresholds.tau_on:g}"]

@@ -33,10 +33,9 @@ BED = "bed-e2e"
 def micro_checkpoint(path: Path) -> Path:
     """A small randomly initialised checkpoint (seconds per window on a CPU, not minutes)."""
     import torch
-
-    from detector.checkpoint import save_checkpoint
-    from detector.config import FrontendConfig, ModelConfig, StackConfig
-    from detector.model import build_model
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.config import FrontendConfig, ModelConfig, StackConfig
+    from ictal.detector.model import build_model
 
     torch.manual_seed(0)
     config = ModelConfig(
@@ -180,8 +179,9 @@ def test_serve_refuses_a_missing_checkpoint_with_a_clear_message(tmp_path):
 
 
 def test_a_checkpoint_trained_with_another_frontend_is_refused_before_start(tmp_path):
+    from ictal.streaming.daemon import DaemonError, load_detector
+
     from ictal.config import load_config
-    from streaming.daemon import DaemonError, load_detector
 
     config = load_config(REPO / "configs" / "daemon.yaml", kind="daemon")
     config = config.model_copy(update={

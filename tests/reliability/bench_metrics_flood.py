@@ -26,8 +26,8 @@ from pathlib import Path
 CHILD = r"""
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-from alarms.config import MetricsConfig
-from alarms.metrics import IctalMetrics, serve_metrics
+from ictal.alarms.config import MetricsConfig
+from ictal.alarms.metrics import IctalMetrics, serve_metrics
 metrics = IctalMetrics()
 metrics.samples_received.labels(bed="bed-01").inc(1)
 if sys.argv[1] == "old":

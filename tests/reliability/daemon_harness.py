@@ -29,10 +29,10 @@ import numpy as np
 import pylsl
 import yaml
 import zmq
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.streaming.lsl_outlet import canonical_stream_info
 from prometheus_client.parser import text_string_to_metric_families
 
-from detector import CANONICAL_CHANNELS
-from streaming.lsl_outlet import canonical_stream_info
 from tests.reliability.helpers import REPO_ROOT, free_port
 
 STUB_DAEMON = Path(__file__).with_name("stub_daemon.py")
@@ -149,7 +149,7 @@ class EegOutlet:
 
 def eeg_from(path: Path) -> tuple[np.ndarray, float]:
     """The canonical (19, n) uV data of a real EDF file and its rate."""
-    from streaming.edf import load_canonical
+    from ictal.streaming.edf import load_canonical
 
     rec = load_canonical(path)
     return rec.data, rec.fs

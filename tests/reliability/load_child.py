@@ -39,7 +39,7 @@ def _loader(name: str):
     import numpy as np
 
     if name == "edf":
-        from streaming.edf import load_canonical
+        from ictal.streaming.edf import load_canonical
 
         def load(path):
             rec = load_canonical(path)
@@ -47,7 +47,7 @@ def _loader(name: str):
                     "max_abs_uv": float(np.nanmax(np.abs(rec.data))) if rec.data.size else 0.0}
         return load
     if name == "read_edf":
-        from streaming.edf import read_edf
+        from ictal.streaming.edf import read_edf
 
         def load(path):
             rec = read_edf(path)
@@ -56,7 +56,7 @@ def _loader(name: str):
                     "n_annotations": len(rec.annotations)}
         return load
     if name == "annotation":
-        from training.scoring.annotations import read_annotation
+        from ictal.training.scoring.annotations import read_annotation
 
         def load(path):
             ann = read_annotation(path)

@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.reliability.helpers import assert_clear_error, bounded_loads
-from training.scoring.annotations import (
+from ictal.training.scoring.annotations import (
     MAX_FILE_BYTES,
     MAX_TIME_S,
     Annotation,
@@ -29,6 +27,8 @@ from training.scoring.annotations import (
     read_annotation,
     read_list,
 )
+
+from tests.reliability.helpers import assert_clear_error, bounded_loads
 
 SUFFIXES = (".csv_bi", ".tse", ".tse_bi", ".csv")
 CSV_HEAD = "# version = csv_v1.0.0\n# duration = {duration} secs\n#\nchannel,start_time,stop_time,label,confidence\n"

@@ -234,11 +234,11 @@ HOPS = st.one_of(st.floats(-1.0, 61.0, allow_nan=False), st.integers(-2, 15400).
        fs=st.sampled_from([100.0, 200.0, 250.1, 256.0, 499.9, 512.0, 4096.0]))
 def test_a_scheduler_config_that_validates_never_stops_a_bed_at_run_time(hop_s, ring_s, min_history_s, fs):
     """What ``config check`` accepts, the bed accepts when it opens (at any supported input rate)."""
-    from alarms.config import AlarmThresholds
-    from detector.config import FrontendConfig
-    from detector.resample import rational_rate
-    from streaming.bed import BedSession
-    from streaming.config import SchedulerConfig
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.resample import rational_rate
+    from ictal.streaming.bed import BedSession
+    from ictal.streaming.config import SchedulerConfig
 
     try:
         scheduler = SchedulerConfig(hop_s=hop_s, ring_s=ring_s, min_history_s=min_history_s)

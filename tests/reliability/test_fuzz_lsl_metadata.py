@@ -22,13 +22,12 @@ import pylsl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ
-from streaming.config import LslSourceConfig
-from streaming.sources.lsl import LslSource, channels_from_description
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ
+from ictal.streaming.config import LslSourceConfig
+from ictal.streaming.sources.lsl import LslSource, channels_from_description
 
 STREAM = "ictal-fuzz-metadata"
 FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

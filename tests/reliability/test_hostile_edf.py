@@ -181,7 +181,7 @@ def _outcome(load, path: Path):
 
 
 def _blocks(path: Path) -> np.ndarray:
-    from streaming.edf import open_canonical
+    from ictal.streaming.edf import open_canonical
 
     with open_canonical(path) as stream:
         return np.concatenate([data for _, data in stream.blocks(333)], axis=1)
@@ -189,7 +189,7 @@ def _blocks(path: Path) -> np.ndarray:
 
 def test_block_reader_refuses_every_hostile_file_as_load_canonical_does_and_reads_the_benign_ones_alike(
         shared_data, tmp_path):
-    from streaming.edf import load_canonical
+    from ictal.streaming.edf import load_canonical
 
     raw = (shared_data / SOURCE).read_bytes()
     cases = {name: build for name, (build, _, _) in ERROR_CASES.items()} | BENIGN_CASES | {"original": lambda r: r}

@@ -3,7 +3,7 @@
 Issue 15, item 10: prometheus_client's thread-per-connection server gave every connection a thread
 and a descriptor with no timeout, so 1,100 idle connections exhausted the daemon's 1024 descriptors
 and a half-sent request held a thread forever. Here a flood is opened against the endpoint
-(:mod:`alarms.metrics_http`) and a normal scrape must still be answered, with the endpoint's threads
+(:mod:`ictal.alarms.metrics_http`) and a normal scrape must still be answered, with the endpoint's threads
 and connections bounded.
 """
 
@@ -18,11 +18,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from ictal.alarms.config import MetricsConfig
+from ictal.alarms.metrics import IctalMetrics, serve_metrics
+from ictal.alarms.metrics_http import MAX_CONNECTIONS, MetricsHTTPServer
 from prometheus_client.parser import text_string_to_metric_families
-
-from alarms.config import MetricsConfig
-from alarms.metrics import IctalMetrics, serve_metrics
-from alarms.metrics_http import MAX_CONNECTIONS, MetricsHTTPServer
 
 IDLE_FLOOD = 1100
 """Connections of the issue's report (more than systemd's default soft limit of 1024 descriptors)."""

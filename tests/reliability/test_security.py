@@ -24,14 +24,14 @@ import edfio
 import numpy as np
 import pytest
 import yaml
+from ictal.alarms.config import AlarmThresholds, MetricsConfig, PublisherConfig
+from ictal.alarms.journal import Journal
+from ictal.alarms.metrics import IctalMetrics, serve_metrics
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.streaming.config import DaemonConfig
+from ictal.streaming.edf import load_canonical, read_edf
 
-from alarms.config import AlarmThresholds, MetricsConfig, PublisherConfig
-from alarms.journal import Journal
-from alarms.metrics import IctalMetrics, serve_metrics
-from alarms.publisher import AlarmPublisher
 from ictal.config import ConfigError, load_config
-from streaming.config import DaemonConfig
-from streaming.edf import load_canonical, read_edf
 from tests.reliability.edf_surgery import set_field
 from tests.reliability.helpers import REPO_ROOT
 
@@ -126,7 +126,7 @@ def test_default_binds_are_unreachable_from_the_machines_other_addresses(tmp_pat
 
 
 def tmp_path_journal(tmp_path: Path):
-    from alarms.config import JournalConfig
+    from ictal.alarms.config import JournalConfig
 
     return JournalConfig(path=tmp_path / "journal.sqlite3")
 
@@ -285,10 +285,10 @@ def _evil_pickle(marker: Path) -> bytes:
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory) -> Path:
     import torch
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.model import build_model
 
-    from detector.checkpoint import save_checkpoint
-    from detector.config import FrontendConfig
-    from detector.model import build_model
     from tests.detector.model_configs import small_config
 
     torch.manual_seed(0)
@@ -301,8 +301,7 @@ def small_checkpoint(tmp_path_factory) -> Path:
 def test_a_checkpoint_holding_a_pickle_payload_is_refused_and_the_payload_never_runs(small_checkpoint, tmp_path,
                                                                                      target):
     import torch
-
-    from detector.checkpoint import CheckpointError, load_checkpoint
+    from ictal.detector.checkpoint import CheckpointError, load_checkpoint
 
     marker = tmp_path / "PAYLOAD_RAN"
     path = tmp_path / "evil"
@@ -319,7 +318,7 @@ def test_a_checkpoint_holding_a_pickle_payload_is_refused_and_the_payload_never_
 
 
 def test_a_pickle_file_beside_a_valid_checkpoint_is_never_opened(small_checkpoint, tmp_path):
-    from detector.checkpoint import load_checkpoint
+    from ictal.detector.checkpoint import load_checkpoint
 
     marker = tmp_path / "PAYLOAD_RAN"
     path = tmp_path / "with_extras"
@@ -396,11 +395,11 @@ class _ConstantScorer:
 
 
 def test_no_patient_identifier_reaches_logs_events_or_lsl_metadata(identified_edf, caplog, capsys):
-    from detector.config import FrontendConfig
-    from streaming.bed import run_recording
-    from streaming.config import EdfSourceConfig
-    from streaming.lsl_outlet import ReplayPublisher
-    from streaming.sources.edf_replay import EdfReplaySource
+    from ictal.detector.config import FrontendConfig
+    from ictal.streaming.bed import run_recording
+    from ictal.streaming.config import EdfSourceConfig
+    from ictal.streaming.lsl_outlet import ReplayPublisher
+    from ictal.streaming.sources.edf_replay import EdfReplaySource
 
     caplog.set_level(logging.DEBUG)
     recording = load_canonical(identified_edf)

@@ -8,9 +8,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from alarms.config import AlarmsConfig, AlarmThresholds, JournalConfig, MetricsConfig, PublisherConfig
-from streaming.config import BedConfig, DaemonConfig, DetectorRuntimeConfig, EdfSourceConfig, SchedulerConfig
+from ictal.alarms.config import AlarmsConfig, AlarmThresholds, JournalConfig, MetricsConfig, PublisherConfig
+from ictal.streaming.config import (
+    BedConfig,
+    DaemonConfig,
+    DetectorRuntimeConfig,
+    EdfSourceConfig,
+    SchedulerConfig,
+)
 
 
 def daemon_config(tmp_path: Path, beds: dict[str, Path], *, speed: float = 0.0, queue_windows: int = 2,

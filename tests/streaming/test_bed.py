@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import detect_events
-from detector import WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from streaming.bed import BedSession, PaddedWindow, run_recording
-from streaming.chunk import Chunk
-from streaming.edf import load_canonical
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import detect_events
+from ictal.detector import WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import BedSession, PaddedWindow, run_recording
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import load_canonical
 
 FRONTEND = FrontendConfig()
 

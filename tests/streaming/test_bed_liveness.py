@@ -7,16 +7,16 @@ import threading
 import time
 
 import numpy as np
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.metrics import IctalMetrics
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed_worker import BedWorker, PendingWindow
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.scoring import ScoringLoop
+from ictal.streaming.sources.base import Source
 
-from alarms.config import AlarmThresholds
-from alarms.metrics import IctalMetrics
-from detector.config import FrontendConfig
-from streaming.bed_worker import BedWorker, PendingWindow
-from streaming.chunk import Chunk
-from streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.scoring import ScoringLoop
-from streaming.sources.base import Source
 from tests.streaming.daemon_helpers import wait_for
 
 FS = 256.0
@@ -230,7 +230,7 @@ def test_windows_queued_before_a_loss_are_not_scored_after_it():
 
 def _a_window(worker: BedWorker):
     """A real window of this bed's session (pushed through a fresh pipeline of the same config)."""
-    from streaming.bed import BedSession
+    from ictal.streaming.bed import BedSession
 
     session = BedSession("bed-l", FrontendConfig(), FS, AlarmThresholds(), hop_s=2.0, min_history_s=4.0)
     rng = np.random.default_rng(2)

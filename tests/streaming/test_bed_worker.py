@@ -6,17 +6,17 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.metrics import IctalMetrics
+from ictal.detector.config import FrontendConfig
+from ictal.detector.montage import MontageError
+from ictal.streaming.bed_worker import BedWorker
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.sources.base import Source
+from ictal.streaming.sources.lsl import SourceNotice
 
-from alarms.config import AlarmThresholds
-from alarms.metrics import IctalMetrics
-from detector.config import FrontendConfig
-from detector.montage import MontageError
-from streaming.bed_worker import BedWorker
-from streaming.chunk import Chunk
-from streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.sources.base import Source
-from streaming.sources.lsl import SourceNotice
 from tests.streaming.daemon_helpers import wait_for
 
 FS = 200.0

@@ -13,13 +13,12 @@ import re
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from streaming.bed import BedSession
-from streaming.chunk import Chunk
-from streaming.edf import load_canonical
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import BedSession
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import load_canonical
 
 FRONTEND = FrontendConfig()
 THRESHOLDS = AlarmThresholds(tau_on=0.8, tau_off=0.5, min_duration_s=10.0, merge_gap_s=30.0, refractory_s=60.0)

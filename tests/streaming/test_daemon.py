@@ -9,14 +9,14 @@ import time
 
 import numpy as np
 import pytest
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.journal import Journal
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import run_recording
+from ictal.streaming.config import BedConfig, EdfSourceConfig
+from ictal.streaming.daemon import Daemon, DaemonError, frontend_differences, load_detector
+from ictal.streaming.notify import SystemdNotifier
 
-from alarms.config import AlarmThresholds
-from alarms.journal import Journal
-from detector.config import FrontendConfig
-from streaming.bed import run_recording
-from streaming.config import BedConfig, EdfSourceConfig
-from streaming.daemon import Daemon, DaemonError, frontend_differences, load_detector
-from streaming.notify import SystemdNotifier
 from tests.streaming.daemon_helpers import (
     BlockingScorer,
     LineLengthScorer,

@@ -6,14 +6,14 @@ import threading
 import time
 
 import numpy as np
+from ictal.alarms.journal import Journal
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.daemon import Daemon, make_source
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.notify import SystemdNotifier
+from ictal.streaming.sources.base import Source
 
-from alarms.journal import Journal
-from detector.config import FrontendConfig
-from streaming.chunk import Chunk
-from streaming.daemon import Daemon, make_source
-from streaming.edf import load_canonical
-from streaming.notify import SystemdNotifier
-from streaming.sources.base import Source
 from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from detector.montage import MontageError
-from streaming.edf import (
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.detector.montage import MontageError
+from ictal.streaming.edf import (
     EdfFormatError,
     load_canonical,
     open_canonical,
     read_annotations,
     read_edf,
 )
+
 from tests.reliability.edf_surgery import header_bytes, num_signals, read_field, set_field, signal_index
 
 
@@ -155,7 +155,7 @@ def test_edf_plus_d_is_read_as_read_edf_reads_it(shared_data, tmp_path):
 
 
 def test_the_memory_benchmarks_synthetic_file_is_a_valid_edf_plus(tmp_path):
-    from streaming.bench_edf_memory import write_synthetic_edf
+    from ictal.streaming.bench_edf_memory import write_synthetic_edf
 
     path = tmp_path / "synthetic.edf"
     assert write_synthetic_edf(path, 1836 / 3600, 256) == 1836

@@ -6,10 +6,9 @@ import time
 
 import numpy as np
 import pytest
-
-from streaming.config import EdfSourceConfig
-from streaming.edf import load_canonical
-from streaming.sources.edf_replay import EdfReplaySource
+from ictal.streaming.config import EdfSourceConfig
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.sources.edf_replay import EdfReplaySource
 
 
 @pytest.fixture
@@ -113,14 +112,13 @@ def test_close_releases_the_file_and_open_starts_again(iiic):
 
 def test_an_edf_at_a_rate_without_small_factors_is_replayed_and_accepted_by_the_bed_path(tmp_path):
     import edfio
-
-    from alarms.config import AlarmThresholds
-    from detector import CANONICAL_CHANNELS
-    from detector.config import FrontendConfig
-    from detector.resample import rational_rate
-    from streaming.bed import BedSession
-    from streaming.config import EdfSourceConfig
-    from streaming.sources.edf_replay import EdfReplaySource
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.detector import CANONICAL_CHANNELS
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.resample import rational_rate
+    from ictal.streaming.bed import BedSession
+    from ictal.streaming.config import EdfSourceConfig
+    from ictal.streaming.sources.edf_replay import EdfReplaySource
 
     fs = 9999 / 50  # 199.98 Hz: records of 50 s holding 9999 samples; 256/199.98 needs factors 12800/9999
     rng = np.random.default_rng(0)

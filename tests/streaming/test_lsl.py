@@ -10,15 +10,14 @@ import uuid
 import numpy as np
 import pylsl
 import pytest
-
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from detector.montage import MontageError
-from streaming.config import LslSourceConfig
-from streaming.edf import load_canonical
-from streaming.pipeline import BedPipeline
-from streaming.sources.lsl import LslSource
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.detector.montage import MontageError
+from ictal.streaming.config import LslSourceConfig
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.pipeline import BedPipeline
+from ictal.streaming.sources.lsl import LslSource
 
 
 def _unique(prefix: str) -> str:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 import uuid
 
-from alarms.config import AlarmThresholds
-from alarms.metrics import IctalMetrics
-from detector.config import FrontendConfig
-from streaming.bed_worker import BedWorker
-from streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.sources.lsl import LslSource
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.metrics import IctalMetrics
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed_worker import BedWorker
+from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.sources.lsl import LslSource
+
 from tests.streaming.daemon_helpers import wait_for
 from tests.streaming.test_lsl_identity import Amplifier
 

@@ -13,15 +13,14 @@ import uuid
 import numpy as np
 import pylsl
 import pytest
-
-from alarms.config import AlarmThresholds
-from detector import CANONICAL_CHANNELS
-from detector.config import FrontendConfig
-from detector.resample import rational_rate
-from streaming.bed import BedSession
-from streaming.config import LslSourceConfig
-from streaming.lsl_outlet import canonical_stream_info
-from streaming.sources.lsl import LslSource
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.detector.config import FrontendConfig
+from ictal.detector.resample import rational_rate
+from ictal.streaming.bed import BedSession
+from ictal.streaming.config import LslSourceConfig
+from ictal.streaming.lsl_outlet import canonical_stream_info
+from ictal.streaming.sources.lsl import LslSource
 
 
 def _unique(prefix: str) -> str:
@@ -211,7 +210,7 @@ def test_a_lost_stream_is_found_again_with_unicast_discovery_only():
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "streaming.bench_lsl_reconnect", "--unicast", "--cycles", "2", "--json"],
+        [sys.executable, "-m", "ictal.streaming.bench_lsl_reconnect", "--unicast", "--cycles", "2", "--json"],
         capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items() if k != "LSLAPICFG"},
     )
     assert result.returncode == 0, result.stderr[-2000:]

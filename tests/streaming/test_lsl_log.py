@@ -15,7 +15,7 @@ pytest.importorskip("pylsl")
 # "ERR| Stream transmission broke off" at its default level (what every normal end of a replay did).
 SCENARIO = textwrap.dedent("""
     import time, uuid
-    import streaming.lsl_outlet  # configures liblsl on import, as every ictal LSL module does
+    import ictal.streaming.lsl_outlet  # configures liblsl on import, as every ictal LSL module does
     import pylsl
     source = "ictal-logtest-" + uuid.uuid4().hex
     out = pylsl.StreamOutlet(pylsl.StreamInfo("logtest", "EEG", 2, 100, "float32", source))

@@ -11,8 +11,8 @@ import pytest
 SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(2)
-    from streaming.config import DaemonConfig
-    from streaming.daemon import apply_model_threads
+    from ictal.streaming.config import DaemonConfig
+    from ictal.streaming.daemon import apply_model_threads
     detector = {"mode": sys.argv[1], "device": "cpu"}
     if sys.argv[2] != "none":
         detector["threads"] = int(sys.argv[2])

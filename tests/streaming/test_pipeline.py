@@ -6,14 +6,13 @@ import math
 
 import numpy as np
 import pytest
-
-from detector import WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from detector.output_position import served_span
-from streaming.chunk import Chunk
-from streaming.edf import load_canonical
-from streaming.pipeline import BedPipeline
+from ictal.detector import WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.detector.output_position import served_span
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.pipeline import BedPipeline
 
 HOP_S = 4.0
 HOP = int(HOP_S * 256)

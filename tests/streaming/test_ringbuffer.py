@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from streaming.ringbuffer import RingBuffer
+from ictal.streaming.ringbuffer import RingBuffer
 
 
 def _ramp(start: int, n: int, n_channels: int = 3) -> np.ndarray:

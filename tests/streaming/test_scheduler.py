@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from streaming.scheduler import WindowScheduler
+from ictal.streaming.scheduler import WindowScheduler
 
 
 def test_nothing_is_due_during_warm_up_then_first_full_window():

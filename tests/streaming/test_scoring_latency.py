@@ -8,19 +8,19 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+from ictal.alarms.config import AlarmThresholds, JournalConfig
+from ictal.alarms.journal import Journal
+from ictal.alarms.metrics import IctalMetrics
+from ictal.alarms.publisher import AlarmPublisher
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed_worker import BedWorker
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.scoring import ScoringLoop
+from ictal.streaming.sources.base import Source
+from ictal.streaming.sources.wall_clock import SampleWallClock
 
-from alarms.config import AlarmThresholds, JournalConfig
-from alarms.journal import Journal
-from alarms.metrics import IctalMetrics
-from alarms.publisher import AlarmPublisher
-from detector.config import FrontendConfig
-from streaming.bed_worker import BedWorker
-from streaming.chunk import Chunk
-from streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.scoring import ScoringLoop
-from streaming.sources.base import Source
-from streaming.sources.wall_clock import SampleWallClock
 from tests.alarms.helpers import publisher_config
 from tests.streaming.daemon_helpers import wait_for
 
@@ -171,10 +171,9 @@ def test_the_daemon_stamps_the_onset_wall_time_and_observes_the_true_latency(tmp
 
 def test_each_source_names_its_clock_mapping(tmp_path):
     import pylsl
-
-    from streaming.config import EdfSourceConfig
-    from streaming.sources.edf_replay import EdfReplaySource
-    from streaming.sources.lsl import LslSource
+    from ictal.streaming.config import EdfSourceConfig
+    from ictal.streaming.sources.edf_replay import EdfReplaySource
+    from ictal.streaming.sources.lsl import LslSource
 
     lsl = LslSource(LslSourceConfig(name="x")).clock_offset_s()
     assert lsl == pytest.approx(time.time() - pylsl.local_clock(), abs=0.01)

@@ -10,21 +10,21 @@ import time
 
 import numpy as np
 import pytest
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.metrics import IctalMetrics
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import BedSession, run_recording
+from ictal.streaming.bed_worker import BedWorker
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import BedConfig, DaemonConfig, LslSourceConfig, SchedulerConfig
+from ictal.streaming.daemon_metrics import DaemonMetrics
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.pipeline import StreamHop, stream_mode_problems
+from ictal.streaming.scoring import ScoringLoop
+from ictal.streaming.sources.base import Source
+from ictal.streaming.stream_step import HopTask, step_hops
 
-from alarms.config import AlarmThresholds
-from alarms.metrics import IctalMetrics
-from detector import FS_HZ
-from detector.config import FrontendConfig
-from streaming.bed import BedSession, run_recording
-from streaming.bed_worker import BedWorker
-from streaming.chunk import Chunk
-from streaming.config import BedConfig, DaemonConfig, LslSourceConfig, SchedulerConfig
-from streaming.daemon_metrics import DaemonMetrics
-from streaming.edf import load_canonical
-from streaming.pipeline import StreamHop, stream_mode_problems
-from streaming.scoring import ScoringLoop
-from streaming.sources.base import Source
-from streaming.stream_step import HopTask, step_hops
 from tests.streaming.daemon_helpers import wait_for
 from tests.streaming.stream_doubles import FakeCausalScorer
 
@@ -318,8 +318,9 @@ def test_across_a_gap_stream_mode_still_gives_window_mode_probabilities(eegmat):
 
 
 def test_the_daemon_in_stream_mode_gives_each_bed_the_probabilities_of_its_recording_alone(tmp_path, shared_data):
-    from streaming.daemon import Daemon
-    from streaming.notify import SystemdNotifier
+    from ictal.streaming.daemon import Daemon
+    from ictal.streaming.notify import SystemdNotifier
+
     from tests.streaming.daemon_helpers import daemon_config
 
     files = {f"bed-{i}": shared_data / f"background/eegmat/Subject{i:02d}_2.edf" for i in range(3)}  # 62 s each
@@ -349,9 +350,10 @@ def test_the_daemon_in_stream_mode_gives_each_bed_the_probabilities_of_its_recor
 
 
 def test_evaluate_runs_a_causal_scorer_in_stream_mode_by_default_and_window_mode_on_request(shared_data):
+    from ictal.training.datasets import Recording
+    from ictal.training.evaluate import DaemonPathRunner, natural_mode
+
     from ictal.cli import build_parser
-    from training.datasets import Recording
-    from training.evaluate import DaemonPathRunner, natural_mode
 
     path = shared_data / "background/eegmat/Subject00_2.edf"
     fake = FakeCausalScorer()

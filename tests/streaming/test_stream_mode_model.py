@@ -8,17 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-
-from alarms.config import AlarmThresholds
-from detector import FS_HZ
-from detector.config import FrontendConfig, ModelConfig
-from streaming.bed import BedSession, run_recording
-from streaming.chunk import Chunk
-from streaming.config import DaemonConfig
-from streaming.daemon import DaemonError, load_detector
-from streaming.edf import load_canonical
-from streaming.preflight import preflight
-from streaming.stream_step import HopTask, step_hops
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig, ModelConfig
+from ictal.streaming.bed import BedSession, run_recording
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.config import DaemonConfig
+from ictal.streaming.daemon import DaemonError, load_detector
+from ictal.streaming.edf import load_canonical
+from ictal.streaming.preflight import preflight
+from ictal.streaming.stream_step import HopTask, step_hops
 
 RUNNING = FrontendConfig(normalisation="running")
 HOP_S = 4.0
@@ -34,9 +33,8 @@ def _tiny(repo_root) -> dict:
 
 def _save(path, model_dict: dict, frontend: FrontendConfig):
     import torch
-
-    from detector.checkpoint import save_checkpoint
-    from detector.model import build_model
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.model import build_model
 
     torch.manual_seed(1234)
     config = ModelConfig.model_validate(model_dict)
@@ -59,7 +57,7 @@ def causal_checkpoint(tmp_path_factory, repo_root):
 
 @pytest.fixture(scope="module")
 def causal_detector(causal_checkpoint):
-    from detector.inference import Detector
+    from ictal.detector.inference import Detector
 
     return Detector.from_checkpoint(causal_checkpoint, device="cpu", backend="reference", max_batch=8)
 
@@ -184,11 +182,12 @@ def test_the_causal_model_state_is_rebuilt_after_a_gap_and_after_a_quality_fault
 
 @needs_causal
 def test_a_reconnection_rebuilds_the_causal_model_state_in_the_daemon_loop(causal_detector):
-    from alarms.metrics import IctalMetrics
-    from streaming.bed_worker import BedWorker
-    from streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
-    from streaming.daemon_metrics import DaemonMetrics
-    from streaming.scoring import ScoringLoop
+    from ictal.alarms.metrics import IctalMetrics
+    from ictal.streaming.bed_worker import BedWorker
+    from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
+    from ictal.streaming.daemon_metrics import DaemonMetrics
+    from ictal.streaming.scoring import ScoringLoop
+
     from tests.streaming.daemon_helpers import wait_for
     from tests.streaming.test_stream_mode import NoiseSource
 

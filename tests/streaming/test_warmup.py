@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from detector import FS_HZ, WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from streaming.bed import RESTART_GAP_S, BedSession, PaddedWindow, run_recording
-from streaming.chunk import Chunk
-from streaming.edf import CanonicalRecording, load_canonical
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ, WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import RESTART_GAP_S, BedSession, PaddedWindow, run_recording
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.edf import CanonicalRecording, load_canonical
 
 FRONTEND = FrontendConfig()
 THRESHOLDS = AlarmThresholds(tau_on=0.8, tau_off=0.5, min_duration_s=2.0, merge_gap_s=0.0, refractory_s=0.0)

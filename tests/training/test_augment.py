@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from training.augment import channel_dropout, scale_and_noise, time_shift_samples
-from training.config import AugmentConfig
+from ictal.training.augment import channel_dropout, scale_and_noise, time_shift_samples
+from ictal.training.config import AugmentConfig
 
 
 def test_gain_stays_in_range_and_input_is_not_modified():
@@ -49,8 +48,8 @@ def test_time_shift_is_bounded_and_zero_when_disabled():
 
 
 def test_hemisphere_mirror_swaps_left_and_right_and_keeps_the_midline():
-    from detector import CANONICAL_CHANNELS
-    from training.augment import hemisphere_mirror
+    from ictal.detector import CANONICAL_CHANNELS
+    from ictal.training.augment import hemisphere_mirror
 
     permutation = hemisphere_mirror(CANONICAL_CHANNELS)
     names = [CANONICAL_CHANNELS[i] for i in permutation]
@@ -64,8 +63,7 @@ def test_hemisphere_mirror_swaps_left_and_right_and_keeps_the_midline():
 
 def test_hemisphere_mirror_refuses_a_montage_without_the_mirror_electrode():
     import pytest
-
-    from training.augment import hemisphere_mirror
+    from ictal.training.augment import hemisphere_mirror
 
     with pytest.raises(ValueError, match="F3.*'f4'"):
         hemisphere_mirror(["F3", "Cz", "C4"])
@@ -74,8 +72,8 @@ def test_hemisphere_mirror_refuses_a_montage_without_the_mirror_electrode():
 
 
 def test_hemisphere_flip_moves_a_left_focal_pattern_to_the_right_with_probability_p():
-    from detector import CANONICAL_CHANNELS
-    from training.augment import hemisphere_flip
+    from ictal.detector import CANONICAL_CHANNELS
+    from ictal.training.augment import hemisphere_flip
 
     window = np.zeros((19, 50), dtype=np.float32)
     window[CANONICAL_CHANNELS.index("T3")] = 1.0  # a left temporal discharge

@@ -7,14 +7,14 @@ import os
 
 import numpy as np
 import pytest
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import process_recording
+from ictal.streaming.edf import load_canonical
+from ictal.training.cache import Cache, CacheMismatchError, build_cache, frontend_hash
+from ictal.training.config import DataConfig
+from ictal.training.datasets import discover
 
-from detector.config import FrontendConfig
-from detector.frontend import process_recording
-from streaming.edf import load_canonical
 from tests.training.tusz_fixture import USABLE, build_tusz_tree
-from training.cache import Cache, CacheMismatchError, build_cache, frontend_hash
-from training.config import DataConfig
-from training.datasets import discover
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_opening_a_cache_that_was_never_built_says_so(tmp_path):
 
 
 def test_rated_window_recordings_cache_three_label_states(shared_data, tmp_path):
-    from training.datasets.rated_windows import discover_rated_windows
+    from ictal.training.datasets.rated_windows import discover_rated_windows
 
     index = discover_rated_windows(shared_data)
     chosen = [r for r in index.recordings if r.patient in {"iiic_01", "iiic_09", "eegmat_Subject00"}]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from training.calibration import calibration, plot_reliability, recordings_calibration
-from training.evaluate_metrics import ScoredRecording
+from ictal.training.calibration import calibration, plot_reliability, recordings_calibration
+from ictal.training.evaluate_metrics import ScoredRecording
 
 
 def test_a_calibrated_source_has_a_small_ece_and_an_overconfident_one_a_large_one():

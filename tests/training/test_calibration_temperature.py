@@ -8,21 +8,21 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from alarms.config import AlarmThresholds
-from detector.checkpoint import CheckpointError, save_checkpoint
-from detector.config import FrontendConfig
-from detector.inference import Detector
-from detector.model import build_model
-from tests.detector.model_configs import small_config
-from training.calibration import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector.checkpoint import CheckpointError, save_checkpoint
+from ictal.detector.config import FrontendConfig
+from ictal.detector.inference import Detector
+from ictal.detector.model import build_model
+from ictal.training.calibration import (
     apply_temperature,
     calibration,
     calibration_entry,
     fit_temperature,
     write_checkpoint_calibration,
 )
-from training.evaluate_metrics import ScoredRecording
+from ictal.training.evaluate_metrics import ScoredRecording
+
+from tests.detector.model_configs import small_config
 
 
 def _miscalibrated(true_temperature: float, n: int = 40000, seed: int = 0):

@@ -6,14 +6,19 @@ import shutil
 
 import numpy as np
 import pytest
+from ictal.training.config import DataConfig
+from ictal.training.datasets import LabelSpan, Recording, assign_splits, check_patient_splits, discover
+from ictal.training.datasets.edf_folder import discover_edf_folder
+from ictal.training.datasets.labels import (
+    build_labels,
+    label_for_text,
+    seizure_events,
+    spans_from_annotations,
+)
+from ictal.training.datasets.rated_windows import discover_rated_windows
+from ictal.training.datasets.tusz import discover_tusz
 
 from tests.training.tusz_fixture import USABLE, build_tusz_tree
-from training.config import DataConfig
-from training.datasets import LabelSpan, Recording, assign_splits, check_patient_splits, discover
-from training.datasets.edf_folder import discover_edf_folder
-from training.datasets.labels import build_labels, label_for_text, seizure_events, spans_from_annotations
-from training.datasets.rated_windows import discover_rated_windows
-from training.datasets.tusz import discover_tusz
 
 
 def test_tusz_discovery_takes_split_patient_and_terms_from_the_tree(shared_data, tmp_path):
@@ -55,7 +60,7 @@ def test_tusz_root_without_splits_is_named(tmp_path):
 
 
 def test_rated_windows_label_only_the_rated_time(shared_data):
-    from streaming.edf import read_edf
+    from ictal.streaming.edf import read_edf
 
     index = discover_rated_windows(shared_data)
     iiic = next(r for r in index.recordings if r.patient == "iiic_01")

@@ -23,8 +23,8 @@ def _free_port() -> int:
 
 def _rank_main(rank: int, world_size: int, port: int, config_json: str, out: str) -> None:
     """One DDP process, with the environment torchrun would give it."""
-    from training.config import TrainConfig
-    from training.train import train
+    from ictal.training.config import TrainConfig
+    from ictal.training.train import train
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
@@ -54,7 +54,7 @@ def test_two_gloo_processes_end_with_identical_weights(shared_data, repo_root, t
         assert torch.equal(saved[key], rank0[key])
     state = json.loads((tmp_path / "ddp/checkpoints/last/training_state.json").read_text())
     assert state["world_size"] == 2 and state["global_step"] == 3
-    from detector.model import build_model
+    from ictal.detector.model import build_model
 
     torch.manual_seed(config.seed)
     initial = build_model(config.model).state_dict()

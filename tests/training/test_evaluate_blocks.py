@@ -15,15 +15,20 @@ import dataclasses
 import numpy as np
 import pytest
 import yaml
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import run_recording
+from ictal.streaming.edf import load_canonical, open_canonical
+from ictal.training.datasets.base import Recording
+from ictal.training.evaluate import (
+    DaemonPathRunner,
+    complete_short_recording,
+    detected_events,
+    held_samples_needed,
+)
 
-from alarms.config import AlarmThresholds
-from detector import FS_HZ
-from detector.config import FrontendConfig
-from streaming.bed import run_recording
-from streaming.edf import load_canonical, open_canonical
 from tests.streaming.daemon_helpers import LineLengthScorer
-from training.datasets.base import Recording
-from training.evaluate import DaemonPathRunner, complete_short_recording, detected_events, held_samples_needed
 
 THRESHOLDS = AlarmThresholds(tau_on=0.2, tau_off=0.15, min_duration_s=3.0, merge_gap_s=5.0, refractory_s=5.0)
 FILES = ("background/eegmat/Subject00_1.edf", "labelled/hms_1628180742.edf", "labelled/grond_lpd_01.edf")
@@ -97,10 +102,9 @@ def test_held_samples_depend_on_the_length_alone(shared_data):
 
 def test_tiny_random_model_gives_the_same_probabilities_by_blocks(shared_data, tmp_path, repo_root):
     import torch
-
-    from detector.checkpoint import save_checkpoint
-    from detector.config import ModelConfig
-    from detector.model import build_model
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.config import ModelConfig
+    from ictal.detector.model import build_model
 
     torch.manual_seed(1234)
     config = ModelConfig.model_validate(yaml.safe_load((repo_root / "configs/model/tiny_bimamba2.yaml").read_text()))

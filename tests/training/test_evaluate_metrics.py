@@ -7,10 +7,9 @@ import math
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import PostProcessor, detect_events
-from training.evaluate_metrics import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import PostProcessor, detect_events
+from ictal.training.evaluate_metrics import (
     DaemonEvent,
     ScoredRecording,
     auroc_auprc,
@@ -24,8 +23,8 @@ from training.evaluate_metrics import (
     tau_on_grid,
     with_tau_on,
 )
-from training.scoring.annotations import Annotation, Event, write_csv_bi
-from training.scoring.report import score_lists
+from ictal.training.scoring.annotations import Annotation, Event, write_csv_bi
+from ictal.training.scoring.report import score_lists
 
 RATE = 4.0  # Hz: quarter-second samples keep the hand computation readable
 RULES = AlarmThresholds(tau_on=0.8, tau_off=0.5, min_duration_s=10.0, merge_gap_s=5.0, max_duration_s=600.0,

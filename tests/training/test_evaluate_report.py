@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 import pytest
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.thresholds import save_thresholds
+from ictal.detector.config import FrontendConfig
+from ictal.streaming.bed import run_recording
+from ictal.training.evaluate import DaemonPathRunner, EvaluationError, detected_events, evaluate, load_scored
+from ictal.training.scoring.annotations import read_csv_bi
 
-from alarms.config import AlarmThresholds
-from alarms.thresholds import save_thresholds
-from detector.config import FrontendConfig
 from ictal.cli import main
-from streaming.bed import run_recording
-from training.evaluate import DaemonPathRunner, EvaluationError, detected_events, evaluate, load_scored
-from training.scoring.annotations import read_csv_bi
 
 THRESHOLDS = AlarmThresholds(tau_on=0.6, tau_off=0.45, min_duration_s=2.0, merge_gap_s=4.0)
 FILES = ["labelled__hms_1628180742", "background__eegmat__Subject00_2"]
@@ -123,7 +123,7 @@ def test_evaluate_cli_errors_name_the_problem(tmp_path, capsys):
 
 
 def test_dataset_layout_is_guessed_from_the_folder(shared_data, tmp_path):
-    from training.evaluate import EvaluationError, dataset_config
+    from ictal.training.evaluate import EvaluationError, dataset_config
 
     assert dataset_config(shared_data).format == "rated_windows"
     (tmp_path / "tusz" / "edf" / "eval").mkdir(parents=True)
@@ -182,8 +182,8 @@ def test_report_counts_and_names_the_training_recordings_of_the_checkpoint(repo_
 
 
 def test_report_measures_the_calibration_of_the_served_probabilities(evaluated):
-    from training.calibration import recordings_calibration
-    from training.evaluate import load_scored
+    from ictal.training.calibration import recordings_calibration
+    from ictal.training.evaluate import load_scored
 
     out, report, _ = evaluated
     data = json.loads((out / "report.json").read_text())

@@ -27,9 +27,9 @@ import time
 
 import pytest
 import yaml
+from ictal.alarms.config import AlarmThresholds, JournalConfig
+from ictal.alarms.thresholds import save_thresholds
 
-from alarms.config import AlarmThresholds, JournalConfig
-from alarms.thresholds import save_thresholds
 from ictal.cli import main
 
 HOP_S = 15.0
@@ -53,10 +53,9 @@ def _free_ports(n: int) -> list[int]:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, repo_root):
     import torch
-
-    from detector.checkpoint import save_checkpoint
-    from detector.config import FrontendConfig, ModelConfig
-    from detector.model import build_model
+    from ictal.detector.checkpoint import save_checkpoint
+    from ictal.detector.config import FrontendConfig, ModelConfig
+    from ictal.detector.model import build_model
 
     torch.manual_seed(1234)
     config = ModelConfig.model_validate(yaml.safe_load((repo_root / "configs/model/tiny_bimamba2.yaml").read_text()))
@@ -89,8 +88,8 @@ def _serve(tmp_path, checkpoint, edf, thresholds_file):
 
 
 def test_evaluate_and_serve_raise_the_same_events(shared_data, tmp_path, checkpoint):
-    from alarms.journal import Journal
-    from alarms.subscriber import AlarmSubscriber, CatchupError
+    from ictal.alarms.journal import Journal
+    from ictal.alarms.subscriber import AlarmSubscriber, CatchupError
 
     edf = shared_data / "labelled" / "hms_1628180742.edf"
     th_file = save_thresholds(tmp_path / "thresholds.json", THRESHOLDS, target_fa_per_24h=1.0, dataset="test",

@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from detector import FS_HZ
-from detector.config import FrontendConfig
-from detector.resample import StreamingResampler
-from streaming.edf import load_canonical
-from training.evaluate import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.detector import FS_HZ
+from ictal.detector.config import FrontendConfig
+from ictal.detector.resample import StreamingResampler
+from ictal.streaming.edf import load_canonical
+from ictal.training.evaluate import (
     SCORED,
     TOO_SHORT,
     UNUSABLE,
@@ -22,7 +21,7 @@ from training.evaluate import (
     evaluate,
     recording_status,
 )
-from training.segments import WindowResult, auc_vs_seizure
+from ictal.training.segments import WindowResult, auc_vs_seizure
 
 THRESHOLDS = AlarmThresholds(tau_on=0.6, tau_off=0.45, min_duration_s=2.0)
 
@@ -105,15 +104,15 @@ def test_a_recording_shorter_than_min_history_is_listed_with_its_reason_and_left
     md = (out / "report.md").read_text()
     assert "Unscored recordings" in md and "too short for min_history_s" in md
     assert "unscored 1 (too short for min_history_s: 1" in md
-    from training.evaluate import load_scored
+    from ictal.training.evaluate import load_scored
 
     assert [r.recording_id for r in load_scored(out)] == ["labelled__iiic_01"]
 
 
 def test_an_unscored_timeline_says_so(short_and_long):
     out, report = short_and_long
-    from training.evaluate_metrics import ScoredRecording
-    from training.report_plots import plot_timeline
+    from ictal.training.evaluate_metrics import ScoredRecording
+    from ictal.training.report_plots import plot_timeline
 
     assert (out / report.plots["timelines"]["labelled__grond_lpd_01"]).is_file()
     # the note is drawn: the same recording plotted with and without it gives different images

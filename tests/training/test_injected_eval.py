@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from alarms.schema import AlarmEvent
-from detector import WINDOW_SAMPLES
-from detector.config import FrontendConfig
-from training.injected_eval import (
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.schema import AlarmEvent
+from ictal.detector import WINDOW_SAMPLES
+from ictal.detector.config import FrontendConfig
+from ictal.training.injected_eval import (
     CachedScorer,
     evaluate_injected,
     inject_copy,
@@ -90,7 +89,7 @@ class PeeksIntoFuture:
 
 @pytest.fixture(scope="module")
 def rest_recording():
-    from streaming.edf import load_canonical
+    from ictal.streaming.edf import load_canonical
 
     return "background__eegmat__Subject08_1", load_canonical(REST, FrontendConfig())
 
@@ -202,7 +201,7 @@ def test_latency_is_measured_from_the_true_onset_in_seconds_of_the_file(rest_rec
 @needs_data
 @pytest.mark.parametrize("lookahead_s", [0.0, 5.0])
 def test_future_peeking_scorer_cannot_alarm_before_onset_minus_lookahead_minus_hop(rest_recording, lookahead_s):
-    from streaming.bed import run_recording
+    from ictal.streaming.bed import run_recording
 
     _, rec = rest_recording
     recorder = Recorder()

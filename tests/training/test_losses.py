@@ -7,10 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from training.config import OptimConfig
-from training.losses import focal_loss, loss_from_config, weighted_bce
-from training.schedule import warmup_cosine
+from ictal.training.config import OptimConfig
+from ictal.training.losses import focal_loss, loss_from_config, weighted_bce
+from ictal.training.schedule import warmup_cosine
 
 
 @pytest.mark.parametrize("loss", [lambda z, y: focal_loss(z, y), lambda z, y: weighted_bce(z, y, 3.0)])

@@ -10,20 +10,20 @@ import sys
 
 import pytest
 import yaml
-
-from detector.checkpoint import (
+from ictal.detector.checkpoint import (
     CheckpointError,
     check_provenance,
     load_checkpoint,
     read_metadata,
     save_checkpoint,
 )
-from detector.config import FrontendConfig
-from detector.model import build_model
+from ictal.detector.config import FrontendConfig
+from ictal.detector.model import build_model
+from ictal.training.config import DataConfig, TrainConfig
+from ictal.training.evaluate import dataset_config, provenance_check, select_recordings
+from ictal.training.provenance import MAX_LISTED_IDS, build_provenance, format_warning, id_hash, overlap
+
 from tests.detector.model_configs import small_config
-from training.config import DataConfig, TrainConfig
-from training.evaluate import dataset_config, provenance_check, select_recordings
-from training.provenance import MAX_LISTED_IDS, build_provenance, format_warning, id_hash, overlap
 
 DEMO_ID = "59e0c59ae528e3dd"
 
@@ -122,7 +122,7 @@ def test_checkpoint_saves_and_loads_provenance_and_refuses_a_malformed_one(tmp_p
 def test_old_checkpoint_without_provenance_loads_with_a_warning_that_its_data_is_unknown(tmp_path, caplog):
     path = _tiny_checkpoint(tmp_path / "old")
     assert "provenance" not in json.loads((path / "metadata.json").read_text())
-    with caplog.at_level(logging.WARNING, logger="detector.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="ictal.detector.checkpoint"):
         loaded = load_checkpoint(path, backend="reference")
     assert loaded.provenance is None and not loaded.provenance_known
     assert any("training data is unknown" in r.getMessage() and loaded.checkpoint_id in r.getMessage()
@@ -135,7 +135,7 @@ def test_demo_checkpoint_provenance_is_the_split_of_its_recipe_and_keeps_its_id(
     """The shipped provenance was derived from configs/train/demo.yaml: the same split code gives it."""
     config = TrainConfig.model_validate(yaml.safe_load((repo_root / "configs/train/demo.yaml").read_text()))
     data = config.data.model_copy(update={"root": shared_data})
-    from training.datasets import discover
+    from ictal.training.datasets import discover
 
     expected = build_provenance(data, [(r.recording_id, r.split) for r in discover(data).recordings])
     meta = read_metadata(repo_root / "checkpoints/demo")

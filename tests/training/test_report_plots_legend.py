@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from alarms.config import AlarmThresholds
-from training.evaluate_metrics import ScoredRecording
-from training.report_plots import plot_timeline, timeline_figure
+from ictal.alarms.config import AlarmThresholds
+from ictal.training.evaluate_metrics import ScoredRecording
+from ictal.training.report_plots import plot_timeline, timeline_figure
 
 
 def _recording_with_a_peak_top_right() -> ScoredRecording:
@@ -43,7 +42,7 @@ def test_plot_timeline_writes_the_figure(tmp_path):
 
 
 def test_the_sensitivity_curve_is_still_written_to_its_file(tmp_path):
-    from training.report_plots import plot_sensitivity_vs_fa
+    from ictal.training.report_plots import plot_sensitivity_vs_fa
 
     path = plot_sensitivity_vs_fa([], {}, tmp_path / "curve.png")
     assert path == tmp_path / "curve.png" and path.read_bytes()[:4] == b"\x89PNG"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ictal.detector.config import FrontendConfig
+from ictal.training.cache import Cache, build_cache
+from ictal.training.config import AugmentConfig, DataConfig
+from ictal.training.datasets import discover
+from ictal.training.sampler import WindowDataset, WindowSampler
 
-from detector.config import FrontendConfig
 from tests.training.tusz_fixture import build_tusz_tree
-from training.cache import Cache, build_cache
-from training.config import AugmentConfig, DataConfig
-from training.datasets import discover
-from training.sampler import WindowDataset, WindowSampler
 
 WINDOW = 2048  # 8 s: short windows keep the seizure share of a window informative
 
@@ -82,7 +82,7 @@ def test_split_without_labelled_samples_is_refused(cache):
 
 def test_short_recording_is_padded_after_normalisation_like_the_daemon():
     """A window longer than its recording: normalised real samples at the right, exact zeros at the left."""
-    from detector.frontend import Frontend
+    from ictal.detector.frontend import Frontend
 
     n_real, window = 3000, 4096
     rng = np.random.default_rng(3)
@@ -149,7 +149,7 @@ def test_unknown_weighting_is_refused(cache):
 
 @pytest.mark.parametrize("lookahead", [0, 512, 1280])
 def test_served_windows_hold_their_anchor_in_the_served_span(cache, lookahead):
-    from detector.output_position import served_span
+    from ictal.detector.output_position import served_span
 
     hop, min_history = 1024, 2560
     sampler = WindowSampler(cache, cache.split("train"), 60 * 256, 0.5)
@@ -173,7 +173,7 @@ def test_served_windows_hold_their_anchor_in_the_served_span(cache, lookahead):
 
 
 def test_warm_up_fraction_crops_windows_to_a_left_padded_history(cache):
-    from training.config import ServingConfig
+    from ictal.training.config import ServingConfig
 
     window = 60 * 256
     sampler = WindowSampler(cache, cache.split("train"), window, 0.5)

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from training.scoring.annotations import (
+from ictal.training.scoring.annotations import (
     Annotation,
     AnnotationError,
     Event,

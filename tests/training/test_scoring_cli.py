@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ictal.training.scoring.annotations import Annotation, Event, write_csv_bi
+
 from ictal.cli import main
-from training.scoring.annotations import Annotation, Event, write_csv_bi
 
 
 def _lists(tmp_path: Path, ref_names: list[str], hyp_names: list[str]) -> tuple[Path, Path]:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes
-from training.scoring.annotations import Annotation, Event
-from training.scoring.nedc_common import LabelCounts, derive, fill_background, two_class_label
+from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes
+from ictal.training.scoring.annotations import Annotation, Event
+from ictal.training.scoring.nedc_common import LabelCounts, derive, fill_background, two_class_label
 
 REF = Annotation(100.0, [Event(40.0, 60.0, "seiz")])
 

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes
-from training.scoring.report import load_pairs
+from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes
+from ictal.training.scoring.report import load_pairs
 
 SECTIONS = {
     "dpalign": "NEDC DP ALIGNMENT SCORING SUMMARY",

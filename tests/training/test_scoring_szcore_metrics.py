@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from training.scoring import szcore
-from training.scoring.annotations import Annotation, Event
-from training.scoring.metrics import (
+from ictal.training.scoring import szcore
+from ictal.training.scoring.annotations import Annotation, Event
+from ictal.training.scoring.metrics import (
     OnsetLatency,
     OperatingPoint,
     lowest_fa,

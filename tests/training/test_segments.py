@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from alarms.config import AlarmThresholds
-from alarms.postprocess import DetectedEvent
-from detector.config import FrontendConfig
-from training.evaluate import DaemonPathRunner, dataset_config, run_dataset, select_recordings
-from training.segments import RatedWindow, flag_window, read_rated_windows, segment_report
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import DetectedEvent
+from ictal.detector.config import FrontendConfig
+from ictal.training.evaluate import DaemonPathRunner, dataset_config, run_dataset, select_recordings
+from ictal.training.segments import RatedWindow, flag_window, read_rated_windows, segment_report
 
 
 def test_manifest_windows_and_classes(shared_data):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
 from scipy.signal import welch
-
-from detector import CANONICAL_CHANNELS
-from training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
 
 FS = 256.0
 

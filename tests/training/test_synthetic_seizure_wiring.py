@@ -9,14 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from detector.config import FrontendConfig
-from training.augment import synthetic_seizure_window
-from training.cache import Cache, build_cache
-from training.config import AugmentConfig, DataConfig
-from training.datasets import discover, hold_out
-from training.datasets.base import Recording
-from training.sampler import WindowDataset, WindowSampler
+from ictal.detector.config import FrontendConfig
+from ictal.training.augment import synthetic_seizure_window
+from ictal.training.cache import Cache, build_cache
+from ictal.training.config import AugmentConfig, DataConfig
+from ictal.training.datasets import discover, hold_out
+from ictal.training.datasets.base import Recording
+from ictal.training.sampler import WindowDataset, WindowSampler
 
 FS = 256.0
 WINDOW = 60 * 256

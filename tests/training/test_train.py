@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from ictal.detector.config import FrontendConfig, ModelConfig
+from ictal.training.config import TrainConfig
 
-from detector.config import FrontendConfig, ModelConfig
 from ictal.cli import main
 from ictal.config import load_config
 from tests.training.tusz_fixture import build_tusz_tree
-from training.config import TrainConfig
 
 N_TIMES = 256  # 1 s windows: the model takes any multiple of 16, and CPU tests stay fast
 
@@ -55,7 +55,7 @@ def make_config(repo_root, tusz_root, out_dir, dev_eval: bool = True, **optim) -
 
 
 def test_train_writes_checkpoints_and_a_resumed_run_continues_steps_and_weights(repo_root, tusz_root, tmp_path):
-    from training.train import train
+    from ictal.training.train import train
 
     straight = train(make_config(repo_root, tusz_root, tmp_path / "straight"))
     assert straight.global_step == 4 and straight.epoch == 2
@@ -88,7 +88,7 @@ def test_train_writes_checkpoints_and_a_resumed_run_continues_steps_and_weights(
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(repo_root, tusz_root, tmp_path):
-    from training.train import train
+    from ictal.training.train import train
 
     config = make_config(repo_root, tusz_root, tmp_path / "a", dev_eval=False)
     train(config, max_steps=1)
@@ -98,12 +98,12 @@ def test_resume_refuses_a_checkpoint_of_another_model(repo_root, tusz_root, tmp_
 
 
 def test_loss_goes_down_on_a_fixed_batch(repo_root, tusz_root):
-    from detector.model import build_model
-    from training.cache import Cache, build_cache
-    from training.config import DataConfig
-    from training.datasets import discover
-    from training.losses import weighted_bce
-    from training.sampler import WindowDataset, WindowSampler
+    from ictal.detector.model import build_model
+    from ictal.training.cache import Cache, build_cache
+    from ictal.training.config import DataConfig
+    from ictal.training.datasets import discover
+    from ictal.training.losses import weighted_bce
+    from ictal.training.sampler import WindowDataset, WindowSampler
 
     index = discover(DataConfig(format="tusz", root=tusz_root))
     build_cache(index.recordings, tusz_root / "cache", FrontendConfig(), progress=False, log=lambda text: None)
@@ -145,8 +145,8 @@ def test_ictal_train_command_runs_the_cpu_recipe(repo_root, tusz_root, tmp_path,
 
 
 def test_dev_sweep_scores_overlap_hits_and_false_alarms_over_labelled_time_only():
-    from alarms.config import AlarmThresholds
-    from training.validation import sweep_operating_points
+    from ictal.alarms.config import AlarmThresholds
+    from ictal.training.validation import sweep_operating_points
 
     fs = 16.0
     t = np.arange(int(600 * fs)) / fs
@@ -166,7 +166,7 @@ def test_dev_sweep_scores_overlap_hits_and_false_alarms_over_labelled_time_only(
 
 def test_non_finite_gradients_skip_the_update_and_stop_the_run_when_they_persist(repo_root, tusz_root, tmp_path,
                                                                                    monkeypatch, capsys):
-    import training.train as train_module
+    import ictal.training.train as train_module
 
     monkeypatch.setattr(train_module, "MAX_BAD_STEPS", 2)
     monkeypatch.setattr(train_module, "loss_from_config",
@@ -179,9 +179,9 @@ def test_non_finite_gradients_skip_the_update_and_stop_the_run_when_they_persist
 
 def test_train_writes_the_provenance_of_the_recordings_it_read_into_each_checkpoint(repo_root, tusz_root, tmp_path):
     """metadata.provenance lists the cache's train / dev / eval ids; files the cache skipped are not in it."""
-    from detector.checkpoint import load_checkpoint
-    from training.provenance import format_warning, overlap
-    from training.train import train
+    from ictal.detector.checkpoint import load_checkpoint
+    from ictal.training.provenance import format_warning, overlap
+    from ictal.training.train import train
 
     config = make_config(repo_root, tusz_root, tmp_path / "p", dev_eval=False)
     result = train(config, max_steps=1)
@@ -199,7 +199,7 @@ def test_train_writes_the_provenance_of_the_recordings_it_read_into_each_checkpo
     skipped = {s["path"] for s in manifest["skipped"]}
     assert skipped and not any(rid.split("__")[-1] in path for path in skipped for rid in listed)
     # the ids are those evaluate reports: scoring the train split warns with its count
-    from training.evaluate import dataset_config, select_recordings
+    from ictal.training.evaluate import dataset_config, select_recordings
 
     recs, _ = select_recordings(dataset_config(tusz_root, "tusz"), split="train")
     found = overlap(prov, [r.recording_id for r in recs])

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-
-from detector.config import FrontendConfig
-from detector.frontend import Frontend
-from training.config import AugmentConfig, ServingConfig, TrainConfig
-from training.losses import causal_served_offsets, served_position_loss
-from training.sampler import WindowDataset, WindowSampler
+from ictal.detector.config import FrontendConfig
+from ictal.detector.frontend import Frontend
+from ictal.training.config import AugmentConfig, ServingConfig, TrainConfig
+from ictal.training.losses import causal_served_offsets, served_position_loss
+from ictal.training.sampler import WindowDataset, WindowSampler
 
 FS = 256
 RUNNING = FrontendConfig(normalisation="running")
@@ -107,7 +106,7 @@ def test_causal_training_windows_are_slices_of_the_recordings_per_sample_normali
 
 
 def test_gain_and_mirroring_act_on_the_running_statistics_as_on_the_whole_recording():
-    from training.augment import _MIRROR
+    from ictal.training.augment import _MIRROR
 
     signal = _nonstationary_recording(300.0, 3)
     augment = AugmentConfig(amplitude_scale=(2.0, 2.0), noise_std_uv=0.0, channel_dropout_p=0.0,
@@ -209,10 +208,11 @@ def test_causal_configs_refuse_a_lookahead_and_window_normalisation_with_the_rea
 
 
 def test_a_window_robust_cache_is_reused_by_a_running_run_and_another_band_is_refused(shared_data, tmp_path):
+    from ictal.training.cache import CacheMismatchError, build_cache
+    from ictal.training.config import DataConfig
+    from ictal.training.datasets import discover
+
     from tests.training.tusz_fixture import build_tusz_tree
-    from training.cache import CacheMismatchError, build_cache
-    from training.config import DataConfig
-    from training.datasets import discover
 
     build_tusz_tree(shared_data, tmp_path / "tusz", faults=False)
     recordings = discover(DataConfig(format="tusz", root=tmp_path / "tusz")).recordings[:2]
@@ -226,10 +226,11 @@ def test_a_window_robust_cache_is_reused_by_a_running_run_and_another_band_is_re
 
 def test_a_causal_checkpoint_records_direction_causal_lookahead_0_and_running_normalisation(tmp_path):
     """Fast: the checkpoint writer of training, on a causal config and an untrained tiny model."""
-    from detector.checkpoint import load_checkpoint
-    from detector.model import build_model
+    from ictal.detector.checkpoint import load_checkpoint
+    from ictal.detector.model import build_model
+    from ictal.training.train import build_optimizer, write_checkpoint
+
     from tests.training.test_train import small_model
-    from training.train import build_optimizer, write_checkpoint
 
     config = TrainConfig.model_validate({
         "data": {"format": "tusz", "root": tmp_path}, "model": small_model(direction="causal", n_times=512).model_dump(),
@@ -249,10 +250,11 @@ def test_a_causal_checkpoint_records_direction_causal_lookahead_0_and_running_no
 @pytest.mark.slow
 def test_a_causal_model_trains_and_its_checkpoint_records_direction_causal_and_lookahead_0(
         repo_root, shared_data, tmp_path):
-    from detector.checkpoint import load_checkpoint
+    from ictal.detector.checkpoint import load_checkpoint
+    from ictal.training.train import train
+
     from tests.training.test_train import make_config, small_model
     from tests.training.tusz_fixture import build_tusz_tree
-    from training.train import train
 
     build_tusz_tree(shared_data, tmp_path / "tusz", faults=False)
     config = make_config(repo_root, tmp_path / "tusz", tmp_path / "run")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from training.scoring.annotations import Annotation, Event, write_csv_bi
+from ictal.training.scoring.annotations import Annotation, Event, write_csv_bi
 
 # (split, patient, montage, source file below shared data, duration s, seizure (start, stop) or None)
 USABLE = [

@@ -6,8 +6,8 @@ reports every skipped file with its reason, and makes sure each has a patient-le
 
 from __future__ import annotations
 
-from training.config import DataConfig
-from training.datasets.base import (
+from ictal.training.config import DataConfig
+from ictal.training.datasets.base import (
     BACKGROUND,
     SEIZURE,
     SPLITS,
@@ -17,10 +17,10 @@ from training.datasets.base import (
     Recording,
     Skipped,
 )
-from training.datasets.edf_folder import discover_edf_folder
-from training.datasets.rated_windows import discover_rated_windows
-from training.datasets.splits import assign_splits, check_patient_splits, hold_out
-from training.datasets.tusz import discover_tusz
+from ictal.training.datasets.edf_folder import discover_edf_folder
+from ictal.training.datasets.rated_windows import discover_rated_windows
+from ictal.training.datasets.splits import assign_splits, check_patient_splits, hold_out
+from ictal.training.datasets.tusz import discover_tusz
 
 
 def discover(config: DataConfig) -> DatasetIndex:
@@ -31,7 +31,7 @@ def discover(config: DataConfig) -> DatasetIndex:
     config : DataConfig
         ``format`` picks the layout, ``root`` where it is; ``dev_fraction`` and ``split_seed`` draw
         the split of layouts that carry none (TUSZ carries its own); ``eval_recordings`` holds
-        recordings out in split eval first (see :func:`training.datasets.splits.hold_out`).
+        recordings out in split eval first (see :func:`ictal.training.datasets.splits.hold_out`).
 
     Returns
     -------

@@ -50,7 +50,7 @@ class Recording:
     patient : str
         Patient id; splits are made per patient.
     split : str or None
-        "train", "dev" or "eval"; None until :func:`training.datasets.splits.assign_splits` sets it
+        "train", "dev" or "eval"; None until :func:`ictal.training.datasets.splits.assign_splits` sets it
         for layouts that carry no split.
     annotations : list of LabelSpan or None
         Labelled stretches; None means "read them from the EDF+ annotations when caching" (see

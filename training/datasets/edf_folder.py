@@ -16,8 +16,8 @@ import csv
 import re
 from pathlib import Path
 
-from training.datasets.base import DatasetIndex, LabelName, Recording, Skipped, recording_id_for
-from training.datasets.labels import spans_from_annotations
+from ictal.training.datasets.base import DatasetIndex, LabelName, Recording, Skipped, recording_id_for
+from ictal.training.datasets.labels import spans_from_annotations
 
 
 def events_tsv_for(edf: Path) -> Path:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from training.datasets.base import DatasetIndex, LabelName, Recording, Skipped, recording_id_for
+from ictal.training.datasets.base import DatasetIndex, LabelName, Recording, Skipped, recording_id_for
 
 RATED_LABELS: dict[str, LabelName] = {
     "seiz": "seiz", "lpd": "bckg", "gpd": "bckg", "lrda": "bckg", "grda": "bckg", "other": "bckg",

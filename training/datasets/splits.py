@@ -6,8 +6,7 @@ import fnmatch
 from collections import defaultdict
 
 import numpy as np
-
-from training.datasets.base import SPLITS, Recording
+from ictal.training.datasets.base import SPLITS, Recording
 
 
 def assign_splits(recordings: list[Recording], dev_fraction: float, seed: int) -> None:

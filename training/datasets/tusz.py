@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.datasets.base import SPLITS, DatasetIndex, Recording, Skipped, recording_id_for
-from training.datasets.labels import spans_from_annotations
+from ictal.training.datasets.base import SPLITS, DatasetIndex, Recording, Skipped, recording_id_for
+from ictal.training.datasets.labels import spans_from_annotations
 
 USABLE_MONTAGES: tuple[str, ...] = ("01_tcp_ar", "02_tcp_le", "03_tcp_ar_a")
 """Montage folders whose EDF files hold referential channels (averaged or linked-ears reference)."""
@@ -43,7 +43,7 @@ def read_term_annotations(path: Path) -> list[tuple[float, float, str]]:
     -----
     The project has one csv_bi reader, in ``training.scoring.annotations``; this only adapts its events.
     """
-    from training.scoring.annotations import read_csv_bi
+    from ictal.training.scoring.annotations import read_csv_bi
 
     annotation = read_csv_bi(path)
     return [(float(e.start_s), float(e.stop_s) - float(e.start_s), str(e.label)) for e in annotation.events]

@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from training.scoring.annotations import Event
+from ictal.training.scoring.annotations import Event
 
 
 @dataclass(frozen=True)

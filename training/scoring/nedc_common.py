@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from training.scoring.annotations import Annotation, Event
+from ictal.training.scoring.annotations import Annotation, Event
 
 SEIZ = "seiz"
 BCKG = "bckg"

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from training.scoring.annotations import Annotation
-from training.scoring.nedc_common import (
+from ictal.training.scoring.annotations import Annotation
+from ictal.training.scoring.nedc_common import (
     LABELS,
     LabelCounts,
     NedcSummary,

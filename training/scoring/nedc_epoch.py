@@ -18,8 +18,8 @@ import bisect
 import math
 from collections.abc import Iterable
 
-from training.scoring.annotations import Annotation, Event
-from training.scoring.nedc_common import (
+from ictal.training.scoring.annotations import Annotation, Event
+from ictal.training.scoring.nedc_common import (
     BCKG,
     LABELS,
     LabelCounts,

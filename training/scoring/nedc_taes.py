@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from training.scoring.annotations import Annotation, Event
-from training.scoring.nedc_common import (
+from ictal.training.scoring.annotations import Annotation, Event
+from ictal.training.scoring.nedc_common import (
     LABELS,
     LabelCounts,
     NedcSummary,

@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes, szcore
-from training.scoring.annotations import Annotation, AnnotationError, read_annotation, read_list
-from training.scoring.nedc_common import SEIZ, NedcSummary
+from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes, szcore
+from ictal.training.scoring.annotations import Annotation, AnnotationError, read_annotation, read_list
+from ictal.training.scoring.nedc_common import SEIZ, NedcSummary
 
 NEDC_SCORERS = {
     "dpalign": ("NEDC DP alignment", nedc_dpalign.score),

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ictal.streaming.view.live import POLL_S
+from ictal.streaming.view.server import UPDATE_PERIOD_S
 
-from streaming.view.live import POLL_S
-from streaming.view.server import UPDATE_PERIOD_S
 from tests.streaming.view.cdp import Chromium, find_chromium
 
 EDF = "labelled/hms_1628180742.edf"
@@ -155,8 +155,8 @@ def test_offline_view_of_a_real_recording_draws_traces_trend_and_alarms(shared_d
 
 
 def test_live_view_of_a_replayed_recording_matches_the_journal(shared_data, repo_root, browser, artefacts, tmp_path):
-    from alarms.config import JournalConfig
-    from alarms.journal import Journal
+    from ictal.alarms.config import JournalConfig
+    from ictal.alarms.journal import Journal
 
     journal_path = tmp_path / "journal.sqlite3"
     config = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from alarms.schema import AlarmEvent, BedStatus, Probability
-from streaming.chunk import Chunk
-from streaming.view.hub import CSA_EPOCH_S, DISPLAY_FS_HZ, TREND_BIN_S, ViewHub
+from ictal.alarms.schema import AlarmEvent, BedStatus, Probability
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.view.hub import CSA_EPOCH_S, DISPLAY_FS_HZ, TREND_BIN_S, ViewHub
 
 
 def _sine_chunks(fs: float, seconds: float, freq_hz: float, chunk_s: float = 0.25, first_index: int = 0,

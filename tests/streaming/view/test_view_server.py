@@ -10,15 +10,14 @@ import urllib.request
 
 import numpy as np
 import pytest
+from ictal.alarms.schema import AlarmEvent, BedStatus
+from ictal.streaming.chunk import Chunk
+from ictal.streaming.sources.base import Source
+from ictal.streaming.view.config import ViewConfig
+from ictal.streaming.view.hub import ViewHub
+from ictal.streaming.view.live import TappedSource
+from ictal.streaming.view.server import ViewServer
 from pydantic import ValidationError
-
-from alarms.schema import AlarmEvent, BedStatus
-from streaming.chunk import Chunk
-from streaming.sources.base import Source
-from streaming.view.config import ViewConfig
-from streaming.view.hub import ViewHub
-from streaming.view.live import TappedSource
-from streaming.view.server import ViewServer
 
 
 def _hub() -> ViewHub:
