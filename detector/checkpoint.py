@@ -15,6 +15,8 @@ metadata records what is needed to rebuild and trust the model:
   (``load_checkpoint(..., montage=...)``) is refused with both montages named.
 - ``training``: the training data summary (``extra["training"]``), or null.
 - ``thresholds``: tuned alarm thresholds (``alarms.thresholds.AlarmThresholds`` fields), or null.
+- ``calibration`` (optional): post-hoc temperature scaling fitted on training recordings
+  (:mod:`ictal.detector.calibration`), applied by ``Detector``; a malformed entry is refused.
 - ``lookahead_s``: the output position the model was trained for (``detector.output_position``):
   seconds of future signal beyond the newest probability of a window's served span. Written by
   training; read by the daemon, ``ictal evaluate`` and ``ictal tune``. A checkpoint written before the
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ictal.detector.calibration import read_calibration
 from ictal.detector.config import Backend, FrontendConfig, ModelConfig
 from ictal.detector.montage import MONTAGES, montage_channels, montage_of_channels
 from ictal.detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
@@ -272,6 +275,10 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
         )
     check_montage(metadata, meta_path)
     _check_thresholds(metadata.get("thresholds"), meta_path)
+    try:
+        read_calibration(metadata.get("calibration"), str(meta_path))
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
     if metadata.get("provenance") is not None:
         try:
             check_provenance(metadata["provenance"], f"{meta_path}: provenance")
@@ -423,6 +430,20 @@ def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
         )
 
 
+def _legacy_model_config(config: Any) -> Any:
+    """A checkpoint's ``model_config`` with the architecture keys added since it was written.
+
+    ``fusion_norm`` (issue 22): absent means the checkpoint predates it and was built with the
+    fusion's LayerNorm (``"layernorm"``); the new default, ``"none"``, would not match its weights.
+    """
+    if isinstance(config, dict) and "fusion_norm" not in config:
+        logger.warning("checkpoint model_config has no fusion_norm: written before the read-out saw "
+                       "un-normalised features (issue 22), loaded with fusion_norm 'layernorm', whose "
+                       "probabilities saturate near 0.96; retrain it")
+        return {**config, "fusion_norm": "layernorm"}
+    return config
+
+
 def load_checkpoint(
     path: Path | str, backend: Backend = "auto", device: str | torch.device = "cpu", montage: str | None = None,
 ) -> LoadedCheckpoint:
@@ -466,7 +487,9 @@ def load_checkpoint(
     if montage is not None:
         check_montage(metadata, path / METADATA_FILE, montage)
     try:
-        model_config = ModelConfig.model_validate({**metadata["model_config"], "backend": backend})
+        model_config = ModelConfig.model_validate(
+            {**_legacy_model_config(metadata["model_config"]), "backend": backend}
+        )
         frontend_config = FrontendConfig.model_validate(metadata["frontend_config"])
     except KeyError as exc:
         raise CheckpointError(f"{path / METADATA_FILE}: key {exc.args[0]!r} missing") from exc

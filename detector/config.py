@@ -184,6 +184,14 @@ class ModelConfig(StrictModel):
     gnn_hidden: int = Field(16, ge=4, description="Width of the graph network and of the fused features.")
     gnn_alpha: float = Field(0.05, ge=0, le=1, description="SSGConv teleport probability.")
     gnn_k: int = Field(2, ge=1, description="SSGConv propagation steps.")
+    fusion_norm: Literal["none", "layernorm"] = Field(
+        "none",
+        description="Normalisation of the fused features the read-out sees. none (since issue 22): the "
+        "gated mixture as is, so the logit can grow with the evidence; layernorm: the architecture of "
+        "earlier checkpoints, whose LayerNorm bounded every fused vector and capped the logits near 3.3 "
+        "(p 0.964). A checkpoint whose model_config lacks the key was written with layernorm and loads so "
+        "(detector.checkpoint).",
+    )
     decoder_widths: list[int] = Field(
         default_factory=lambda: [16, 16, 8, 8],
         min_length=4,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ictal.detector.checkpoint import LoadedCheckpoint, load_checkpoint
+from ictal.detector.calibration import TemperatureCalibration, read_calibration
+from ictal.detector.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from ictal.detector.config import Backend
 from ictal.detector.streaming_state import StreamState
 
@@ -34,7 +35,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class Detector:
-    """A loaded detector that turns normalised windows into per-sample seizure probabilities.
+    r"""A loaded detector that turns normalised windows into per-sample seizure probabilities.
 
     Build it with :meth:`from_checkpoint`. On CUDA the forward pass runs under bf16 autocast (the
     Laplacian eigendecomposition and the graph layers stay fp32); on the CPU in fp32. Gradients are
@@ -58,8 +59,11 @@ class Detector:
         Expected window shape.
     frontend_config : FrontendConfig
         Front-end the model was trained with (the daemon refuses another).
-    thresholds : dict or None
-        Tuned alarm thresholds stored in the checkpoint.
+    thresholds : alarms.config.AlarmThresholds or None
+        Tuned alarm thresholds stored in the checkpoint (validated at load), None when it has none.
+    calibration : detector.calibration.TemperatureCalibration
+        The post-hoc calibration stored in the checkpoint (identity, ``T = 1``, when none): every
+        probability this detector returns is :math:`\sigma(z / T)` of the model's logit :math:`z`.
     lookahead_s : float
         The output position the model was trained for (``detector.output_position``): every caller
         that stitches its probabilities (daemon, evaluation, tuning) reads it from here.
@@ -87,7 +91,9 @@ class Detector:
         self.n_chans = loaded.model_config.n_chans
         self.n_times = loaded.model_config.n_times
         self.frontend_config = loaded.frontend_config
-        self.thresholds = loaded.thresholds
+        self.thresholds = _alarm_thresholds(loaded)
+        self.calibration = _calibration(loaded)
+        self._temperature = float(self.calibration.temperature)
         self.lookahead_s = float(loaded.lookahead_s)
         self.direction = loaded.model_config.direction
         self.stream_multiple_samples = 16 * loaded.model_config.edge_pool
@@ -176,8 +182,15 @@ class Detector:
             for start in range(0, x.shape[0], self.max_batch):
                 chunk = x[start : start + self.max_batch].to(self.device, non_blocking=True)
                 logits = self.model(chunk)
-                out[start : start + chunk.shape[0]] = torch.sigmoid(logits.float()).cpu().numpy()
+                out[start : start + chunk.shape[0]] = self._probabilities(logits).cpu().numpy()
         return out
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        r"""The one place logits become probabilities: :math:`\sigma(z / T)` in float32 (T = 1 uncalibrated)."""
+        z = logits.float()
+        if self._temperature != 1.0:
+            z = z / self._temperature
+        return torch.sigmoid(z)
 
     def init_state(self, batch: int = 1) -> StreamState:
         """The state B recordings start from in stream mode (a causal detector only).
@@ -260,7 +273,7 @@ class Detector:
             )
         with torch.inference_mode(), self._autocast():
             logits, tensors = self.model.step(x.to(self.device, non_blocking=True), state.tensors)
-            probs = torch.sigmoid(logits.float()).cpu().numpy()
+            probs = self._probabilities(logits).cpu().numpy()
         return probs, StreamState(tensors, state.batch, state.phase_samples)
 
     def warmup(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
@@ -273,6 +286,50 @@ class Detector:
         """
         for size in batch_sizes:
             self.predict(np.zeros((size, self.n_chans, self.n_times), dtype=np.float32))
+
+
+def _alarm_thresholds(loaded: LoadedCheckpoint):
+    """The checkpoint's tuned thresholds as ``AlarmThresholds`` (None without any).
+
+    Raises
+    ------
+    CheckpointError
+        If they do not validate as ``AlarmThresholds`` (named with the checkpoint id).
+    """
+    if loaded.thresholds is None:
+        return None
+    # alarms sits right of detector in the house plan; imported here only to type the stored thresholds
+    from ictal.alarms.config import AlarmThresholds
+    from pydantic import ValidationError
+
+    try:
+        return AlarmThresholds.model_validate(dict(loaded.thresholds))
+    except ValidationError as exc:
+        raise CheckpointError(
+            f"checkpoint {loaded.checkpoint_id}: thresholds {loaded.thresholds} are not valid alarm thresholds: {exc}"
+        ) from exc
+
+
+def _calibration(loaded: LoadedCheckpoint) -> TemperatureCalibration:
+    """The checkpoint's calibration, checked to belong to its weights.
+
+    Raises
+    ------
+    CheckpointError
+        If the entry is malformed or was fitted for other weights (its ``checkpoint_id`` differs).
+    """
+    entry = loaded.metadata.get("calibration")
+    try:
+        cal = read_calibration(entry, f"checkpoint {loaded.checkpoint_id}")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    fitted_for = None if cal.entry is None else cal.entry.get("checkpoint_id")
+    if fitted_for is not None and fitted_for != loaded.checkpoint_id:
+        raise CheckpointError(
+            f"checkpoint {loaded.checkpoint_id}: its calibration (temperature {cal.temperature:g}) was fitted for "
+            f"checkpoint {fitted_for}, not these weights: refit it (ictal tune --calibrate) or remove the entry"
+        )
+    return cal
 
 
 def _built_backend(model: torch.nn.Module, requested: str) -> str:

@@ -28,6 +28,15 @@ below a floor (``alarms.thresholds.MIN_DURATION_FLOOR_S``, ``ictal tune --min-du
 said so: :meth:`TuneResult.warnings`, printed by ``ictal tune`` and stored in the file's
 ``provenance.extra.warnings``. It is the best point within the budget on this data; refusing would
 leave nothing to serve, while the warning travels with the file and the daemon logs it at every start.
+
+Calibrated probabilities
+------------------------
+Thresholds refer to the probabilities ``Detector`` serves, which carry the checkpoint's calibration
+(:mod:`ictal.detector.calibration`, a temperature). A calibration fitted after tuning would move every
+probability under the thresholds, so the order is fixed: first fit the temperature (on training
+recordings: :func:`ictal.training.calibration.fit_recordings_temperature`), store it, recalibrate the stored
+probabilities with it (:func:`ictal.training.calibration.apply_temperature`), then tune on them. ``ictal tune
+--calibrate`` does exactly that in one run; re-fitting a calibration later requires tuning again.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ class TimeThenGraphDetector(nn.Module):
     5. :class:`DynamicAdjacency`: top-k, symmetric, self-loops on isolated nodes -> :math:`A` (B, L, N, N).
     6. :class:`LaplacianPE`: k smallest eigenvectors, one batched eigh, detached -> PE (B, L, N, k).
     7. :class:`GraphNetwork`: 2 x SSGConv over all B L graphs -> :math:`x` (B, L, N, D_g).
-    8. :class:`GatedFusion` of :math:`u` and :math:`x`, :class:`ElectrodeReadout` over electrodes,
-       :class:`Decoder` x16 -> logits (B, T).
+    8. :class:`GatedFusion` of :math:`u` and :math:`x` (un-normalised since issue 22:
+       ``config.fusion_norm``), :class:`ElectrodeReadout` over electrodes, :class:`Decoder` x16 ->
+       logits (B, T).
 
     .. math::
         \mathrm{logit} = \mathrm{Dec}\Big(\mathrm{Pool}\big(\mathrm{Fuse}(u,
@@ -110,7 +111,7 @@ class TimeThenGraphDetector(nn.Module):
             config.node_stack.d_model, config.lpe_k, config.gnn_hidden, config.gnn_alpha, config.gnn_k,
             config.dropout,
         )
-        self.fusion = GatedFusion(config.node_stack.d_model, config.gnn_hidden)
+        self.fusion = GatedFusion(config.node_stack.d_model, config.gnn_hidden, config.fusion_norm)
         self.readout = ElectrodeReadout(config.gnn_hidden)
         self.decoder = Decoder(2 * config.gnn_hidden, config.decoder_widths, self.causal)
 

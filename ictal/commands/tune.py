@@ -20,6 +20,16 @@ is written (it is the best point within the budget on this data) but said so: a 
 and ``provenance.extra.warnings`` in the file, which the daemon logs again at every start. Refusing
 would leave nothing to serve; the grid still holds the choice, and the warning travels with the file.
 
+``--calibrate`` (with ``--write-checkpoint``, not with ``--from-eval``) first fits a temperature
+(Guo et al. 2017; :func:`ictal.training.calibration.fit_recordings_temperature`) on the labelled served samples of
+the recordings it runs, stores it in the checkpoint's metadata (``calibration``, :mod:`ictal.detector.calibration`),
+recalibrates the stored probabilities with it, and only then tunes: the thresholds refer to calibrated
+probabilities, the ones ``Detector`` serves from then on. The order is fixed (fit, then tune) because a
+temperature moves every probability and hence every tau_on. It refuses recordings the checkpoint's
+provenance lists as held out (evaluation or validation): calibration is fitted on TRAINING recordings only.
+A checkpoint that already has a calibration gets the product of the old and the new temperature (the
+probabilities it is fitted on already carry the old one).
+
 Exit status: 0 written; 3 when the target is unreachable (the lowest reachable FA/24h is printed and
 nothing is written); 2 when the input is invalid.
 """
@@ -64,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-duration-floor-s", type=float, default=None, metavar="S",
                         help="warn when the chosen minimum duration is below this (default: "
                         "alarms.thresholds.MIN_DURATION_FLOOR_S, 5 s)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="first fit a temperature (calibration) on these recordings' labelled samples and store "
+                        "it in the checkpoint (needs --write-checkpoint; TRAINING recordings only), then tune on the "
+                        "calibrated probabilities")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -161,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
     if not floor >= 0:
         print(f"ictal tune: --min-duration-floor-s is {floor}, expected a number >= 0", file=sys.stderr)
         return 2
+    if args.calibrate and (args.from_eval or not args.write_checkpoint):
+        print("ictal tune: --calibrate needs --write-checkpoint (the temperature is stored in the checkpoint) and "
+              "runs the recordings itself (not with --from-eval)", file=sys.stderr)
+        return 2
     if not args.from_eval:
         missing = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--data", args.data)) if value is None]
         if missing:
@@ -214,6 +232,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"ictal tune: the evaluation names no checkpoint folder: the checkpoint {tuned_for}'s training "
                   "data cannot be compared with the recordings tuned on", file=sys.stderr)
+        calibration = None
+        if args.calibrate:
+            recordings, calibration = _calibrate(write_to, recordings, provenance, dataset, tuned_for)
         result = tune(recordings, args.target_fa, base)
     except (EvaluationError, ThresholdsError, MontageError, FileNotFoundError, ValueError) as exc:
         print(f"ictal tune: {exc}", file=sys.stderr)
@@ -224,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ictal tune: {result.message()}; nothing written", file=sys.stderr)
         return EXIT_UNREACHABLE
     extra = {"hop_s": args.hop_s, "min_history_s": args.min_history_s, "from_eval": args.from_eval,
-             "n_recordings": len(recordings), "provenance": provenance}
+             "n_recordings": len(recordings), "provenance": provenance,
+             "calibration": None if calibration is None else calibration["temperature"]}
     if source is not None:
         extra.update({k: source.meta[k] for k in ("hop_s", "min_history_s", "checkpoint") if k in source.meta})
     for warning in result.warnings(floor):
@@ -239,3 +261,47 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"thresholds stored in {meta}")
     return 0
+
+
+def _calibrate(checkpoint: str, recordings: list, provenance: dict | None, dataset: str, checkpoint_id: str
+               ) -> tuple[list, dict]:
+    """Fit a temperature on the recordings, store it in the checkpoint, return the recalibrated recordings.
+
+    Raises
+    ------
+    TuneInputError
+        If the checkpoint's provenance lists any of the recordings as held out (evaluation or
+        validation), or its training data is unknown.
+    ValueError
+        If the recordings hold no seizure or no background sample (nothing to fit).
+    """
+    import dataclasses
+
+    from ictal.detector.calibration import read_calibration
+    from ictal.training.calibration import (
+        apply_temperature,
+        calibration_entry,
+        fit_recordings_temperature,
+        write_checkpoint_calibration,
+    )
+    from ictal.training.evaluate import checkpoint_metadata
+
+    if provenance is None or not provenance.get("known"):
+        raise TuneInputError(f"--calibrate: checkpoint {checkpoint} records no training data (provenance), so "
+                             "nothing shows the recordings are training recordings; calibration is fitted on "
+                             "training recordings only")
+    held_out = list(provenance.get("evaluation", [])) + list(provenance.get("validation", []))
+    if held_out:
+        raise TuneInputError(f"--calibrate: {len(held_out)} of the recordings are held out by checkpoint "
+                             f"{checkpoint_id} (e.g. {held_out[0]}); calibration is fitted on training recordings "
+                             "only (select them with --include)")
+    previous = read_calibration(checkpoint_metadata(checkpoint).get("calibration"), checkpoint).temperature
+    fit = fit_recordings_temperature(recordings)
+    entry = calibration_entry(fit, previous, checkpoint_id=checkpoint_id, dataset=dataset,
+                              recordings=[r.recording_id for r in recordings])
+    path = write_checkpoint_calibration(checkpoint, entry)
+    print(f"calibration: temperature {entry['temperature']:.4g} (fitted x{fit.temperature:.4g} on {fit.n:,} labelled "
+          f"samples, {fit.n_positive:,} seizure, of {len(recordings)} recordings; NLL {fit.nll_before:.4f} -> "
+          f"{fit.nll_after:.4f}) stored in {path}")
+    recalibrated = [dataclasses.replace(r, probs=apply_temperature(r.probs, fit.temperature)) for r in recordings]
+    return recalibrated, entry
