@@ -56,8 +56,9 @@ def test_new_models_have_no_fusion_layernorm_and_reach_confident_logits():
     assert not any(isinstance(m, torch.nn.LayerNorm) for m in model.fusion.modules())
     x = torch.randn(2, 19, config.n_times)
     y = torch.tensor([[1.0], [0.0]]).expand(2, config.n_times)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
-    for _ in range(60):
+    # lr 1e-2: at 3e-2 Adam's first steps can kill every unit (p stays 0.5), an optimiser failure, not a ceiling
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
         opt.zero_grad()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
         loss.backward()
