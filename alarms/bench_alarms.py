@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds, JournalConfig, PublisherConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.postprocess import detect_events

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ictal.detector.config import StrictModel
 from pydantic import Field, model_validator
+
+from ictal.detector.config import StrictModel
 
 
 class AlarmThresholds(StrictModel):

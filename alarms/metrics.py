@@ -53,10 +53,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import get_args
 
-from ictal.alarms.config import AlarmThresholds, MetricsConfig
-from ictal.alarms.metrics_auth import BasicAuth
-from ictal.alarms.metrics_http import MetricsHTTPServer, tls_context
-from ictal.alarms.schema import EventKind
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -71,6 +67,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+from ictal.alarms.config import AlarmThresholds, MetricsConfig
+from ictal.alarms.metrics_auth import BasicAuth
+from ictal.alarms.metrics_http import MetricsHTTPServer, tls_context
+from ictal.alarms.schema import EventKind
 
 # Label values known before the first event (pre-created at 0 so a rate over them starts at the first one).
 CATCHUP_RESULTS = ("ok", "error", "dropped")

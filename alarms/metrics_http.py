@@ -68,10 +68,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from ictal.alarms.config import MetricsTLSConfig, _host_is_loopback
-from ictal.alarms.metrics_auth import BasicAuth
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from ictal.alarms.config import MetricsTLSConfig, _host_is_loopback
+from ictal.alarms.metrics_auth import BasicAuth
 
 log = logging.getLogger("ictal.alarms")
 

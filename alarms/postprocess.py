@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 
 _IDLE, _ACTIVE = 0, 1

@@ -87,12 +87,13 @@ from typing import Any, TypeVar
 
 import zmq
 import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
+
 from ictal.alarms.config import CurveConfig, PublisherConfig
 from ictal.alarms.journal import Journal, JournalError, JournalFaultError
 from ictal.alarms.metrics import IctalMetrics
 from ictal.alarms.schema import AlarmEvent, BedStatus
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils.monitor import recv_monitor_message
 
 log = logging.getLogger("ictal.alarms")
 

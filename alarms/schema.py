@@ -83,8 +83,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from ictal.alarms.config import AlarmThresholds
-from ictal.alarms.postprocess import Transition
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -95,6 +93,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from ictal.alarms.config import AlarmThresholds
+from ictal.alarms.postprocess import Transition
 
 SCHEMA_VERSION = 3
 """Version of the events this package writes."""

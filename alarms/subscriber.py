@@ -40,8 +40,9 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
-from ictal.alarms.schema import AlarmEvent, parse_event, unsupported_version
 from pydantic import BaseModel, ValidationError
+
+from ictal.alarms.schema import AlarmEvent, parse_event, unsupported_version
 
 
 class _CatchupReply(BaseModel):

@@ -50,8 +50,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from ictal.alarms.config import AlarmsConfig, AlarmThresholds
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ictal.alarms.config import AlarmsConfig, AlarmThresholds
 
 THRESHOLDS_FORMAT = "ictal-thresholds"
 THRESHOLDS_VERSION = 2

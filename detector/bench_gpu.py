@@ -195,6 +195,7 @@ def cuda_available() -> bool:
 def machine() -> dict:
     """The machine: CPU, cores, load average, Python, platform, and the GPU where there is one."""
     import torch
+
     from ictal.detector.machine import cpu_model
 
     info = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
@@ -311,6 +312,7 @@ def swap_model_to_fused(model, config) -> int:
 def load_preset(preset: str, stack: str, **changes):
     """The :class:`~ictal.detector.config.ModelConfig` of ``configs/model/<preset>_<stack>.yaml`` with ``changes``."""
     import yaml
+
     from ictal.detector.config import ModelConfig
 
     path = CONFIGS / f"{preset}_{stack}.yaml"
@@ -335,6 +337,7 @@ def relative_error(out, ref) -> float:
 def part_env(options: dict, record: Callable[[str, Any], None]) -> None:
     """(a) Device, versions, and which fused backends import and run."""
     import torch
+
     from ictal.detector.backends import probe_fused_kernels
     from ictal.detector.config import StackConfig
     from ictal.detector.stacks import build_stack, resolve_backend
@@ -414,6 +417,7 @@ def _grads(module, x) -> Any:
 def part_parity(options: dict, record: Callable[[str, Any], None]) -> None:
     """(b) Fused and reference stacks against the float64 reference: forward and backward, fp32 and bf16."""
     import torch
+
     from ictal.detector.stacks import build_stack
 
     device = "cuda" if cuda_available() else "cpu"
@@ -505,6 +509,7 @@ def part_speed(options: dict, record: Callable[[str, Any], None]) -> None:
     import resource
 
     import torch
+
     from ictal.detector.model import build_model, count_parameters
 
     cuda = cuda_available()

@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ictal.detector.machine import cpu_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
@@ -94,11 +95,11 @@ def _machine() -> str:
 def _measure(job: dict) -> dict:
     """Child process: build one (preset, stack) model and time it at every batch size."""
     import torch
+
+    from ictal.config import load_config
     from ictal.detector.config import ModelConfig
     from ictal.detector.inference import resolve_device
     from ictal.detector.model import build_model, count_parameters
-
-    from ictal.config import load_config
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])

@@ -43,6 +43,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
 from ictal.detector import quality
 from ictal.detector.machine import cpu_model
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+
 from ictal.detector.config import Stack, StackConfig
 from ictal.detector.stacks import build_stack
 

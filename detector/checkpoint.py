@@ -51,14 +51,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ictal.detector.calibration import read_calibration
-from ictal.detector.config import Backend, FrontendConfig, ModelConfig
-from ictal.detector.montage import MONTAGES, montage_channels, montage_of_channels
-from ictal.detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ictal.detector.calibration import read_calibration
+from ictal.detector.config import Backend, FrontendConfig, ModelConfig
+from ictal.detector.montage import MONTAGES, montage_channels, montage_of_channels
+from ictal.detector.output_position import MAX_LOOKAHEAD_S, seconds_to_samples
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from ictal.detector.config import FrontendConfig
 from scipy.signal import butter, iirnotch, sosfilt, sosfilt_zi, tf2sos
+
+from ictal.detector.config import FrontendConfig
 
 
 def design_sos(config: FrontendConfig, fs: float | None = None) -> np.ndarray:

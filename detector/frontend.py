@@ -9,6 +9,7 @@ the same for either montage; the mapping of a recording's channels to those rows
 from __future__ import annotations
 
 import numpy as np
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.filters import CausalFilterBank
 from ictal.detector.montage import montage_channels

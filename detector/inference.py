@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from ictal.detector.calibration import TemperatureCalibration, read_calibration
 from ictal.detector.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from ictal.detector.config import Backend
@@ -299,8 +300,9 @@ def _alarm_thresholds(loaded: LoadedCheckpoint):
     if loaded.thresholds is None:
         return None
     # alarms sits right of detector in the house plan; imported here only to type the stored thresholds
-    from ictal.alarms.config import AlarmThresholds
     from pydantic import ValidationError
+
+    from ictal.alarms.config import AlarmThresholds
 
     try:
         return AlarmThresholds.model_validate(dict(loaded.thresholds))

@@ -48,6 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from ictal.detector import CANONICAL_CHANNELS
 
 ALIASES_10_10: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}

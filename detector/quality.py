@@ -43,10 +43,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from ictal.detector import CANONICAL_CHANNELS
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.fft import rfft
 from scipy.signal import get_window
+
+from ictal.detector import CANONICAL_CHANNELS
 
 
 class QualityThresholds(BaseModel):

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
 from ictal.detector.calibration import read_calibration
 from ictal.training.calibration import apply_temperature, recordings_calibration
 from ictal.training.evaluate import load_scored

@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 import torch
+
 from ictal.detector.checkpoint import load_checkpoint
 from ictal.detector.normalise import normalise_window_robust
 from ictal.training.cache import Cache

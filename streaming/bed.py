@@ -110,6 +110,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import PostProcessor, Transition
 from ictal.alarms.schema import AlarmEvent, ModelInfo, Probability

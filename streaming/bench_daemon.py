@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import CANONICAL_CHANNELS, FS_HZ, WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
@@ -203,6 +204,7 @@ def _load_model(args: argparse.Namespace, work: Path):
     if checkpoint is None:
         import torch
         import yaml
+
         from ictal.detector.checkpoint import save_checkpoint
         from ictal.detector.config import ModelConfig
         from ictal.detector.model import build_model

@@ -116,6 +116,7 @@ def write_synthetic_edf(path: Path, hours: float, fs: int, seed: int = 0) -> int
         Data records written (= seconds).
     """
     import edfio
+
     from ictal.detector import CANONICAL_CHANNELS
 
     n_records = max(1, int(round(hours * 3600)))

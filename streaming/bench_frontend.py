@@ -28,6 +28,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
 from ictal.detector import FS_HZ, WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend

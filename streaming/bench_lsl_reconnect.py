@@ -60,6 +60,7 @@ def measure_reconnects(cycles: int = 3, outage_s: float = 1.0, deadline_s: float
     """
     import numpy as np
     import pylsl
+
     from ictal.streaming.config import LslSourceConfig
     from ictal.streaming.lsl_outlet import canonical_stream_info
     from ictal.streaming.sources.lsl import LslSource

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
 from ictal.detector.machine import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,10 +103,9 @@ class ConstantScorer:
 
 def run_child(config_path: Path) -> int:
     """The daemon process of the soak (``--child CONFIG``)."""
+    from ictal.config import load_config
     from ictal.streaming.daemon import Daemon, load_detector
     from ictal.streaming.logfmt import configure_logging
-
-    from ictal.config import load_config
 
     config = load_config(config_path, kind="daemon")
     configure_logging(config.log_level)

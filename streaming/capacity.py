@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
 from ictal.detector import CANONICAL_CHANNELS, WINDOW_SAMPLES
 
 CAPACITY_SPAN_S = 60.0

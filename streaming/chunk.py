@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from ictal.detector.montage import MONTAGES, montage_channels
 
 MONTAGE_ROWS: tuple[int, ...] = tuple(len(montage_channels(m)) for m in MONTAGES)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
+from pydantic import Field, field_validator, model_validator
+
 from ictal.alarms.config import AlarmsConfig
 from ictal.detector import FS_HZ
 from ictal.detector.config import FrontendConfig, StrictModel
 from ictal.streaming.view.config import ViewConfig
-from pydantic import Field, field_validator, model_validator
 
 
 class LslSourceConfig(StrictModel):

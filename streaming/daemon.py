@@ -52,6 +52,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.journal import Journal
 from ictal.alarms.metrics import IctalMetrics, MetricsServer, serve_metrics
@@ -166,6 +167,7 @@ def apply_model_threads(config: DaemonConfig) -> int:
         The number now in force (``torch.get_num_threads()``).
     """
     import torch
+
     from ictal.detector.inference import resolve_device
 
     threads = config.detector.threads

@@ -48,6 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
 from ictal.alarms.schema import AlarmEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -117,11 +118,11 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
 def untrained_checkpoint(model_config: Path, out: Path) -> Path:
     """Save a randomly initialised model of ``model_config`` (a ``kind: model`` YAML) to ``out``."""
     import torch
+
+    from ictal.config import load_config
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.config import FrontendConfig
     from ictal.detector.model import build_model
-
-    from ictal.config import load_config
 
     config = load_config(model_config, kind="model")
     torch.manual_seed(0)

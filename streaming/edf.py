@@ -70,6 +70,7 @@ from pathlib import Path
 
 import edfio
 import numpy as np
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.montage import MontageMapping, map_montage
 from ictal.detector.units import scale_to_uv

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pylsl
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig
 from ictal.streaming.chunk import Chunk

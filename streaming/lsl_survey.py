@@ -87,6 +87,7 @@ class LslSurvey:
 
 def _resolve(predicate: str | None, wait_s: float) -> list[VisibleStream]:
     import pylsl
+
     from ictal.streaming.lsl_config import configure_liblsl
 
     configure_liblsl()

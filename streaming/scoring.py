@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from ictal.alarms.metrics import IctalMetrics
 from ictal.alarms.schema import AlarmEvent
 from ictal.detector import FS_HZ

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
 from ictal.detector import FS_HZ
 from ictal.streaming.logfmt import kv
 from ictal.streaming.pipeline import StreamHop

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from ictal.detector.montage import MONTAGES, channel_mirror, montage_channels
 from ictal.training.config import AugmentConfig
 

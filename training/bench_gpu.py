@@ -163,6 +163,7 @@ def part_checkpoint(options: dict, record: Callable[[str, Any], None]) -> None:
 
     import numpy as np
     import torch
+
     from ictal.detector.checkpoint import load_checkpoint
 
     cuda = core.cuda_available()
@@ -210,6 +211,7 @@ def part_beds(options: dict, record: Callable[[str, Any], None]) -> None:
     """(e) The daemon's scoring loop with N simulated beds: beds kept in real time, latency p50/p99."""
     import numpy as np
     import torch
+
     from ictal.detector.checkpoint import load_checkpoint
     from ictal.detector.inference import Detector
     from ictal.streaming.bench_daemon import live_run
@@ -258,6 +260,7 @@ def part_train(options: dict, record: Callable[[str, Any], None]) -> None:
     import statistics
 
     import torch
+
     from ictal.detector.config import FrontendConfig
     from ictal.detector.model import build_model, count_parameters
     from ictal.training.cache import Cache, build_cache

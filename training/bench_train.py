@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _machine(device) -> str:
     import torch
+
     from ictal.detector.machine import cpu_model
 
     cpu = cpu_model()
@@ -50,6 +51,7 @@ def _machine(device) -> str:
 def _train_step(model, optimizer, batch, device, autocast: bool) -> None:
     """One optimizer step as training takes it: forward (bf16 autocast on CUDA), focal loss, clip, AdamW."""
     import torch
+
     from ictal.training.losses import focal_loss
 
     x = torch.stack([item[0] for item in batch]).to(device)
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
     import torch
+
+    from ictal.config import load_config
     from ictal.detector.config import FrontendConfig
     from ictal.detector.model import build_model, count_parameters
     from ictal.training.cache import Cache, build_cache
@@ -76,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
     from ictal.training.datasets import discover
     from ictal.training.sampler import WindowDataset, WindowSampler
     from ictal.training.train import resolve_device
-
-    from ictal.config import load_config
 
     if not (args.data / "labelled" / "manifest.csv").is_file():
         print(f"ictal bench train: {args.data} holds no labelled/manifest.csv (use --data)", file=sys.stderr)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ictal.detector.config import FrontendConfig
 from ictal.training.datasets.base import SEIZURE, UNKNOWN, Recording, Skipped
 from ictal.training.datasets.labels import build_labels, label_runs, spans_from_annotations

@@ -323,8 +323,9 @@ def fit_temperature(probs: np.ndarray, targets: np.ndarray) -> TemperatureFit:
     [log MIN_TEMPERATURE, log MAX_TEMPERATURE] by bounded Brent search (``scipy.optimize.minimize_scalar``),
     to 1e-6 in :math:`\log T`.
     """
-    from ictal.detector.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
     from scipy.optimize import minimize_scalar
+
+    from ictal.detector.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 
     p = np.asarray(probs, dtype=np.float64).ravel()
     y = np.asarray(targets).astype(bool).ravel()

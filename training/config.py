@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector.config import FrontendConfig, ModelConfig, StrictModel
 from ictal.detector.montage import montage_channels
-from pydantic import Field, model_validator
 
 
 class DataConfig(StrictModel):

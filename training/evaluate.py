@@ -95,6 +95,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import DetectedEvent
 from ictal.detector import FS_HZ

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import DetectedEvent, PostProcessor, events_from_transitions
 from ictal.training.datasets.base import SEIZURE, UNKNOWN

@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import FS_HZ
 from ictal.detector.output_position import first_served_index

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ictal.detector import FS_HZ
 from ictal.training.evaluate_metrics import DaemonEvent
 from ictal.training.scoring.annotations import Annotation, AnnotationError, read_annotation

@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import FS_HZ
 from ictal.detector.config import FrontendConfig
@@ -632,6 +633,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _machine() -> str:
     import torch
+
     from ictal.detector.machine import cpu_model
 
     text = f"{cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"

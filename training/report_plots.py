@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
 from ictal.alarms.config import AlarmThresholds  # noqa: E402
 from ictal.alarms.postprocess import DetectedEvent  # noqa: E402
 from ictal.training.datasets.base import UNKNOWN  # noqa: E402

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from ictal.detector.normalise import SNAPSHOT_SAMPLES
 from ictal.training.cache import Cache, CacheEntry
 from ictal.training.config import AugmentConfig

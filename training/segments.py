@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import DetectedEvent
 from ictal.training.datasets.base import recording_id_for

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.montage import ELECTRODE_POSITIONS
 

@@ -65,11 +65,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+
 from ictal.training.config import TrainConfig
 from ictal.training.losses import loss_from_config, served_position_loss
 from ictal.training.provenance import build_provenance
 from ictal.training.schedule import warmup_cosine
-from safetensors.torch import load_file, save_file
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.training.cache import Cache, CacheEntry
 from ictal.training.datasets.base import UNKNOWN

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from ictal.detector.config import ModelConfig
 from ictal.detector.model.adjacency import DynamicAdjacency
 from ictal.detector.model.channel_norm import ChannelNorm
@@ -19,7 +21,6 @@ from ictal.detector.model.node_stream import NodeStream
 from ictal.detector.model.readout import ElectrodeReadout
 from ictal.detector.model.tcn import TCNEncoder
 from ictal.detector.model.temporal_block import DilatedResidualBlock
-from torch import nn
 
 __all__ = [
     "ChannelNorm",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ictal.detector.config import StackConfig
 from torch import nn
+
+from ictal.detector.config import StackConfig
 
 
 def make_stack(stack: str, config: StackConfig, backend: str, direction: str = "bidirectional") -> nn.Module:

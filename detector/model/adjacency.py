@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from ictal.detector.model.edge_stream import pair_index
 from torch import nn
+
+from ictal.detector.model.edge_stream import pair_index
 
 
 class DynamicAdjacency(nn.Module):

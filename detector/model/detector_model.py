@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from ictal.detector.config import ModelConfig
 from ictal.detector.model.adjacency import DynamicAdjacency
 from ictal.detector.model.decoder import Decoder
@@ -14,7 +16,6 @@ from ictal.detector.model.laplacian_pe import LaplacianPE
 from ictal.detector.model.node_stream import NodeStream
 from ictal.detector.model.readout import ElectrodeReadout
 from ictal.detector.model.tcn import TCNEncoder
-from torch import nn
 
 
 class TimeThenGraphDetector(nn.Module):

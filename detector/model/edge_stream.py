@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from ictal.detector.config import StackConfig
-from ictal.detector.model import _stack
 from torch import nn
 from torch.nn import functional as F
+
+from ictal.detector.config import StackConfig
+from ictal.detector.model import _stack
 
 
 def pair_index(n_nodes: int, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from ictal.detector.config import StackConfig
 from ictal.detector.model import _stack
-from torch import nn
 
 
 class NodeStream(nn.Module):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from ictal.detector.model.channel_norm import ChannelNorm
-from ictal.detector.model.temporal_block import DilatedResidualBlock
 from torch import nn
 from torch.nn import functional as F
+
+from ictal.detector.model.channel_norm import ChannelNorm
+from ictal.detector.model.temporal_block import DilatedResidualBlock
 
 
 class TCNEncoder(nn.Module):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from ictal.detector.model.channel_norm import ChannelNorm
 from torch import nn
 from torch.nn import functional as F
+
+from ictal.detector.model.channel_norm import ChannelNorm
 
 
 class DilatedResidualBlock(nn.Module):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 
+from torch import nn
+
 from ictal.detector.config import Backend, Stack, StackConfig
 from ictal.detector.stacks.bidirectional import BidirectionalStack
 from ictal.detector.stacks.causal import CausalStack
 from ictal.detector.stacks.fused import fused_gated_deltanet, fused_mamba2, missing_fused_requirements
-from torch import nn
 
 log = logging.getLogger(__name__)
 

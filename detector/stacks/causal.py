@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from ictal.detector.stacks.bidirectional import _mixer_output
 from torch import nn
+
+from ictal.detector.stacks.bidirectional import _mixer_output
 
 
 def _mixer_state_shapes(stack: str, mixer: nn.Module) -> dict[str, tuple[int, ...]]:

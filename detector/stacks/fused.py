@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 
 import torch
-from ictal.detector.config import Stack, StackConfig
 from torch import nn
+
+from ictal.detector.config import Stack, StackConfig
 
 MAMBA2_PARAMETER_KEYS: tuple[str, ...] = (
     "in_proj.weight",

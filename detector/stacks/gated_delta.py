@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from ictal.detector.stacks.ssd import _pad_to_chunks
 
 

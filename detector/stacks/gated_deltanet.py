@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from ictal.detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
 from ictal.detector.stacks.gated_delta import chunk_gated_delta_rule
 from ictal.detector.stacks.mamba2 import init_dt_bias
 from ictal.detector.stacks.norms import RMSNormGated
-from torch import nn
 
 
 def _l2_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -6,10 +6,11 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from ictal.detector.stacks.conv import causal_depthwise_conv1d, causal_depthwise_conv1d_step
 from ictal.detector.stacks.norms import RMSNormGated
 from ictal.detector.stacks.ssd import ssd_chunked_scan
-from torch import nn
 
 
 def init_dt_bias(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
 from ictal.streaming.chunk import Chunk

@@ -37,6 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.montage import MontageMapping, map_montage
 from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, rational_rate
@@ -45,8 +48,6 @@ from ictal.streaming.chunk import Chunk
 from ictal.streaming.config import LslSourceConfig
 from ictal.streaming.lsl_config import configure_liblsl
 from ictal.streaming.sources.base import Source
-from pylsl.util import LostError
-from pylsl.util import TimeoutError as LslTimeoutError
 
 configure_liblsl()  # before any LSL call: liblsl reads its configuration once
 

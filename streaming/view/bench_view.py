@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmsConfig, JournalConfig, MetricsConfig, PublisherConfig
 from ictal.detector.machine import cpu_model
 from ictal.streaming.config import (

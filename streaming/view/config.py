@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, model_validator
+
 from ictal.alarms.config import _is_loopback
 from ictal.detector.config import StrictModel
-from pydantic import Field, model_validator
 
 DEFAULT_VIEW_PORT = 9110
 """Next to the metrics port (9108, ``alarms.config.MetricsConfig``); the alarm sockets use 5556/5557."""

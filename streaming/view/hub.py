@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from ictal.alarms.schema import AlarmEvent, BedStatus
 from ictal.detector import CANONICAL_CHANNELS, FS_HZ
 from ictal.detector.resample import StreamingResampler

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.schema import AlarmEvent, BedStatus
 from ictal.detector.config import FrontendConfig

@@ -40,9 +40,6 @@ import threading
 from pathlib import Path
 
 import uvicorn
-from ictal.streaming.ports import describe_port_holder
-from ictal.streaming.view.config import ViewConfig
-from ictal.streaming.view.hub import ViewHub
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -50,6 +47,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+
+from ictal.streaming.ports import describe_port_holder
+from ictal.streaming.view.config import ViewConfig
+from ictal.streaming.view.hub import ViewHub
 
 log = logging.getLogger("ictal.view")
 

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
 from ictal.alarms.metrics import IctalMetrics, serve_metrics
 from ictal.alarms.metrics_auth import BasicAuth, hash_password

@@ -8,7 +8,6 @@ from ictal.alarms.config import AlarmThresholds, JournalConfig, PublisherConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.publisher import AlarmPublisher
 from ictal.alarms.schema import AlarmEvent, ModelInfo, Probability
-
 from tests.reliability.helpers import free_port  # one definition, below the ephemeral range
 
 __all__ = ["free_port", "onset", "open_publisher", "publisher_config"]

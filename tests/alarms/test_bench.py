@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ictal.alarms import bench_alarms
-
 from ictal.commands.bench import BENCHMARKS
 
 

@@ -13,12 +13,12 @@ import time
 from datetime import datetime, timezone
 
 import zmq
+
 from ictal.alarms.config import JournalConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.metrics import IctalMetrics
 from ictal.alarms.publisher import MAX_REPLY_BYTES, AlarmPublisher
 from ictal.alarms.schema import AlarmEvent, BedStatus
-
 from ictal.commands.alarms import bed_changes, format_event
 from tests.alarms.helpers import onset, publisher_config
 from tests.alarms.test_journal_faults import Listener

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import zmq
+
 from ictal.alarms.config import JournalConfig
 from ictal.alarms.journal import DuplicateEventError, Journal, JournalError
 from ictal.alarms.schema import AlarmEvent
-
 from tests.alarms.helpers import free_port, onset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

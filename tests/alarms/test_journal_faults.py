@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import zmq
+
 from ictal.alarms.config import JournalConfig
 from ictal.alarms.journal import Journal, JournalFaultError
 from ictal.alarms.metrics import IctalMetrics
 from ictal.alarms.publisher import AlarmPublisher
 from ictal.alarms.schema import AlarmEvent, parse_event
-
 from tests.alarms.helpers import onset, publisher_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

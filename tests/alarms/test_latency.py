@@ -12,13 +12,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ictal.alarms.config import JournalConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.metrics import ALARM_LATENCY_BUCKETS_S, IctalMetrics
 from ictal.alarms.publisher import AlarmPublisher
 from ictal.alarms.schema import AlarmEvent, UnsupportedSchemaVersionError
 from ictal.alarms.subscriber import AlarmSubscriber
-
 from tests.alarms.helpers import onset, publisher_config
 from tests.alarms.test_schema import V1_ONSET_JSON
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from ictal.alarms.config import AlarmThresholds, JournalConfig, MetricsConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.metrics import IctalMetrics, serve_metrics
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.alarms.helpers import onset
 
 

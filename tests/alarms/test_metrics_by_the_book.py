@@ -17,14 +17,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
 from ictal.alarms.config import AlarmThresholds, MetricsBasicAuthConfig, MetricsConfig, MetricsTLSConfig
 from ictal.alarms.metrics import IctalMetrics, IctalRegistry, serve_metrics
 from ictal.alarms.metrics_auth import BasicAuth, hash_password
 from ictal.alarms.metrics_http import MetricsHTTPServer, tls_context
 from ictal.streaming.daemon_metrics import DaemonMetrics
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
-from pydantic import ValidationError
 
 BEDS = ("icu-1", "icu-2")
 

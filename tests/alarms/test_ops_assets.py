@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ictal.streaming.daemon import Daemon
-from ictal.streaming.notify import SystemdNotifier
 from prometheus_client.parser import text_string_to_metric_families
 
+from ictal.streaming.daemon import Daemon
+from ictal.streaming.notify import SystemdNotifier
 from tests.reliability.helpers import free_port
 from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
 

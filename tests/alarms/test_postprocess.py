@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import PostProcessor, detect_events
-
 from tests.alarms.reference_pp import reference_events
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import zmq
 import zmq.auth
+
 from ictal.alarms.config import CurveConfig
 from ictal.alarms.metrics import IctalMetrics
 from ictal.alarms.publisher import (
@@ -22,7 +23,6 @@ from ictal.alarms.publisher import (
 )
 from ictal.alarms.schema import AlarmEvent
 from ictal.alarms.subscriber import AlarmSubscriber, CatchupError, ClientCurve
-
 from tests.alarms.helpers import onset, open_publisher, publisher_config
 
 

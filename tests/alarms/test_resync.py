@@ -18,7 +18,6 @@ from ictal.alarms.journal import Journal
 from ictal.alarms.publisher import AlarmPublisher
 from ictal.alarms.schema import AlarmEvent
 from ictal.alarms.subscriber import AlarmSubscriber
-
 from tests.alarms.helpers import onset, publisher_config
 from tests.alarms.test_watch_cli import watch
 from tests.streaming.daemon_helpers import wait_for

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
+
 from ictal.alarms.schema import (
     SCHEMA_PATH,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -17,8 +19,6 @@ from ictal.alarms.schema import (
     json_schema_text,
     parse_event,
 )
-from pydantic import ValidationError
-
 from tests.alarms.helpers import onset
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=timezone.utc)
@@ -158,6 +158,7 @@ def test_shipped_json_schema_equals_the_generated_one():
 
 def test_event_from_a_post_processor_transition():
     import numpy as np
+
     from ictal.alarms.config import AlarmThresholds
     from ictal.alarms.postprocess import PostProcessor
     from ictal.alarms.schema import event_from_transition

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ictal.alarms.config import AlarmsConfig, AlarmThresholds
 from ictal.alarms.thresholds import (
     ThresholdsFileError,

@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
 from ictal.alarms.config import JournalConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.publisher import AlarmPublisher
 from ictal.alarms.schema import AlarmEvent
 from ictal.alarms.subscriber import catchup_endpoint_for
-
 from ictal.commands import alarms as alarms_command
 from tests.alarms.helpers import onset, open_publisher, publisher_config
 from tests.alarms.test_latency import FakeClock, journal_with_raw_rows

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ictal.detector.config import ModelConfig, StackConfig
-
 from ictal.config import load_config
+from ictal.detector.config import ModelConfig, StackConfig
 
 MODEL_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
 

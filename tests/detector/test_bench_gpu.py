@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from ictal.detector import bench_gpu as core
 from ictal.detector.config import StackConfig
 from ictal.detector.stacks import build_stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector.checkpoint import save_checkpoint
 from ictal.detector.config import FrontendConfig, ModelConfig
 from ictal.detector.inference import Detector

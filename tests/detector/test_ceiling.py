@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ictal.detector.config import FrontendConfig
 from ictal.detector.inference import Detector
 from ictal.detector.model import build_model
 from ictal.detector.model.fusion import GatedFusion
-
 from tests.detector.model_configs import small_config
 
 

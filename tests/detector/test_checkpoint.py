@@ -8,11 +8,11 @@ import re
 
 import pytest
 import torch
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, weights_id
 from ictal.detector.config import FrontendConfig
 from ictal.detector.model import build_model
-
 from tests.detector.model_configs import small_config
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.filters import CausalFilterBank, design_sos
 

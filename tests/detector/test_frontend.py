@@ -8,6 +8,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector import WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend, process_recording

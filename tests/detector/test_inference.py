@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector.checkpoint import CheckpointError, save_checkpoint
 from ictal.detector.config import FrontendConfig
 from ictal.detector.inference import Detector
 from ictal.detector.model import build_model
-
 from tests.detector.model_configs import small_config
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from ictal.detector.config import ModelConfig
 from ictal.detector.model import build_model, count_parameters
-
 from tests.detector.model_configs import preset, small_config
 
 STACKS = ["bimamba2", "gated_deltanet"]

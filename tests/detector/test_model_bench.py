@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from ictal.detector.bench_model import HEADER, _format, _measure
 
 

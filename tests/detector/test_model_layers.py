@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
+
 from ictal.detector.config import StackConfig
 from ictal.detector.model import (
     DynamicAdjacency,
@@ -15,7 +17,6 @@ from ictal.detector.model import (
     pair_index,
 )
 from ictal.detector.model import _stack as stack_module
-from torch.nn import functional as F
 
 
 @pytest.fixture(autouse=True)

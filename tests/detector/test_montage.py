@@ -7,6 +7,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.montage import MontageError, canonical_name, map_montage
 

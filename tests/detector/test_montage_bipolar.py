@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ictal.detector.config import FrontendConfig
@@ -23,7 +24,6 @@ from ictal.detector.montage import (
     map_montage,
     montage_channels,
 )
-
 from tests.detector.model_configs import small_config
 
 CHBMIT_CLIP = "bipolar/chbmit/chb01_sz01_ictal.edf"

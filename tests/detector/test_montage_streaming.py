@@ -8,6 +8,7 @@ import time
 import uuid
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector.config import FrontendConfig
 from ictal.detector.montage import DOUBLE_BANANA_CHANNELS
@@ -89,7 +90,6 @@ def test_lsl_stream_of_referential_channels_is_derived_to_the_double_banana(shar
 def test_the_daemon_serves_double_banana_beds_from_a_bipolar_and_a_referential_file(tmp_path, shared_data):
     from ictal.streaming.daemon import Daemon
     from ictal.streaming.notify import SystemdNotifier
-
     from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
 
     class ShapeScorer(LineLengthScorer):

@@ -7,6 +7,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import process_recording
 from ictal.detector.normalise import IQR_TO_SIGMA, MIN_SCALE_UV, RunningNormaliser, normalise_window_robust

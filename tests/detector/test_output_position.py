@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector import FS_HZ, WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
 from ictal.detector.output_position import (

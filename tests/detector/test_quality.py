@@ -7,6 +7,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import process_recording

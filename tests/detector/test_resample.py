@@ -7,6 +7,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector.resample import MAX_INPUT_FS_HZ, MIN_INPUT_FS_HZ, StreamingResampler, rational_rate
 
 

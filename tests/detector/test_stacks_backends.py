@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+
 from ictal.detector.config import StackConfig
 from ictal.detector.stacks import (
     GATED_DELTANET_PARAMETER_KEYS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from ictal.detector.config import StackConfig
 from ictal.detector.stacks import build_stack
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+
 from ictal.detector.config import StackConfig
 from ictal.detector.stacks import build_stack
 

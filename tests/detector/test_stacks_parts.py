@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from ictal.detector.stacks.conv import causal_depthwise_conv1d
 from ictal.detector.stacks.norms import RMSNormGated
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from ictal.detector.stacks._naive import naive_gated_delta_rule, naive_ssd_scan
 from ictal.detector.stacks.gated_delta import chunk_gated_delta_rule
 from ictal.detector.stacks.ssd import ssd_chunked_scan

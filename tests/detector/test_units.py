@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ictal.detector.units import scale_to_uv
 
 

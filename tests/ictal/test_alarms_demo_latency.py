@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ictal.streaming.demo import alarm_latency_s, describe, summary
-
 from tests.alarms.helpers import onset
 
 T0 = datetime(2026, 2, 1, 9, 0, 0, tzinfo=timezone.utc)

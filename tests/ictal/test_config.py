@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ictal.alarms.config import PublisherConfig
-from ictal.streaming.config import DaemonConfig
 
+from ictal.alarms.config import PublisherConfig
 from ictal.config import ConfigError, load_config
+from ictal.streaming.config import DaemonConfig
 
 CONFIG_FILES = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
 

@@ -9,11 +9,11 @@ import uuid
 
 import pylsl
 import pytest
-from ictal.streaming.lsl_outlet import canonical_stream_info
-from ictal.streaming.lsl_survey import survey
 
 from ictal.cli import main
 from ictal.config import load_config
+from ictal.streaming.lsl_outlet import canonical_stream_info
+from ictal.streaming.lsl_survey import survey
 from tests.ictal import test_preflight
 from tests.ictal.test_preflight import daemon_yaml
 

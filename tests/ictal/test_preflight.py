@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.thresholds import save_thresholds, thresholds_in_force
-from ictal.streaming.ports import describe_port_holder, port_holders
-from ictal.streaming.preflight import preflight
-
 from ictal.cli import main
 from ictal.config import load_config
+from ictal.streaming.ports import describe_port_holder, port_holders
+from ictal.streaming.preflight import preflight
 
 HOLDER_SCRIPT = ("import socket,sys,time;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();"
                  "print(s.getsockname()[1],flush=True);time.sleep(60)")

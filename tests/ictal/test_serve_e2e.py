@@ -33,6 +33,7 @@ BED = "bed-e2e"
 def micro_checkpoint(path: Path) -> Path:
     """A small randomly initialised checkpoint (seconds per window on a CPU, not minutes)."""
     import torch
+
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.config import FrontendConfig, ModelConfig, StackConfig
     from ictal.detector.model import build_model
@@ -179,9 +180,8 @@ def test_serve_refuses_a_missing_checkpoint_with_a_clear_message(tmp_path):
 
 
 def test_a_checkpoint_trained_with_another_frontend_is_refused_before_start(tmp_path):
-    from ictal.streaming.daemon import DaemonError, load_detector
-
     from ictal.config import load_config
+    from ictal.streaming.daemon import DaemonError, load_detector
 
     config = load_config(REPO / "configs" / "daemon.yaml", kind="daemon")
     config = config.model_copy(update={

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from ictal.alarms.config import JournalConfig
 from ictal.alarms.journal import Journal
-
 from tests.reliability.helpers import free_port
 from tests.streaming.daemon_helpers import wait_for
 

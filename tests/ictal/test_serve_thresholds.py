@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.thresholds import save_thresholds
-
 from tests.ictal.test_serve_e2e import micro_checkpoint
 from tests.reliability.helpers import free_port
 

@@ -29,10 +29,10 @@ import numpy as np
 import pylsl
 import yaml
 import zmq
-from ictal.detector import CANONICAL_CHANNELS
-from ictal.streaming.lsl_outlet import canonical_stream_info
 from prometheus_client.parser import text_string_to_metric_families
 
+from ictal.detector import CANONICAL_CHANNELS
+from ictal.streaming.lsl_outlet import canonical_stream_info
 from tests.reliability.helpers import REPO_ROOT, free_port
 
 STUB_DAEMON = Path(__file__).with_name("stub_daemon.py")

@@ -37,10 +37,9 @@ class StubScorer:
 
 
 def main(config_path: str) -> int:
+    from ictal.config import load_config
     from ictal.streaming.daemon import Daemon
     from ictal.streaming.logfmt import configure_logging
-
-    from ictal.config import load_config
 
     config = load_config(Path(config_path), kind="daemon")
     configure_logging(config.log_level)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ictal.detector import CANONICAL_CHANNELS
 
+from ictal.detector import CANONICAL_CHANNELS
 from tests.reliability.daemon_harness import (
     DaemonProcess,
     EegOutlet,

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 import zmq
-from ictal.alarms.subscriber import AlarmSubscriber
 
+from ictal.alarms.subscriber import AlarmSubscriber
 from tests.reliability.daemon_harness import (
     DaemonProcess,
     EegOutlet,

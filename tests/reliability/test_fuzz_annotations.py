@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ictal.training.scoring.annotations import (
     MAX_FILE_BYTES,
     MAX_TIME_S,
@@ -27,7 +28,6 @@ from ictal.training.scoring.annotations import (
     read_annotation,
     read_list,
 )
-
 from tests.reliability.helpers import assert_clear_error, bounded_loads
 
 SUFFIXES = (".csv_bi", ".tse", ".tse_bi", ".csv")

@@ -28,10 +28,10 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ictal.alarms.config import JournalConfig, PublisherConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.publisher import AlarmPublisher
-
 from tests.alarms.helpers import onset
 from tests.reliability.helpers import free_port
 

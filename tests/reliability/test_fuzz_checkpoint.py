@@ -24,11 +24,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ictal.detector.config import FrontendConfig
 from ictal.detector.model import build_model
-
 from tests.detector.model_configs import small_config
 
 FUZZ = settings(max_examples=60, deadline=5000, derandomize=True,

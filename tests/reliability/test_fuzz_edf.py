@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.streaming.edf import load_canonical, open_canonical
-
 from tests.reliability.edf_surgery import MAIN_FIELD_NAMES, SIGNAL_FIELD_NAMES, num_signals, set_field
 
 SOURCE = "labelled/iiic_01.edf"

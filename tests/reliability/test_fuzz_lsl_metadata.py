@@ -22,6 +22,7 @@ import pylsl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend

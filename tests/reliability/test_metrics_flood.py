@@ -18,10 +18,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from ictal.alarms.config import MetricsConfig
 from ictal.alarms.metrics import IctalMetrics, serve_metrics
 from ictal.alarms.metrics_http import MAX_CONNECTIONS, MetricsHTTPServer
-from prometheus_client.parser import text_string_to_metric_families
 
 IDLE_FLOOD = 1100
 """Connections of the issue's report (more than systemd's default soft limit of 1024 descriptors)."""

@@ -24,14 +24,14 @@ import edfio
 import numpy as np
 import pytest
 import yaml
+
 from ictal.alarms.config import AlarmThresholds, MetricsConfig, PublisherConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.metrics import IctalMetrics, serve_metrics
 from ictal.alarms.publisher import AlarmPublisher
+from ictal.config import ConfigError, load_config
 from ictal.streaming.config import DaemonConfig
 from ictal.streaming.edf import load_canonical, read_edf
-
-from ictal.config import ConfigError, load_config
 from tests.reliability.edf_surgery import set_field
 from tests.reliability.helpers import REPO_ROOT
 
@@ -285,10 +285,10 @@ def _evil_pickle(marker: Path) -> bytes:
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory) -> Path:
     import torch
+
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.config import FrontendConfig
     from ictal.detector.model import build_model
-
     from tests.detector.model_configs import small_config
 
     torch.manual_seed(0)
@@ -301,6 +301,7 @@ def small_checkpoint(tmp_path_factory) -> Path:
 def test_a_checkpoint_holding_a_pickle_payload_is_refused_and_the_payload_never_runs(small_checkpoint, tmp_path,
                                                                                      target):
     import torch
+
     from ictal.detector.checkpoint import CheckpointError, load_checkpoint
 
     marker = tmp_path / "PAYLOAD_RAN"

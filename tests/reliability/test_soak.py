@@ -7,6 +7,7 @@ test runs a short one (slow marker) and asserts on the returned :class:`SoakResu
 from __future__ import annotations
 
 import pytest
+
 from ictal.streaming.bench_soak import report, soak
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ictal.alarms.config import AlarmsConfig, AlarmThresholds, JournalConfig, MetricsConfig, PublisherConfig
 from ictal.streaming.config import (
     BedConfig,

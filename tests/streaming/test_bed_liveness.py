@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.metrics import IctalMetrics
 from ictal.detector.config import FrontendConfig
@@ -16,7 +17,6 @@ from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
 from ictal.streaming.daemon_metrics import DaemonMetrics
 from ictal.streaming.scoring import ScoringLoop
 from ictal.streaming.sources.base import Source
-
 from tests.streaming.daemon_helpers import wait_for
 
 FS = 256.0

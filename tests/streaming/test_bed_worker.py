@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.metrics import IctalMetrics
 from ictal.detector.config import FrontendConfig
@@ -16,7 +17,6 @@ from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
 from ictal.streaming.daemon_metrics import DaemonMetrics
 from ictal.streaming.sources.base import Source
 from ictal.streaming.sources.lsl import SourceNotice
-
 from tests.streaming.daemon_helpers import wait_for
 
 FS = 200.0

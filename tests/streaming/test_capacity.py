@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 import pytest
+
 from ictal.streaming.capacity import CapacityMonitor, measure_start
 from ictal.streaming.daemon import Daemon
 from ictal.streaming.notify import SystemdNotifier
-
 from tests.streaming.daemon_helpers import daemon_config
 
 EEGMAT = "background/eegmat/Subject{:02d}_1.edf"

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig

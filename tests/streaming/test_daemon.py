@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.journal import Journal
 from ictal.detector.config import FrontendConfig
@@ -16,7 +17,6 @@ from ictal.streaming.bed import run_recording
 from ictal.streaming.config import BedConfig, EdfSourceConfig
 from ictal.streaming.daemon import Daemon, DaemonError, frontend_differences, load_detector
 from ictal.streaming.notify import SystemdNotifier
-
 from tests.streaming.daemon_helpers import (
     BlockingScorer,
     LineLengthScorer,

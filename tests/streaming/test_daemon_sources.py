@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+
 from ictal.alarms.journal import Journal
 from ictal.detector.config import FrontendConfig
 from ictal.streaming.chunk import Chunk
@@ -13,7 +14,6 @@ from ictal.streaming.daemon import Daemon, make_source
 from ictal.streaming.edf import load_canonical
 from ictal.streaming.notify import SystemdNotifier
 from ictal.streaming.sources.base import Source
-
 from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.journal import Journal
 from ictal.alarms.thresholds import ThresholdsMismatchError, ThresholdsPrecedenceError, save_thresholds
 from ictal.streaming.daemon import Daemon
 from ictal.streaming.notify import SystemdNotifier
-
 from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config
 
 FOREIGN = "f0f0f0f0f0f0f0f0"

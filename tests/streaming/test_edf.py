@@ -9,11 +9,11 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig
 from ictal.detector.montage import MontageError
 from ictal.streaming.edf import EdfFormatError, load_canonical, read_edf
-
 from tests.reliability.edf_surgery import read_field, set_field, signal_index
 
 EXPECTED_FAILURES = {"neonatal_bipolar_8ch.edf": "bipolar"}

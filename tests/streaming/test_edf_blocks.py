@@ -8,6 +8,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig
 from ictal.detector.montage import MontageError
@@ -18,7 +19,6 @@ from ictal.streaming.edf import (
     read_annotations,
     read_edf,
 )
-
 from tests.reliability.edf_surgery import header_bytes, num_signals, read_field, set_field, signal_index
 
 

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+
 from ictal.streaming.config import EdfSourceConfig
 from ictal.streaming.edf import load_canonical
 from ictal.streaming.sources.edf_replay import EdfReplaySource
@@ -112,6 +113,7 @@ def test_close_releases_the_file_and_open_starts_again(iiic):
 
 def test_an_edf_at_a_rate_without_small_factors_is_replayed_and_accepted_by_the_bed_path(tmp_path):
     import edfio
+
     from ictal.alarms.config import AlarmThresholds
     from ictal.detector import CANONICAL_CHANNELS
     from ictal.detector.config import FrontendConfig

@@ -10,6 +10,7 @@ import uuid
 import numpy as np
 import pylsl
 import pytest
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend

@@ -14,7 +14,6 @@ from ictal.streaming.bed_worker import BedWorker
 from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
 from ictal.streaming.daemon_metrics import DaemonMetrics
 from ictal.streaming.sources.lsl import LslSource
-
 from tests.streaming.daemon_helpers import wait_for
 from tests.streaming.test_lsl_identity import Amplifier
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from ictal.detector import WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend

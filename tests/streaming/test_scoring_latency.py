@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds, JournalConfig
 from ictal.alarms.journal import Journal
 from ictal.alarms.metrics import IctalMetrics
@@ -20,7 +21,6 @@ from ictal.streaming.daemon_metrics import DaemonMetrics
 from ictal.streaming.scoring import ScoringLoop
 from ictal.streaming.sources.base import Source
 from ictal.streaming.sources.wall_clock import SampleWallClock
-
 from tests.alarms.helpers import publisher_config
 from tests.streaming.daemon_helpers import wait_for
 
@@ -171,6 +171,7 @@ def test_the_daemon_stamps_the_onset_wall_time_and_observes_the_true_latency(tmp
 
 def test_each_source_names_its_clock_mapping(tmp_path):
     import pylsl
+
     from ictal.streaming.config import EdfSourceConfig
     from ictal.streaming.sources.edf_replay import EdfReplaySource
     from ictal.streaming.sources.lsl import LslSource

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.metrics import IctalMetrics
 from ictal.detector import FS_HZ
@@ -24,7 +25,6 @@ from ictal.streaming.pipeline import StreamHop, stream_mode_problems
 from ictal.streaming.scoring import ScoringLoop
 from ictal.streaming.sources.base import Source
 from ictal.streaming.stream_step import HopTask, step_hops
-
 from tests.streaming.daemon_helpers import wait_for
 from tests.streaming.stream_doubles import FakeCausalScorer
 
@@ -320,7 +320,6 @@ def test_across_a_gap_stream_mode_still_gives_window_mode_probabilities(eegmat):
 def test_the_daemon_in_stream_mode_gives_each_bed_the_probabilities_of_its_recording_alone(tmp_path, shared_data):
     from ictal.streaming.daemon import Daemon
     from ictal.streaming.notify import SystemdNotifier
-
     from tests.streaming.daemon_helpers import daemon_config
 
     files = {f"bed-{i}": shared_data / f"background/eegmat/Subject{i:02d}_2.edf" for i in range(3)}  # 62 s each
@@ -350,10 +349,9 @@ def test_the_daemon_in_stream_mode_gives_each_bed_the_probabilities_of_its_recor
 
 
 def test_evaluate_runs_a_causal_scorer_in_stream_mode_by_default_and_window_mode_on_request(shared_data):
+    from ictal.cli import build_parser
     from ictal.training.datasets import Recording
     from ictal.training.evaluate import DaemonPathRunner, natural_mode
-
-    from ictal.cli import build_parser
 
     path = shared_data / "background/eegmat/Subject00_2.edf"
     fake = FakeCausalScorer()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import FS_HZ
 from ictal.detector.config import FrontendConfig, ModelConfig
@@ -33,6 +34,7 @@ def _tiny(repo_root) -> dict:
 
 def _save(path, model_dict: dict, frontend: FrontendConfig):
     import torch
+
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.model import build_model
 
@@ -187,7 +189,6 @@ def test_a_reconnection_rebuilds_the_causal_model_state_in_the_daemon_loop(causa
     from ictal.streaming.config import BedConfig, LslSourceConfig, SchedulerConfig
     from ictal.streaming.daemon_metrics import DaemonMetrics
     from ictal.streaming.scoring import ScoringLoop
-
     from tests.streaming.daemon_helpers import wait_for
     from tests.streaming.test_stream_mode import NoiseSource
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import FS_HZ, WINDOW_SAMPLES
 from ictal.detector.config import FrontendConfig

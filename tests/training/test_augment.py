@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from ictal.training.augment import channel_dropout, scale_and_noise, time_shift_samples
 from ictal.training.config import AugmentConfig
 
@@ -63,6 +64,7 @@ def test_hemisphere_mirror_swaps_left_and_right_and_keeps_the_midline():
 
 def test_hemisphere_mirror_refuses_a_montage_without_the_mirror_electrode():
     import pytest
+
     from ictal.training.augment import hemisphere_mirror
 
     with pytest.raises(ValueError, match="F3.*'f4'"):

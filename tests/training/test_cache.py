@@ -7,13 +7,13 @@ import os
 
 import numpy as np
 import pytest
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import process_recording
 from ictal.streaming.edf import load_canonical
 from ictal.training.cache import Cache, CacheMismatchError, build_cache, frontend_hash
 from ictal.training.config import DataConfig
 from ictal.training.datasets import discover
-
 from tests.training.tusz_fixture import USABLE, build_tusz_tree
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ictal.training.calibration import calibration, plot_reliability, recordings_calibration
 from ictal.training.evaluate_metrics import ScoredRecording
 

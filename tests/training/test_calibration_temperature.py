@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector.checkpoint import CheckpointError, save_checkpoint
 from ictal.detector.config import FrontendConfig
@@ -21,7 +22,6 @@ from ictal.training.calibration import (
     write_checkpoint_calibration,
 )
 from ictal.training.evaluate_metrics import ScoredRecording
-
 from tests.detector.model_configs import small_config
 
 

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+
 from ictal.detector.config import FrontendConfig
 from ictal.training.config import DataConfig
 from ictal.training.datasets import discover
@@ -164,10 +165,9 @@ def test_synthetic_seizures_are_refused_for_the_double_banana_with_the_reason(sh
 
 def test_evaluating_a_referential_checkpoint_on_chbmit_names_the_reason_for_every_clip(shared_data, tmp_path,
                                                                                        capsys):
+    from ictal.cli import main
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.model import build_model
-
-    from ictal.cli import main
     from tests.detector.model_configs import small_config
 
     config = small_config(n_times=15360)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ictal.detector.montage import DOUBLE_BANANA_CHANNELS
-
 from ictal.cli import main
+from ictal.detector.montage import DOUBLE_BANANA_CHANNELS
 
 
 # about 50 s on a shared 2-core machine (5 steps of 60 s windows, then 2 recordings scored): the check, so

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from ictal.training.evaluate import evaluate
 
+from ictal.training.evaluate import evaluate
 from tests.training.test_evaluate_hypotheses import INCLUDE, _hypotheses
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from ictal.training.crossval import CrossValidationError, assign_folds, crossval, exact_pattern, fold_config
 
 from ictal.cli import main
 from ictal.config import load_config
+from ictal.training.crossval import CrossValidationError, assign_folds, crossval, exact_pattern, fold_config
 
 
 @dataclass

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from ictal.training.config import DataConfig
 from ictal.training.datasets import LabelSpan, Recording, assign_splits, check_patient_splits, discover
 from ictal.training.datasets.edf_folder import discover_edf_folder
@@ -17,7 +18,6 @@ from ictal.training.datasets.labels import (
 )
 from ictal.training.datasets.rated_windows import discover_rated_windows
 from ictal.training.datasets.tusz import discover_tusz
-
 from tests.training.tusz_fixture import USABLE, build_tusz_tree
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 import yaml
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import FS_HZ
 from ictal.detector.config import FrontendConfig
@@ -27,7 +28,6 @@ from ictal.training.evaluate import (
     detected_events,
     held_samples_needed,
 )
-
 from tests.streaming.daemon_helpers import LineLengthScorer
 
 THRESHOLDS = AlarmThresholds(tau_on=0.2, tau_off=0.15, min_duration_s=3.0, merge_gap_s=5.0, refractory_s=5.0)
@@ -102,6 +102,7 @@ def test_held_samples_depend_on_the_length_alone(shared_data):
 
 def test_tiny_random_model_gives_the_same_probabilities_by_blocks(shared_data, tmp_path, repo_root):
     import torch
+
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.config import ModelConfig
     from ictal.detector.model import build_model

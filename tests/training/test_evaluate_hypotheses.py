@@ -16,6 +16,7 @@ import termios
 
 import numpy as np
 import pytest
+
 from ictal.training.evaluate import EvaluationError, evaluate
 from ictal.training.scoring.annotations import Annotation, Event, read_annotation, write_csv_bi
 from ictal.training.scoring.bids_tsv import read_events_tsv, write_events_tsv

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import PostProcessor, detect_events
 from ictal.training.evaluate_metrics import (

@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.thresholds import save_thresholds
+from ictal.cli import main
 from ictal.detector.config import FrontendConfig
 from ictal.streaming.bed import run_recording
 from ictal.training.evaluate import DaemonPathRunner, EvaluationError, detected_events, evaluate, load_scored
 from ictal.training.scoring.annotations import read_csv_bi
-
-from ictal.cli import main
 
 THRESHOLDS = AlarmThresholds(tau_on=0.6, tau_off=0.45, min_duration_s=2.0, merge_gap_s=4.0)
 FILES = ["labelled__hms_1628180742", "background__eegmat__Subject00_2"]

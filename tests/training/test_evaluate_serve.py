@@ -27,9 +27,9 @@ import time
 
 import pytest
 import yaml
+
 from ictal.alarms.config import AlarmThresholds, JournalConfig
 from ictal.alarms.thresholds import save_thresholds
-
 from ictal.cli import main
 
 HOP_S = 15.0
@@ -53,6 +53,7 @@ def _free_ports(n: int) -> list[int]:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, repo_root):
     import torch
+
     from ictal.detector.checkpoint import save_checkpoint
     from ictal.detector.config import FrontendConfig, ModelConfig
     from ictal.detector.model import build_model

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.detector import FS_HZ
 from ictal.detector.config import FrontendConfig

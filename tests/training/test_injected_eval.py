@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.schema import AlarmEvent
 from ictal.detector import WINDOW_SAMPLES

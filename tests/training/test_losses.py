@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from ictal.training.config import OptimConfig
 from ictal.training.losses import focal_loss, loss_from_config, weighted_bce
 from ictal.training.schedule import warmup_cosine

@@ -11,6 +11,7 @@ import struct
 import termios
 
 import pytest
+
 from ictal.training.progress import Progress, format_duration, show_bar
 
 
@@ -123,9 +124,8 @@ def test_durations_are_hours_minutes_seconds():
 
 
 def test_log_config_defaults_follow_the_terminal_and_write_lines_every_30_s(repo_root):
-    from ictal.training.config import LogConfig
-
     from ictal.config import load_config
+    from ictal.training.config import LogConfig
 
     assert LogConfig().progress_bar is None and LogConfig().progress_every_s == 30.0
     for name in ("demo.yaml", "demo_causal.yaml"):  # the demo recipe no longer turns its bar off
@@ -145,7 +145,6 @@ def test_a_logged_training_run_writes_progress_lines_and_says_once_that_tensorbo
         repo_root, tusz_root, tmp_path, capfd):
     from ictal.training.config import TrainConfig
     from ictal.training.train import tensorboard_writer_class, train
-
     from tests.training.test_train import make_config
 
     config = make_config(repo_root, tusz_root, tmp_path / "run", dev_eval=False)

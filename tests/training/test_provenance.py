@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import yaml
+
 from ictal.detector.checkpoint import (
     CheckpointError,
     check_provenance,
@@ -22,7 +23,6 @@ from ictal.detector.model import build_model
 from ictal.training.config import DataConfig, TrainConfig
 from ictal.training.evaluate import dataset_config, provenance_check, select_recordings
 from ictal.training.provenance import MAX_LISTED_IDS, build_provenance, format_warning, id_hash, overlap
-
 from tests.detector.model_configs import small_config
 
 DEMO_ID = "59e0c59ae528e3dd"

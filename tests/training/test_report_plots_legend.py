@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.training.evaluate_metrics import ScoredRecording
 from ictal.training.report_plots import plot_timeline, timeline_figure

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector.config import FrontendConfig
 from ictal.training.cache import Cache, build_cache
 from ictal.training.config import AugmentConfig, DataConfig
 from ictal.training.datasets import discover
 from ictal.training.sampler import WindowDataset, WindowSampler
-
 from tests.training.tusz_fixture import build_tusz_tree
 
 WINDOW = 2048  # 8 s: short windows keep the seizure share of a window informative

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from ictal.training.scoring.annotations import Annotation, AnnotationError, Event, read_annotation, read_list
 from ictal.training.scoring.bids_tsv import (
     bids_layout,
@@ -23,7 +24,6 @@ from ictal.training.scoring.bids_tsv import (
 )
 from ictal.training.scoring.report import load_named_pairs, score_lists, score_pairs
 from ictal.training.scoring.szcore_dataset import score_dataset
-
 from tests.conftest import SHARED_DATA
 
 PARITY = SHARED_DATA / "nedc_parity"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ictal.training.evaluate_metrics import auroc_auprc
 from ictal.training.scoring.bootstrap import MIN_UNITS, auroc_interval, format_interval, ratio_interval
 

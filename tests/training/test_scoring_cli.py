@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ictal.training.scoring.annotations import Annotation, Event, write_csv_bi
-
 from ictal.cli import main
+from ictal.training.scoring.annotations import Annotation, Event, write_csv_bi
 
 
 def _lists(tmp_path: Path, ref_names: list[str], hyp_names: list[str]) -> tuple[Path, Path]:

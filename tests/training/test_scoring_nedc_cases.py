@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes
 from ictal.training.scoring.annotations import Annotation, Event
 from ictal.training.scoring.nedc_common import LabelCounts, derive, fill_background, two_class_label

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ictal.training.scoring import nedc_dpalign, nedc_epoch, nedc_overlap, nedc_taes
 from ictal.training.scoring.report import load_pairs
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from ictal.training.scoring import szcore
 from ictal.training.scoring.annotations import Annotation, Event
 from ictal.training.scoring.metrics import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.alarms.postprocess import DetectedEvent
 from ictal.detector.config import FrontendConfig

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.signal import welch
+
 from ictal.detector import CANONICAL_CHANNELS
 from ictal.training.seizure_synthesis import SeizureSynthesisConfig, inject_seizure
-from scipy.signal import welch
 
 FS = 256.0
 

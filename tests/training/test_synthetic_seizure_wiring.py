@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector.config import FrontendConfig
 from ictal.training.augment import synthetic_seizure_window
 from ictal.training.cache import Cache, build_cache

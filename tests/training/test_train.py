@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from ictal.detector.config import FrontendConfig, ModelConfig
-from ictal.training.config import TrainConfig
 
 from ictal.cli import main
 from ictal.config import load_config
+from ictal.detector.config import FrontendConfig, ModelConfig
+from ictal.training.config import TrainConfig
 from tests.training.tusz_fixture import build_tusz_tree
 
 N_TIMES = 256  # 1 s windows: the model takes any multiple of 16, and CPU tests stay fast

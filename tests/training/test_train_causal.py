@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+
 from ictal.detector.config import FrontendConfig
 from ictal.detector.frontend import Frontend
 from ictal.training.config import AugmentConfig, ServingConfig, TrainConfig
@@ -211,7 +212,6 @@ def test_a_window_robust_cache_is_reused_by_a_running_run_and_another_band_is_re
     from ictal.training.cache import CacheMismatchError, build_cache
     from ictal.training.config import DataConfig
     from ictal.training.datasets import discover
-
     from tests.training.tusz_fixture import build_tusz_tree
 
     build_tusz_tree(shared_data, tmp_path / "tusz", faults=False)
@@ -229,7 +229,6 @@ def test_a_causal_checkpoint_records_direction_causal_lookahead_0_and_running_no
     from ictal.detector.checkpoint import load_checkpoint
     from ictal.detector.model import build_model
     from ictal.training.train import build_optimizer, write_checkpoint
-
     from tests.training.test_train import small_model
 
     config = TrainConfig.model_validate({
@@ -252,7 +251,6 @@ def test_a_causal_model_trains_and_its_checkpoint_records_direction_causal_and_l
         repo_root, shared_data, tmp_path):
     from ictal.detector.checkpoint import load_checkpoint
     from ictal.training.train import train
-
     from tests.training.test_train import make_config, small_model
     from tests.training.tusz_fixture import build_tusz_tree
 

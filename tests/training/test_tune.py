@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 import pytest
+
 from ictal.alarms.config import AlarmsConfig, AlarmThresholds
 from ictal.alarms.thresholds import load_thresholds, load_thresholds_file, resolve_thresholds
+from ictal.cli import main
 from ictal.training.datasets.base import Recording
 from ictal.training.evaluate import EvaluatedRecording, checkpoint_thresholds, write_recordings
 from ictal.training.evaluate_metrics import ScoredRecording, tau_on_grid
 from ictal.training.scoring.annotations import Event
 from ictal.training.tune import choose, tune, write_checkpoint_thresholds, write_thresholds
-
-from ictal.cli import main
 
 RATE = 4.0
 BASE = AlarmThresholds(tau_on=0.8, tau_off=0.5, min_duration_s=10.0, merge_gap_s=5.0, max_duration_s=600.0,

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+
 from ictal.training.datasets.base import BACKGROUND, LABEL_CODES, SEIZURE, UNKNOWN, LabelName, LabelSpan
 
 TUSZ_SEIZURE_TYPES: frozenset[str] = frozenset(

@@ -6,6 +6,7 @@ import fnmatch
 from collections import defaultdict
 
 import numpy as np
+
 from ictal.training.datasets.base import SPLITS, Recording
 
 

@@ -18,10 +18,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from ictal.training.scoring.annotations import Annotation
-from ictal.training.scoring.nedc_common import SECONDS_PER_DAY, SEIZ, check_pairs, two_class_label
 from timescoring.annotations import Annotation as TsAnnotation
 from timescoring.scoring import EventScoring
+
+from ictal.training.scoring.annotations import Annotation
+from ictal.training.scoring.nedc_common import SECONDS_PER_DAY, SEIZ, check_pairs, two_class_label
 
 #: Annotation rate handed to timescoring (its event scoring works at 10 Hz).
 _FS_HZ = 10

@@ -38,10 +38,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from ictal.training.scoring.annotations import Annotation
-from ictal.training.scoring.nedc_common import SECONDS_PER_DAY, SEIZ, two_class_label
 from timescoring.annotations import Annotation as TsAnnotation
 from timescoring.scoring import EventScoring, SampleScoring
+
+from ictal.training.scoring.annotations import Annotation
+from ictal.training.scoring.nedc_common import SECONDS_PER_DAY, SEIZ, two_class_label
 
 FS_HZ = 1
 """Mask rate of ``szcore-evaluation`` (``evaluate_dataset``: ``FS = 1``)."""

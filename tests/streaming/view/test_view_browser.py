@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from ictal.streaming.view.live import POLL_S
 from ictal.streaming.view.server import UPDATE_PERIOD_S
-
 from tests.streaming.view.cdp import Chromium, find_chromium
 
 EDF = "labelled/hms_1628180742.edf"

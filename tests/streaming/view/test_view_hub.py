@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ictal.alarms.schema import AlarmEvent, BedStatus, Probability
 from ictal.streaming.chunk import Chunk
 from ictal.streaming.view.hub import CSA_EPOCH_S, DISPLAY_FS_HZ, TREND_BIN_S, ViewHub

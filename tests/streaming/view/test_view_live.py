@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+
 from ictal.alarms.config import AlarmThresholds
 from ictal.streaming.daemon import Daemon
 from ictal.streaming.notify import SystemdNotifier
 from ictal.streaming.view.config import ViewConfig
 from ictal.streaming.view.live import start_live_view
-
 from tests.streaming.daemon_helpers import LineLengthScorer, daemon_config, wait_for
 
 EDF = "labelled/hms_1628180742.edf"

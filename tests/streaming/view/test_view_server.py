@@ -10,6 +10,8 @@ import urllib.request
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from ictal.alarms.schema import AlarmEvent, BedStatus
 from ictal.streaming.chunk import Chunk
 from ictal.streaming.sources.base import Source
@@ -17,7 +19,6 @@ from ictal.streaming.view.config import ViewConfig
 from ictal.streaming.view.hub import ViewHub
 from ictal.streaming.view.live import TappedSource
 from ictal.streaming.view.server import ViewServer
-from pydantic import ValidationError
 
 
 def _hub() -> ViewHub:
