@@ -22,12 +22,13 @@ the LSL clock mapping, never later than the daemon received the sample: the repl
 times real time, so the latency is wall-clock time at that pace (its stream-time part runs ``speed``
 times faster than at the bedside).
 
-Built-in input (without ``--edf``): ``labelled/hms_1628180742.edf`` of the shared real-EEG folder
-(``$ICTAL_SHARED_DATA``, default ``../shared/data`` beside the repository): a continuous 90 s ICU
-recording (HMS, Kaggle, CC BY-NC 4.0, research use only), 19 referential channels at 200 Hz, rated
-"seizure" by 3/3 experts in every rated window from 20 s to 70 s.
+Built-in input (without ``--edf``): ``labelled/iiic_03.edf`` of the shared real-EEG folder
+(``$ICTAL_SHARED_DATA``, default ``../shared/data`` beside the repository): a 50 s ICU segment (IIIC,
+Jing et al. 2023, ODC-By 1.0) whose central 10 s (20-30 s) experts rated seizure by plurality; the rest
+is unrated. It is one of the two seizure recordings the demo checkpoint was **not** trained on (its
+split: ``configs/train/demo.yaml``), so the alarm the demo shows is not on a training recording.
 
-Speed: 4x real time by default, so the 90 s recording takes about 23 s; the first window is scored
+Speed: 4x real time by default, so the 50 s recording takes about 13 s; the first window is scored
 once ``min_history_s`` of signal exist (10 s by default: 2.5 s into the replay), then one every
 ``hop_s`` (4 s of signal = 1 s).
 """
@@ -52,7 +53,7 @@ import yaml
 from ictal.alarms.schema import AlarmEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = Path("labelled") / "hms_1628180742.edf"
+DEFAULT_INPUT = Path("labelled") / "iiic_03.edf"
 """The built-in demo input, relative to the shared data folder."""
 
 DEFAULT_SPEED = 4.0
@@ -195,7 +196,7 @@ def check_long_enough(recording: Path, min_history_s: float, hop_s: float) -> fl
             f"{recording} is {duration:.1f} s long, too short to score: the daemon scores a bed once "
             f"scheduler.min_history_s = {min_history_s:g} s of signal have arrived, then every hop of "
             f"{hop_s:g} s, so nothing would be scored. Give a recording of at least {needed:g} s (the "
-            "default input is 90 s), or lower scheduler.min_history_s in --config."
+            "default input is 50 s), or lower scheduler.min_history_s in --config."
         )
     return duration
 
@@ -512,7 +513,10 @@ def summary(recording: Path, speed: float, events: list[dict], values: dict[tupl
         line += (f"\n      at the bedside (real-time signal): {bedside['from_detected_onset_s']:.1f} s after the "
                  f"detected onset ({bedside['signal_s']:.1f} s of signal + {bedside['processing_s']:.2f} s processing)")
         if "from_marked_onset_s" in bedside:
-            line += f", {bedside['from_marked_onset_s']:.1f} s after the marked seizure onset at {marked_onset:.1f} s"
+            lag = bedside["from_marked_onset_s"]
+            line += (f", {lag:.1f} s after the marked seizure onset at {marked_onset:.1f} s" if lag >= 0 else
+                     f", {-lag:.1f} s BEFORE the marked seizure onset at {marked_onset:.1f} s (an alarm on "
+                     "time the file does not mark as seizure)")
         return line
 
     lines = [

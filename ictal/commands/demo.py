@@ -18,14 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recording into it as a real LSL stream (ictal replay in a child process), print every event as a "
         "ZeroMQ subscriber sees it and where the metrics are, and end with a summary (alarms raised, windows "
         f"scored, latency). Without --edf it replays {DEFAULT_INPUT} of the shared real-EEG folder "
-        "($ICTAL_SHARED_DATA, default ../shared/data): a continuous 90 s ICU recording at 200 Hz rated seizure "
-        "by 3/3 experts from 20 s to 70 s (HMS, CC BY-NC 4.0, research use only). Its working folder (daemon "
+        "($ICTAL_SHARED_DATA, default ../shared/data): a 50 s ICU segment at 200 Hz whose 20-30 s experts rated "
+        "seizure (IIIC), held out from the demo checkpoint's training. Its working folder (daemon "
         "config, log, journal) is removed at the end unless --keep.",
     )
     parser.add_argument("--edf", type=Path, default=None, help="EDF/EDF+ file to replay (19 referential channels).")
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED,
-                        help=f"Replay pacing, x real time (default {DEFAULT_SPEED:g}: the 90 s default input "
-                        "takes about 23 s).")
+                        help=f"Replay pacing, x real time (default {DEFAULT_SPEED:g}: the 50 s default input "
+                        "takes about 13 s).")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="Checkpoint directory (default: the demo checkpoint installed with ictal, "
                         "checkpoints/demo of a checkout).")
