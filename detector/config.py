@@ -42,10 +42,12 @@ class FrontendConfig(StrictModel):
         "it (only where the amplifier already removes mains).",
     )
     notch_q: float = Field(30.0, gt=0, description="Quality factor of the notch (bandwidth = f0 / Q).")
-    normalisation: Literal["window_robust", "running"] = Field(
+    normalisation: Literal["window_robust", "running", "fixed_gain"] = Field(
         "window_robust",
         description="window_robust: per-channel median/IQR over the scored 60 s window (identical in "
-        "streaming and training by construction); running: exponentially-weighted running statistics.",
+        "streaming and training by construction); running: exponentially-weighted running statistics; "
+        "fixed_gain: one fixed scale (50 uV) for every sample, absolute amplitude kept "
+        "(detector.normalise).",
     )
     clip_sigma: float = Field(20.0, gt=0, description="Normalised samples are clipped to +/- this value.")
     running_tau_s: float = Field(

@@ -13,7 +13,7 @@ import numpy as np
 from ictal.detector.config import FrontendConfig
 from ictal.detector.filters import CausalFilterBank
 from ictal.detector.montage import montage_channels
-from ictal.detector.normalise import RunningNormaliser, normalise_window_robust
+from ictal.detector.normalise import RunningNormaliser, normalise_fixed_gain, normalise_window_robust
 from ictal.detector.resample import StreamingResampler
 
 BLOCK_SAMPLES: int = 8192
@@ -186,6 +186,8 @@ class Frontend:
             raise ValueError(f"window must have shape ({self.n_channels}, n_samples > 0), found {w.shape}")
         if not np.isfinite(w).all():
             raise ValueError("window holds non-finite samples; windows must come from Frontend.process")
+        if self.config.normalisation == "fixed_gain":
+            return normalise_fixed_gain(w, self.config.clip_sigma)
         if self.running is None:
             return normalise_window_robust(w, self.config.clip_sigma)
         end = self.n_out if end_index is None else int(end_index)

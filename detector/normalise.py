@@ -32,7 +32,16 @@ Two methods, chosen by ``FrontendConfig.normalisation``:
     (re)connection; a high-amplitude seizure raises them only slowly (a 60 s event moves a 5-minute
     EMA by at most 18 %).
 
-Both clip the normalised samples to ``+/- FrontendConfig.clip_sigma``.
+``fixed_gain`` (issue 22's "none + amplitude" arm)
+    No statistic at all: every sample is divided by one fixed scale, :data:`FIXED_GAIN_UV` (50 uV), the
+    same for every channel, window and patient. The band-pass already removes the offset, so the
+    model input keeps the absolute amplitude (healthy adult EEG is a few uV to tens of uV, ICU seizures
+    tens to hundreds): the amplitude channel is the signal itself, no separate feature is needed. A
+    pure function of the sample, causal and identical in streaming and training. What it gives up:
+    gain differences between amplifiers, montages and patients reach the model unchanged.
+
+All clip the normalised samples to ``+/- FrontendConfig.clip_sigma`` (with ``fixed_gain`` and the
+default 20: +/- 1000 uV).
 """
 
 from __future__ import annotations
@@ -49,8 +58,40 @@ MIN_SCALE_UV: float = 0.1
 """Smallest scale (uV) a channel is divided by: a flat channel (std below ~0.1 uV, quantisation
 level of EEG amplifiers) is centred but not blown up; the quality checks report it as flat."""
 
+FIXED_GAIN_UV: float = 50.0
+"""The scale of ``normalisation: fixed_gain`` in uV: a 50 uV sample becomes 1; with the default
+``clip_sigma`` 20 the input saturates at +/- 1000 uV, above the amplitude of ICU seizures (tens to a
+few hundred uV) and below the rail of the signal-quality checks (2000 uV)."""
+
 SNAPSHOT_SAMPLES: int = 256
 """Running statistics are snapshotted every 256 samples (1 s at the detector rate)."""
+
+
+def normalise_fixed_gain(window: np.ndarray, clip_sigma: float) -> np.ndarray:
+    """Divide by the fixed scale :data:`FIXED_GAIN_UV` and clip (``normalisation: fixed_gain``).
+
+    Parameters
+    ----------
+    window : ndarray, shape (n_channels, n_samples)
+        Filtered samples in uV. Must be finite.
+    clip_sigma : float
+        Scaled samples are clipped to ``+/- clip_sigma``.
+
+    Returns
+    -------
+    z : ndarray of float32, shape (n_channels, n_samples)
+        ``x / 50 uV``, clipped; dimensionless, absolute amplitude kept.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` is not 2-D with at least one sample.
+    """
+    w = np.asarray(window)
+    if w.ndim != 2 or w.shape[1] == 0:
+        raise ValueError(f"window must be 2-D (n_channels, n_samples > 0), found shape {w.shape}")
+    z = w.astype(np.float32, copy=False) / np.float32(FIXED_GAIN_UV)
+    return np.clip(z, -clip_sigma, clip_sigma).astype(np.float32, copy=False)
 
 
 def normalise_window_robust(window: np.ndarray, clip_sigma: float) -> np.ndarray:

@@ -121,3 +121,23 @@ def test_float32_and_float64_windows_give_the_same_model_input(filtered_eeg: np.
     a = normalise_window_robust(filtered_eeg.astype(np.float32), clip_sigma=20.0)
     b = normalise_window_robust(filtered_eeg.astype(np.float64), clip_sigma=20.0)
     assert np.abs(a - b).max() <= 2e-6
+
+
+def test_fixed_gain_keeps_absolute_amplitude_and_clips():
+    """normalisation: fixed_gain (issue 22's "none + amplitude" arm): one fixed 50 uV scale."""
+    from ictal.detector.config import FrontendConfig
+    from ictal.detector.frontend import Frontend
+    from ictal.detector.normalise import FIXED_GAIN_UV, normalise_fixed_gain, normalise_window_robust
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((19, 2560)) * 10.0).astype(np.float32)  # 10 uV EEG
+    z, z2 = normalise_fixed_gain(w, 20.0), normalise_fixed_gain(2 * w, 20.0)
+    np.testing.assert_allclose(z, w / FIXED_GAIN_UV, rtol=1e-6)
+    np.testing.assert_allclose(z2, 2 * z, rtol=1e-6)  # twice the amplitude stays twice as large ...
+    np.testing.assert_allclose(normalise_window_robust(2 * w, 20.0), normalise_window_robust(w, 20.0), atol=1e-5)
+    big = np.full((19, 10), 5000.0, dtype=np.float32)  # ... where window_robust removes it
+    assert normalise_fixed_gain(big, 20.0).max() == 20.0 and normalise_fixed_gain(-big, 20.0).min() == -20.0
+    frontend = Frontend(FrontendConfig(normalisation="fixed_gain"), fs_in=256.0)
+    np.testing.assert_array_equal(frontend.prepare_window(w), z)
+    with pytest.raises(ValueError, match="2-D"):
+        normalise_fixed_gain(np.zeros(5, dtype=np.float32), 20.0)
