@@ -157,6 +157,29 @@ def calibration(probs: np.ndarray, targets: np.ndarray, n_bins: int = DEFAULT_BI
     )
 
 
+def labelled_scored_samples(recordings) -> tuple[np.ndarray, np.ndarray]:
+    """The served probabilities and seizure targets of the labelled, scored samples of ``recordings``.
+
+    Parameters
+    ----------
+    recordings : iterable of training.evaluate_metrics.ScoredRecording
+        ``probs`` (NaN where unscored) and ``labels`` (1 seizure, 0 background, -1 unrated).
+
+    Returns
+    -------
+    probs : ndarray, shape (n,)
+    targets : ndarray of bool, shape (n,)
+    """
+    ps, ys = [], []
+    for rec in recordings:
+        keep = (rec.labels >= 0) & np.isfinite(rec.probs)
+        ps.append(rec.probs[keep])
+        ys.append(rec.labels[keep] == 1)
+    p = np.concatenate(ps) if ps else np.zeros(0)
+    y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
+    return p, y
+
+
 def recordings_calibration(recordings: Iterable, n_bins: int = DEFAULT_BINS) -> Calibration:
     """:func:`calibration` pooled over the labelled, scored samples of evaluated recordings.
 
@@ -168,14 +191,7 @@ def recordings_calibration(recordings: Iterable, n_bins: int = DEFAULT_BINS) -> 
     n_bins : int
         See :func:`calibration`.
     """
-    ps, ys = [], []
-    for rec in recordings:
-        keep = (rec.labels >= 0) & np.isfinite(rec.probs)
-        ps.append(rec.probs[keep])
-        ys.append(rec.labels[keep] == 1)
-    p = np.concatenate(ps) if ps else np.zeros(0)
-    y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
-    return calibration(p, y, n_bins)
+    return calibration(*labelled_scored_samples(recordings), n_bins)
 
 
 def plot_reliability(cal: Calibration, path: Path | str, title: str = "Reliability of served probabilities") -> Path:
@@ -355,14 +371,7 @@ def fit_recordings_temperature(recordings: Iterable) -> TemperatureFit:
         Their served ``probs`` (NaN where unscored) and ``labels`` (1, 0, -1 unrated); only labelled,
         scored samples are used. Pass TRAINING recordings only.
     """
-    ps, ys = [], []
-    for rec in recordings:
-        keep = (rec.labels >= 0) & np.isfinite(rec.probs)
-        ps.append(rec.probs[keep])
-        ys.append(rec.labels[keep] == 1)
-    p = np.concatenate(ps) if ps else np.zeros(0)
-    y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
-    return fit_temperature(p, y)
+    return fit_temperature(*labelled_scored_samples(recordings))
 
 
 def calibration_entry(fit: TemperatureFit, previous_temperature: float, *, checkpoint_id: str, dataset: str,
