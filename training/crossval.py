@@ -20,7 +20,9 @@ says so (it is never printed as 0 or nan).
 
 Outputs in ``out_dir``: ``folds.json`` (``{"k", "seed", "patients": {patient: fold}, "recordings":
 {fold: [recording ids]}}``), ``<candidate>/fold_<i>/`` (the training run and its ``eval/report.json``),
-``cv_report.json`` and ``cv_report.md``.
+``cv_report.json`` and ``cv_report.md``. A fold already trained and scored with the same config and step
+count (its ``crossval_fold.json``) is reused, not trained again: candidates may run as separate processes
+into one folder (same ``k`` and seed) and a last run naming all of them gathers the report.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from ictal.training.config import TrainConfig
+
+FOLD_DONE = "crossval_fold.json"
+"""Written in a fold's run folder once it is trained and scored: its config and step count. A later run into
+the same folder with the same candidate config and ``--max-steps`` reuses that fold instead of training it
+again (so candidates can be run in separate processes and gathered by a final run with all of them)."""
 
 CHOICE_RULE = ("highest mean fold AUROC of the served per-sample probabilities; ties by pooled OVERLAP "
                "sensitivity")
@@ -303,13 +310,23 @@ def crossval(candidates: Mapping[str, TrainConfig], folds: int, out_dir: Path | 
         result = CandidateResult(name)
         for fold in range(folds):
             run_dir = out / name / f"fold_{fold}"
-            progress(f"crossval: {name} fold {fold + 1}/{folds}: training on the other folds")
-            trained = train_fn(fold_config(config, plan, fold, run_dir), max_steps=max_steps)
+            fold_cfg = fold_config(config, plan, fold, run_dir)
             eval_dir = run_dir / "eval"
-            progress(f"crossval: {name} fold {fold + 1}/{folds}: evaluating {len(plan.recordings[fold])} recordings")
-            evaluate_fn(trained.last_checkpoint, config.data.root, eval_dir, data_format=config.data.format,
-                        include=[exact_pattern(r) for r in plan.recordings[fold]], plots=False, device=device)
             report_path = eval_dir / "report.json"
+            done_path = run_dir / FOLD_DONE
+            done = {"config": fold_cfg.model_dump(mode="json"), "max_steps": max_steps,
+                    "recordings": plan.recordings[fold]}
+            if report_path.is_file() and done_path.is_file() and json.loads(done_path.read_text()) == done:
+                progress(f"crossval: {name} fold {fold + 1}/{folds}: already trained and scored with this config "
+                         f"and step count ({done_path}); reused")
+            else:
+                progress(f"crossval: {name} fold {fold + 1}/{folds}: training on the other folds")
+                trained = train_fn(fold_cfg, max_steps=max_steps)
+                progress(f"crossval: {name} fold {fold + 1}/{folds}: evaluating {len(plan.recordings[fold])} "
+                         "recordings")
+                evaluate_fn(trained.last_checkpoint, config.data.root, eval_dir, data_format=config.data.format,
+                            include=[exact_pattern(r) for r in plan.recordings[fold]], plots=False, device=device)
+                done_path.write_text(json.dumps(done, indent=1) + "\n")
             result.folds.append(fold_figures(json.loads(report_path.read_text()), fold, report_path))
         results.append(result)
     chosen = choose(results)

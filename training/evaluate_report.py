@@ -23,8 +23,11 @@ figure is undefined)::
       "sample_level": {auroc, auprc, n_positive, n_negative, n_unscored},
       "confidence_intervals": {method, unit ("patient"), confidence_level, n_resamples, seed, min_units,
                                overlap_sensitivity | overlap_fa_per_24h | auroc:
-                                   {value, lo, hi, n_units, note}}
-                              (training.scoring.bootstrap; lo/hi null and note set with too few patients),
+                                   {value, lo, hi, n_units, note},
+                               exact: {method, overlap_sensitivity (Clopper-Pearson, n_units = seizures),
+                                       overlap_fa_per_24h (Poisson, n_units = false alarms)}}
+                              (training.scoring.bootstrap; lo/hi null and note set with too few patients; the
+                              exact intervals exist whatever the number of patients),
       "calibration": {definition, pooled: {ece, brier, brier_reference, max_calibration_error, n, n_positive,
                       p999_seizure, bins: [{lo, hi, n, confidence, frequency}]},
                       by_class: {class of the rated windows: same layout} (rated_windows data only)}
@@ -93,7 +96,9 @@ from ictal.training.scoring.bootstrap import (
     N_RESAMPLES,
     SEED,
     auroc_interval,
+    exact_proportion_interval,
     format_interval,
+    poisson_rate_interval,
     ratio_interval,
 )
 from ictal.training.scoring.bootstrap import METHOD as CI_METHOD
@@ -348,7 +353,19 @@ def confidence_intervals(recs: Sequence, patients: Sequence[str]) -> dict[str, A
         "overlap_fa_per_24h": ratio_interval([u["fa"] for u in units], [u["dur"] for u in units],
                                              scale=SECONDS_PER_DAY, what="with signal"),
         "auroc": auroc_interval(auroc, probs, targets),
+        "exact": {
+            "method": EXACT_METHOD,
+            "overlap_sensitivity": exact_proportion_interval(sum(u["hits"] for u in units),
+                                                             sum(u["targets"] for u in units)),
+            "overlap_fa_per_24h": poisson_rate_interval(sum(u["fa"] for u in units), sum(u["dur"] for u in units),
+                                                        scale=SECONDS_PER_DAY),
+        },
     }
+
+
+EXACT_METHOD = ("exact 95 %: Clopper-Pearson over the seizures for sensitivity, Garwood (Poisson) over the hours "
+                "for FA/24h; events taken as independent (no clustering by patient)")
+"""How ``confidence_intervals.exact`` is computed (training.scoring.bootstrap)."""
 
 
 def interval_line(ci: dict[str, Any]) -> str:
@@ -359,6 +376,18 @@ def interval_line(ci: dict[str, Any]) -> str:
             f"OVERLAP sensitivity {format_interval(ci['overlap_sensitivity'], '.2f', 100, '%')}, "
             f"FA/24h {format_interval(ci['overlap_fa_per_24h'], '.2f')}, "
             f"AUROC {format_interval(ci['auroc'], '.4f')}")
+
+
+def exact_interval_line(ci: dict[str, Any]) -> str | None:
+    """The exact intervals in one line (None for a report without them):
+    ``exact 95% intervals (events independent): OVERLAP sensitivity 50.00% [1.26%, 98.74%] (1/2 seizures), ...``."""
+    exact = (ci or {}).get("exact")
+    if not exact:
+        return None
+    sens, fa = exact["overlap_sensitivity"], exact["overlap_fa_per_24h"]
+    return (f"exact 95% intervals (Clopper-Pearson over seizures, Poisson over hours; events independent): "
+            f"OVERLAP sensitivity {format_interval(sens, '.2f', 100, '%')} ({sens['n_units']} seizures), "
+            f"FA/24h {format_interval(fa, '.2f')} ({fa['n_units']} false alarms)")
 
 
 def _calibration_by_class(windows: Sequence, recs: Sequence) -> dict[str, Any]:
@@ -473,6 +502,7 @@ def format_markdown(report: EvaluationReport) -> str:
               f"AUPRC {_num(report.sample_level['auprc'], '.4f')} ({report.sample_level['n_positive']} seizure / "
               f"{report.sample_level['n_negative']} background samples, {report.sample_level['n_unscored']} unscored)",
               f"- {interval_line(report.confidence_intervals)}",
+              *([f"- {line}"] if (line := exact_interval_line(report.confidence_intervals)) else []),
               _calibration_line(report.calibration),
               f"- alarm latency (signal time the onset alarm leaves the daemon - annotated onset) over "
               f"{report.latency['n']} detected seizures: p50 {_num(report.latency['p50_s'], '.1f')} s, p90 "

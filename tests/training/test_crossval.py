@@ -88,7 +88,7 @@ def test_crossval_writes_the_folds_first_pools_the_figures_and_applies_the_rule(
 
     def fake_evaluate(checkpoint, data, out_dir, **kw):
         name, fold = Path(out_dir).parts[-3], int(Path(out_dir).parts[-2].split("_")[1])
-        Path(out_dir).mkdir(parents=True)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "report.json").write_text(json.dumps(_report(aurocs[name][fold], 1 + fold, 2, fold)))
 
     report = crossval({"a": base, "b": other}, 2, tmp_path / "cv", max_steps=3, train_fn=fake_train,
@@ -100,6 +100,18 @@ def test_crossval_writes_the_folds_first_pools_the_figures_and_applies_the_rule(
     assert a["overlap"]["fa_per_24h"] == pytest.approx(1 / 4 * 24)
     assert report["chosen"] == "b"  # mean AUROC 0.8 > 0.7
     assert "b (chosen)" in (tmp_path / "cv" / "cv_report.md").read_text()
+    # a fold trained and scored with the same config and steps is reused, not trained again
+    lines: list[str] = []
+    again = crossval({"a": base, "b": other}, 2, tmp_path / "cv", max_steps=3, train_fn=fake_train,
+                     evaluate_fn=fake_evaluate, cache_fn=fake_cache, progress=lines.append)
+    assert len(calls) == 4 and again == report and sum("reused" in line for line in lines) == 4
+    # ... but another step count or another config trains anew
+    crossval({"a": base}, 2, tmp_path / "cv", max_steps=5, train_fn=fake_train, evaluate_fn=fake_evaluate,
+             cache_fn=fake_cache, progress=lambda line: None)
+    assert len(calls) == 6 and calls[-1][1] == 5
+    crossval({"a": base.model_copy(update={"seed": 9})}, 2, tmp_path / "cv", max_steps=5, train_fn=fake_train,
+             evaluate_fn=fake_evaluate, cache_fn=fake_cache, progress=lambda line: None)
+    assert len(calls) == 8
     # the folds are fixed: another seed into the same folder is refused
     with pytest.raises(CrossValidationError, match="another fold assignment"):
         crossval({"a": base}, 2, tmp_path / "cv", seed=1, train_fn=fake_train, evaluate_fn=fake_evaluate,

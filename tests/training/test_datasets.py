@@ -79,6 +79,20 @@ def test_rated_windows_label_only_the_rated_time(shared_data):
     assert {r.patient for r in eegmat if "Subject03" in r.path.name} == {"eegmat_Subject03"}
 
 
+def test_grond_clips_of_one_subject_are_one_patient(shared_data):
+    """The data README's five GROND subjects with two clips: one patient each, so a fold keeps both."""
+    index = discover_rated_windows(shared_data)
+    patient = {r.path.stem: r.patient for r in index.recordings}
+    pairs = [("grond_gpd_19", "grond_grda_03"), ("grond_lpd_01", "grond_lrda_09"),
+             ("grond_lrda_12", "grond_grda_10"), ("grond_gpd_16", "grond_grda_04"),
+             ("grond_lrda_01", "grond_grda_16")]
+    for a, b in pairs:
+        assert patient[a] == patient[b] and patient[a].startswith("sub-S"), (a, b, patient[a], patient[b])
+    grond = {p for stem, p in patient.items() if stem.startswith("grond_")}
+    assert len(grond) == 70  # 75 clips of 70 subjects
+    assert patient["iiic_01"] == "iiic_01"  # no subject in the IIIC source: the file is the patient
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_patient_level_split_puts_no_patient_on_both_sides(shared_data, seed):
     index = discover(DataConfig(format="rated_windows", root=shared_data, split_seed=seed, dev_fraction=0.3))

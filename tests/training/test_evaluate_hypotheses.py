@@ -101,7 +101,14 @@ def test_report_gives_bootstrap_intervals_by_patient_or_says_there_are_too_few(h
     fa = ci["overlap_fa_per_24h"]
     assert fa["n_units"] == 8 and fa["lo"] <= fa["value"] <= fa["hi"] and fa["lo"] == 0.0
     assert ci["auroc"]["value"] is None
+    # the exact intervals exist whatever the number of patients: Clopper-Pearson over the seizures
+    exact = ci["exact"]["overlap_sensitivity"]
+    targets = exact["n_units"]
+    assert exact["value"] == pytest.approx(0.75) and targets >= 4
+    assert 0.0 < exact["lo"] < 0.75 < exact["hi"] <= 1.0
+    assert ci["exact"]["overlap_fa_per_24h"]["hi"] > ci["exact"]["overlap_fa_per_24h"]["value"]
     md = (out / "report.md").read_text()
+    assert "exact 95% intervals" in md and f"({targets} seizures)" in md
     assert "FA/24h " in md and "[0.00, " in md and "nan" not in md.lower().replace("nanoseconds", "")
 
 

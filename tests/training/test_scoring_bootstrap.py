@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from ictal.training.evaluate_metrics import auroc_auprc
-from ictal.training.scoring.bootstrap import MIN_UNITS, auroc_interval, format_interval, ratio_interval
+from ictal.training.scoring.bootstrap import (
+    MIN_UNITS,
+    auroc_interval,
+    exact_proportion_interval,
+    format_interval,
+    poisson_rate_interval,
+    ratio_interval,
+)
 
 
 def test_ratio_interval_is_reproducible_and_holds_the_pooled_value():
@@ -57,3 +64,34 @@ def test_auroc_interval_is_stratified_and_contains_the_exact_value():
     assert ci["lo"] < exact < ci["hi"] and ci["hi"] - ci["lo"] < 0.2
     few = auroc_interval(exact, probs[:6], targets[:6])  # 3 patients with seizure samples
     assert few["lo"] is None and "3 patients with seizure samples" in few["note"]
+
+
+def test_exact_proportion_interval_is_clopper_pearson():
+    one_of_two = exact_proportion_interval(1, 2)
+    # Clopper-Pearson limits of 1/2: Beta(0.025; 1, 2) and Beta(0.975; 2, 1)
+    assert one_of_two["value"] == 0.5 and one_of_two["n_units"] == 2 and one_of_two["note"] is None
+    assert one_of_two["lo"] == pytest.approx(1 - np.sqrt(0.975), abs=1e-9)
+    assert one_of_two["hi"] == pytest.approx(np.sqrt(0.975), abs=1e-9)
+    none_found = exact_proportion_interval(0, 5)
+    assert none_found["lo"] == 0.0 and none_found["hi"] == pytest.approx(1 - 0.025 ** (1 / 5), abs=1e-9)
+    assert exact_proportion_interval(10, 10)["hi"] == 1.0
+    empty = exact_proportion_interval(0, 0)
+    assert empty["value"] is None and empty["lo"] is None and "no seizure" in empty["note"]
+    assert format_interval(empty) == "n/a"
+    with pytest.raises(ValueError, match="must lie in"):
+        exact_proportion_interval(3, 2)
+
+
+def test_poisson_rate_interval_bounds_zero_events_by_the_time_observed():
+    day = 86400.0
+    zero = poisson_rate_interval(0, 7200.0, scale=day)  # 0 FA in 2 h
+    assert zero["value"] == 0.0 and zero["lo"] == 0.0
+    assert zero["hi"] == pytest.approx(-np.log(0.025) / 7200.0 * day, rel=1e-9)  # 44.3 per 24 h
+    three = poisson_rate_interval(3, day, scale=day)  # 3 in 24 h: Garwood limits 0.619 and 8.767
+    assert three["value"] == 3.0
+    assert three["lo"] == pytest.approx(0.6187, abs=1e-3) and three["hi"] == pytest.approx(8.7673, abs=1e-3)
+    longer = poisson_rate_interval(30, 10 * day, scale=day)  # same rate, ten times the time: narrower
+    assert longer["hi"] - longer["lo"] < three["hi"] - three["lo"]
+    assert poisson_rate_interval(0, 0.0)["value"] is None
+    with pytest.raises(ValueError):
+        poisson_rate_interval(-1, 10.0)

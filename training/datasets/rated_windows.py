@@ -6,8 +6,11 @@ seizure, ``lpd``/``gpd``/``lrda``/``grda``/``other`` are non-seizure patterns (h
 is undecided and stays unknown. The rest of each file is unrated: unknown, never background.
 ``background/eegmat/*.edf`` are seizure-free recordings of healthy adults: background throughout.
 
-Every labelled file is its own patient (the public segments do not say which patient they come
-from); EEGMAT patients are the subjects (``Subject03_1`` and ``Subject03_2`` are one patient).
+A labelled file is its own patient (the public IIIC/HMS segments do not say which patient they come
+from) unless its manifest ``source`` names a subject (``sub-S0001111958090`` in the GROND clips): then
+that subject is the patient, so the five subjects who give two GROND clips stay on one side of a
+patient-wise split or fold. EEGMAT patients are the subjects (``Subject03_1`` and ``Subject03_2`` are
+one patient).
 
 References
 ----------
@@ -17,6 +20,7 @@ Jing J. et al., Neurology 2023 (IIIC); Zyma I. et al., Data 2019 (EEGMAT); Kaggl
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from ictal.training.datasets.base import DatasetIndex, LabelName, Recording, Skipped, recording_id_for
@@ -28,6 +32,27 @@ RATED_LABELS: dict[str, LabelName] = {
 """EDF+ annotation text of a rated window -> label."""
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("file", "rated_windows", "seizure")
+
+_SUBJECT = re.compile(r"sub-([A-Za-z0-9]+)")
+
+
+def patient_of(stem: str, source: str | None) -> str:
+    """The patient of a labelled file: ``sub-<id>`` named in its manifest ``source``, else the file stem.
+
+    Parameters
+    ----------
+    stem : str
+        The EDF file name without suffix (``grond_gpd_19``).
+    source : str or None
+        The manifest's ``source`` column (``.../gpd_25_sub-S0001111958090_20120226164014.mat``).
+
+    Returns
+    -------
+    str
+        ``sub-S0001111958090`` when the source names a BIDS-style subject, else ``stem``.
+    """
+    match = _SUBJECT.search(source or "")
+    return f"sub-{match.group(1)}" if match else stem
 
 
 def discover_rated_windows(root: Path) -> DatasetIndex:
@@ -72,7 +97,8 @@ def discover_rated_windows(root: Path) -> DatasetIndex:
                     skipped.append(Skipped(edf, f"listed in {manifest.name} but the file is missing"))
                     continue
                 recordings.append(Recording(
-                    recording_id=recording_id_for(edf, root), path=edf, patient=edf.stem, split=None,
+                    recording_id=recording_id_for(edf, root), path=edf,
+                    patient=patient_of(edf.stem, row.get("source")), split=None,
                     annotations=None, default_label="unknown", edf_annotation_labels=dict(RATED_LABELS),
                     source="edf_plus", has_seizure_hint=row["seizure"].strip() == "1",
                 ))
