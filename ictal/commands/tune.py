@@ -30,6 +30,17 @@ provenance lists as held out (evaluation or validation): calibration is fitted o
 A checkpoint that already has a calibration gets the product of the old and the new temperature (the
 probabilities it is fitted on already carry the old one).
 
+``ictal tune --checkpoint CKPT --from-crossval DIR/CANDIDATE --target-fa X [--calibrate] --write-checkpoint``
+calibrates and tunes on **out-of-fold** probabilities: those ``ictal crossval`` stored for one candidate
+(``DIR/CANDIDATE/fold_*/eval``), where every recording was scored by the fold model that never trained on it.
+CKPT is the model trained with the same recipe on all those recordings (the shipped model), so its own
+probabilities on them are in-sample and would overstate its confidence and understate its false alarms;
+the fold models' are not. The fold checkpoints must have CKPT's architecture, front-end, montage and
+serving settings (refused naming the first key that differs) and no calibration of their own; every
+recording must be a training recording of CKPT (its provenance), none held out. The temperature stored
+replaces any earlier one (the fold probabilities never carried it). Without ``--write-checkpoint`` only
+the thresholds file is written.
+
 Exit status: 0 written; 3 when the target is unreachable (the lowest reachable FA/24h is printed and
 nothing is written); 2 when the input is invalid.
 """
@@ -71,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--thresholds", help="base thresholds (merge gap, max duration, refractory kept from them)")
     parser.add_argument("--from-eval", metavar="DIR", help="reuse the probabilities of `ictal evaluate --out DIR` "
                         "(checkpoint, dataset and base thresholds from DIR/report.json; no --checkpoint/--data)")
+    parser.add_argument("--from-crossval", metavar="DIR", help="calibrate and tune on the out-of-fold probabilities "
+                        "of one `ictal crossval` candidate (DIR = the crossval --out folder / the candidate's name, "
+                        "holding fold_*/eval); --checkpoint is the model trained on the same recipe on all of them")
     parser.add_argument("--min-duration-floor-s", type=float, default=None, metavar="S",
                         help="warn when the chosen minimum duration is below this (default: "
                         "alarms.thresholds.MIN_DURATION_FLOOR_S, 5 s)")
@@ -150,6 +164,81 @@ def _checkpoint_to_write(args: argparse.Namespace, source: EvalSource | None, ch
     return str(folder)
 
 
+SAME_RECIPE_KEYS: tuple[str, ...] = ("format", "model_config", "stack", "frontend_config", "montage", "lookahead_s",
+                                     "serving")
+"""Checkpoint metadata keys a fold model must share with the checkpoint tuned by ``--from-crossval``."""
+
+
+def _out_of_fold(candidate_dir: str, checkpoint: str, load_scored) -> tuple[list, str]:
+    """The out-of-fold scored recordings of one crossval candidate, checked against ``checkpoint``.
+
+    Returns
+    -------
+    recordings : list of ScoredRecording
+        Every fold's scored recordings (served probabilities of the fold model that did not train on them).
+    dataset : str
+        The folds' dataset.
+
+    Raises
+    ------
+    TuneInputError
+        If the folder holds no ``fold_*/eval/report.json``, a recording appears in two folds, the folds were
+        scored on different datasets, a fold checkpoint carries a calibration, or a fold checkpoint differs
+        from ``checkpoint`` in one of :data:`SAME_RECIPE_KEYS` (named).
+    """
+    from ictal.training.evaluate import checkpoint_metadata
+
+    root = Path(candidate_dir)
+    evals = sorted(p.parent for p in root.glob("fold_*/eval/report.json"))
+    if not evals:
+        raise TuneInputError(f"--from-crossval {candidate_dir}: no fold_*/eval/report.json here (expected the "
+                             "folder of one candidate: the `ictal crossval --out` folder / the candidate's name)")
+    final = checkpoint_metadata(checkpoint)
+    recordings: list = []
+    datasets: set[str] = set()
+    for eval_dir in evals:
+        source = _eval_source(str(eval_dir))
+        datasets.add(str(Path(source.dataset).resolve()))
+        fold_ckpt = source.checkpoint
+        if fold_ckpt is None or not (Path(fold_ckpt) / "metadata.json").is_file():
+            raise TuneInputError(f"{eval_dir}: its checkpoint folder {fold_ckpt!r} is gone; the fold models are "
+                                 "needed to check they share the recipe of --checkpoint")
+        fold_meta = checkpoint_metadata(fold_ckpt)
+        if fold_meta.get("calibration"):
+            raise TuneInputError(f"{fold_ckpt}: the fold model carries a calibration; out-of-fold calibration needs "
+                                 "the fold models' raw probabilities")
+        for key in SAME_RECIPE_KEYS:
+            if fold_meta.get(key) != final.get(key):
+                raise TuneInputError(f"{fold_ckpt} and --checkpoint {checkpoint} differ in {key!r} ({fold_meta.get(key)!r} "
+                                     f"vs {final.get(key)!r}): the folds are not of this checkpoint's recipe")
+        recordings.extend(load_scored(eval_dir))
+    if len(datasets) > 1:
+        raise TuneInputError(f"--from-crossval {candidate_dir}: the folds were scored on different datasets "
+                             f"{sorted(datasets)}")
+    ids = [r.recording_id for r in recordings]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise TuneInputError(f"--from-crossval {candidate_dir}: recording(s) scored in two folds: {twice[:3]}")
+    print(f"out-of-fold: {len(recordings)} recordings from {len(evals)} folds of {candidate_dir}")
+    return recordings, datasets.pop()
+
+
+def _check_out_of_fold_provenance(provenance: dict, checkpoint: str, checkpoint_id: str, n: int) -> None:
+    """Every out-of-fold recording must be a training recording of the checkpoint (none held out, none unknown).
+
+    Raises
+    ------
+    TuneInputError
+        If the checkpoint records no training data or holds out any of the recordings.
+    """
+    if not provenance.get("known"):
+        raise TuneInputError(f"--from-crossval: checkpoint {checkpoint} records no training data (provenance)")
+    held_out = list(provenance.get("evaluation", [])) + list(provenance.get("validation", []))
+    if held_out:
+        raise TuneInputError(f"--from-crossval: {len(held_out)} of the {n} out-of-fold recordings are held out by "
+                             f"checkpoint {checkpoint_id} (e.g. {held_out[0]}): the folds are not of its training split")
+
+
 def run(args: argparse.Namespace) -> int:
     """Tune, write, print; returns the exit status."""
     from ictal.alarms.config import AlarmThresholds
@@ -177,16 +266,31 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.calibrate and (args.from_eval or not args.write_checkpoint):
         print("ictal tune: --calibrate needs --write-checkpoint (the temperature is stored in the checkpoint) and "
-              "runs the recordings itself (not with --from-eval)", file=sys.stderr)
+              "runs the recordings itself or reads out-of-fold ones (--from-crossval), not with --from-eval",
+              file=sys.stderr)
         return 2
-    if not args.from_eval:
+    if args.from_crossval:
+        clash = [flag for flag, value in (("--from-eval", args.from_eval), ("--data", args.data),
+                                          ("--format", args.format), ("--include", args.include),
+                                          ("--split", args.split)) if value]
+        if clash or args.checkpoint is None:
+            print(f"ictal tune: --from-crossval needs --checkpoint (the model trained on all the folds' recordings) "
+                  f"and takes its recordings from the folds: {' '.join(clash) or '--checkpoint missing'}",
+                  file=sys.stderr)
+            return 2
+    elif not args.from_eval:
         missing = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--data", args.data)) if value is None]
         if missing:
             print(f"ictal tune: {' and '.join(missing)} required (or --from-eval DIR)", file=sys.stderr)
             return 2
     source: EvalSource | None = None
     try:
-        if args.from_eval:
+        if args.from_crossval:
+            write_to = _checkpoint_to_write(args, None, checkpoint_id) if args.write_checkpoint else None
+            base, _ = resolve_thresholds(args.thresholds, args.checkpoint)
+            recordings, dataset = _out_of_fold(args.from_crossval, args.checkpoint, load_scored)
+            tuned_for = checkpoint_id(args.checkpoint)
+        elif args.from_eval:
             source = _eval_source(args.from_eval)
             _check_from_eval_args(args, source, checkpoint_id)
             write_to = _checkpoint_to_write(args, source, checkpoint_id) if args.write_checkpoint else None
@@ -227,14 +331,17 @@ def run(args: argparse.Namespace) -> int:
             from ictal.training.evaluate import provenance_check
 
             provenance = provenance_check(checkpoint_dir, recording_ids, "tune")
-            if provenance["warning"]:
+            if args.from_crossval:
+                _check_out_of_fold_provenance(provenance, args.checkpoint, tuned_for, len(recording_ids))
+            elif provenance["warning"]:
                 print(f"ictal tune: {provenance['warning']}", file=sys.stderr)
         else:
             print(f"ictal tune: the evaluation names no checkpoint folder: the checkpoint {tuned_for}'s training "
                   "data cannot be compared with the recordings tuned on", file=sys.stderr)
         calibration = None
         if args.calibrate:
-            recordings, calibration = _calibrate(write_to, recordings, provenance, dataset, tuned_for)
+            recordings, calibration = _calibrate(write_to, recordings, provenance, dataset, tuned_for,
+                                                 out_of_fold=args.from_crossval)
         result = tune(recordings, args.target_fa, base)
     except (EvaluationError, ThresholdsError, MontageError, FileNotFoundError, ValueError) as exc:
         print(f"ictal tune: {exc}", file=sys.stderr)
@@ -245,6 +352,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ictal tune: {result.message()}; nothing written", file=sys.stderr)
         return EXIT_UNREACHABLE
     extra = {"hop_s": args.hop_s, "min_history_s": args.min_history_s, "from_eval": args.from_eval,
+             "from_crossval": args.from_crossval,
              "n_recordings": len(recordings), "provenance": provenance,
              "calibration": None if calibration is None else calibration["temperature"]}
     if source is not None:
@@ -263,9 +371,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(checkpoint: str, recordings: list, provenance: dict | None, dataset: str, checkpoint_id: str
-               ) -> tuple[list, dict]:
+def _calibrate(checkpoint: str, recordings: list, provenance: dict | None, dataset: str, checkpoint_id: str,
+               out_of_fold: str | None = None) -> tuple[list, dict]:
     """Fit a temperature on the recordings, store it in the checkpoint, return the recalibrated recordings.
+
+    With ``out_of_fold`` (the ``--from-crossval`` folder) the probabilities are the uncalibrated fold
+    models': the stored temperature is the fitted one (it replaces the checkpoint's earlier one, if any),
+    and the entry's ``fitted_on.source`` says where they came from.
 
     Raises
     ------
@@ -296,9 +408,17 @@ def _calibrate(checkpoint: str, recordings: list, provenance: dict | None, datas
                              f"{checkpoint_id} (e.g. {held_out[0]}); calibration is fitted on training recordings "
                              "only (select them with --include)")
     previous = read_calibration(checkpoint_metadata(checkpoint).get("calibration"), checkpoint).temperature
+    if out_of_fold:
+        if previous != 1.0:
+            print(f"calibration: the earlier temperature {previous:.4g} of {checkpoint} is replaced (the out-of-fold "
+                  "probabilities never carried it)")
+        previous = 1.0
     fit = fit_recordings_temperature(recordings)
     entry = calibration_entry(fit, previous, checkpoint_id=checkpoint_id, dataset=dataset,
                               recordings=[r.recording_id for r in recordings])
+    if out_of_fold:
+        entry["fitted_on"]["source"] = (f"out-of-fold served probabilities of the fold models of ictal crossval "
+                                        f"{out_of_fold} (each recording scored by a model that never trained on it)")
     path = write_checkpoint_calibration(checkpoint, entry)
     print(f"calibration: temperature {entry['temperature']:.4g} (fitted x{fit.temperature:.4g} on {fit.n:,} labelled "
           f"samples, {fit.n_positive:,} seizure, of {len(recordings)} recordings; NLL {fit.nll_before:.4f} -> "

@@ -201,3 +201,85 @@ def test_tune_warnings_name_a_choice_without_hysteresis():
     assert result.best.thresholds.tau_off == result.best.thresholds.tau_on
     assert any("no hysteresis" in w for w in result.warnings())
     assert tune(_case(), 12.5, BASE, gaps=(0.2,)).warnings(1.0) == []
+
+
+def _labelled(rid: str, seizure: tuple[float, float] | None, level: float, duration_s: float = 1800.0):
+    """A recording at RATE Hz: p = level inside its seizure, 0.3 / 0.1 alternating elsewhere; labels 1/0."""
+    n = int(duration_s * RATE)
+    p = np.where(np.arange(n) % 2 == 0, 0.3, 0.1).astype(np.float32)
+    y = np.zeros(n, np.int8)
+    ref = []
+    if seizure is not None:
+        a, b = int(seizure[0] * RATE), int(seizure[1] * RATE)
+        p[a:b], y[a:b] = level, 1
+        ref = [Event(seizure[0], seizure[1], "seiz")]
+    return ScoredRecording(rid, duration_s, p, y, ref, RATE)
+
+
+RECIPE = {"format": "ictal-checkpoint", "model_config": {"name": "tiny"}, "stack": "bimamba2",
+          "frontend_config": {"normalisation": "window_robust"}, "montage": "referential", "lookahead_s": 2.0,
+          "serving": {"hop_s": 4.0}}
+
+
+def _crossval_candidate(tmp_path, train_ids: list[str], held_out: list[str] | None = None):
+    """A crossval candidate folder (2 folds, their evals and fold checkpoints) and the final checkpoint."""
+    folds = [[_labelled("s1", (600, 700), 0.6), _labelled("b1", None, 0)],
+             [_labelled("s2", (300, 360), 0.7), _labelled("b2", None, 0)]]
+    cand = tmp_path / "cv" / "cand"
+    for i, recs in enumerate(folds):
+        run = cand / f"fold_{i}"
+        evaluated = [EvaluatedRecording(Recording(r.recording_id, tmp_path / f"{r.recording_id}.edf", r.recording_id,
+                                                  "eval", []), r, 0, True) for r in recs]
+        write_recordings(run / "eval", evaluated)
+        ckpt = run / "checkpoints" / "last"
+        ckpt.mkdir(parents=True)
+        (ckpt / "metadata.json").write_text(json.dumps({"checkpoint_id": f"f{i}" * 8, **RECIPE}))
+        meta = {"checkpoint": str(ckpt), "checkpoint_id": f"f{i}" * 8, "dataset": str(tmp_path / "data")}
+        (run / "eval" / "report.json").write_text(json.dumps({"meta": meta}))
+    final = tmp_path / "final"
+    final.mkdir()
+    provenance = {"dataset": str(tmp_path / "data"), "split": "recording", "train_recordings": train_ids,
+                  "validation_recordings": [], "evaluation_recordings": held_out or [],
+                  "recording_id_rule": "path"}
+    (final / "metadata.json").write_text(json.dumps({"checkpoint_id": "ab" * 8, "thresholds": BASE.model_dump(),
+                                                     "provenance": provenance, **RECIPE}))
+    return cand, final
+
+
+def test_ictal_tune_from_crossval_calibrates_and_tunes_on_out_of_fold_probabilities(tmp_path, capsys):
+    cand, final = _crossval_candidate(tmp_path, ["s1", "b1", "s2", "b2"])
+    out = tmp_path / "th.json"
+    code = main(["tune", "--checkpoint", str(final), "--from-crossval", str(cand), "--target-fa", "10",
+                 "--calibrate", "--write-checkpoint", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "out-of-fold: 4 recordings from 2 folds" in printed.out
+    meta = json.loads((final / "metadata.json").read_text())
+    cal = meta["calibration"]
+    assert cal["checkpoint_id"] == "ab" * 8 and "out-of-fold" in cal["fitted_on"]["source"]
+    assert sorted(cal["fitted_on"]["recordings"]) == ["b1", "b2", "s1", "s2"]
+    assert cal["temperature"] < 1.0  # the seizure probabilities 0.6-0.7 are under-confident for labels of 1
+    content = load_thresholds_file(out)
+    assert content.provenance.extra["from_crossval"] == str(cand)
+    assert content.provenance.extra["calibration"] == pytest.approx(cal["temperature"])
+    tuned = load_thresholds(out)
+    assert checkpoint_thresholds(final) == tuned
+    # both seizures found, no false alarm: tau_on lies above the calibrated background and below the seizures
+    assert "sensitivity 100.00% (2/2)" in printed.out
+
+
+def test_ictal_tune_from_crossval_refuses_another_recipe_or_held_out_recordings(tmp_path, capsys):
+    cand, final = _crossval_candidate(tmp_path, ["s1", "b1", "s2"], held_out=["b2"])
+    args = ["tune", "--checkpoint", str(final), "--from-crossval", str(cand), "--target-fa", "10",
+            "--out", str(tmp_path / "th.json")]
+    assert main(args) == 2
+    assert "held out by checkpoint" in capsys.readouterr().err and not (tmp_path / "th.json").exists()
+    meta = json.loads((final / "metadata.json").read_text())
+    meta["frontend_config"] = {"normalisation": "fixed_gain"}
+    (final / "metadata.json").write_text(json.dumps(meta))
+    assert main(args) == 2
+    assert "differ in 'frontend_config'" in capsys.readouterr().err
+    assert main(["tune", "--from-crossval", str(cand), "--target-fa", "10"]) == 2
+    assert "needs --checkpoint" in capsys.readouterr().err
+    assert main(["tune", "--checkpoint", str(final), "--from-crossval", str(tmp_path), "--target-fa", "10"]) == 2
+    assert "no fold_*/eval/report.json" in capsys.readouterr().err
