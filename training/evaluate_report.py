@@ -39,7 +39,8 @@ figure is undefined)::
                   hypothesis_onset: {definition, n, p50_s, p90_s},
                   seizures: [{recording_id, seizure_onset_s, event_onset_s, min_duration_met_s,
                               alarm_leaves_s, latency_s, hypothesis_onset_latency_s}]},
-      "background_only": {n_recordings, duration_s, false_alarms, fa_per_24h},
+      "background_only": {n_recordings, duration_s, false_alarms, fa_per_24h,
+                          fa_per_24h_exact: {value, lo, hi, n_units, note} (exact Poisson 95 %)},
       "recordings": [{recording_id, status, reason, duration_s, signal_s, first_prob_s, scored_fraction,
                       unusable_s, held_samples, ref_seizures, events, false_alarms, hits, max_prob,
                       quality_events, timeline}]  (every selected recording; counts null when unscored),
@@ -103,6 +104,7 @@ from ictal.training.scoring.bootstrap import (
 )
 from ictal.training.scoring.bootstrap import METHOD as CI_METHOD
 from ictal.training.scoring.metrics import summarise_latencies
+from ictal.training.scoring.nedc_common import SECONDS_PER_DAY
 from ictal.training.scoring.report import score_pairs
 from ictal.training.segments import SegmentReport, read_rated_windows, segment_report
 from ictal.training.segments import format_markdown as segments_markdown
@@ -275,7 +277,9 @@ def build_report(evaluated: Sequence, thresholds: AlarmThresholds, *, out_dir: P
                                "hypothesis_onset_latency_s": x.hypothesis_onset_latency_s}
                               for x in lat]},
         background_only={"n_recordings": len(bg), "duration_s": bg_counts.duration_s,
-                         "false_alarms": bg_counts.false_alarms, "fa_per_24h": _none(bg_counts.fa_per_24h)},
+                         "false_alarms": bg_counts.false_alarms, "fa_per_24h": _none(bg_counts.fa_per_24h),
+                         "fa_per_24h_exact": poisson_rate_interval(bg_counts.false_alarms, bg_counts.duration_s,
+                                                                   scale=SECONDS_PER_DAY)},
         recordings=rows, segments=segments, calibration=calibration_report,
         confidence_intervals=confidence_intervals(recs, patients),
     )
@@ -328,7 +332,6 @@ def confidence_intervals(recs: Sequence, patients: Sequence[str]) -> dict[str, A
         fractions and false alarms per 24 h as in ``scores.nedc.overlap``.
     """
     from ictal.training.datasets.base import SEIZURE, UNKNOWN
-    from ictal.training.scoring.nedc_common import SECONDS_PER_DAY
 
     by_patient: dict[str, dict[str, Any]] = {}
     for r, patient in zip(recs, patients, strict=True):
@@ -497,7 +500,8 @@ def format_markdown(report: EvaluationReport) -> str:
     lines += ["", "## Headline", "",
               f"- background-only recordings (every alarm is false): {bg['n_recordings']} recordings, "
               f"{bg['duration_s'] / 3600:.3f} h, {bg['false_alarms']} false alarms, "
-              f"**{_num(bg['fa_per_24h'])} FA/24h**",
+              f"**{_num(bg['fa_per_24h'])} FA/24h**"
+              + (f" (exact 95% {format_interval(bg['fa_per_24h_exact'])})" if bg.get("fa_per_24h_exact") else ""),
               f"- sample level (labelled, scored samples): AUROC {_num(report.sample_level['auroc'], '.4f')}, "
               f"AUPRC {_num(report.sample_level['auprc'], '.4f')} ({report.sample_level['n_positive']} seizure / "
               f"{report.sample_level['n_negative']} background samples, {report.sample_level['n_unscored']} unscored)",

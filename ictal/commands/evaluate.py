@@ -164,7 +164,7 @@ MAX_UNSCORED_LINES = 5
 
 def summary_lines(report) -> str:
     """The headline figures of a report, a few lines of text."""
-    from ictal.training.evaluate_report import interval_line
+    from ictal.training.evaluate_report import exact_interval_line, interval_line
 
     def fmt(x, spec=".2f", scale=1.0):
         return "n/a" if x is None else format(scale * x, spec)
@@ -187,6 +187,7 @@ def summary_lines(report) -> str:
         *_szcore_evaluation_lines(report.scores.get("szcore_evaluation")),
         f"AUROC {fmt(report.sample_level['auroc'], '.4f')}, AUPRC {fmt(report.sample_level['auprc'], '.4f')}",
         interval_line(getattr(report, "confidence_intervals", None) or {}),
+        *([line] if (line := exact_interval_line(getattr(report, "confidence_intervals", None) or {})) else []),
         f"calibration: ECE {fmt(cal.get('ece'), '.3f')}, Brier {fmt(cal.get('brier'), '.4f')} (prevalence-only "
         f"{fmt(cal.get('brier_reference'), '.4f')}), 99.9th percentile on seizure samples "
         f"{fmt(cal.get('p999_seizure'), '.3f')}" + (f"; reliability diagram in {report.plots['reliability']}"
@@ -197,7 +198,9 @@ def summary_lines(report) -> str:
             for r in report.sensitivity_at_fa),
         f"alarm latency (alarm leaves daemon - annotated onset): p50 {fmt(lat['p50_s'], '.1f')} s, p90 "
         f"{fmt(lat['p90_s'], '.1f')} s ({lat['n']} seizures)",
-        f"background-only: {bg['false_alarms']} FA in {bg['duration_s'] / 3600:.3f} h = {fmt(bg['fa_per_24h'])} FA/24h",
+        f"background-only: {bg['false_alarms']} FA in {bg['duration_s'] / 3600:.3f} h = {fmt(bg['fa_per_24h'])} FA/24h"
+        + (f" (exact 95% upper limit {fmt(bg['fa_per_24h_exact']['hi'])})"
+           if (bg.get("fa_per_24h_exact") or {}).get("hi") is not None else ""),
     ]
     if report.segments is not None:
         lines.append("rated windows flagged: " + ", ".join(

@@ -82,6 +82,9 @@ def test_report_json_markdown_and_plots(evaluated):
     assert bg["n_recordings"] == 1 and bg["duration_s"] == pytest.approx(62.0)
     eeg = next(r for r in data["recordings"] if r["recording_id"] == FILES[1])
     assert bg["false_alarms"] == eeg["false_alarms"] == eeg["events"]  # every alarm on EEGMAT is false
+    exact = bg["fa_per_24h_exact"]  # Poisson over the 62 s: even 0 FA leaves a wide upper limit
+    assert exact["n_units"] == bg["false_alarms"] and exact["lo"] <= bg["fa_per_24h"] < exact["hi"]
+    assert exact["hi"] >= -np.log(0.025) / 62.0 * 86400 - 1e-6
     hms = next(r for r in data["recordings"] if r["recording_id"] == FILES[0])
     assert data["latency"]["n"] == hms["hits"] == 1
     for lat in data["latency"]["seizures"]:
