@@ -169,6 +169,10 @@ def summary_lines(report) -> str:
     def fmt(x, spec=".2f", scale=1.0):
         return "n/a" if x is None else format(scale * x, spec)
 
+    def pct(x: float | None, n_seizures: float) -> str:
+        # No seizure to find: a sensitivity is undefined, never 0.00% (nor nan%).
+        return "n/a (no seizures)" if x is None or not n_seizures else f"{100 * x:.2f}%"
+
     m = report.meta
     ov = report.scores["nedc"]["overlap"]["labels"]["seiz"]
     ta = report.scores["nedc"]["taes"]["labels"]["seiz"]
@@ -180,10 +184,10 @@ def summary_lines(report) -> str:
         f"{m['n_recordings']} recordings, {m['n_scored']} scored ({m['duration_s'] / 3600:.3f} h), "
         f"{m['n_unscored']} unscored, hop {m['hop_s']:g} s, min history {m['min_history_s']:g} s, lookahead "
         f"{m['lookahead_s']:g} s, tau_on {m['thresholds']['tau_on']:g} (from {m['thresholds_source']})",
-        f"NEDC OVERLAP: {ov['hits']:.0f}/{ov['targets']:.0f} seizures, sensitivity {100 * ov['sensitivity']:.2f}%, "
+        f"NEDC OVERLAP: {ov['hits']:.0f}/{ov['targets']:.0f} seizures, sensitivity {pct(ov['sensitivity'], ov['targets'])}, "
         f"{ov['false_alarms']:.0f} FA, {ov['fa_per_24h']:.2f} FA/24h",
-        f"NEDC TAES: sensitivity {100 * ta['sensitivity']:.2f}%, {ta['false_alarms']:.2f} FA, {ta['fa_per_24h']:.2f} FA/24h",
-        f"SzCORE: sensitivity {fmt(sz['sensitivity'], '.2f', 100)}%, FP/24h {fmt(sz['fp_per_24h'])}",
+        f"NEDC TAES: sensitivity {pct(ta['sensitivity'], ov['targets'])}, {ta['false_alarms']:.2f} FA, {ta['fa_per_24h']:.2f} FA/24h",
+        f"SzCORE: sensitivity {pct(sz['sensitivity'], ov['targets'])}, FP/24h {fmt(sz['fp_per_24h'])}",
         *_szcore_evaluation_lines(report.scores.get("szcore_evaluation")),
         f"AUROC {fmt(report.sample_level['auroc'], '.4f')}, AUPRC {fmt(report.sample_level['auprc'], '.4f')}",
         interval_line(getattr(report, "confidence_intervals", None) or {}),
@@ -204,7 +208,8 @@ def summary_lines(report) -> str:
     ]
     if report.segments is not None:
         lines.append("rated windows flagged: " + ", ".join(
-            f"{c.label} {c.flagged}/{c.scored}" for c in report.segments.classes))
+            f"{c.label} {c.flagged}/{c.scored}" for c in report.segments.classes) if report.segments.classes
+                     else "rated windows flagged: none (no rated window in the scored recordings)")
         if report.segments.aucs:
             lines.append("rated-span AUC seizure vs (95% cluster bootstrap): " + ", ".join(
                 f"{a.label} " + ("n/a" if a.auc != a.auc else f"{a.auc:.2f} [{a.ci_low:.2f}, {a.ci_high:.2f}]")

@@ -4,6 +4,7 @@ of the figures; a 10 s clip is scored by holding its last input sample; the rate
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -131,6 +132,24 @@ def test_the_printed_header_counts_unscored_recordings(short_and_long):
     first = text.splitlines()[0]
     assert first.startswith("2 recordings, 1 scored (") and "1 unscored" in first and "min history 12 s" in first
     assert "unscored (0 reference seizures not counted): labelled__grond_lpd_01: too short" in text
+
+
+def test_the_printed_summary_gives_no_sensitivity_without_seizures(short_and_long):
+    """Healthy EEG only: the sensitivity is undefined, printed as n/a, never 0.00% nor nan%."""
+    import copy
+
+    from ictal.commands.evaluate import summary_lines
+
+    _, report = short_and_long
+    healthy = copy.deepcopy(report)
+    for kind in ("overlap", "taes"):
+        healthy.scores["nedc"][kind]["labels"]["seiz"].update(targets=0, hits=0, sensitivity=0.0)
+    healthy.scores["szcore"]["sensitivity"] = None
+    text = summary_lines(healthy)
+    assert "NEDC OVERLAP: 0/0 seizures, sensitivity n/a (no seizures)," in text
+    assert "NEDC TAES: sensitivity n/a (no seizures)," in text
+    assert "SzCORE: sensitivity n/a (no seizures)," in text
+    assert "n/a%" not in text and not re.search(r"\bnan\b", text)
 
 
 def _spans(label: str, scores_by_rec: dict[str, list[float]]) -> list[WindowResult]:
