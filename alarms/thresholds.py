@@ -223,6 +223,7 @@ def save_thresholds(path: Path | str, thresholds: AlarmThresholds, *, target_fa_
                                         checkpoint_id=checkpoint_id, recordings=listed, recording_hashes=hashed,
                                         extra=extra or {}),
     )
+    path.parent.mkdir(parents=True, exist_ok=True)  # `--out runs/x/thresholds.json` into a new folder
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(content.model_dump_json(indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -28,6 +28,13 @@ def test_save_then_load_gives_the_same_thresholds_and_provenance(tmp_path):
     assert full.provenance.extra == {"achieved_fa_per_24h": 0.47}
 
 
+def test_save_creates_the_folder_of_a_new_run(tmp_path):
+    """`ictal tune --out runs/new/thresholds.json` before `runs/new` exists: the folder is made."""
+    path = save_thresholds(tmp_path / "runs" / "new" / "thresholds.json", AlarmThresholds(tau_on=0.8, tau_off=0.4),
+                           target_fa_per_24h=1.0, dataset="d", checkpoint_id="c")
+    assert path.is_file() and load_thresholds(path).tau_on == 0.8
+
+
 def test_thresholds_file_overrides_the_config(tmp_path):
     tuned = AlarmThresholds(tau_on=0.9, tau_off=0.2)
     path = save_thresholds(tmp_path / "t.json", tuned, target_fa_per_24h=1.0, dataset="d", checkpoint_id="c")
