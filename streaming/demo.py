@@ -22,11 +22,14 @@ the LSL clock mapping, never later than the daemon received the sample: the repl
 times real time, so the latency is wall-clock time at that pace (its stream-time part runs ``speed``
 times faster than at the bedside).
 
-Built-in input (without ``--edf``): ``labelled/iiic_03.edf`` of the shared real-EEG folder
+Built-in input (without ``--edf``): ``labelled/iiic_01.edf`` of the shared real-EEG folder
 (``$ICTAL_SHARED_DATA``, default ``../shared/data`` beside the repository): a 50 s ICU segment (IIIC,
 Jing et al. 2023, ODC-By 1.0) whose central 10 s (20-30 s) experts rated seizure by plurality; the rest
-is unrated. It is one of the two seizure recordings the demo checkpoint was **not** trained on (its
-split: ``configs/train/demo.yaml``), so the alarm the demo shows is not on a training recording.
+is unrated. It is a **training** recording of the demo checkpoint (its split: ``configs/train/demo.yaml``):
+the checkpoint detects neither of the two held-out seizure recordings (iiic_03, iiic_22; model card), so
+no held-out input can show an alarm, and of its three training seizures it alarms on iiic_01 inside
+the rated window. The demo says so when it starts and in its summary (:func:`input_provenance`, from
+the checkpoint's ``metadata.json`` provenance): its alarm is in-sample, not evidence of detection.
 
 Speed: 4x real time by default, so the 50 s recording takes about 13 s; the first window is scored
 once ``min_history_s`` of signal exist (10 s by default: 2.5 s into the replay), then one every
@@ -53,7 +56,7 @@ import yaml
 from ictal.alarms.schema import AlarmEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = Path("labelled") / "iiic_03.edf"
+DEFAULT_INPUT = Path("labelled") / "iiic_01.edf"
 """The built-in demo input, relative to the shared data folder."""
 
 DEFAULT_SPEED = 4.0
@@ -62,6 +65,56 @@ DEFAULT_SPEED = 4.0
 def shared_data_dir() -> Path:
     """``$ICTAL_SHARED_DATA`` or ``../shared/data`` beside the repository."""
     return Path(os.environ.get("ICTAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def recording_id_of(recording: Path, data_root: Path | None = None) -> str | None:
+    """The dataset recording id of a file of the shared data folder (``labelled/iiic_01.edf`` ->
+    ``labelled__iiic_01``, as :mod:`ictal.training.datasets.rated_windows` names it), or None outside it."""
+    root = Path(data_root if data_root is not None else shared_data_dir()).resolve()
+    try:
+        rel = Path(recording).resolve().relative_to(root)
+    except ValueError:
+        return None
+    return "__".join((*rel.parent.parts, rel.stem))
+
+
+def input_provenance(recording: Path, checkpoint: Path) -> str:
+    """One line saying whether the replayed recording is a training recording of the checkpoint.
+
+    Read from the checkpoint's ``metadata.json`` ``provenance`` (:mod:`ictal.training.provenance`): an
+    alarm on a training recording is in-sample and is said to be so; a held-out one is named; a file
+    outside the shared data folder, or a checkpoint without provenance, is said to be unknown.
+
+    Parameters
+    ----------
+    recording : path
+        The EDF file the demo replays.
+    checkpoint : path
+        The checkpoint directory the daemon serves.
+
+    Returns
+    -------
+    line : str
+        Starts with ``"input: "``.
+    """
+    from ictal.detector.checkpoint import CheckpointError, read_metadata
+
+    try:
+        meta = read_metadata(checkpoint)
+    except CheckpointError as exc:
+        return f"input: training data of the checkpoint unknown ({exc})"
+    ckpt = meta.get("checkpoint_id", "?")
+    prov = meta.get("provenance")
+    if not prov:
+        return f"input: unknown whether {recording.name} is a training recording (checkpoint {ckpt} has no provenance)"
+    rec_id = recording_id_of(recording)
+    if rec_id is not None and rec_id in set(prov.get("train_recordings", [])):
+        return (f"input: {rec_id} is a TRAINING recording of checkpoint {ckpt}: an alarm on it is in-sample, "
+                "not evidence of detection (held-out figures: the checkpoint's model card)")
+    if rec_id is not None and rec_id in set(prov.get("evaluation_recordings", [])):
+        return f"input: {rec_id} is held out from checkpoint {ckpt}'s training (never trained on)"
+    return (f"input: {recording.name} is not among the {len(prov.get('train_recordings', []))} training "
+            f"recordings of checkpoint {ckpt} (it is not in its data set at all)")
 
 
 def _free_port() -> int:
@@ -257,6 +310,9 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     out(f"recording: {recording} at {speed:g}x real time")
     out(f"checkpoint: {checkpoint}")
+    provenance = None if untrained else input_provenance(recording, checkpoint)
+    if provenance:
+        out(provenance)
     out(f"daemon config: {demo_config}  (from {config_path}; log lines in {log_path})")
 
     notify_path = work / "notify.sock"
@@ -321,7 +377,7 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
         time.sleep(0.3)
         stop.set()
         listener.join(timeout=2)
-        out(summary(recording, speed, events, values, code, marked_seizures(recording)))
+        out(summary(recording, speed, events, values, code, marked_seizures(recording), provenance))
         return 0 if code == 0 else 1
     finally:
         stop.set()
@@ -420,14 +476,16 @@ def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | Non
     A replay at ``speed`` times real time shortens the signal part of the measured wall-clock latency
     (``AlarmEvent.latency_s``: publish wall time - onset wall time) ``speed``-fold. At the bedside the
     signal arrives in real time, so the alarm comes ``stream_time_s - onset`` seconds of signal after
-    the onset (the seconds the detector needed: probability above tau_on, the minimum duration, the
-    hop grid) plus the daemon's processing delay, measured here as the wall latency minus the signal
-    part at replay pace.
+    the onset (the seconds the detector needed: probability above tau_on, the minimum duration, then
+    the end of the window that decided it, ``window_end_s``: the hop grid and the ``lookahead_s`` of the
+    output position) plus the daemon's processing delay, measured here as the wall latency minus the
+    signal part at replay pace.
 
     Parameters
     ----------
     event : dict
-        An onset event as received (``onset_s``, ``stream_time_s``, ``wall_time``, ``onset_wall_time``).
+        An onset event as received (``onset_s``, ``stream_time_s``, ``window_end_s`` when present,
+        ``wall_time``, ``onset_wall_time``).
     speed : float
         Replay pace, x real time.
     marked_onset_s : float or None
@@ -436,18 +494,22 @@ def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | Non
     Returns
     -------
     dict or None
-        ``signal_s`` (stream seconds from the detected onset to the decision), ``processing_s`` (seconds),
+        ``signal_s`` (stream seconds from the detected onset to the end of the deciding window),
+        ``processing_s`` (seconds),
         ``from_detected_onset_s`` (their sum) and, with a marked onset, ``from_marked_onset_s`` (seconds
         from the marked onset to the alarm at real-time pace). None without the wall times.
     """
     latency = alarm_latency_s(event)
     if latency is None:
         return None
-    signal_s = float(event["stream_time_s"]) - float(event["onset_s"])
+    # The decision waits for the window whose probabilities completed the minimum duration: its end
+    # (window_end_s, the lookahead and the hop grid included) is the newest signal the alarm needed.
+    decided_s = max(float(event["stream_time_s"]), float(event.get("window_end_s") or event["stream_time_s"]))
+    signal_s = decided_s - float(event["onset_s"])
     processing_s = max(0.0, latency - signal_s / speed)
     result = {"signal_s": signal_s, "processing_s": processing_s, "from_detected_onset_s": signal_s + processing_s}
     if marked_onset_s is not None:
-        result["from_marked_onset_s"] = float(event["stream_time_s"]) - marked_onset_s + processing_s
+        result["from_marked_onset_s"] = decided_s - marked_onset_s + processing_s
     return result
 
 
@@ -481,9 +543,11 @@ def _mean_text(values: dict[tuple[str, tuple], float], name: str, unit_of: str) 
 
 
 def summary(recording: Path, speed: float, events: list[dict], values: dict[tuple[str, tuple], float],
-            exit_code: int | None, marked: list[tuple[float, float]] | None = None) -> str:
+            exit_code: int | None, marked: list[tuple[float, float]] | None = None,
+            provenance: str | None = None) -> str:
     """The closing summary: the bed's states, alarms with the bedside time to alarm, windows, latency
-    figures, the daemon's exit code. No figure is printed as ``nan``: an absent one says so."""
+    figures, the daemon's exit code, and (``provenance``, :func:`input_provenance`) whether the input is
+    a training recording of the checkpoint. No figure is printed as ``nan``: an absent one says so."""
     marked = marked or []
     onsets = [e for e in events if e["kind"] == "onset"]
     quality = [e for e in events if e["kind"] == "signal_quality"]
@@ -505,7 +569,10 @@ def summary(recording: Path, speed: float, events: list[dict], values: dict[tupl
     def onset_text(e: dict) -> str:
         latency = alarm_latency_s(e)
         wall = "unknown (no onset wall time)" if latency is None else f"{latency:.2f} s"
-        line = (f"\n    onset at {e['onset_s']:.1f} s of the recording, decided at {e['stream_time_s']:.1f} s "
+        done, end = float(e["stream_time_s"]), e.get("window_end_s")
+        decided = (f"minimum duration done at {done:.1f} s, decided by the window ending at {float(end):.1f} s"
+                   if end is not None and float(end) > done else f"decided at {done:.1f} s")
+        line = (f"\n    onset at {e['onset_s']:.1f} s of the recording, {decided} "
                 f"(published {_clock(e.get('wall_time'))} UTC); wall-clock latency at {speed:g}x: {wall}")
         bedside = bedside_time_to_alarm(e, speed, marked_onset)
         if bedside is None:
@@ -524,6 +591,7 @@ def summary(recording: Path, speed: float, events: list[dict], values: dict[tupl
         "summary",
         f"  recording: {recording.name}, replayed at {speed:g}x; {received:.0f} samples per channel received",
         f"  seizure marked in the recording: {marked_text}",
+        *([f"  {provenance}"] if provenance else []),
         "  bed states seen: " + (" -> ".join(states) if states else "none reported (no heartbeat with bed states)"),
         f"  windows scored: {scored:.0f}; skipped (scoring behind): {skipped:.0f}",
         f"  alarms raised: {len(onsets)}" + "".join(onset_text(e) for e in onsets),

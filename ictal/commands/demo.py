@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ZeroMQ subscriber sees it and where the metrics are, and end with a summary (alarms raised, windows "
         f"scored, latency). Without --edf it replays {DEFAULT_INPUT} of the shared real-EEG folder "
         "($ICTAL_SHARED_DATA, default ../shared/data): a 50 s ICU segment at 200 Hz whose 20-30 s experts rated "
-        "seizure (IIIC), held out from the demo checkpoint's training. Its working folder (daemon "
+        "seizure (IIIC), a training recording of the demo checkpoint (it detects no held-out seizure; the demo "
+        "says whether its input is a training recording). Its working folder (daemon "
         "config, log, journal) is removed at the end unless --keep.",
     )
     parser.add_argument("--edf", type=Path, default=None, help="EDF/EDF+ file to replay (19 referential channels).")

@@ -29,7 +29,7 @@ def test_demo_replays_the_builtin_input_into_the_daemon_and_ends_with_a_summary(
     )
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
-    assert "iiic_03.edf at 10x" in out
+    assert "iiic_01.edf at 10x" in out
     assert "metrics: http://127.0.0.1:" in out
     assert "stream_connected" in out  # an event as the subscriber saw it
     summary = out[out.index("\nsummary"):]
@@ -69,7 +69,7 @@ def test_demo_without_the_builtin_input_asks_for_an_edf(tmp_path, monkeypatch, c
     code = main(["demo", "--untrained"])
     assert code == 2
     err = capsys.readouterr().err
-    assert str(Path("labelled") / "iiic_03.edf") in err and "--edf FILE" in err
+    assert str(Path("labelled") / "iiic_01.edf") in err and "--edf FILE" in err
 
 
 def test_bedside_time_to_alarm_undoes_the_replay_pace():
@@ -87,6 +87,28 @@ def test_bedside_time_to_alarm_undoes_the_replay_pace():
     assert "from_marked_onset_s" not in bedside_time_to_alarm(event, speed=4.0, marked_onset_s=None)
 
 
+def test_bedside_time_to_alarm_waits_for_the_window_that_decided_it():
+    """With lookahead the minimum duration completes at a sample older than the deciding window's end:
+    at the bedside the alarm waits for that end in real time, not at the replay's pace."""
+    from ictal.streaming.demo import bedside_time_to_alarm
+
+    # onset 21 s, minimum duration done at 26 s, decided by the window ending at 30 s (lookahead 2 s,
+    # hop 4 s); at 4x the 9 s from onset to the window end took 2.25 s of wall time, plus 0.5 s
+    event = {"kind": "onset", "bed_id": "b", "onset_s": 21.0, "stream_time_s": 26.0, "window_end_s": 30.0,
+             "onset_wall_time": "2026-12-03T10:00:00+00:00", "wall_time": "2026-12-03T10:00:02.750000+00:00"}
+    bedside = bedside_time_to_alarm(event, speed=4.0, marked_onset_s=20.0)
+    assert bedside["signal_s"] == 9.0
+    assert abs(bedside["processing_s"] - 0.5) < 1e-6
+    assert abs(bedside["from_detected_onset_s"] - 9.5) < 1e-6
+    assert abs(bedside["from_marked_onset_s"] - 10.5) < 1e-6  # 30 - 20 + 0.5
+    from ictal.streaming.demo import summary
+
+    text = summary(Path("x.edf"), 4.0, [event], {}, 0, [(20.0, 30.0)], "input: x is held out")
+    assert "minimum duration done at 26.0 s, decided by the window ending at 30.0 s" in text
+    assert "9.5 s after the detected onset (9.0 s of signal + 0.50 s processing), 10.5 s after the marked" in text
+    assert "  input: x is held out" in text
+
+
 def test_summary_without_figures_prints_no_nan():
     from ictal.streaming.demo import summary
 
@@ -94,3 +116,23 @@ def test_summary_without_figures_prints_no_nan():
     assert "nan" not in text
     assert "none observed" in text and "the file marks no seizure" in text
     assert "bed states seen: none reported" in text
+
+
+def test_the_demo_says_whether_its_input_is_a_training_recording_of_the_checkpoint(repo_root, tmp_path, monkeypatch):
+    """From checkpoints/demo's provenance: the built-in input iiic_01 is a training recording (in-sample
+    alarm, said so), iiic_03 is held out, a file outside the shared folder is in neither list."""
+    from ictal.detector.checkpoint import read_metadata
+    from ictal.streaming.demo import DEFAULT_INPUT, input_provenance, recording_id_of
+
+    monkeypatch.setenv("ICTAL_SHARED_DATA", str(tmp_path / "shared"))
+    ckpt = repo_root / "checkpoints" / "demo"
+    prov = read_metadata(ckpt)["provenance"]
+    builtin = tmp_path / "shared" / DEFAULT_INPUT
+    assert recording_id_of(builtin) == "labelled__iiic_01" and "labelled__iiic_01" in prov["train_recordings"]
+    assert "is a TRAINING recording of checkpoint" in input_provenance(builtin, ckpt)
+    assert "in-sample, not evidence of detection" in input_provenance(builtin, ckpt)
+    held = input_provenance(tmp_path / "shared" / "labelled" / "iiic_03.edf", ckpt)
+    assert held.startswith("input: labelled__iiic_03 is held out") and "TRAINING" not in held
+    other = input_provenance(tmp_path / "elsewhere" / "bed7.edf", ckpt)
+    assert f"not among the {len(prov['train_recordings'])} training recordings" in other
+    assert recording_id_of(tmp_path / "elsewhere" / "bed7.edf") is None

@@ -25,7 +25,7 @@ from ictal.training.evaluate import dataset_config, provenance_check, select_rec
 from ictal.training.provenance import MAX_LISTED_IDS, build_provenance, format_warning, id_hash, overlap
 from tests.detector.model_configs import small_config
 
-DEMO_ID = "59e0c59ae528e3dd"
+DEMO_ID = "951ea1f5276c4d49"
 
 
 def _data(root="data", **update) -> DataConfig:
@@ -141,7 +141,7 @@ def test_demo_checkpoint_provenance_is_the_split_of_its_recipe_and_keeps_its_id(
     meta = read_metadata(repo_root / "checkpoints/demo")
     for key in ("train_recordings", "validation_recordings", "evaluation_recordings"):
         assert meta["provenance"][key] == expected[key], key
-    assert len(expected["train_recordings"]) == 33 and len(expected["evaluation_recordings"]) == 92
+    assert len(expected["train_recordings"]) == 66 and len(expected["evaluation_recordings"]) == 59
     assert meta["checkpoint_id"] == DEMO_ID  # the id is the weights' hash: metadata edits leave it
 
 
@@ -151,11 +151,11 @@ def test_evaluating_the_demo_checkpoint_on_shared_data_warns_about_its_training_
     ids = [r.recording_id for r in recordings]
     checked = provenance_check(repo_root / "checkpoints/demo", ids, "evaluate")
     demo_train = read_metadata(repo_root / "checkpoints/demo")["provenance"]["train_recordings"]
-    assert checked["known"] and checked["n_train"] == len(set(ids) & set(demo_train)) == 33
-    assert checked["warning"] == (f"WARNING: 33 of {len(ids)} recordings are training recordings of checkpoint "
+    assert checked["known"] and checked["n_train"] == len(set(ids) & set(demo_train)) == 66
+    assert checked["warning"] == (f"WARNING: 66 of {len(ids)} recordings are training recordings of checkpoint "
                                   f"{DEMO_ID}: figures on them are not held-out")
-    assert "labelled__hms_1628180742" in checked["train"]  # the demo's own input
-    assert checked["n_evaluation"] == 92
+    assert "labelled__iiic_01" in checked["train"]  # the demo's own input
+    assert checked["n_evaluation"] == 59
 
 
 @pytest.mark.slow
