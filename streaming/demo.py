@@ -169,8 +169,10 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
     )
 
 
-def untrained_checkpoint(model_config: Path, out: Path) -> Path:
-    """Save a randomly initialised model of ``model_config`` (a ``kind: model`` YAML) to ``out``."""
+def untrained_checkpoint(model_config: Path, out: Path, frontend=None) -> Path:
+    """Save a randomly initialised model of ``model_config`` (a ``kind: model`` YAML) to ``out``, with
+    ``frontend`` (a :class:`ictal.detector.config.FrontendConfig`; default its defaults) as its front-end:
+    the demo passes its daemon config's, which ``ictal serve`` requires the checkpoint to match."""
     import torch
 
     from ictal.config import load_config
@@ -180,7 +182,7 @@ def untrained_checkpoint(model_config: Path, out: Path) -> Path:
 
     config = load_config(model_config, kind="model")
     torch.manual_seed(0)
-    save_checkpoint(out, build_model(config), config, FrontendConfig(),
+    save_checkpoint(out, build_model(config), config, frontend if frontend is not None else FrontendConfig(),
                     extra={"training": {"note": "randomly initialised by ictal demo --untrained"}})
     return out
 
@@ -286,7 +288,8 @@ def _run_in(work: Path, recording: Path, speed: float, checkpoint: Path, config_
     from ictal.config import load_config
 
     if untrained:
-        checkpoint = untrained_checkpoint(untrained_config, work / "checkpoint")
+        checkpoint = untrained_checkpoint(untrained_config, work / "checkpoint",
+                                          frontend=load_config(config_path, kind="daemon").frontend)
         out(f"model: randomly initialised {untrained_config.name} (untrained: its alarms mean nothing)")
     else:
         checkpoint = resolve_checkpoint(checkpoint)
@@ -595,8 +598,8 @@ def summary(recording: Path, speed: float, events: list[dict], values: dict[tupl
         "  bed states seen: " + (" -> ".join(states) if states else "none reported (no heartbeat with bed states)"),
         f"  windows scored: {scored:.0f}; skipped (scoring behind): {skipped:.0f}",
         f"  alarms raised: {len(onsets)}" + "".join(onset_text(e) for e in onsets),
-        "  time to alarm at the bedside = seconds of signal from the onset to the decision (tau_on, minimum "
-        "duration, hop) + the daemon's processing time; the wall-clock latency of a replay (AlarmEvent.latency_s) "
+        "  time to alarm at the bedside = seconds of signal from the onset to the end of the deciding window (tau_on, minimum "
+        "duration, hop grid, lookahead) + the daemon's processing time; the wall-clock latency of a replay (AlarmEvent.latency_s) "
         f"runs the signal part {speed:g}x faster" if speed != 1 else
         "  time to alarm = publish wall time - onset wall time (AlarmEvent.latency_s)",
         "  ictal_alarm_latency_seconds: " + _mean_text(values, "ictal_alarm_latency_seconds", "alarms"),
