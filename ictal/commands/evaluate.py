@@ -200,8 +200,9 @@ def summary_lines(report) -> str:
             f"{r['budget_fa_per_24h']:g}: " + ("n/a" if r["point"] is None or r["point"]["sensitivity"] is None
                                                else f"{100 * r['point']['sensitivity']:.1f}%")
             for r in report.sensitivity_at_fa),
-        f"alarm latency (alarm leaves daemon - annotated onset): p50 {fmt(lat['p50_s'], '.1f')} s, p90 "
-        f"{fmt(lat['p90_s'], '.1f')} s ({lat['n']} seizures)",
+        "alarm latency (alarm leaves daemon - annotated onset): " + (
+            f"p50 {lat['p50_s']:.1f} s, p90 {lat['p90_s']:.1f} s ({lat['n']} seizures)" if lat["n"] and lat["p50_s"] is not None
+            else "n/a (no detected seizure)"),
         f"background-only: {bg['false_alarms']} FA in {bg['duration_s'] / 3600:.3f} h = {fmt(bg['fa_per_24h'])} FA/24h"
         + (f" (exact 95% upper limit {fmt(bg['fa_per_24h_exact']['hi'])})"
            if (bg.get("fa_per_24h_exact") or {}).get("hi") is not None else ""),

@@ -145,7 +145,9 @@ def test_the_printed_summary_gives_no_sensitivity_without_seizures(short_and_lon
     for kind in ("overlap", "taes"):
         healthy.scores["nedc"][kind]["labels"]["seiz"].update(targets=0, hits=0, sensitivity=0.0)
     healthy.scores["szcore"]["sensitivity"] = None
+    healthy.latency.update(n=0, p50_s=None, p90_s=None)
     text = summary_lines(healthy)
+    assert "alarm latency (alarm leaves daemon - annotated onset): n/a (no detected seizure)" in text
     assert "NEDC OVERLAP: 0/0 seizures, sensitivity n/a (no seizures)," in text
     assert "NEDC TAES: sensitivity n/a (no seizures)," in text
     assert "SzCORE: sensitivity n/a (no seizures)," in text

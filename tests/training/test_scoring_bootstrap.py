@@ -44,6 +44,16 @@ def test_too_few_units_give_no_interval_and_say_why_and_never_nan():
     assert empty["value"] is None and format_interval(empty) == "n/a"
 
 
+def test_units_of_one_rate_give_no_degenerate_interval():
+    """No false alarm in any of 8 patients: every resample is 0, so [0, 0] would be a false certainty."""
+    ci = ratio_interval([0] * 8, [3600.0] * 8, scale=86400.0)
+    assert ci["value"] == 0.0 and ci["lo"] is None and ci["hi"] is None and ci["n_units"] == 8
+    assert ci["note"] == "no interval: all 8 patients have the same rate, so every resample does; see the exact interval"
+    assert format_interval(ci) == f"0.00 ({ci['note']})"
+    one_fa = ratio_interval([0] * 7 + [1], [3600.0] * 8, scale=86400.0)
+    assert one_fa["lo"] == 0.0 < one_fa["value"] < one_fa["hi"] and one_fa["note"] is None
+
+
 def test_ratio_interval_rejects_bad_counts():
     with pytest.raises(ValueError, match="one length"):
         ratio_interval([1, 2], [1])

@@ -86,8 +86,9 @@ def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], s
     -------
     dict
         ``{"value", "lo", "hi", "n_units", "note"}``: the figure over all units, the interval limits
-        (None with fewer than :data:`MIN_UNITS` units whose denominator is positive; ``note`` then says
-        so), the contributing units. ``value`` is None when every denominator is 0.
+        (None with fewer than :data:`MIN_UNITS` units whose denominator is positive, or when every unit
+        has the same rate, e.g. no false alarm in any patient, where every resample would give the
+        value itself; ``note`` then says so), the contributing units. ``value`` is None when every denominator is 0.
 
     Raises
     ------
@@ -106,6 +107,12 @@ def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], s
     value = scale * num.sum() / den.sum() if n else float("nan")
     if n < MIN_UNITS:
         return _too_few(value, n, unit, what)
+    ratios = num / den
+    if np.all(ratios == ratios[0]):
+        # Every unit has the same rate (no false alarm in any patient, say): every resample gives it, and
+        # a percentile interval [v, v] would claim a certainty the data do not have.
+        return _result(value, None, None, n, f"no interval: all {n} {unit}s have the same rate, so every "
+                       "resample does; see the exact interval")
 
     def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         w = _counts_matrix(np.asarray(idx, dtype=np.intp), n)
