@@ -102,6 +102,42 @@ def frontend_differences(checkpoint: FrontendConfig, daemon: FrontendConfig) -> 
     return [f"{name}: checkpoint {a[name]!r}, daemon config {b[name]!r}" for name in a if a[name] != b[name]]
 
 
+def with_checkpoint_normalisation(config: DaemonConfig, trained: FrontendConfig | None) -> DaemonConfig:
+    """The daemon config with ``frontend.normalisation`` taken from the checkpoint when the config leaves
+    it unset.
+
+    The normalisation belongs to the model (it was trained on inputs normalised so, and the choice is
+    the checkpoint's: ``checkpoints/demo`` uses ``fixed_gain``), while the band-pass, notch and montage
+    belong to the site. A config that sets ``frontend.normalisation`` insists on it: a checkpoint
+    trained otherwise is refused by :func:`load_detector`. Unset, the checkpoint's is used and logged
+    (``event=frontend_normalisation source=checkpoint``).
+
+    Parameters
+    ----------
+    config : DaemonConfig
+    trained : FrontendConfig or None
+        The checkpoint's front-end (:func:`detector_frontend`); None for a scorer without a checkpoint.
+
+    Returns
+    -------
+    DaemonConfig
+        ``config`` itself when nothing is adopted.
+    """
+    if trained is None or "normalisation" in config.frontend.model_fields_set:
+        return config
+    if trained.normalisation == config.frontend.normalisation:
+        return config
+    frontend = config.frontend.model_copy(update={"normalisation": trained.normalisation})
+    return config.model_copy(update={"frontend": frontend})
+
+
+def _trained_frontend(detector: object) -> FrontendConfig | None:
+    try:
+        return detector_frontend(detector)
+    except DaemonError:
+        return None
+
+
 def load_detector(config: DaemonConfig):
     """Load the configured checkpoint, check its front-end against the daemon's, warm it up.
 
@@ -118,7 +154,8 @@ def load_detector(config: DaemonConfig):
     ------
     DaemonError
         If the checkpoint directory is missing, cannot be loaded, or was trained with another
-        front-end config (every differing field is named).
+        front-end config (every differing field is named; ``frontend.normalisation`` only when the
+        config sets it, see :func:`with_checkpoint_normalisation`).
     """
     path = Path(config.detector.checkpoint)
     if not path.is_dir():
@@ -136,6 +173,7 @@ def load_detector(config: DaemonConfig):
     except (OSError, ValueError, KeyError) as exc:
         raise DaemonError(f"cannot load checkpoint {path}: {exc}") from exc
     trained = detector_frontend(detector)
+    config = with_checkpoint_normalisation(config, trained)
     differences = frontend_differences(trained, config.frontend)
     if differences:
         raise DaemonError(
@@ -258,7 +296,12 @@ class Daemon:
     def __init__(self, config: DaemonConfig, detector: Scorer, *, config_path: Path | str | None = None,
                  notifier: SystemdNotifier | None = None,
                  source_factory: Callable[[BedConfig, FrontendConfig], Source] = make_source) -> None:
-        self.config = config
+        trained = _trained_frontend(detector)
+        self.config = with_checkpoint_normalisation(config, trained)
+        if self.config is not config:
+            log.info(kv("frontend_normalisation", source="checkpoint", normalisation=self.config.frontend.normalisation,
+                        detail="frontend.normalisation is not set in the config: the checkpoint's is used"))
+        config = self.config
         self.detector = detector
         self.config_path = Path(config_path) if config_path is not None else None
         self.notifier = notifier if notifier is not None else SystemdNotifier()
@@ -618,6 +661,7 @@ class Daemon:
                 except ConfigError as exc:
                     log.error(kv("reload_refused", file=self.config_path, detail=str(exc)))
                     return False
+            new_config = with_checkpoint_normalisation(new_config, _trained_frontend(self.detector))
             try:
                 thresholds, thresholds_source = thresholds_in_force(
                     new_config.alarms, getattr(self.detector, "thresholds", None),

@@ -31,14 +31,16 @@ def evaluated(shared_data, repo_root, tmp_path_factory):
 
 
 @pytest.mark.timeout(1200)  # about a minute on a quiet 2-core machine
-def test_default_evaluate_scores_every_recording_or_names_why(evaluated, capsys):
+def test_default_evaluate_scores_every_recording_or_names_why(evaluated, capsys, repo_root):
     out, argv = evaluated
     assert main(argv) == 0
     printed = capsys.readouterr().out
     data = json.loads((out / "report.json").read_text())
     meta = data["meta"]
-    # the defaults are the daemon's: min history 10 s; the demo checkpoint declares no lookahead (read as 0)
-    assert meta["min_history_s"] == 10.0 and meta["lookahead_s"] == 0.0
+    # the defaults are the daemon's: min history 10 s; the lookahead is the one the demo checkpoint declares
+    declared = json.loads((repo_root / "checkpoints" / "demo" / "metadata.json").read_text()).get("lookahead_s", 0.0)
+    assert meta["min_history_s"] == 10.0 and meta["lookahead_s"] == declared
+    lookahead = meta["lookahead_s"]
     first_allowed = meta["min_history_s"] - meta["hop_s"] - meta["lookahead_s"]
     assert meta["first_probability_s"] == pytest.approx(first_allowed)
     unscored = {u["recording_id"]: u for u in meta["unscored"]}
@@ -59,11 +61,13 @@ def test_default_evaluate_scores_every_recording_or_names_why(evaluated, capsys)
         # ... and every recording at least min_history_s long has one before 15 s
         if rows[rid]["duration_s"] >= meta["min_history_s"]:
             assert first_s < 15.0, (rid, first_s)
-    # with the defaults, the 10 s clips are scored: the window ending at 10 s serves [6, 10)
+    # with the defaults, the 10 s clips are scored: the window ending at 10 s serves
+    # [10 - hop - lookahead, 10 - lookahead), e.g. [6, 10) at lookahead 0 and [4, 8) at 2 s
+    lo, hi = 10.0 - meta["hop_s"] - lookahead, 10.0 - lookahead
     for rid in INCLUDE[:4]:
-        assert rows[rid]["status"] == "scored" and rows[rid]["first_prob_s"] == pytest.approx(6.0)
+        assert rows[rid]["status"] == "scored" and rows[rid]["first_prob_s"] == pytest.approx(lo)
         assert rows[rid]["held_samples"] == 1  # the 200 Hz clip's last input sample, held once
-        assert np.isfinite(np.load(out / "probs" / f"{rid}.npy")[6 * 256:10 * 256]).all()
+        assert np.isfinite(np.load(out / "probs" / f"{rid}.npy")[round(lo * 256):round(hi * 256)]).all()
     # rated-segment mode: each span's maximum probability, and an AUC per hard-negative class present
     spans = {w["recording_id"]: w for w in data["segments"]["windows"] if w["recording_id"] in rows}
     assert all(spans[rid]["scored"] and spans[rid]["max_prob"] is not None for rid in INCLUDE[:6])
@@ -74,4 +78,4 @@ def test_default_evaluate_scores_every_recording_or_names_why(evaluated, capsys)
         assert a["ci_low"] <= a["auc"] <= a["ci_high"]
     header = next(line for line in printed.splitlines() if line.startswith(f"{len(INCLUDE)} recordings, "))
     assert f"{meta['n_scored']} scored" in header and f"{meta['n_unscored']} unscored" in header
-    assert "min history 10 s" in header and "lookahead 0 s" in header
+    assert "min history 10 s" in header and f"lookahead {lookahead:g} s" in header

@@ -214,3 +214,24 @@ def test_a_reconnection_rebuilds_the_causal_model_state_in_the_daemon_loop(causa
     assert loop.error is None
     assert worker.session.stream_rebuilds == {"start": 1, "reconnect": 1}
     assert "stream_lost" in [e.reason for e in events if e.kind == "signal_quality"]
+
+
+def test_an_unset_normalisation_is_the_checkpoints_and_a_set_one_must_match(tmp_path, repo_root):
+    """frontend.normalisation belongs to the model: unset in the config, the daemon uses the checkpoint's
+    (and says so); set, a checkpoint trained otherwise is refused with the field named."""
+    from ictal.streaming.daemon import Daemon, with_checkpoint_normalisation
+
+    fixed = _save(tmp_path / "tiny_fixed_gain", _tiny(repo_root), FrontendConfig(normalisation="fixed_gain"))
+    unset = DaemonConfig.model_validate({"detector": {"checkpoint": str(fixed), "warmup": False, "device": "cpu"}})
+    assert unset.frontend.normalisation == "window_robust"  # the field's default, not set by the file
+    detector = load_detector(unset)
+    daemon = Daemon(unset, detector)
+    assert daemon.config.frontend.normalisation == "fixed_gain"
+    assert daemon.config.frontend.bandpass_hz == unset.frontend.bandpass_hz  # the site's fields stay
+    insisted = DaemonConfig.model_validate({"frontend": {"normalisation": "window_robust"},
+                                            "detector": {"checkpoint": str(fixed), "warmup": False, "device": "cpu"}})
+    assert with_checkpoint_normalisation(insisted, FrontendConfig(normalisation="fixed_gain")) is insisted
+    with pytest.raises(DaemonError, match=r"normalisation: checkpoint 'fixed_gain', daemon config 'window_robust'"):
+        load_detector(insisted)
+    # a reload of the same file does not report the adopted normalisation as a change needing a restart
+    assert with_checkpoint_normalisation(unset, FrontendConfig(normalisation="fixed_gain")) == daemon.config

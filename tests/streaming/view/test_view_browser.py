@@ -1,7 +1,8 @@
 """`ictal view` in a real browser: headless Chromium draws the traces, the trend and the alarms (issue 19).
 
-Both tests run the real command in a subprocess on a real recording (``labelled/hms_1628180742.edf``,
-90 s rated seizure throughout, with the demo checkpoint), open the page in headless Chromium over the
+Both tests run the real command in a subprocess on a real recording (``labelled/iiic_01.edf``, 50 s
+with a rated seizure at 20-30 s, on which the demo checkpoint alarms: it is one of its training
+recordings, the same input as ``ictal demo``), open the page in headless Chromium over the
 DevTools protocol, wait for ``document.body.dataset.ready`` and compare what the page shows with the
 source of truth: the scored file's events (offline) and the daemon's journal (live). Each saves a
 screenshot under ``$ICTAL_TEST_ARTEFACTS`` (else the test's tmp folder) and prints its path.
@@ -29,8 +30,9 @@ from ictal.streaming.view.live import POLL_S
 from ictal.streaming.view.server import UPDATE_PERIOD_S
 from tests.streaming.view.cdp import Chromium, find_chromium
 
-EDF = "labelled/hms_1628180742.edf"
-REPLAY_SPEED = 6.0  # the 90 s recording replays in 15 s
+EDF = "labelled/iiic_01.edf"
+EDF_SECONDS = 50.0
+REPLAY_SPEED = 6.0  # the 50 s recording replays in about 8 s
 READY_TIMEOUT_S = 60.0
 
 
@@ -176,7 +178,7 @@ def test_live_view_of_a_replayed_recording_matches_the_journal(shared_data, repo
         _wait_drawn(browser, 19)
         # the file ends: its alarm is closed at the end of the data; then nothing changes any more
         browser.wait_for("document.getElementById('alarm-rows').textContent.includes('end_of_data')",
-                         90 / REPLAY_SPEED + 90, "the alarm closed at the end of the replay (end_of_data)")
+                         EDF_SECONDS / REPLAY_SPEED + 90, "the alarm closed at the end of the replay (end_of_data)")
         time.sleep(3 * POLL_S + 2 * UPDATE_PERIOD_S)  # the last state read by the feed, then sent to the page
         page_onsets = _page_alarms(browser)
         page_state = browser.evaluate("document.body.dataset.state")
