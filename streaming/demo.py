@@ -69,21 +69,21 @@ def shared_data_dir() -> Path:
 
 def recording_id_of(recording: Path, data_root: Path | None = None) -> str | None:
     """The dataset recording id of a file of the shared data folder (``labelled/iiic_01.edf`` ->
-    ``labelled__iiic_01``, as :mod:`ictal.training.datasets.rated_windows` names it), or None outside it."""
+    ``labelled__iiic_01``, :func:`ictal.training.datasets.base.recording_id_for`), or None outside it."""
+    from ictal.training.datasets.base import recording_id_for
+
     root = Path(data_root if data_root is not None else shared_data_dir()).resolve()
-    try:
-        rel = Path(recording).resolve().relative_to(root)
-    except ValueError:
-        return None
-    return "__".join((*rel.parent.parts, rel.stem))
+    path = Path(recording).resolve()
+    return recording_id_for(path, root) if path.is_relative_to(root) else None
 
 
 def input_provenance(recording: Path, checkpoint: Path) -> str:
     """One line saying whether the replayed recording is a training recording of the checkpoint.
 
-    Read from the checkpoint's ``metadata.json`` ``provenance`` (:mod:`ictal.training.provenance`): an
-    alarm on a training recording is in-sample and is said to be so; a held-out one is named; a file
-    outside the shared data folder, or a checkpoint without provenance, is said to be unknown.
+    Read from the checkpoint's ``metadata.json`` ``provenance`` through
+    :func:`ictal.training.provenance.overlap` (listed or hashed ids alike): an alarm on a training
+    recording is in-sample and is said to be so; a held-out one is named; a file outside the shared
+    data folder, or a checkpoint without provenance, is said to be unknown.
 
     Parameters
     ----------
@@ -98,6 +98,7 @@ def input_provenance(recording: Path, checkpoint: Path) -> str:
         Starts with ``"input: "``.
     """
     from ictal.detector.checkpoint import CheckpointError, read_metadata
+    from ictal.training.provenance import overlap
 
     try:
         meta = read_metadata(checkpoint)
@@ -108,12 +109,14 @@ def input_provenance(recording: Path, checkpoint: Path) -> str:
     if not prov:
         return f"input: unknown whether {recording.name} is a training recording (checkpoint {ckpt} has no provenance)"
     rec_id = recording_id_of(recording)
-    if rec_id is not None and rec_id in set(prov.get("train_recordings", [])):
+    found = overlap(prov, [rec_id] if rec_id is not None else [])
+    if found.train:
         return (f"input: {rec_id} is a TRAINING recording of checkpoint {ckpt}: an alarm on it is in-sample, "
                 "not evidence of detection (held-out figures: the checkpoint's model card)")
-    if rec_id is not None and rec_id in set(prov.get("evaluation_recordings", [])):
+    if found.evaluation:
         return f"input: {rec_id} is held out from checkpoint {ckpt}'s training (never trained on)"
-    return (f"input: {recording.name} is not among the {len(prov.get('train_recordings', []))} training "
+    n_train = len(prov.get("train_recording_hashes", prov.get("train_recordings", [])))
+    return (f"input: {recording.name} is not among the {n_train} training "
             f"recordings of checkpoint {ckpt} (it is not in its data set at all)")
 
 
@@ -478,10 +481,10 @@ def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | Non
 
     A replay at ``speed`` times real time shortens the signal part of the measured wall-clock latency
     (``AlarmEvent.latency_s``: publish wall time - onset wall time) ``speed``-fold. At the bedside the
-    signal arrives in real time, so the alarm comes ``stream_time_s - onset`` seconds of signal after
+    signal arrives in real time, so the alarm comes ``window_end_s - onset_s`` seconds of signal after
     the onset (the seconds the detector needed: probability above tau_on, the minimum duration, then
-    the end of the window that decided it, ``window_end_s``: the hop grid and the ``lookahead_s`` of the
-    output position) plus the daemon's processing delay, measured here as the wall latency minus the
+    the end of the window that decided it: the hop grid and the ``lookahead_s`` of the output
+    position; ``stream_time_s`` for an event without ``window_end_s``) plus the daemon's processing delay, measured here as the wall latency minus the
     signal part at replay pace.
 
     Parameters
@@ -507,7 +510,8 @@ def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | Non
         return None
     # The decision waits for the window whose probabilities completed the minimum duration: its end
     # (window_end_s, the lookahead and the hop grid included) is the newest signal the alarm needed.
-    decided_s = max(float(event["stream_time_s"]), float(event.get("window_end_s") or event["stream_time_s"]))
+    end = event.get("window_end_s")
+    decided_s = max(float(event["stream_time_s"]), float(end if end is not None else event["stream_time_s"]))
     signal_s = decided_s - float(event["onset_s"])
     processing_s = max(0.0, latency - signal_s / speed)
     result = {"signal_s": signal_s, "processing_s": processing_s, "from_detected_onset_s": signal_s + processing_s}
