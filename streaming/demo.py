@@ -476,6 +476,14 @@ def marked_seizures(recording: Path) -> list[tuple[float, float]]:
     return merged
 
 
+def deciding_window_end_s(event: dict) -> float | None:
+    """The end of the scored window that decided an onset (``window_end_s``) when it lies after the
+    sample that completed the minimum duration (``stream_time_s``): with a lookahead or the hop grid the
+    alarm waits for it. None when it does not (or the event has none)."""
+    end = event.get("window_end_s")
+    return float(end) if end is not None and float(end) > float(event["stream_time_s"]) else None
+
+
 def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | None) -> dict[str, float] | None:
     """The time to alarm a nurse at the bedside would see, from a replayed onset event.
 
@@ -510,8 +518,7 @@ def bedside_time_to_alarm(event: dict, speed: float, marked_onset_s: float | Non
         return None
     # The decision waits for the window whose probabilities completed the minimum duration: its end
     # (window_end_s, the lookahead and the hop grid included) is the newest signal the alarm needed.
-    end = event.get("window_end_s")
-    decided_s = max(float(event["stream_time_s"]), float(end if end is not None else event["stream_time_s"]))
+    decided_s = deciding_window_end_s(event) or float(event["stream_time_s"])
     signal_s = decided_s - float(event["onset_s"])
     processing_s = max(0.0, latency - signal_s / speed)
     result = {"signal_s": signal_s, "processing_s": processing_s, "from_detected_onset_s": signal_s + processing_s}
@@ -529,7 +536,9 @@ def describe(event: dict) -> str:
         latency = alarm_latency_s(event)
         return (f"{where}ALARM ONSET bed {event['bed_id']}: seizure from {event['onset_s']:.1f} s "
                 f"({_clock(event.get('onset_wall_time'))} UTC), minimum duration done at "
-                f"{event['stream_time_s']:.1f} s, published {_clock(event.get('wall_time'))} UTC: time to alarm "
+                f"{event['stream_time_s']:.1f} s"
+                + (f", decided by the window ending at {end:.1f} s" if (end := deciding_window_end_s(event)) else "")
+                + f", published {_clock(event.get('wall_time'))} UTC: time to alarm "
                 + (f"{latency:.2f} s" if latency is not None else "unknown")
                 + f" (peak p={event['probability']['peak']:.2f})")
     if kind == "offset":
@@ -576,9 +585,9 @@ def summary(recording: Path, speed: float, events: list[dict], values: dict[tupl
     def onset_text(e: dict) -> str:
         latency = alarm_latency_s(e)
         wall = "unknown (no onset wall time)" if latency is None else f"{latency:.2f} s"
-        done, end = float(e["stream_time_s"]), e.get("window_end_s")
-        decided = (f"minimum duration done at {done:.1f} s, decided by the window ending at {float(end):.1f} s"
-                   if end is not None and float(end) > done else f"decided at {done:.1f} s")
+        done, end = float(e["stream_time_s"]), deciding_window_end_s(e)
+        decided = (f"minimum duration done at {done:.1f} s, decided by the window ending at {end:.1f} s"
+                   if end is not None else f"decided at {done:.1f} s")
         line = (f"\n    onset at {e['onset_s']:.1f} s of the recording, {decided} "
                 f"(published {_clock(e.get('wall_time'))} UTC); wall-clock latency at {speed:g}x: {wall}")
         bedside = bedside_time_to_alarm(e, speed, marked_onset)

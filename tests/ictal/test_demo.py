@@ -107,6 +107,10 @@ def test_bedside_time_to_alarm_waits_for_the_window_that_decided_it():
     assert "minimum duration done at 26.0 s, decided by the window ending at 30.0 s" in text
     assert "9.5 s after the detected onset (9.0 s of signal + 0.50 s processing), 10.5 s after the marked" in text
     assert "  input: x is held out" in text
+    from ictal.streaming.demo import describe
+
+    live = describe({**event, "probability": {"peak": 0.9, "mean": 0.85}})  # the line printed as the alarm arrives
+    assert "minimum duration done at 26.0 s, decided by the window ending at 30.0 s, published " in live
 
 
 def test_summary_without_figures_prints_no_nan():
