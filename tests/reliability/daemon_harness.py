@@ -1,7 +1,7 @@
 """Real processes on loopback for the fault tests: controllable LSL amplifiers and a daemon process.
 
-- :class:`EegOutlet`: an LSL outlet in a thread of the test process that streams real EEG (looped) in
-  real time like an amplifier (timestamps on the LSL clock, ``idx / fs`` apart), and can be made to
+- :class:`EegOutlet`: an LSL outlet in a child process (``amplifier.py``) that streams real EEG (looped)
+  in real time like an amplifier (timestamps on the LSL clock, ``idx / fs`` apart), and can be made to
   misbehave: die and come back, send NaN/Inf, flat or saturated leads, lose a channel, announce one
   rate and send another, jump its timestamps.
 - :class:`DaemonProcess`: ``python tests/reliability/stub_daemon.py CONFIG``: the real
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -32,7 +33,7 @@ import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
 from ictal.detector import CANONICAL_CHANNELS
-from ictal.streaming.lsl_outlet import canonical_stream_info
+from tests.reliability.amplifier import AmplifierSpec, run_amplifier
 from tests.reliability.helpers import REPO_ROOT, free_port
 
 STUB_DAEMON = Path(__file__).with_name("stub_daemon.py")
@@ -61,6 +62,11 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float 
 class EegOutlet:
     """A misbehaving-on-demand EEG amplifier on LSL, streaming ``data`` (19, n) uV at ``fs`` in real time.
 
+    The outlet lives in a child process (``amplifier.py``: liblsl may crash the process that destroys
+    an outlet under a connected consumer); :meth:`die` kills that child, :meth:`come_back` hands the
+    stream to a child spawned on standby. Timestamps are on the LSL clock, ``idx / fs`` apart, and time
+    keeps running while the amplifier is away (those samples are lost).
+
     Parameters
     ----------
     name : str
@@ -73,78 +79,133 @@ class EegOutlet:
         Nominal rate written in the stream info (default ``fs``); a different value is a lying device.
     chunk_s : float
         Seconds of signal per push.
+    labels : tuple of str
+        Channels sent: canonical ones carry their row of ``data`` (a missing lead: fewer), any other
+        label (an extra lead such as EKG) carries 0 uV.
+    source_id : str, optional
+        The device's LSL ``source_id`` (default ``ictal-reliability:<name>``; ``""``: none).
     """
 
     def __init__(self, name: str, data: np.ndarray, fs: float, announced_fs: float | None = None,
-                 chunk_s: float = 0.1, labels: tuple[str, ...] = CANONICAL_CHANNELS) -> None:
+                 chunk_s: float = 0.1, labels: tuple[str, ...] = CANONICAL_CHANNELS,
+                 source_id: str | None = None) -> None:
         self.name = name
-        self.source_id = f"ictal-reliability:{name}"
+        self.source_id = f"ictal-reliability:{name}" if source_id is None else source_id
         self.data = data
         self.fs = fs
         self.announced_fs = announced_fs or fs
         self.chunk = max(1, round(chunk_s * fs))
         self.labels = labels
-        self.mutate: Callable[[np.ndarray, int], np.ndarray] | None = None
-        self.timestamp_offset_s = 0.0
-        self.index = 0  # samples acquired (pushed or lost) since the start
-        self.pushed = 0
-        self._outlet: pylsl.StreamOutlet | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._paused = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"outlet-{name}", daemon=True)
+        self._mutate: Callable[[np.ndarray, int], np.ndarray] | None = None
+        self._offset_s = 0.0
+        self._spec: AmplifierSpec | None = None
+        self._live: tuple | None = None  # (process, connection) streaming now
+        self._standby: tuple | None = None  # (process, connection) ready to stream
 
-    def _make_outlet(self) -> pylsl.StreamOutlet:
-        info = canonical_stream_info(self.name, self.announced_fs, self.source_id, labels=self.labels)
-        return pylsl.StreamOutlet(info, chunk_size=0, max_buffered=360)
+    @property
+    def index(self) -> int:
+        """Samples acquired (sent or lost) since :meth:`start`."""
+        if self._spec is None:
+            return 0
+        return int((time.monotonic() - self._spec.t0_wall) * self.fs) // self.chunk * self.chunk
+
+    @property
+    def mutate(self) -> Callable[[np.ndarray, int], np.ndarray] | None:
+        """What is done to each block before it is sent (picklable: it runs in the child)."""
+        return self._mutate
+
+    @mutate.setter
+    def mutate(self, value: Callable[[np.ndarray, int], np.ndarray] | None) -> None:
+        self._mutate = value
+        self._tell("mutate", value)
+
+    @property
+    def timestamp_offset_s(self) -> float:
+        """Seconds added to every timestamp sent from now on (a jumping clock)."""
+        return self._offset_s
+
+    @timestamp_offset_s.setter
+    def timestamp_offset_s(self, value: float) -> None:
+        self._offset_s = float(value)
+        self._tell("offset", self._offset_s)
+
+    def _tell(self, key: str, value) -> None:
+        if self._live is not None:
+            self._live[1].send(("set", key, value))
+
+    def _spawn(self) -> tuple:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        process = context.Process(target=run_amplifier, args=(child, self._spec), daemon=True,
+                                  name=f"amplifier-{self.name}")
+        process.start()
+        child.close()
+        return process, parent
+
+    def _go(self) -> int:
+        process, conn = self._standby
+        self._standby = None
+        if not conn.poll(60.0):
+            raise RuntimeError(f"amplifier {self.name}: the child did not come up (exit {process.exitcode})")
+        assert conn.recv() == ("ready",)
+        conn.send(("go", tuple(self.labels), self._offset_s, self._mutate))
+        if not conn.poll(30.0):
+            raise RuntimeError(f"amplifier {self.name}: no outlet (exit {process.exitcode})")
+        kind, first = conn.recv()
+        assert kind == "streaming"
+        self._live = (process, conn)
+        return first
 
     def start(self) -> EegOutlet:
-        self._outlet = self._make_outlet()
-        self._t0_wall = time.monotonic()
-        self._t0_lsl = pylsl.local_clock()
-        self._thread.start()
+        self._spec = AmplifierSpec(self.name, self.source_id, self.data, self.fs, self.announced_fs,
+                                   self.chunk, t0_wall=time.monotonic(), t0_lsl=pylsl.local_clock())
+        self._standby = self._spawn()
+        self._go()
         return self
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            due = int((time.monotonic() - self._t0_wall) * self.fs)
-            if due - self.index < self.chunk:
-                time.sleep(self.chunk / self.fs / 4)
-                continue
-            with self._lock:
-                n = self.chunk
-                if self._paused.is_set() or self._outlet is None:
-                    self.index += n  # acquired but never sent: lost
-                    continue
-                idx = (np.arange(self.index, self.index + n)) % self.data.shape[1]
-                block = self.data[:, idx].astype(np.float32)
-                if self.mutate is not None:
-                    block = self.mutate(block, self.index)
-                rows = [CANONICAL_CHANNELS.index(label) for label in self.labels]
-                last_ts = self._t0_lsl + (self.index + n - 1) / self.fs + self.timestamp_offset_s
-                self._outlet.push_chunk(np.ascontiguousarray(block[rows].T), last_ts)
-                self.index += n
-                self.pushed += n
+    @staticmethod
+    def _kill(pair: tuple | None) -> None:
+        if pair is None:
+            return
+        process, conn = pair
+        process.kill()
+        process.join(timeout=10)
+        conn.close()
 
-    def die(self) -> None:
-        """The amplifier goes away: the outlet is destroyed (consumers see the stream lost)."""
-        with self._lock:
-            self._paused.set()
-            self._outlet = None
+    def die(self) -> int:
+        """The amplifier goes away (its process is killed): consumers see the stream lost.
 
-    def come_back(self, labels: tuple[str, ...] | None = None) -> None:
-        """The amplifier returns (same source_id), optionally with other channels; time kept running."""
-        with self._lock:
-            if labels is not None:
-                self.labels = labels
-            self._outlet = self._make_outlet()
-            self._paused.clear()
+        Returns
+        -------
+        index : int
+            Samples acquired when it went away (from here on they are lost until :meth:`come_back`).
+        """
+        live, self._live = self._live, None
+        self._kill(live)
+        index = self.index
+        if self._standby is None:
+            self._standby = self._spawn()  # imports done before the amplifier is asked back
+        return index
+
+    def come_back(self, labels: tuple[str, ...] | None = None) -> int:
+        """The amplifier returns (same source_id), optionally with other channels; time kept running.
+
+        Returns
+        -------
+        index : int
+            The first sample it sends again (those since :meth:`die` are lost).
+        """
+        if labels is not None:
+            self.labels = labels
+        if self._standby is None:
+            self._standby = self._spawn()
+        return self._go()
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        with self._lock:
-            self._outlet = None
+        live, self._live = self._live, None
+        standby, self._standby = self._standby, None
+        self._kill(live)
+        self._kill(standby)
 
 
 def eeg_from(path: Path) -> tuple[np.ndarray, float]:

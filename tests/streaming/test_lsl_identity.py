@@ -6,7 +6,6 @@ with the same name (another patient) is refused after a loss, never read (``stre
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
@@ -22,31 +21,20 @@ from ictal.streaming.bed import BedSession
 from ictal.streaming.config import LslSourceConfig
 from ictal.streaming.lsl_outlet import canonical_stream_info
 from ictal.streaming.sources.lsl import LslSource
+from tests.reliability.daemon_harness import EegOutlet
 
 
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-class Amplifier:
-    """A real LSL outlet pushing a constant value on every channel, 32 samples every 1/8 s (256 Hz)."""
-
-    def __init__(self, name: str, source_id: str, value: float, labels=CANONICAL_CHANNELS, fs: float = 256.0):
-        self.outlet = pylsl.StreamOutlet(canonical_stream_info(name, fs, source_id, labels=tuple(labels)))
-        self.block = np.full((32, len(labels)), value, dtype=np.float32)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._push, daemon=True)
-        self._thread.start()
-
-    def _push(self) -> None:
-        while not self._stop.wait(0.125):
-            self.outlet.push_chunk(self.block)
-
-    def stop(self) -> None:
-        """The amplifier goes away (its outlet is destroyed, as when it is unplugged)."""
-        self._stop.set()
-        self._thread.join()
-        del self.outlet
+def Amplifier(name: str, source_id: str, value: float, labels=CANONICAL_CHANNELS,  # noqa: N802
+              fs: float = 256.0) -> EegOutlet:
+    """A real LSL outlet, in a process of its own, sending ``value`` uV on every canonical channel (0 on
+    any other) at ``fs`` in real time; ``.close()`` kills it, as when it is unplugged (liblsl may crash
+    the process that destroys an outlet under a connected inlet: ``tests/reliability/amplifier.py``)."""
+    data = np.full((len(CANONICAL_CHANNELS), int(fs)), value, dtype=np.float32)
+    return EegOutlet(name, data, fs, chunk_s=0.125, labels=tuple(labels), source_id=source_id).start()
 
 
 def _read_for(source: LslSource, seconds: float, until=None) -> list:
@@ -83,7 +71,7 @@ def test_two_same_named_streams_never_swap_patients():
     chunks = _read_for(source, 10.0, until=lambda c: sum(x.n_samples for x in c) >= 256)
     patient_b = Amplifier(name, "amp-B", 2.0)  # a second amplifier announces the same name
     try:
-        patient_a.stop()
+        patient_a.close()
         chunks += _wait_lost(source)
         lost = time.monotonic()
         # Patient B's stream is there, with the same name: it is refused, reported once, never read.
@@ -98,8 +86,8 @@ def test_two_same_named_streams_never_swap_patients():
         after = _read_for(source, 15.0, until=lambda c: sum(x.n_samples for x in c) >= 256)
         back_s = time.monotonic() - lost
     finally:
-        patient_a.stop()
-        patient_b.stop()
+        patient_a.close()
+        patient_b.close()
         source.close()
     assert source.n_connections == 2 and sum(c.n_samples for c in after) >= 256
     assert _values(chunks + after) == {1.0}  # not one sample of patient B
@@ -115,13 +103,13 @@ def test_empty_source_id_binds_host_name_and_channel_count():
     other = Amplifier(name, "", 2.0, labels=(*CANONICAL_CHANNELS, "EKG"))  # 20 channels: another device
     try:
         _read_for(source, 5.0, until=lambda c: len(c) > 0)
-        first.stop()
+        first.close()
         _wait_lost(source)
         assert _read_for(source, 2.5) == []
         reasons = [n.reason for n in source.take_notices()]
         assert reasons.count("stream_identity_mismatch") == 1, reasons
     finally:
-        other.stop()
+        other.close()
         source.close()
 
 
@@ -137,8 +125,8 @@ def test_first_connection_with_two_same_named_streams_takes_neither():
         assert "stream_ambiguous" in reasons and "stream_not_found" in reasons
         assert source.n_connections == 0
     finally:
-        a.stop()
-        b.stop()
+        a.close()
+        b.close()
 
 
 def test_a_bed_opened_without_its_stream_reads_without_blocking_and_connects_when_it_appears():
@@ -161,7 +149,7 @@ def test_a_bed_opened_without_its_stream_reads_without_blocking_and_connects_whe
     try:
         chunks = _read_for(source, 10.0, until=lambda c: len(c) > 0)
     finally:
-        amplifier.stop()
+        amplifier.close()
         source.close()
     assert chunks and source.n_connections == 1
     assert source.fs == 256.0 and _values(chunks) == {3.0}
