@@ -40,7 +40,7 @@ def test_a_bed_never_takes_another_patients_same_named_stream():
     try:
         assert wait_for(lambda: received() >= 512, 20.0), reasons()
         patient_b = Amplifier(name, "amp-B", 2.0)
-        patient_a.stop()
+        patient_a.close()
         assert wait_for(lambda: "stream_identity_mismatch" in reasons(), 15.0), reasons()
         during = received()
         time.sleep(2.0)
@@ -51,9 +51,9 @@ def test_a_bed_never_takes_another_patients_same_named_stream():
         assert wait_for(lambda: received() > during, 10.0)
     finally:
         assert worker.stop()
-        patient_a.stop()
+        patient_a.close()
         if patient_b is not None:
-            patient_b.stop()
+            patient_b.close()
     sequence = reasons()
     assert sequence.index("stream_lost") < sequence.index("stream_identity_mismatch")
     mismatch = next(e for e in events if e.reason == "stream_identity_mismatch")
