@@ -52,8 +52,11 @@ queued behind nor dropped by a flood of silent connections that the loop has not
 
 Resources: one thread runs an asyncio loop for every connection (a waiting client costs a descriptor
 and a few hundred bytes, no thread), and one worker thread renders the exposition (so a slow collector
-does not stop the loop from accepting and timing out). Descriptors held by the endpoint never exceed
-``max_connections + 1``.
+does not stop the loop from accepting and timing out). Open connections never exceed
+``max_connections``; in a burst asyncio may accept sockets faster than they are handed over and
+evicted, up to the process's descriptor limit: it then pauses accepting for 1 s (logged as
+``event=metrics_accept_paused``, at most once per ``log_interval_s``), and the daemon's other work goes
+on.
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ from ictal.alarms.config import MetricsTLSConfig, _host_is_loopback
 from ictal.alarms.metrics_auth import BasicAuth
 
 log = logging.getLogger("ictal.alarms")
+
+CLOSE_TIMEOUT_S = 10.0
+"""Seconds :meth:`MetricsHTTPServer.close` waits for the loop to close its connections (a loaded
+2-core machine took 3-4 s after a flood of 1,100 connections)."""
 
 # Prometheus sends its request head in one packet right after connecting; 5 s leaves room for a loaded
 # machine and still drops a half-sent request (a slowloris) long before descriptors run short.
@@ -220,6 +227,9 @@ class MetricsHTTPServer:
         self._auth = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-auth")
         self._last_log = -float("inf")
         self._dropped_since_log = {"timed_out": 0, "evicted": 0, "refused": 0}
+        self._closing = False
+        self._accept_pauses = 0  # asyncio's accept out of descriptors, since the last log line
+        self._last_pause_log = -float("inf")
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -238,6 +248,7 @@ class MetricsHTTPServer:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            loop.set_exception_handler(self._loop_exception)
             self._loop = loop
             try:
                 self._server = loop.run_until_complete(
@@ -293,22 +304,30 @@ class MetricsHTTPServer:
             return
 
         async def shutdown() -> None:
+            self._closing = True
             if self._server is not None:
                 self._server.close()
-            tasks = []
             for conn in list(self._connections.values()):
                 conn.transport_writer.transport.abort()
-                if conn.task is not None:
-                    conn.task.cancel()
-                    tasks.append(conn.task)
+            # every other task: the connections' and those asyncio started for sockets it accepted but
+            # had not handed over yet (after a burst), so that none is destroyed pending with the loop
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._server is not None:
                 await self._server.wait_closed()
 
         future = asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        future.result(timeout=5.0)
+        try:
+            future.result(timeout=CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            # a stop must not fail on the metrics endpoint: its thread is a daemon thread
+            log.warning("event=metrics_close_slow endpoint=%s:%d timeout_s=%.0f detail=\"the endpoint's "
+                        "connections did not close in time; its loop is stopped with them open\"", self.host,
+                        self.port, CLOSE_TIMEOUT_S)
         loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5.0)
+        thread.join(timeout=CLOSE_TIMEOUT_S)
         self._render.shutdown(wait=False)
         self._auth.shutdown(wait=False)
 
@@ -443,6 +462,34 @@ class MetricsHTTPServer:
         except asyncio.TimeoutError:
             self._count("timed_out")
             writer.transport.abort()
+
+    # -- the loop's own errors --------------------------------------------------------------------
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """asyncio's exception handler for the endpoint's loop (loop thread).
+
+        Out of descriptors (EMFILE/ENFILE under a connection flood), asyncio stops accepting for 1 s and
+        reports it with a traceback at each attempt (thousands of error lines in a flood): here it is
+        one warning line per ``log_interval_s`` with the count. A retry that asyncio scheduled before
+        :meth:`close` and that finds the listening socket closed is expected and not reported. Anything
+        else goes to asyncio's default handler.
+        """
+        message = str(context.get("message", ""))
+        if message.startswith("socket.accept() out of system resource"):
+            self._accept_pauses += 1
+            now = time.monotonic()
+            if now - self._last_pause_log >= self.log_interval_s:
+                log.warning("event=metrics_accept_paused endpoint=%s:%d pauses=%d open=%d detail=\"out of "
+                            "descriptors (%s): asyncio pauses accepting for 1 s each time; a scrape may wait "
+                            "that long\"", self.host, self.port, self._accept_pauses, len(self._connections),
+                            context.get("exception"))
+                self._accept_pauses = 0
+                self._last_pause_log = now
+            return
+        if self._closing and isinstance(context.get("exception"), (ValueError, OSError)):
+            log.debug("metrics endpoint %s:%d closing: %s", self.host, self.port, message)
+            return
+        loop.default_exception_handler(context)
 
     # -- drop accounting --------------------------------------------------------------------------
 
