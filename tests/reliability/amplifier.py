@@ -17,7 +17,6 @@ samples acquired while no child streams are lost, as from an amplifier that was 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +80,6 @@ def run_amplifier(conn, spec: AmplifierSpec) -> None:
     if message[0] != "go":
         return
     _, labels, offset_s, mutate = message
-    mutate: Callable[[np.ndarray, int], np.ndarray] | None
     info = canonical_stream_info(spec.name, spec.announced_fs, spec.source_id, labels=tuple(labels))
     outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=360)
     rows = [CANONICAL_CHANNELS.index(label) if label in CANONICAL_CHANNELS else None for label in labels]
